@@ -1,0 +1,2 @@
+//! Placeholder until the owning issue fills this benchmark.
+fn main() {}
