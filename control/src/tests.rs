@@ -1,0 +1,272 @@
+use super::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), port)
+}
+
+fn v6() -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x77),
+        443,
+        7,
+        3,
+    ))
+}
+
+fn all_requests() -> Vec<Request> {
+    vec![
+        Request::Hello {
+            pid: 4242,
+            version: PROTOCOL_VERSION,
+        },
+        Request::Route {
+            dst: v4(10, 77, 0, 1, 80),
+            proto: Proto::Tcp,
+        },
+        Request::Route {
+            dst: v6(),
+            proto: Proto::Udp,
+        },
+        Request::Route {
+            dst: v6(),
+            proto: Proto::Unknown(132),
+        },
+        Request::Connect(ConnectRequest {
+            dst: v4(10, 77, 0, 1, 8080),
+            nonblocking: true,
+            fd: 2000,
+        }),
+        Request::Connect(ConnectRequest {
+            dst: v6(),
+            nonblocking: false,
+            fd: 3,
+        }),
+        Request::FlowStatus { flow: u64::MAX - 1 },
+        Request::Bind {
+            addr: v4(0, 0, 0, 0, 0),
+        },
+        Request::Listen {
+            requested: v4(0, 0, 0, 0, 5555),
+            loopback: v4(127, 0, 0, 1, 5555),
+        },
+        Request::AcceptLookup {
+            listener: v4(127, 0, 0, 1, 5555),
+            peer: v6(),
+        },
+    ]
+}
+
+fn all_replies() -> Vec<Reply> {
+    vec![
+        Reply::Route(RouteDecision::Direct),
+        Reply::Route(RouteDecision::Tunnel),
+        Reply::Route(RouteDecision::Unreachable(101)),
+        Reply::Connect(ConnectReply::NotRouted),
+        Reply::Connect(ConnectReply::Accepted {
+            flow: 9,
+            local: v4(10, 77, 0, 2, 40000),
+        }),
+        Reply::Connect(ConnectReply::Accepted {
+            flow: 10,
+            local: v6(),
+        }),
+        Reply::Connect(ConnectReply::Refused(111)),
+        Reply::FlowStatus(FlowState::Unknown),
+        Reply::FlowStatus(FlowState::Connecting),
+        Reply::FlowStatus(FlowState::Established),
+        Reply::FlowStatus(FlowState::Failed(110)),
+        Reply::Bind { redirect: true },
+        Reply::Bind { redirect: false },
+        Reply::Done(0),
+        Reply::Done(98),
+        Reply::Accept(None),
+        Reply::Accept(Some(AcceptedPeer {
+            peer: v4(10, 77, 0, 1, 33000),
+            local: v6(),
+        })),
+    ]
+}
+
+#[test]
+fn requests_round_trip() {
+    for req in all_requests() {
+        let mut buf = [0xa5u8; MAX_FRAME];
+        let n = req.encode(&mut buf).expect("fits");
+        assert_eq!(frame_len([buf[0], buf[1]]), Ok(n));
+        let (back, used) = Request::decode(&buf[..n]).expect("decodes");
+        assert_eq!(back, req);
+        assert_eq!(used, n);
+        // Followed by more bytes (e.g. filler): only the frame is consumed.
+        let (back2, used2) = Request::decode(&buf).expect("decodes with trailing stream");
+        assert_eq!((back2, used2), (req, n));
+    }
+}
+
+#[test]
+fn replies_round_trip() {
+    for rep in all_replies() {
+        let mut buf = [0xa5u8; MAX_FRAME];
+        let n = rep.encode(&mut buf).expect("fits");
+        let (back, used) = Reply::decode(&buf[..n]).expect("decodes");
+        assert_eq!(back, rep);
+        assert_eq!(used, n);
+    }
+}
+
+#[test]
+fn truncated_input_is_incomplete_or_error_never_panics() {
+    for req in all_requests() {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = req.encode(&mut buf).expect("fits");
+        for cut in 0..n {
+            match Request::decode(&buf[..cut]) {
+                Err(DecodeError::Incomplete { needed }) => assert!(needed > cut),
+                other => panic!("cut {cut} of {req:?}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn short_length_prefix_inside_frame_is_truncated() {
+    // A frame whose declared length is shorter than its fields.
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Request::FlowStatus { flow: 1 }
+        .encode(&mut buf)
+        .expect("fits");
+    let short = (n - PREFIX_LEN - 1) as u16;
+    buf[..2].copy_from_slice(&short.to_le_bytes());
+    assert_eq!(Request::decode(&buf[..n]), Err(DecodeError::Truncated));
+}
+
+#[test]
+fn trailing_bytes_inside_frame_are_rejected() {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Request::FlowStatus { flow: 1 }
+        .encode(&mut buf)
+        .expect("fits");
+    let long = (n - PREFIX_LEN + 1) as u16;
+    buf[..2].copy_from_slice(&long.to_le_bytes());
+    assert_eq!(
+        Request::decode(&buf[..n + 1]),
+        Err(DecodeError::TrailingBytes)
+    );
+}
+
+#[test]
+fn bad_version_tag_length_and_fields() {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Request::Bind {
+        addr: v4(1, 2, 3, 4, 5),
+    }
+    .encode(&mut buf)
+    .expect("fits");
+
+    let mut b = buf;
+    b[2] = PROTOCOL_VERSION + 1;
+    assert_eq!(
+        Request::decode(&b[..n]),
+        Err(DecodeError::BadVersion(PROTOCOL_VERSION + 1))
+    );
+
+    let mut b = buf;
+    b[3] = 0x7f;
+    assert_eq!(Request::decode(&b[..n]), Err(DecodeError::BadTag(0x7f)));
+
+    // A reply tag is not a request.
+    let mut b = buf;
+    b[3] = 0x81;
+    assert_eq!(Request::decode(&b[..n]), Err(DecodeError::BadTag(0x81)));
+
+    let mut b = buf;
+    b[4] = 5; // address family
+    assert_eq!(
+        Request::decode(&b[..n]),
+        Err(DecodeError::BadField("address family"))
+    );
+
+    assert_eq!(Request::decode(&[0, 0]), Err(DecodeError::BadLength(0)));
+    assert_eq!(Request::decode(&[1, 0, 1]), Err(DecodeError::BadLength(1)));
+    assert_eq!(
+        Request::decode(&[0xff, 0xff]),
+        Err(DecodeError::BadLength(0xffff))
+    );
+    assert_eq!(frame_len([0xff, 0]), Err(DecodeError::BadLength(0xff)));
+}
+
+#[test]
+fn bool_must_be_zero_or_one() {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Reply::Bind { redirect: true }
+        .encode(&mut buf)
+        .expect("fits");
+    buf[4] = 2;
+    assert_eq!(Reply::decode(&buf[..n]), Err(DecodeError::BadField("bool")));
+}
+
+#[test]
+fn encode_into_small_buffer_is_an_error() {
+    let req = Request::Listen {
+        requested: v6(),
+        loopback: v6(),
+    };
+    let mut big = [0u8; MAX_FRAME];
+    let n = req.encode(&mut big).expect("fits");
+    for size in 0..n {
+        let mut small = vec![0u8; size];
+        assert_eq!(
+            req.encode(&mut small),
+            Err(EncodeError::BufferTooSmall { needed: n })
+        );
+    }
+}
+
+/// Deterministic pseudo-random garbage: decode must never panic.
+#[test]
+fn garbage_never_panics() {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 80) as usize;
+        let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if len >= 4 && next() % 2 == 0 {
+            // Make the header plausible so field decoding is exercised.
+            let body = (len - 2) as u16;
+            buf[..2].copy_from_slice(&body.to_le_bytes());
+            buf[2] = PROTOCOL_VERSION;
+            buf[3] = if next() % 2 == 0 {
+                (next() % 8) as u8
+            } else {
+                0x80 | (next() % 7) as u8
+            };
+        }
+        let _ = Request::decode(&buf);
+        let _ = Reply::decode(&buf);
+    }
+}
+
+#[test]
+fn normalize_unmaps_v4_mapped() {
+    let mapped: SocketAddr = "[::ffff:10.77.0.1]:80".parse().expect("literal");
+    assert_eq!(normalize(mapped), v4(10, 77, 0, 1, 80));
+    assert_eq!(normalize(v6()), v6());
+    assert_eq!(normalize(v4(1, 1, 1, 1, 1)), v4(1, 1, 1, 1, 1));
+}
+
+#[test]
+fn largest_message_fits_max_frame() {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Reply::Accept(Some(AcceptedPeer {
+        peer: v6(),
+        local: v6(),
+    }))
+    .encode(&mut buf)
+    .expect("fits");
+    assert!(n < 64, "{n}");
+}
