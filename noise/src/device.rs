@@ -1,0 +1,574 @@
+//! Many peers behind one static key: routes incoming datagrams to peers
+//! (by receiver index for data, by static key for initiations, both O(1)),
+//! allocates receiver indices that never collide, answers with cookie
+//! replies under load, and schedules every peer's timers in one heap.
+//!
+//! Read first: WireGuard paper §5.4 (indices, §5.4.2 "sender index"), §5.3
+//! (under load), and the crate-level docs for the calling order.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand_core::CryptoRngCore;
+use tai64::Tai64N;
+
+use crate::cookie::CookieChecker;
+use crate::error::{DecapsulateError, EncapsulateError, PeerError};
+use crate::handshake::{consume_initiation_static, tai64n_whitened, LocalStatic, TIMESTAMP_LEN};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::messages::{Initiation, Message, Response};
+use crate::peer::{DataOutcome, Peer, PeerConfig, PeerStats};
+use crate::session::Sender;
+use crate::timers::{Timer, REKEY_TIMEOUT_JITTER_MAX};
+
+/// A handle to a peer of a [`Device`]. Handles are never reused by a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+/// Fibonacci hashing for receiver indices (they are random already).
+#[derive(Default)]
+pub(crate) struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IndexMap = HashMap<u32, PeerId, BuildHasherDefault<IndexHasher>>;
+
+/// What every peer shares: our identity, the RNG, the index table and the
+/// wall clock for timestamps.
+pub(crate) struct Ctx {
+    pub(crate) local: LocalStatic,
+    pub(crate) rng: Box<dyn CryptoRngCore + Send>,
+    indices: IndexMap,
+    wall_at: Instant,
+    wall: SystemTime,
+    last_timestamp: Option<Tai64N>,
+}
+
+impl Ctx {
+    /// A fresh random index that no live handshake or session uses.
+    pub(crate) fn allocate_index(&mut self, peer: PeerId) -> u32 {
+        loop {
+            let i = self.rng.next_u32();
+            if let std::collections::hash_map::Entry::Vacant(e) = self.indices.entry(i) {
+                e.insert(peer);
+                return i;
+            }
+        }
+    }
+
+    pub(crate) fn free_index(&mut self, index: u32) {
+        self.indices.remove(&index);
+    }
+
+    /// Uniform jitter in 0..=333 ms for `REKEY_TIMEOUT`.
+    pub(crate) fn jitter(&mut self) -> Duration {
+        let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u32 + 1;
+        Duration::from_millis(u64::from(self.rng.next_u32() % max))
+    }
+
+    /// A TAI64N timestamp formed as wireguard-go forms it from the wall
+    /// clock, made strictly increasing within this process.
+    pub(crate) fn timestamp(&mut self, now: Instant) -> [u8; TIMESTAMP_LEN] {
+        let wall = match now.checked_duration_since(self.wall_at) {
+            Some(d) => self.wall + d,
+            None => self.wall - self.wall_at.duration_since(now),
+        };
+        let since_epoch = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut t = tai64n_whitened(since_epoch);
+        if let Some(last) = self.last_timestamp {
+            if t <= last {
+                t = last + Duration::from_nanos(1);
+            }
+        }
+        self.last_timestamp = Some(t);
+        t.to_bytes()
+    }
+}
+
+/// What [`Device::encapsulate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encapsulated {
+    /// `out[..len]` is a data message: send it to the peer's endpoint.
+    Data(usize),
+    /// No session yet: the packet was queued and `out[..len]` is a
+    /// handshake initiation to send to the peer's endpoint.
+    Handshake(usize),
+    /// The packet was queued until the pending handshake completes.
+    Queued,
+}
+
+/// What [`Device::decapsulate`] did. Any variant naming a peer means the
+/// datagram was authenticated as coming from that peer: the engine may
+/// update the peer's endpoint to the datagram's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decapsulated {
+    /// `out[..len]` (a handshake response or a cookie reply) must be sent
+    /// back to the datagram's source address.
+    WriteToNetwork {
+        /// The peer the reply belongs to; `None` for a cookie reply.
+        peer: Option<PeerId>,
+        /// Length of the reply in `out`.
+        len: usize,
+    },
+    /// A handshake we initiated completed; queued packets and a keepalive
+    /// are now ready in [`Device::poll_transmit`].
+    HandshakeComplete {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A cookie reply was accepted; the next initiation will carry mac2.
+    CookieReceived {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// `out[..len]` is an IP packet from `peer` (padding removed). Check its
+    /// source address against the peer's AllowedIPs before using it.
+    Data {
+        /// The peer.
+        peer: PeerId,
+        /// Length of the IP packet in `out`.
+        len: usize,
+    },
+    /// An authenticated keepalive (empty data message).
+    Keepalive {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// A message [`Device::poll_transmit`] wrote: send `out[..len]` to `peer`'s endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The destination peer.
+    pub peer: PeerId,
+    /// Length of the message in `out`.
+    pub len: usize,
+}
+
+/// A WireGuard interface: our static key and many peers. See the crate
+/// documentation for the calling order.
+pub struct Device {
+    ctx: Ctx,
+    checker: CookieChecker,
+    peers: Vec<Option<Box<Peer>>>,
+    by_key: HashMap<PublicKey, PeerId>,
+    ready: VecDeque<PeerId>,
+    heap: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    under_load: bool,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("public_key", &self.ctx.local.public)
+            .field("peers", &self.by_key.len())
+            .field("under_load", &self.under_load)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// A device with our static key and a cryptographic RNG (seed it in
+    /// tests). `now` and `wall` pair the monotonic clock with the wall
+    /// clock; handshake timestamps are derived from them.
+    pub fn new(
+        private_key: PrivateKey,
+        rng: impl CryptoRngCore + Send + 'static,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
+        let local = LocalStatic::new(private_key);
+        Device {
+            checker: CookieChecker::new(&local.public),
+            ctx: Ctx {
+                local,
+                rng: Box::new(rng),
+                indices: IndexMap::default(),
+                wall_at: now,
+                wall,
+                last_timestamp: None,
+            },
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            ready: VecDeque::new(),
+            heap: BinaryHeap::new(),
+            under_load: false,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Our public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.ctx.local.public
+    }
+
+    /// The peer with this public key.
+    pub fn peer_by_key(&self, key: &PublicKey) -> Option<PeerId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The public key of a peer.
+    pub fn peer_public_key(&self, peer: PeerId) -> Option<PublicKey> {
+        self.peer(peer).map(|p| p.static_.public)
+    }
+
+    /// Counters and times of a peer.
+    pub fn peer_stats(&self, peer: PeerId, now: Instant) -> Option<PeerStats> {
+        self.peer(peer).map(|p| p.stats(now))
+    }
+
+    /// When `timer` of `peer` fires next, if it is armed.
+    pub fn peer_timer(&self, peer: PeerId, timer: Timer) -> Option<Instant> {
+        self.peer(peer).and_then(|p| p.timers.get(timer))
+    }
+
+    /// All live peers.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.by_key.values().copied()
+    }
+
+    /// The earliest deadline at which [`Device::handle_timeout`] must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.heap.peek().copied() {
+            if self.peer(id).is_some_and(|p| p.scheduled == Some(at)) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    // ---- commands ----
+
+    /// Adds a peer.
+    pub fn add_peer(&mut self, config: PeerConfig) -> Result<PeerId, PeerError> {
+        if config.public_key == self.ctx.local.public {
+            return Err(PeerError::OwnKey);
+        }
+        if self.by_key.contains_key(&config.public_key) {
+            return Err(PeerError::Duplicate);
+        }
+        let id = PeerId(self.peers.len() as u32);
+        self.by_key.insert(config.public_key, id);
+        self.peers
+            .push(Some(Box::new(Peer::new(&self.ctx, id, config))));
+        Ok(id)
+    }
+
+    /// Removes a peer and erases its keys.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Result<(), PeerError> {
+        let slot = self
+            .peers
+            .get_mut(peer.0 as usize)
+            .ok_or(PeerError::UnknownPeer)?;
+        let p = slot.take().ok_or(PeerError::UnknownPeer)?;
+        for i in p.indices() {
+            self.ctx.free_index(i);
+        }
+        self.by_key.remove(&p.static_.public);
+        Ok(())
+    }
+
+    /// Tells the device whether it is under load (§5.3): while it is, handshake
+    /// messages without a valid mac2 are answered with a cookie reply.
+    pub fn set_under_load(&mut self, under_load: bool) {
+        self.under_load = under_load;
+    }
+
+    /// Re-pairs the monotonic clock with the wall clock (after a suspend or
+    /// a clock step).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.ctx.wall_at = now;
+        self.ctx.wall = wall;
+    }
+
+    /// Starts a handshake with `peer` now (at startup with a persistent
+    /// keepalive, or to force a rekey); the initiation comes out of
+    /// [`Device::poll_transmit`].
+    pub fn force_handshake(&mut self, peer: PeerId, now: Instant) -> Result<(), PeerError> {
+        self.peer_mut(peer)
+            .ok_or(PeerError::UnknownPeer)?
+            .force_handshake();
+        self.after_peer_op(peer, now);
+        Ok(())
+    }
+
+    /// Erases every session and handshake of `peer` (like the
+    /// `3 × REJECT_AFTER_TIME` timer does).
+    pub fn zero_key_material(&mut self, peer: PeerId) -> Result<(), PeerError> {
+        let p = self
+            .peers
+            .get_mut(peer.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+            .ok_or(PeerError::UnknownPeer)?;
+        p.zero_key_material(&mut self.ctx);
+        Ok(())
+    }
+
+    /// The sending half of `peer`'s current session, if usable, for engines
+    /// that seal off-thread: reserve counters here with
+    /// [`Sender::next_counter`] and seal with a clone of the key elsewhere.
+    pub fn current_sender(&mut self, peer: PeerId, now: Instant) -> Option<&mut Sender> {
+        self.peers
+            .get_mut(peer.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+            .and_then(|p| p.current_sender_mut(now))
+    }
+
+    // ---- outgoing ----
+
+    /// Encapsulates an IP packet for `peer` into `out` (which needs
+    /// `payload.len() + 32` bytes rounded up to 16, and at least 148).
+    pub fn encapsulate(
+        &mut self,
+        peer: PeerId,
+        payload: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Encapsulated, EncapsulateError> {
+        let p = self
+            .peers
+            .get_mut(peer.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+            .ok_or(EncapsulateError::UnknownPeer)?;
+        let r = p.encapsulate(&mut self.ctx, now, payload, out);
+        self.after_peer_op(peer, now);
+        r
+    }
+
+    /// Writes the next pending message of any peer (initiation, queued data,
+    /// keepalive) into `out`. Call until it returns `Ok(None)` after every
+    /// other call. An error means `out` is too small; nothing is lost.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, EncapsulateError> {
+        while let Some(&id) = self.ready.front() {
+            let Some(p) = self
+                .peers
+                .get_mut(id.0 as usize)
+                .and_then(|p| p.as_deref_mut())
+            else {
+                self.ready.pop_front();
+                continue;
+            };
+            match p.poll_transmit(&mut self.ctx, now, out)? {
+                Some(len) => {
+                    self.reschedule(id);
+                    return Ok(Some(Transmit { peer: id, len }));
+                }
+                None => {
+                    p.in_ready = false;
+                    self.ready.pop_front();
+                    self.reschedule(id);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- incoming ----
+
+    /// Runs every timer due at `now`; then drain [`Device::poll_transmit`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(p) = self
+                .peers
+                .get_mut(id.0 as usize)
+                .and_then(|p| p.as_deref_mut())
+            else {
+                continue;
+            };
+            if p.scheduled != Some(at) {
+                continue; // stale entry
+            }
+            p.scheduled = None;
+            p.handle_timeout(&mut self.ctx, now);
+            self.after_peer_op(id, now);
+        }
+    }
+
+    /// Handles one UDP datagram from `src` (the sender's IP and port bytes,
+    /// used only for cookies). Replies and plain text are written to `out`,
+    /// which must be at least as long as the datagram (and ≥ 92 bytes).
+    pub fn decapsulate(
+        &mut self,
+        src: &[u8],
+        datagram: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Decapsulated, DecapsulateError> {
+        match Message::parse(datagram)? {
+            Message::Data(msg) => {
+                let index = msg.receiver_index();
+                let id = *self
+                    .ctx
+                    .indices
+                    .get(&index)
+                    .ok_or(DecapsulateError::UnknownIndex(index))?;
+                let p = self
+                    .peers
+                    .get_mut(id.0 as usize)
+                    .and_then(|p| p.as_deref_mut())
+                    .ok_or(DecapsulateError::UnknownIndex(index))?;
+                let r = p.handle_data(&mut self.ctx, now, index, msg.counter(), datagram, out);
+                self.after_peer_op(id, now);
+                Ok(match r? {
+                    DataOutcome::Data(len) => Decapsulated::Data { peer: id, len },
+                    DataOutcome::Keepalive => Decapsulated::Keepalive { peer: id },
+                })
+            }
+            Message::Initiation(msg) => {
+                const MAC1: usize = Initiation::<&[u8]>::MAC1_OFFSET;
+                const MAC2: usize = Initiation::<&[u8]>::MAC2_OFFSET;
+                if let Some(reply) =
+                    self.check_macs(src, datagram, MAC1, MAC2, msg.sender_index(), now, out)?
+                {
+                    return Ok(reply);
+                }
+                let state = consume_initiation_static(&self.ctx.local, &msg)?;
+                let id = *self
+                    .by_key
+                    .get(&state.peer)
+                    .ok_or(DecapsulateError::UnknownPeer)?;
+                let p = self
+                    .peers
+                    .get_mut(id.0 as usize)
+                    .and_then(|p| p.as_deref_mut())
+                    .ok_or(DecapsulateError::UnknownPeer)?;
+                let r = p.handle_initiation(&mut self.ctx, now, state, out);
+                self.after_peer_op(id, now);
+                let len = r?;
+                Ok(Decapsulated::WriteToNetwork {
+                    peer: Some(id),
+                    len,
+                })
+            }
+            Message::Response(msg) => {
+                const MAC1: usize = Response::<&[u8]>::MAC1_OFFSET;
+                const MAC2: usize = Response::<&[u8]>::MAC2_OFFSET;
+                if let Some(reply) =
+                    self.check_macs(src, datagram, MAC1, MAC2, msg.sender_index(), now, out)?
+                {
+                    return Ok(reply);
+                }
+                let id = self.peer_for_index(msg.receiver_index())?;
+                let p = self
+                    .peers
+                    .get_mut(id.0 as usize)
+                    .and_then(|p| p.as_deref_mut())
+                    .ok_or(DecapsulateError::UnexpectedMessage)?;
+                let r = p.handle_response(&mut self.ctx, now, &msg);
+                self.after_peer_op(id, now);
+                r?;
+                Ok(Decapsulated::HandshakeComplete { peer: id })
+            }
+            Message::CookieReply(msg) => {
+                let id = self.peer_for_index(msg.receiver_index())?;
+                let p = self
+                    .peers
+                    .get_mut(id.0 as usize)
+                    .and_then(|p| p.as_deref_mut())
+                    .ok_or(DecapsulateError::UnexpectedMessage)?;
+                p.handle_cookie_reply(now, &msg)?;
+                Ok(Decapsulated::CookieReceived { peer: id })
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.0 as usize).and_then(|p| p.as_deref())
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.peers
+            .get_mut(id.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+    }
+
+    fn peer_for_index(&self, index: u32) -> Result<PeerId, DecapsulateError> {
+        self.ctx
+            .indices
+            .get(&index)
+            .copied()
+            .ok_or(DecapsulateError::UnexpectedMessage)
+    }
+
+    /// mac1 always; mac2 under load, answering with a cookie reply if missing.
+    #[allow(clippy::too_many_arguments)]
+    fn check_macs(
+        &mut self,
+        src: &[u8],
+        datagram: &[u8],
+        mac1: usize,
+        mac2: usize,
+        sender_index: u32,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<Decapsulated>, DecapsulateError> {
+        if !self.checker.check_mac1(datagram, mac1) {
+            return Err(DecapsulateError::InvalidMac1);
+        }
+        if self.under_load && !self.checker.check_mac2(now, datagram, mac2, src) {
+            let len = self.checker.create_reply(
+                now,
+                &mut *self.ctx.rng,
+                datagram,
+                mac1,
+                sender_index,
+                src,
+                out,
+            )?;
+            return Ok(Some(Decapsulated::WriteToNetwork { peer: None, len }));
+        }
+        Ok(None)
+    }
+
+    /// Re-arms the heap entry and the ready list of a peer after it changed.
+    fn after_peer_op(&mut self, id: PeerId, now: Instant) {
+        let Some(p) = self.peer_mut(id) else {
+            return;
+        };
+        if !p.in_ready && p.has_output(now) {
+            p.in_ready = true;
+            self.ready.push_back(id);
+        }
+        self.reschedule(id);
+    }
+
+    fn reschedule(&mut self, id: PeerId) {
+        let Some(p) = self.peer_mut(id) else {
+            return;
+        };
+        if let Some(next) = p.timers.next() {
+            if p.scheduled.map_or(true, |s| next < s) {
+                p.scheduled = Some(next);
+                self.heap.push(Reverse((next, id)));
+            }
+        }
+    }
+}
