@@ -1,2 +1,125 @@
 //! `libwrapguard.so`, the LD_PRELOAD shim that carries a wrapped program's
-//! sockets into the wrapguard engine. Filled by the launcher issue.
+//! TCP sockets into the wrapguard engine.
+//!
+//! # The data path: fd swap onto a unix socket, gated by filler bytes
+//!
+//! On `connect()` of an AF_INET/AF_INET6 stream socket to a destination the
+//! engine routes into the tunnel, the shim
+//!
+//! 1. opens a unix stream socket to the engine with the smallest
+//!    `SO_SNDBUF` (the kernel's minimum, ~4.5 KiB), sends a `Connect`
+//!    frame and reads the engine's reply (`Accepted{flow, local}`; the
+//!    engine answers at once and connects through the tunnel meanwhile);
+//! 2. writes [`control::FILLER_LEN`] (2048) filler bytes: one unread skb of
+//!    ~2.8 KiB truesize keeps `wmem_alloc * 4 > sndbuf`, so the socket is
+//!    *not writable* (test `filler_gates_pollout` measures this);
+//! 3. keeps the original kernel TCP socket alive as a hidden CLOEXEC
+//!    "shadow" fd and `dup3`s the unix socket onto the application's fd
+//!    number, keeping its `FD_CLOEXEC` and `O_NONBLOCK` flags.
+//!
+//! A non-blocking `connect` then returns `EINPROGRESS` at once. When the
+//! tunnel connection is established the engine reads the filler, `POLLOUT`
+//! turns on, and from then on the stream carries only the application's
+//! bytes (the shim restores a normal `SO_SNDBUF` at the first look at the
+//! socket: `SO_ERROR`, `getpeername`, or the end of a blocking connect). If
+//! it fails, the engine closes with the filler unread: the application sees
+//! `POLLERR|POLLHUP` (and `POLLOUT`), and `getsockopt(SO_ERROR)` returns the
+//! real errno (`ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`…) which the shim
+//! asks the engine for (`FlowStatus`). A blocking `connect` is the same plus
+//! a `poll()` for that outcome inside the call.
+//!
+//! Because the fd is now AF_UNIX, the shim answers as a TCP socket would:
+//! `SO_DOMAIN`/`SO_PROTOCOL`/`SO_ERROR`/`SO_ACCEPTCONN` are emulated,
+//! TCP/IP-level options and most `SOL_SOCKET` options go to the shadow TCP
+//! socket (so values and validation are the kernel's own), timeouts and
+//! linger act on the data socket, and `getsockname`/`getpeername` report the
+//! tunnel addresses. Per-fd state lives in [`table`] (fds ≥ 1024 included).
+//! `shutdown`, `read`/`write`/`send*`/`recv*`, `poll`/`epoll`, `sendfile`,
+//! `splice` and `fork` need no hooks: the fd is a real kernel socket.
+//!
+//! Listening: `bind()` of a wildcard or tunnel address on a stream socket is
+//! rewritten to loopback at the same port; `listen()` tells the engine
+//! (`Listen`), which carries tunnel connections to that loopback port from
+//! a source port it has registered, so `accept()`/`getpeername()` can ask
+//! (`AcceptLookup`) and show the peer's tunnel address.
+//!
+//! # Known limits (observed, by design for now)
+//! * An epoll/poll registration made *before* `connect()` keeps watching
+//!   the shadow socket (mio, libuv and asyncio register after connect).
+//! * Socket state lives in the shim's memory: after `exec` an inherited
+//!   tunnel socket still carries data, but reports AF_UNIX addresses.
+//! * Until established, the app's `SO_SNDBUF` request is remembered and
+//!   applied afterwards; TCP options reach the shadow socket, not yet the
+//!   engine's TCP (next session: forward TCP_NODELAY/keepalive).
+//! * UDP is not carried: `connect()` of a datagram socket to a routed
+//!   destination fails with `ENETUNREACH`; `sendto` is not hooked yet.
+//! * `io_uring_setup` (libc wrapper or `syscall()`) is not intercepted yet;
+//!   the plan is to fail it with `ENOSYS` so runtimes fall back.
+//! * `execl*` (variadic) are not hooked; statically linked programs and
+//!   setuid programs are out of reach of LD_PRELOAD.
+//!
+//! # Rules followed by every hook
+//! No panic crosses FFI (`catch_unwind` in [`hooks`]); errno is preserved on
+//! success and set exactly on failure; a thread-local guard sends calls made
+//! from inside the shim straight to libc; the shim's own syscalls go through
+//! [`sys`], never through its exported names; no logger, no panic hook, no
+//! background thread; without `WRAPGUARD_CONTROL` in the environment the shim
+//! is inert, and with it but no engine, routed connects fail with
+//! `ENETUNREACH` (fail closed).
+
+pub mod addr;
+pub mod engine;
+pub mod exec;
+pub mod hooks;
+pub mod real;
+pub mod sys;
+pub mod table;
+
+/// The raw bytes of an environment variable, if set (no allocation beyond
+/// the copy; safe before `main`).
+pub(crate) fn env_bytes(name: &str) -> Option<Vec<u8>> {
+    let mut key = [0u8; 64];
+    let kb = name.as_bytes();
+    if kb.len() >= key.len() {
+        return None;
+    }
+    key[..kb.len()].copy_from_slice(kb);
+    // SAFETY: `key` is NUL-terminated; getenv returns null or a C string.
+    let p = unsafe { libc::getenv(key.as_ptr() as *const libc::c_char) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null C string from the environment.
+    Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec())
+}
+
+/// Announces this process to the engine (`Hello`).
+fn hello() {
+    engine::notify(&control::Request::Hello {
+        pid: sys::getpid(),
+        version: control::PROTOCOL_VERSION,
+    });
+}
+
+extern "C" fn after_fork_child() {
+    let _ = std::panic::catch_unwind(hello);
+}
+
+extern "C" fn init() {
+    let _ = std::panic::catch_unwind(|| {
+        exec::init();
+        if engine::config().active {
+            hello();
+            // SAFETY: registering a plain extern "C" handler.
+            unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+        }
+    });
+}
+
+/// Runs [`init`] when the library is loaded.
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,889 @@
+//! The interposed socket API. Each exported symbol is a thin `extern "C"`
+//! shell around [`hook`], which handles re-entrancy, unwinding and errno;
+//! the logic lives in the `do_*` functions.
+
+use crate::addr;
+use crate::engine::{self, config};
+use crate::real;
+use crate::sys::{self, errno, set_errno};
+use crate::table::{self, Kind, OutState};
+use control::{ConnectReply, ConnectRequest, FlowState, Proto, Reply, Request, RouteDecision};
+use libc::{c_int, c_void, sockaddr, socklen_t};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as inside the shim; `None` if it already is (a hook
+/// reached from inside another hook goes straight to libc).
+struct Guard;
+
+impl Guard {
+    fn enter() -> Option<Guard> {
+        IN_HOOK
+            .try_with(|f| {
+                if f.get() {
+                    None
+                } else {
+                    f.set(true);
+                    Some(Guard)
+                }
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = IN_HOOK.try_with(|f| f.set(false));
+    }
+}
+
+/// Runs `body` for an active, non-re-entrant call, else `pass`. A panic
+/// never crosses into C: it becomes `-1` with errno `on_panic`. On success
+/// the caller's errno is restored, as libc leaves it untouched.
+pub(crate) fn hook(
+    pass: impl FnOnce() -> c_int,
+    body: impl FnOnce() -> c_int,
+    on_panic: c_int,
+) -> c_int {
+    if !config().active {
+        return pass();
+    }
+    let Some(_guard) = Guard::enter() else {
+        return pass();
+    };
+    let saved = errno();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) if r >= 0 => {
+            set_errno(saved);
+            r
+        }
+        Ok(r) => r,
+        Err(_) => {
+            set_errno(on_panic);
+            -1
+        }
+    }
+}
+
+fn fail(e: c_int) -> c_int {
+    set_errno(e);
+    -1
+}
+
+/// Default `SO_SNDBUF` request restored once a flow is established (the
+/// kernel doubles it to the usual unix-socket default of 208 KiB).
+const DEFAULT_SNDBUF: c_int = 106_496;
+
+// ---------------------------------------------------------------- connect
+
+unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: the application passes a valid (addr, len) to connect.
+    let pass = || unsafe { real::connect(fd, a, len) };
+    // SAFETY: as above.
+    let Some(dst_raw) = (unsafe { addr::read(a, len) }) else {
+        return pass();
+    };
+
+    // Where to read the socket's type/domain: the fd itself, or the shadow
+    // of an already swapped socket whose tunnel connect failed (retry).
+    let mut reuse_shadow = None;
+    if let Some(Kind::Outbound { state, shadow, .. }) = table::get(fd) {
+        match state {
+            OutState::Connecting => return fail(libc::EALREADY),
+            OutState::Established => return fail(libc::EISCONN),
+            OutState::Failed { .. } => reuse_shadow = Some(shadow),
+        }
+    }
+    let info_fd = reuse_shadow.unwrap_or(fd);
+    let (Ok(ty), Ok(domain)) = (
+        sys::getsockopt_int(info_fd, libc::SOL_SOCKET, libc::SO_TYPE),
+        sys::getsockopt_int(info_fd, libc::SOL_SOCKET, libc::SO_DOMAIN),
+    ) else {
+        return pass();
+    };
+    let family_ok = matches!(
+        (domain, dst_raw),
+        (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
+    );
+    if !family_ok || addr::is_local(&dst_raw) {
+        return pass();
+    }
+    let dst = control::normalize(dst_raw);
+
+    if ty == libc::SOCK_DGRAM {
+        // UDP is not carried yet: never let a routed datagram socket leak.
+        return match engine::query(&Request::Route {
+            dst,
+            proto: Proto::Udp,
+        }) {
+            Ok(Reply::Route(RouteDecision::Direct)) => pass(),
+            _ => fail(libc::ENETUNREACH),
+        };
+    }
+    if ty != libc::SOCK_STREAM {
+        return pass();
+    }
+    let Some(eng) = config().engine.as_ref() else {
+        return fail(libc::ENETUNREACH);
+    };
+    let nonblocking = sys::fcntl(fd, libc::F_GETFL, 0)
+        .map(|f| f & libc::O_NONBLOCK != 0)
+        .unwrap_or(false);
+
+    let data = match eng.open(true) {
+        Ok(d) => d,
+        Err(_) => return fail(libc::ENETUNREACH), // fail closed
+    };
+    let req = Request::Connect(ConnectRequest {
+        dst,
+        nonblocking,
+        fd,
+    });
+    let reply = engine::send(data, &req).and_then(|()| engine::recv(data));
+    let (flow, local) = match reply {
+        Ok(Reply::Connect(ConnectReply::Accepted { flow, local })) => (flow, local),
+        Ok(Reply::Connect(ConnectReply::NotRouted)) => {
+            sys::close(data);
+            return pass();
+        }
+        Ok(Reply::Connect(ConnectReply::Refused(e))) => {
+            sys::close(data);
+            return fail(e);
+        }
+        _ => {
+            sys::close(data);
+            return fail(libc::ENETUNREACH);
+        }
+    };
+    // Keeps POLLOUT off until the engine drains it (see the crate doc). A
+    // failure here means the engine already gave up; FlowStatus will say why.
+    let _ = sys::send_all(data, &[control::FILLER_BYTE; control::FILLER_LEN]);
+
+    let shadow = match swap(fd, data, reuse_shadow) {
+        Ok(s) => s,
+        Err(e) => {
+            sys::close(data);
+            return fail(e);
+        }
+    };
+    let old = table::set(
+        fd,
+        Kind::Outbound {
+            flow,
+            state: OutState::Connecting,
+            shadow,
+            family: domain,
+            peer: dst_raw,
+            local,
+            sndbuf: 0,
+        },
+    );
+    if let Some(Kind::Outbound {
+        shadow: old_shadow, ..
+    }) = old
+    {
+        if old_shadow != shadow {
+            sys::close(old_shadow);
+        }
+    }
+    if nonblocking {
+        return fail(libc::EINPROGRESS);
+    }
+    loop {
+        match sys::poll1(fd, libc::POLLOUT, -1) {
+            Err(libc::EINTR) => return fail(libc::EINTR), // connect continues, as in the kernel
+            Err(e) => return fail(e),
+            Ok(_) => match settle(fd) {
+                Some(OutState::Established) => return 0,
+                Some(OutState::Failed { errno, .. }) => {
+                    table::update(fd, |k| {
+                        set_state(
+                            k,
+                            OutState::Failed {
+                                errno,
+                                reported: true,
+                            },
+                        )
+                    });
+                    return fail(errno);
+                }
+                Some(OutState::Connecting) => continue,
+                None => return fail(libc::EBADF),
+            },
+        }
+    }
+}
+
+/// Puts the data socket `data` at the application's `fd`, keeping the fd's
+/// CLOEXEC and O_NONBLOCK flags; returns the shadow fd that keeps the
+/// original TCP socket alive.
+fn swap(fd: c_int, data: c_int, reuse_shadow: Option<c_int>) -> Result<c_int, c_int> {
+    let fl = sys::fcntl(fd, libc::F_GETFL, 0)?;
+    let fdfl = sys::fcntl(fd, libc::F_GETFD, 0)?;
+    let shadow = match reuse_shadow {
+        Some(s) => s,
+        None => sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0)?,
+    };
+    let flags = if fdfl & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    if let Err(e) = sys::dup3(data, fd, flags) {
+        if reuse_shadow.is_none() {
+            sys::close(shadow);
+        }
+        return Err(e);
+    }
+    sys::close(data);
+    if fl & libc::O_NONBLOCK != 0 {
+        let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
+    }
+    Ok(shadow)
+}
+
+fn set_state(k: &mut Kind, new: OutState) {
+    if let Kind::Outbound { state, .. } = k {
+        *state = new;
+    }
+}
+
+/// Brings the state of an outbound fd up to date without blocking:
+/// `POLLOUT` alone means established; `POLLERR`/`POLLHUP` means the engine
+/// gave up (or finished), and the engine says which and why.
+fn settle(fd: c_int) -> Option<OutState> {
+    let Some(Kind::Outbound {
+        state,
+        flow,
+        sndbuf,
+        ..
+    }) = table::get(fd)
+    else {
+        return None;
+    };
+    if state != OutState::Connecting {
+        return Some(state);
+    }
+    let rev = sys::poll1(fd, libc::POLLOUT, 0).unwrap_or(0);
+    let new = if rev & (libc::POLLERR | libc::POLLHUP) != 0 {
+        // Clear the unix socket's ECONNRESET; the real errno comes from the engine.
+        let _ = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+        match engine::query(&Request::FlowStatus { flow }) {
+            Ok(Reply::FlowStatus(FlowState::Failed(e))) => OutState::Failed {
+                errno: e,
+                reported: false,
+            },
+            Ok(Reply::FlowStatus(FlowState::Established)) => OutState::Established,
+            Ok(_) => OutState::Failed {
+                errno: libc::ECONNRESET,
+                reported: false,
+            },
+            Err(_) => OutState::Failed {
+                errno: libc::ENETUNREACH,
+                reported: false,
+            },
+        }
+    } else if rev & libc::POLLOUT != 0 {
+        OutState::Established
+    } else {
+        OutState::Connecting
+    };
+    if new == OutState::Established {
+        let want = if sndbuf > 0 { sndbuf } else { DEFAULT_SNDBUF };
+        let _ = sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, want);
+    }
+    table::update(fd, |k| set_state(k, new));
+    Some(new)
+}
+
+// ------------------------------------------------------- socket options
+
+/// Stores an `int` option value the way the kernel does.
+unsafe fn put_int(val: *mut c_void, len: *mut socklen_t, v: c_int) -> c_int {
+    if val.is_null() || len.is_null() {
+        return fail(libc::EFAULT);
+    }
+    // SAFETY: non-null, and valid per the getsockopt contract.
+    let room = unsafe { *len } as i32;
+    if room < 0 {
+        return fail(libc::EINVAL);
+    }
+    let n = (room as usize).min(std::mem::size_of::<c_int>());
+    // SAFETY: `n` bytes fit in the caller's buffer.
+    unsafe {
+        std::ptr::copy_nonoverlapping(&v as *const c_int as *const u8, val as *mut u8, n);
+        *len = n as socklen_t;
+    }
+    0
+}
+
+/// SOL_SOCKET options that act on the data path itself (the unix socket).
+fn on_data_socket(name: c_int) -> bool {
+    matches!(
+        name,
+        libc::SO_RCVTIMEO
+            | libc::SO_SNDTIMEO
+            | 66 // SO_RCVTIMEO_NEW
+            | 67 // SO_SNDTIMEO_NEW
+            | libc::SO_RCVLOWAT
+            | libc::SO_SNDLOWAT
+            | libc::SO_LINGER
+            | libc::SO_TYPE
+    )
+}
+
+unsafe fn do_getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = |target: c_int| unsafe { real::getsockopt(target, level, name, val, len) };
+    let Some(Kind::Outbound { shadow, family, .. }) = table::get(fd) else {
+        return pass(fd);
+    };
+    if level != libc::SOL_SOCKET {
+        return pass(shadow);
+    }
+    match name {
+        libc::SO_ERROR => {
+            let v = match settle(fd) {
+                Some(OutState::Failed {
+                    errno,
+                    reported: false,
+                }) => {
+                    table::update(fd, |k| {
+                        set_state(
+                            k,
+                            OutState::Failed {
+                                errno,
+                                reported: true,
+                            },
+                        )
+                    });
+                    errno
+                }
+                Some(OutState::Established) => return pass(fd),
+                _ => 0,
+            };
+            // SAFETY: application buffer, checked in put_int.
+            unsafe { put_int(val, len, v) }
+        }
+        // SAFETY: application buffer, checked in put_int.
+        libc::SO_DOMAIN => unsafe { put_int(val, len, family) },
+        // SAFETY: as above.
+        libc::SO_PROTOCOL => unsafe { put_int(val, len, libc::IPPROTO_TCP) },
+        // SAFETY: as above.
+        libc::SO_ACCEPTCONN => unsafe { put_int(val, len, 0) },
+        n if on_data_socket(n) => pass(fd),
+        _ => pass(shadow),
+    }
+}
+
+unsafe fn do_setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = |target: c_int| unsafe { real::setsockopt(target, level, name, val, len) };
+    let Some(Kind::Outbound { shadow, state, .. }) = table::get(fd) else {
+        return pass(fd);
+    };
+    if level != libc::SOL_SOCKET {
+        return pass(shadow);
+    }
+    match name {
+        n if on_data_socket(n) => pass(fd),
+        libc::SO_SNDBUF | libc::SO_SNDBUFFORCE => {
+            let r = pass(shadow);
+            if r == 0 {
+                if state == OutState::Established {
+                    let _ = pass(fd);
+                } else if !val.is_null() && len as usize >= std::mem::size_of::<c_int>() {
+                    // SAFETY: checked non-null and long enough.
+                    let v = unsafe { std::ptr::read_unaligned(val as *const c_int) };
+                    table::update(fd, |k| {
+                        if let Kind::Outbound { sndbuf, .. } = k {
+                            *sndbuf = v.max(1);
+                        }
+                    });
+                }
+            }
+            r
+        }
+        libc::SO_RCVBUF | libc::SO_RCVBUFFORCE => {
+            let r = pass(shadow);
+            if r == 0 {
+                let _ = pass(fd);
+            }
+            r
+        }
+        _ => pass(shadow),
+    }
+}
+
+// --------------------------------------------------------------- names
+
+unsafe fn do_getsockname(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::getsockname(fd, a, len) };
+    let shown = match table::get(fd) {
+        Some(Kind::Outbound { local, family, .. }) => addr::in_family(local, family),
+        Some(Kind::Accepted { local, family, .. }) => addr::in_family(local, family),
+        Some(Kind::Listener { requested, .. }) => {
+            let Ok((ss, l)) = sys::getsockname(fd) else {
+                return pass();
+            };
+            let Some(real_addr) = addr::from_storage(&ss, l) else {
+                return pass();
+            };
+            let mut shown = requested;
+            shown.set_port(real_addr.port());
+            shown
+        }
+        None => return pass(),
+    };
+    // SAFETY: application out-parameters, checked in write_out.
+    match unsafe { addr::write_out(shown, a, len) } {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+unsafe fn do_getpeername(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::getpeername(fd, a, len) };
+    let shown = match table::get(fd) {
+        Some(Kind::Outbound { peer, .. }) => match settle(fd) {
+            Some(OutState::Established) => peer,
+            _ => return fail(libc::ENOTCONN),
+        },
+        Some(Kind::Accepted { peer, family, .. }) => addr::in_family(peer, family),
+        _ => return pass(),
+    };
+    // SAFETY: application out-parameters, checked in write_out.
+    match unsafe { addr::write_out(shown, a, len) } {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+// ------------------------------------------------------------ listening
+
+unsafe fn do_bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::bind(fd, a, len) };
+    // SAFETY: as above.
+    let Some(requested) = (unsafe { addr::read(a, len) }) else {
+        return pass();
+    };
+    let (Ok(ty), Ok(domain)) = (
+        sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE),
+        sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN),
+    ) else {
+        return pass();
+    };
+    if ty != libc::SOCK_STREAM || !matches!(domain, libc::AF_INET | libc::AF_INET6) {
+        return pass();
+    }
+    let norm = control::normalize(requested);
+    if norm.ip().is_loopback() || norm.ip().is_multicast() {
+        return pass();
+    }
+    // A wildcard never opens on the host's interfaces, engine or not.
+    let redirect = norm.ip().is_unspecified()
+        || matches!(
+            engine::query(&Request::Bind { addr: norm }),
+            Ok(Reply::Bind { redirect: true })
+        );
+    if !redirect {
+        return pass();
+    }
+    let (ss, sl) = addr::to_storage(addr::loopback_like(&requested));
+    // SAFETY: `ss` holds a valid address of `sl` bytes.
+    let r = unsafe { real::bind(fd, &ss as *const _ as *const sockaddr, sl) };
+    if r == 0 {
+        if let Some(old) = table::set(
+            fd,
+            Kind::Listener {
+                requested,
+                family: domain,
+            },
+        ) {
+            table::release(&old);
+        }
+    }
+    r
+}
+
+fn do_listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: integer arguments.
+    let r = unsafe { real::listen(fd, backlog) };
+    if r != 0 {
+        return r;
+    }
+    if let Some(Kind::Listener { mut requested, .. }) = table::get(fd) {
+        if let Some(loopback) = sys::getsockname(fd)
+            .ok()
+            .and_then(|(ss, l)| addr::from_storage(&ss, l))
+        {
+            requested.set_port(loopback.port());
+            table::update(fd, |k| {
+                if let Kind::Listener { requested: r, .. } = k {
+                    r.set_port(loopback.port());
+                }
+            });
+            let _ = engine::query(&Request::Listen {
+                requested: control::normalize(requested),
+                loopback,
+            });
+        }
+    }
+    0
+}
+
+unsafe fn do_accept4(
+    fd: c_int,
+    a: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+    plain: bool,
+) -> c_int {
+    let nfd = if plain {
+        // SAFETY: forwarded application arguments.
+        unsafe { real::accept(fd, a, len) }
+    } else {
+        // SAFETY: forwarded application arguments.
+        unsafe { real::accept4(fd, a, len, flags) }
+    };
+    if nfd < 0 {
+        return nfd;
+    }
+    if let Some(stale) = table::take(nfd) {
+        table::release(&stale);
+    }
+    let Some(Kind::Listener { family, .. }) = table::get(fd) else {
+        return nfd;
+    };
+    let listener = sys::getsockname(fd)
+        .ok()
+        .and_then(|(ss, l)| addr::from_storage(&ss, l));
+    let peer = sys::getpeername(nfd)
+        .ok()
+        .and_then(|(ss, l)| addr::from_storage(&ss, l));
+    let (Some(listener), Some(peer)) = (listener, peer) else {
+        return nfd;
+    };
+    if let Ok(Reply::Accept(Some(p))) = engine::query(&Request::AcceptLookup { listener, peer }) {
+        table::set(
+            nfd,
+            Kind::Accepted {
+                peer: p.peer,
+                local: p.local,
+                family,
+            },
+        );
+        if !a.is_null() && !len.is_null() {
+            // SAFETY: the application's accept out-parameters.
+            let _ = unsafe { addr::write_out(addr::in_family(p.peer, family), a, len) };
+        }
+    }
+    nfd
+}
+
+// ------------------------------------------------------------- fd life
+
+fn do_close(fd: c_int) -> c_int {
+    let st = table::take(fd);
+    // SAFETY: integer argument.
+    let r = unsafe { real::close(fd) };
+    if let Some(k) = st {
+        let e = errno();
+        table::release(&k);
+        set_errno(e);
+    }
+    r
+}
+
+/// After a successful dup of `src` onto `dst`: state follows the fd.
+fn follow_dup(src: c_int, dst: c_int) {
+    if src == dst {
+        return;
+    }
+    if let Some(old) = table::take(dst) {
+        table::release(&old);
+    }
+    if let Some(k) = table::get(src).and_then(table::duplicate) {
+        if let Some(old) = table::set(dst, k) {
+            table::release(&old);
+        }
+    }
+}
+
+// ------------------------------------------------------------- exports
+
+/// Interposed `connect(2)`.
+///
+/// # Safety
+/// As for `connect(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    hook(
+        || unsafe { real::connect(fd, a, len) },
+        || unsafe { do_connect(fd, a, len) },
+        libc::ENETUNREACH,
+    )
+}
+
+/// Interposed `bind(2)`.
+///
+/// # Safety
+/// As for `bind(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    hook(
+        || unsafe { real::bind(fd, a, len) },
+        || unsafe { do_bind(fd, a, len) },
+        libc::EADDRNOTAVAIL,
+    )
+}
+
+/// Interposed `listen(2)`.
+///
+/// # Safety
+/// As for `listen(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: integer arguments.
+    hook(
+        || unsafe { real::listen(fd, backlog) },
+        || do_listen(fd, backlog),
+        libc::EINVAL,
+    )
+}
+
+/// Interposed `accept(2)`.
+///
+/// # Safety
+/// As for `accept(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    hook(
+        || unsafe { real::accept(fd, a, len) },
+        || unsafe { do_accept4(fd, a, len, 0, true) },
+        libc::ECONNABORTED,
+    )
+}
+
+/// Interposed `accept4(2)`.
+///
+/// # Safety
+/// As for `accept4(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    a: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::accept4(fd, a, len, flags) },
+        // SAFETY: as above.
+        || unsafe { do_accept4(fd, a, len, flags, false) },
+        libc::ECONNABORTED,
+    )
+}
+
+/// Interposed `getsockname(2)`.
+///
+/// # Safety
+/// As for `getsockname(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockname(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    hook(
+        || unsafe { real::getsockname(fd, a, len) },
+        || unsafe { do_getsockname(fd, a, len) },
+        libc::EBADF,
+    )
+}
+
+/// Interposed `getpeername(2)`.
+///
+/// # Safety
+/// As for `getpeername(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarded application arguments.
+    hook(
+        || unsafe { real::getpeername(fd, a, len) },
+        || unsafe { do_getpeername(fd, a, len) },
+        libc::ENOTCONN,
+    )
+}
+
+/// Interposed `getsockopt(2)`.
+///
+/// # Safety
+/// As for `getsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::getsockopt(fd, level, name, val, len) },
+        // SAFETY: as above.
+        || unsafe { do_getsockopt(fd, level, name, val, len) },
+        libc::ENOPROTOOPT,
+    )
+}
+
+/// Interposed `setsockopt(2)`.
+///
+/// # Safety
+/// As for `setsockopt(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::setsockopt(fd, level, name, val, len) },
+        // SAFETY: as above.
+        || unsafe { do_setsockopt(fd, level, name, val, len) },
+        libc::ENOPROTOOPT,
+    )
+}
+
+/// Interposed `close(2)`.
+///
+/// # Safety
+/// As for `close(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    // SAFETY: integer argument.
+    hook(|| unsafe { real::close(fd) }, || do_close(fd), libc::EIO)
+}
+
+/// Interposed `dup(2)`.
+///
+/// # Safety
+/// As for `dup(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    hook(
+        // SAFETY: integer argument.
+        || unsafe { real::dup(fd) },
+        || {
+            // SAFETY: integer argument.
+            let r = unsafe { real::dup(fd) };
+            if r >= 0 {
+                follow_dup(fd, r);
+            }
+            r
+        },
+        libc::EMFILE,
+    )
+}
+
+/// Interposed `dup2(2)`.
+///
+/// # Safety
+/// As for `dup2(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    hook(
+        // SAFETY: integer arguments.
+        || unsafe { real::dup2(old, new) },
+        || {
+            // SAFETY: integer arguments.
+            let r = unsafe { real::dup2(old, new) };
+            if r >= 0 {
+                follow_dup(old, r);
+            }
+            r
+        },
+        libc::EBADF,
+    )
+}
+
+/// Interposed `dup3(2)`.
+///
+/// # Safety
+/// As for `dup3(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    hook(
+        // SAFETY: integer arguments.
+        || unsafe { real::dup3(old, new, flags) },
+        || {
+            // SAFETY: integer arguments.
+            let r = unsafe { real::dup3(old, new, flags) };
+            if r >= 0 {
+                follow_dup(old, r);
+            }
+            r
+        },
+        libc::EBADF,
+    )
+}
+
+fn fcntl_common(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    hook(
+        // SAFETY: the argument is passed through unchanged in its register.
+        || unsafe { real::fcntl(fd, cmd, arg) },
+        || {
+            // SAFETY: as above.
+            let r = unsafe { real::fcntl(fd, cmd, arg) };
+            if r >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
+                follow_dup(fd, r);
+            }
+            r
+        },
+        libc::EBADF,
+    )
+}
+
+/// Interposed `fcntl(2)` (only `F_DUPFD`/`F_DUPFD_CLOEXEC` are looked at).
+/// The variadic argument is taken as one pointer-sized integer, which is
+/// how every command's argument is passed on x86-64 and aarch64 Linux.
+///
+/// # Safety
+/// As for `fcntl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    fcntl_common(fd, cmd, arg)
+}
+
+/// Interposed `fcntl64` (what `fcntl` becomes with `_FILE_OFFSET_BITS=64`).
+///
+/// # Safety
+/// As for `fcntl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    fcntl_common(fd, cmd, arg)
+}

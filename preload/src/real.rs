@@ -1,0 +1,61 @@
+//! The next definitions of the functions we interpose (`dlsym(RTLD_NEXT)`),
+//! resolved once and cached. Used for everything done on behalf of the
+//! application, so libc's own behaviour (cancellation points, other
+//! preloaded libraries) is kept.
+
+use libc::{c_char, c_int, c_void, pid_t, sockaddr, socklen_t};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Resolves `name` (NUL-terminated) with `RTLD_NEXT`, caching it in `cache`.
+fn resolve(cache: &AtomicUsize, name: &[u8]) -> usize {
+    let p = cache.load(Ordering::Acquire);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: `name` is a NUL-terminated literal; dlsym is thread-safe.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char) } as usize;
+    cache.store(p, Ordering::Release);
+    p
+}
+
+macro_rules! real {
+    ($(fn $name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {$(
+        /// Calls the next definition of this libc function; ENOSYS if none.
+        ///
+        /// # Safety
+        /// As for the libc function of the same name.
+        pub unsafe fn $name($($a: $t),*) -> $r {
+            static CACHE: AtomicUsize = AtomicUsize::new(0);
+            let p = resolve(&CACHE, concat!(stringify!($name), "\0").as_bytes());
+            if p == 0 {
+                crate::sys::set_errno(libc::ENOSYS);
+                return -1 as $r;
+            }
+            // SAFETY: the symbol has this C signature in every libc we support.
+            let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { std::mem::transmute(p) };
+            // SAFETY: forwarded from the caller.
+            unsafe { f($($a),*) }
+        }
+    )*};
+}
+
+real! {
+    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+    fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
+    fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
+    fn close(fd: c_int) -> c_int;
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn posix_spawn(pid: *mut pid_t, path: *const c_char, fa: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
+    fn posix_spawnp(pid: *mut pid_t, file: *const c_char, fa: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
+}

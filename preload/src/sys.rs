@@ -1,0 +1,302 @@
+//! Raw system calls used by the shim for its own work.
+//!
+//! The shim exports `connect`, `close`, `dup3`… itself, so calling those
+//! names through libc from inside the shim would land in our own hooks.
+//! Everything the shim does for itself goes through `syscall(2)` here;
+//! everything done on behalf of the application goes through [`crate::real`].
+
+use libc::{c_int, c_long, c_void, sockaddr, socklen_t};
+
+/// Reads the calling thread's errno.
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location always returns a valid thread-local pointer.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+pub fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Converts a raw syscall return into `Ok(value)` or `Err(errno)`.
+fn check(r: c_long) -> Result<c_long, c_int> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `socket(2)`.
+pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> Result<c_int, c_int> {
+    // SAFETY: integer-only syscall.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            domain as c_long,
+            ty as c_long,
+            proto as c_long,
+        )
+    })
+    .map(|r| r as c_int)
+}
+
+/// `connect(2)`; retried on EINTR (used only on unix sockets to the engine).
+///
+/// # Safety
+/// `addr` must point to `len` readable bytes.
+pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<(), c_int> {
+    loop {
+        // SAFETY: the caller guarantees `addr`/`len`.
+        let r = unsafe { libc::syscall(libc::SYS_connect, fd as c_long, addr, len as c_long) };
+        match check(r) {
+            Err(libc::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
+/// `close(2)`, errno untouched.
+pub fn close(fd: c_int) {
+    let saved = errno();
+    // SAFETY: integer-only syscall.
+    unsafe { libc::syscall(libc::SYS_close, fd as c_long) };
+    set_errno(saved);
+}
+
+/// `dup3(2)`.
+pub fn dup3(old: c_int, new: c_int, flags: c_int) -> Result<c_int, c_int> {
+    // SAFETY: integer-only syscall.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_dup3,
+            old as c_long,
+            new as c_long,
+            flags as c_long,
+        )
+    })
+    .map(|r| r as c_int)
+}
+
+/// `fcntl(2)` with an integer argument.
+pub fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> Result<c_int, c_int> {
+    // SAFETY: integer-only commands are used with this wrapper.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, cmd as c_long, arg) })
+        .map(|r| r as c_int)
+}
+
+/// `getsockopt(2)` of an `int` option.
+pub fn getsockopt_int(fd: c_int, level: c_int, name: c_int) -> Result<c_int, c_int> {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `v` and `len` are valid for the kernel to write.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            &mut v as *mut c_int,
+            &mut len as *mut socklen_t,
+        )
+    };
+    check(r).map(|_| v)
+}
+
+/// `getsockopt(2)` with the caller's buffer.
+///
+/// # Safety
+/// `val`/`len` as for the system call.
+pub unsafe fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_long {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            val,
+            len,
+        )
+    }
+}
+
+/// `setsockopt(2)` with the caller's buffer.
+///
+/// # Safety
+/// `val`/`len` as for the system call.
+pub unsafe fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_long {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        libc::syscall(
+            libc::SYS_setsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            val,
+            len as c_long,
+        )
+    }
+}
+
+/// `setsockopt(2)` of an `int` option.
+pub fn setsockopt_int(fd: c_int, level: c_int, name: c_int, v: c_int) -> Result<(), c_int> {
+    // SAFETY: `v` lives across the call.
+    let r = unsafe {
+        setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const c_int as *const c_void,
+            std::mem::size_of::<c_int>() as socklen_t,
+        )
+    };
+    check(r).map(|_| ())
+}
+
+/// `getsockname(2)` into a `sockaddr_storage`.
+pub fn getsockname(fd: c_int) -> Result<(libc::sockaddr_storage, socklen_t), c_int> {
+    name_call(libc::SYS_getsockname, fd)
+}
+
+/// `getpeername(2)` into a `sockaddr_storage`.
+pub fn getpeername(fd: c_int) -> Result<(libc::sockaddr_storage, socklen_t), c_int> {
+    name_call(libc::SYS_getpeername, fd)
+}
+
+fn name_call(nr: c_long, fd: c_int) -> Result<(libc::sockaddr_storage, socklen_t), c_int> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: `ss`/`len` are valid for the kernel to write.
+    let r = unsafe {
+        libc::syscall(
+            nr,
+            fd as c_long,
+            &mut ss as *mut _ as *mut sockaddr,
+            &mut len as *mut socklen_t,
+        )
+    };
+    check(r).map(|_| (ss, len))
+}
+
+/// `bind(2)`.
+///
+/// # Safety
+/// `addr` must point to `len` readable bytes.
+pub unsafe fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<(), c_int> {
+    // SAFETY: forwarded from the caller.
+    check(unsafe { libc::syscall(libc::SYS_bind, fd as c_long, addr, len as c_long) }).map(|_| ())
+}
+
+/// Sends all of `buf` (MSG_NOSIGNAL, EINTR retried).
+pub fn send_all(fd: c_int, mut buf: &[u8]) -> Result<(), c_int> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for reads of its length.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd as c_long,
+                buf.as_ptr(),
+                buf.len(),
+                libc::MSG_NOSIGNAL as c_long,
+                std::ptr::null::<sockaddr>(),
+                0 as c_long,
+            )
+        };
+        match check(r) {
+            Ok(n) => buf = buf.get(n as usize..).unwrap_or(&[]),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Receives exactly `buf.len()` bytes (EINTR retried); EOF is `ECONNRESET`.
+pub fn recv_exact(fd: c_int, buf: &mut [u8]) -> Result<(), c_int> {
+    let mut got = 0;
+    while got < buf.len() {
+        let rest = &mut buf[got..];
+        // SAFETY: `rest` is valid for writes of its length.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_recvfrom,
+                fd as c_long,
+                rest.as_mut_ptr(),
+                rest.len(),
+                0 as c_long,
+                std::ptr::null_mut::<sockaddr>(),
+                std::ptr::null_mut::<socklen_t>(),
+            )
+        };
+        match check(r) {
+            Ok(0) => return Err(libc::ECONNRESET),
+            Ok(n) => got += n as usize,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `ppoll(2)` on one fd; `timeout_ms < 0` waits forever. EINTR is returned.
+pub fn poll1(fd: c_int, events: i16, timeout_ms: i64) -> Result<i16, c_int> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout_ms.max(0) / 1000,
+        tv_nsec: (timeout_ms.max(0) % 1000) * 1_000_000,
+    };
+    let tsp: *const libc::timespec = if timeout_ms < 0 {
+        std::ptr::null()
+    } else {
+        &ts
+    };
+    // SAFETY: `p` and `ts` live across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut p as *mut libc::pollfd,
+            1 as c_long,
+            tsp,
+            std::ptr::null::<c_void>(),
+            0 as c_long,
+        )
+    };
+    check(r).map(|_| p.revents)
+}
+
+/// The (device, inode) identity of the open file behind `fd`.
+pub fn file_id(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: plain old data; all-zero is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for the kernel to write; fstat is not a hooked name.
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    if r < 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
+}
+
+/// `getpid(2)`.
+pub fn getpid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_getpid) as u32 }
+}

@@ -1,0 +1,237 @@
+//! Per-fd state of the sockets the shim has taken over.
+//!
+//! A two-level table indexed by fd number (1024 chunks of 1024 slots, so any
+//! fd below 2^20 — the kernel's default `nr_open` — including fds ≥ 1024).
+//! Chunks are allocated on first use and never freed; lookups of untracked
+//! fds touch only atomics. Each slot has a tiny spin lock around a `Copy`
+//! value, held only to copy it in or out.
+//!
+//! A slot also records the (device, inode) of the open file it describes;
+//! lookups re-check it with `fstat`, so a stale slot (the fd was closed
+//! behind our back — `fclose`, `close_range`, a raw syscall — and its number
+//! reused) is discarded instead of misdescribing the new file.
+
+use libc::c_int;
+use std::cell::UnsafeCell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+const CHUNK: usize = 1024;
+const CHUNKS: usize = 1024;
+
+/// Progress of an outgoing tunnel connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    /// The engine has not yet reported success or failure.
+    Connecting,
+    /// Established; the unix socket's send buffer has been restored.
+    Established,
+    /// Failed with this errno; `reported` once SO_ERROR/connect returned it.
+    Failed {
+        /// The errno.
+        errno: c_int,
+        /// Whether the application has been told already.
+        reported: bool,
+    },
+}
+
+/// What the shim knows about one fd.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// An application TCP socket swapped for a data socket to the engine.
+    Outbound {
+        /// Engine flow id.
+        flow: u64,
+        /// Progress.
+        state: OutState,
+        /// The original kernel TCP socket, kept (CLOEXEC, at another fd) to
+        /// answer and validate TCP/IP-level socket options.
+        shadow: c_int,
+        /// The application's address family (AF_INET or AF_INET6).
+        family: c_int,
+        /// The destination as the application gave it.
+        peer: SocketAddr,
+        /// Our tunnel address for this flow (normalised).
+        local: SocketAddr,
+        /// SO_SNDBUF the application asked for, applied once established.
+        sndbuf: c_int,
+    },
+    /// A listening socket whose bind was redirected to loopback.
+    Listener {
+        /// The address the application asked for (port updated once known).
+        requested: SocketAddr,
+        /// The application's address family.
+        family: c_int,
+    },
+    /// A connection accepted from a redirected listener, made by the engine
+    /// on behalf of a tunnel peer.
+    Accepted {
+        /// The tunnel peer (normalised).
+        peer: SocketAddr,
+        /// Our tunnel address it connected to (normalised).
+        local: SocketAddr,
+        /// The application's address family.
+        family: c_int,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    kind: Kind,
+    id: (u64, u64),
+}
+
+struct Slot {
+    used: AtomicBool,
+    lock: AtomicBool,
+    entry: UnsafeCell<Option<Entry>>,
+}
+
+// SAFETY: `entry` is only accessed while `lock` is held.
+unsafe impl Sync for Slot {}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            used: AtomicBool::new(false),
+            lock: AtomicBool::new(false),
+            entry: UnsafeCell::new(None),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Option<Entry>) -> R) -> R {
+        let mut spins = 0u32;
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins > 64 {
+                // SAFETY: no arguments.
+                unsafe { libc::sched_yield() };
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // SAFETY: the lock is held, so this is the only access.
+        let r = f(unsafe { &mut *self.entry.get() });
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+}
+
+static TOP: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+
+fn slot(fd: c_int, create: bool) -> Option<&'static Slot> {
+    let fd = usize::try_from(fd).ok()?;
+    let (hi, lo) = (fd / CHUNK, fd % CHUNK);
+    let top = TOP.get(hi)?;
+    let mut p = top.load(Ordering::Acquire);
+    if p.is_null() {
+        if !create {
+            return None;
+        }
+        let chunk: Box<[Slot]> = (0..CHUNK).map(|_| Slot::new()).collect();
+        let fresh = Box::into_raw(chunk) as *mut Slot;
+        match top.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => p = fresh,
+            Err(existing) => {
+                // SAFETY: `fresh` came from Box::into_raw of a CHUNK-long slice just above
+                // and was never shared.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, CHUNK)) });
+                p = existing;
+            }
+        }
+    }
+    // SAFETY: every non-null TOP entry points to a leaked CHUNK-long slice; lo < CHUNK.
+    Some(unsafe { &*p.add(lo) })
+}
+
+/// The state of `fd`, if the shim tracks it and it still is the same file.
+pub fn get(fd: c_int) -> Option<Kind> {
+    let s = slot(fd, false)?;
+    if !s.used.load(Ordering::Acquire) {
+        return None;
+    }
+    let entry = s.with(|e| *e)?;
+    if crate::sys::file_id(fd) == Some(entry.id) {
+        Some(entry.kind)
+    } else {
+        // Stale: the fd was closed without us seeing it and its number reused.
+        if let Some(stale) = take(fd) {
+            release(&stale);
+        }
+        None
+    }
+}
+
+/// Starts or replaces tracking of `fd`; returns what it replaces.
+pub fn set(fd: c_int, kind: Kind) -> Option<Kind> {
+    let id = crate::sys::file_id(fd)?;
+    let s = slot(fd, true)?;
+    let old = s.with(|e| e.replace(Entry { kind, id }));
+    s.used.store(true, Ordering::Release);
+    old.map(|e| e.kind)
+}
+
+/// Updates the state of `fd` in place, if tracked.
+pub fn update(fd: c_int, f: impl FnOnce(&mut Kind)) {
+    if let Some(s) = slot(fd, false) {
+        s.with(|e| {
+            if let Some(entry) = e {
+                f(&mut entry.kind)
+            }
+        });
+    }
+}
+
+/// Stops tracking `fd`; returns what it was.
+pub fn take(fd: c_int) -> Option<Kind> {
+    let s = slot(fd, false)?;
+    if !s.used.load(Ordering::Acquire) {
+        return None;
+    }
+    let old = s.with(|e| e.take());
+    s.used.store(false, Ordering::Release);
+    old.map(|e| e.kind)
+}
+
+/// Frees what a state owns (the shadow fd of an outbound socket).
+pub fn release(kind: &Kind) {
+    if let Kind::Outbound { shadow, .. } = kind {
+        crate::sys::close(*shadow);
+    }
+}
+
+/// A copy of `kind` for a duplicated fd (its own shadow fd).
+pub fn duplicate(kind: Kind) -> Option<Kind> {
+    match kind {
+        Kind::Outbound {
+            shadow,
+            flow,
+            state,
+            family,
+            peer,
+            local,
+            sndbuf,
+        } => {
+            let shadow = crate::sys::fcntl(shadow, libc::F_DUPFD_CLOEXEC, 0).ok()?;
+            Some(Kind::Outbound {
+                shadow,
+                flow,
+                state,
+                family,
+                peer,
+                local,
+                sndbuf,
+            })
+        }
+        other => Some(other),
+    }
+}
