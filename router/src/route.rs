@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use crate::config::text::shown;
+
 /// The transport protocol of a packet being routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
@@ -138,7 +140,8 @@ pub struct RouteSpec {
 }
 
 /// Why a route specification does not parse. Each variant's `Display`
-/// says what was found and what is expected.
+/// says what was found and what is expected; echoed text is shortened
+/// and never shows anything key-like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteSpecError {
     /// Nothing was given.
@@ -216,7 +219,7 @@ fn is_proto_word(s: &str) -> bool {
 fn parse_port(s: &str) -> Result<u16, RouteSpecError> {
     match s.trim().parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
-        _ => Err(RouteSpecError::BadPort(s.to_string())),
+        _ => Err(RouteSpecError::BadPort(shown(s))),
     }
 }
 
@@ -228,7 +231,7 @@ fn parse_selector(text: &str) -> Result<Selector, RouteSpecError> {
         "any" => ProtoFilter::Any,
         "tcp" => ProtoFilter::Tcp,
         "udp" => ProtoFilter::Udp,
-        _ => return Err(RouteSpecError::BadProto(proto_text.to_string())),
+        _ => return Err(RouteSpecError::BadProto(shown(proto_text))),
     };
     let ports = match parts.next() {
         None => Ports::All,
@@ -247,7 +250,7 @@ fn parse_selector(text: &str) -> Result<Selector, RouteSpecError> {
         },
     };
     if let Some(rest) = parts.next() {
-        return Err(RouteSpecError::TrailingText(rest.to_string()));
+        return Err(RouteSpecError::TrailingText(shown(rest)));
     }
     Ok(Selector { proto, ports })
 }
@@ -265,7 +268,7 @@ impl RouteSpec {
             match rest.strip_prefix(':') {
                 Some(sel) => (cidr, Some(sel)),
                 None if rest.is_empty() => (cidr, None),
-                None => return Err(RouteSpecError::BadCidr(text.to_string())),
+                None => return Err(RouteSpecError::BadCidr(shown(text))),
             }
         } else if let Some((addr, rest)) = text
             .split_once(':')
@@ -286,7 +289,7 @@ impl RouteSpec {
             }
         };
         let cidr = cidr.trim();
-        let net = parse_net(cidr).ok_or_else(|| RouteSpecError::BadCidr(cidr.to_string()))?;
+        let net = parse_net(cidr).ok_or_else(|| RouteSpecError::BadCidr(shown(cidr)))?;
         let selector = match selector {
             Some(s) => parse_selector(s)?,
             None => Selector::ANY,
@@ -359,14 +362,14 @@ impl RouteFlag {
     /// Parses `CIDR:peerIP` (IPv4 or IPv6 on either side).
     pub fn parse(text: &str) -> Result<RouteFlag, RouteFlagError> {
         let text = text.trim();
-        let shape = || RouteFlagError::Shape(text.to_string());
+        let shape = || RouteFlagError::Shape(shown(text));
         let (cidr, rest) = split_after_prefix_len(text).ok_or_else(shape)?;
         let via = rest.trim_start().strip_prefix(':').ok_or_else(shape)?;
         let net = IpNet::from_str(cidr)
-            .map_err(|_| RouteFlagError::BadCidr(cidr.to_string()))?
+            .map_err(|_| RouteFlagError::BadCidr(shown(cidr)))?
             .trunc();
         let via =
-            IpAddr::from_str(via.trim()).map_err(|_| RouteFlagError::BadPeerIp(via.to_string()))?;
+            IpAddr::from_str(via.trim()).map_err(|_| RouteFlagError::BadPeerIp(shown(via)))?;
         Ok(RouteFlag { net, via })
     }
 }

@@ -28,6 +28,7 @@ pub enum KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            KeyError::WrongLength(1) => f.write_str("it has 1 character instead of 44"),
             KeyError::WrongLength(n) => write!(f, "it has {n} characters instead of 44"),
             KeyError::NotBase64 => f.write_str("it is not base64 of 32 bytes"),
         }

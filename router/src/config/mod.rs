@@ -27,7 +27,7 @@
 mod error;
 mod keys;
 mod parse;
-mod text;
+pub(crate) mod text;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

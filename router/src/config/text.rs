@@ -10,10 +10,21 @@ fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
 }
 
-/// True for a token that could be key material: 40 to 48 characters of
-/// the base64 alphabet. Such tokens are never echoed, whatever key they are.
+/// True for a run of base64-alphabet characters that could be key
+/// material, whole or in part: 40 or more characters, or 12 or more mixing
+/// upper case, lower case and digits (or `+`, `/`), which key names and
+/// words do not. Such runs are never echoed.
 fn looks_like_key(token: &str) -> bool {
-    (KEY_BASE64_LEN - 4..=KEY_BASE64_LEN + 4).contains(&token.len()) && token.bytes().all(is_b64)
+    let b = token.as_bytes();
+    if !b.iter().copied().all(is_b64) {
+        return false;
+    }
+    b.len() >= KEY_BASE64_LEN - 4
+        || (b.len() >= 12
+            && b.iter().any(u8::is_ascii_uppercase)
+            && b.iter().any(u8::is_ascii_lowercase)
+            && b.iter()
+                .any(|&c| c.is_ascii_digit() || c == b'+' || c == b'/'))
 }
 
 /// The form of `text` safe to put in an error message: key-like tokens
@@ -111,6 +122,8 @@ mod tests {
             format!("PrivateKey={key}"),
             key.to_string(),
             key[..43].to_string(),
+            format!("PrivateKey{}", &key[..43]),
+            format!("{} {}", &key[..21], &key[21..]),
             format!("[{key}]"),
         ] {
             let s = shown(&text);
@@ -121,7 +134,7 @@ mod tests {
 
     #[test]
     fn long_text_is_cut_and_controls_escaped() {
-        let s = shown(&"a".repeat(100));
+        let s = shown(&"a.".repeat(50));
         assert_eq!(s.chars().count(), 65);
         assert_eq!(shown("a\u{1b}b"), "a\\u{1b}b");
     }
