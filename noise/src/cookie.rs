@@ -92,19 +92,26 @@ impl CookieChecker {
         mac_eq(&mac(&cookie[..], &msg[..mac2_offset]), given)
     }
 
-    /// Writes a cookie reply to the handshake message `msg` (whose sender
-    /// index is `receiver_index` and whose mac1 is at `mac1_offset`) into
-    /// `out`. Rotates the secret when it is older than 2 minutes.
+    /// Writes a cookie reply to the handshake message `msg` (an initiation
+    /// or a response: both carry the sender index at bytes 4..8 and mac1 32
+    /// bytes before their end) into `out`. Rotates the secret when it is
+    /// older than 2 minutes.
     pub fn create_reply(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
         msg: &[u8],
-        mac1_offset: usize,
-        receiver_index: u32,
         src: &[u8],
         out: &mut [u8],
     ) -> Result<usize, DecapsulateError> {
+        let mac1_offset = msg
+            .len()
+            .checked_sub(2 * MAC_LEN)
+            .filter(|o| *o >= 8)
+            .ok_or(DecapsulateError::InvalidMac1)?;
+        let mut sender = [0u8; 4];
+        sender.copy_from_slice(&msg[4..8]);
+        let receiver_index = u32::from_le_bytes(sender);
         let out = out
             .get_mut(..COOKIE_REPLY_LEN)
             .ok_or(DecapsulateError::BufferTooSmall {
@@ -226,7 +233,7 @@ mod tests {
         assert!(!checker.check_mac2(t0, &msg, o2, &src));
         let mut out = [0u8; 64];
         let n = checker
-            .create_reply(t0, &mut rng, &msg, o1, 9, &src, &mut out)
+            .create_reply(t0, &mut rng, &msg, &src, &mut out)
             .expect("fits");
         let reply = CookieReply::new_checked(&out[..n]).expect("valid");
         state.consume_reply(t0, &reply).expect("authentic");

@@ -443,9 +443,7 @@ impl Device {
             Message::Initiation(msg) => {
                 const MAC1: usize = Initiation::<&[u8]>::MAC1_OFFSET;
                 const MAC2: usize = Initiation::<&[u8]>::MAC2_OFFSET;
-                if let Some(reply) =
-                    self.check_macs(src, datagram, MAC1, MAC2, msg.sender_index(), now, out)?
-                {
+                if let Some(reply) = self.check_macs(src, datagram, MAC1, MAC2, now, out)? {
                     return Ok(reply);
                 }
                 let state = consume_initiation_static(&self.ctx.local, &msg)?;
@@ -469,9 +467,7 @@ impl Device {
             Message::Response(msg) => {
                 const MAC1: usize = Response::<&[u8]>::MAC1_OFFSET;
                 const MAC2: usize = Response::<&[u8]>::MAC2_OFFSET;
-                if let Some(reply) =
-                    self.check_macs(src, datagram, MAC1, MAC2, msg.sender_index(), now, out)?
-                {
+                if let Some(reply) = self.check_macs(src, datagram, MAC1, MAC2, now, out)? {
                     return Ok(reply);
                 }
                 let id = self.peer_for_index(msg.receiver_index())?;
@@ -519,14 +515,12 @@ impl Device {
     }
 
     /// mac1 always; mac2 under load, answering with a cookie reply if missing.
-    #[allow(clippy::too_many_arguments)]
     fn check_macs(
         &mut self,
         src: &[u8],
         datagram: &[u8],
         mac1: usize,
         mac2: usize,
-        sender_index: u32,
         now: Instant,
         out: &mut [u8],
     ) -> Result<Option<Decapsulated>, DecapsulateError> {
@@ -534,15 +528,9 @@ impl Device {
             return Err(DecapsulateError::InvalidMac1);
         }
         if self.under_load && !self.checker.check_mac2(now, datagram, mac2, src) {
-            let len = self.checker.create_reply(
-                now,
-                &mut *self.ctx.rng,
-                datagram,
-                mac1,
-                sender_index,
-                src,
-                out,
-            )?;
+            let len = self
+                .checker
+                .create_reply(now, &mut *self.ctx.rng, datagram, src, out)?;
             return Ok(Some(Decapsulated::WriteToNetwork { peer: None, len }));
         }
         Ok(None)
@@ -565,7 +553,7 @@ impl Device {
             return;
         };
         if let Some(next) = p.timers.next() {
-            if p.scheduled.map_or(true, |s| next < s) {
+            if p.scheduled.is_none_or(|s| next < s) {
                 p.scheduled = Some(next);
                 self.heap.push(Reverse((next, id)));
             }
