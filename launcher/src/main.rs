@@ -1,8 +1,234 @@
 //! `wrapguard`: runs a program with its network traffic carried through a
-//! userspace WireGuard tunnel. The launcher, engine and bridge land with the
-//! launcher issue; until then this binary only reports its version.
+//! userspace WireGuard tunnel.
+//!
+//! Flow: parse the command line → logging → check the shim next to our
+//! binary → read the config → start the engine (today: only the test
+//! backend; the real tcpip + noise + router engine plugs into
+//! [`engine::FlowBackend`] next session) → private control directory and
+//! bridge → child with `LD_PRELOAD` → forward signals → exit with the
+//! child's status. wrapguard never writes to stdout: it belongs to the child.
+
+mod bridge;
+mod cli;
+mod ctldir;
+mod engine;
+mod logging;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+use cli::Cli;
+use engine::FlowBackend;
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{debug, error, info};
+
+/// Name of the shim, looked up next to the `wrapguard` binary.
+const SHIM_NAME: &str = "libwrapguard.so";
 
 fn main() {
-    eprintln!("wrapguard {}: the launcher is not built yet", env!("CARGO_PKG_VERSION"));
-    std::process::exit(2);
+    let code = match run() {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the JSON log line on stderr, or, when logs go to a
+            // file, the log line there plus a plain line on stderr.
+            error!("{e:#}");
+            if !logging::to_stderr() {
+                eprintln!("wrapguard: {e:#}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Everything; returns the exit code. All guards (control directory…) are
+/// dropped before this returns.
+fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_file.as_deref()).with_context(|| {
+        format!(
+            "cannot open log file {}",
+            cli.log_file
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        )
+    })?;
+    info!("WrapGuard v{} initialized", env!("CARGO_PKG_VERSION"));
+
+    let shim = shim_path()?;
+    info!(path = %shim.display(), "Shim: {}", shim.display());
+
+    std::fs::metadata(&cli.config)
+        .and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("not a regular file"))
+            }
+        })
+        .with_context(|| format!("cannot read config {}", cli.config.display()))?;
+    info!("Config: {}", cli.config.display());
+    if let Some(ip) = cli.exit_node {
+        info!("Exit node: {ip}");
+    }
+    for r in &cli.routes {
+        info!("Route: {} via {}", r.prefix, r.peer);
+    }
+
+    let backend: Arc<dyn FlowBackend> = if cli.test_backend_map.is_empty() {
+        return Err(anyhow!(
+            "the tunnel engine (WireGuard + TCP/IP stack) is not implemented yet in this build; nothing was launched"
+        ));
+    } else {
+        Arc::new(engine::loopback::HostLoopbackBackend::new(
+            cli.test_backend_map
+                .iter()
+                .map(|m| (m.prefix, m.target))
+                .collect(),
+            cli.test_backend_addr,
+            cli.test_backend_inbound,
+            cli.test_backend_peer,
+        ))
+    };
+    let bi = backend.info();
+    info!(backend = backend.name(), "Engine: {}", backend.name());
+    for a in &bi.addresses {
+        info!("Interface: {a}");
+    }
+    for p in &bi.peers {
+        info!("Peer: {p}");
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let dir = ctldir::ControlDir::create()?;
+    let code = rt.block_on(supervise(&cli, &shim, &dir, backend));
+    rt.shutdown_background();
+    drop(dir);
+    code
+}
+
+/// `libwrapguard.so` next to the running binary.
+fn shim_path() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the wrapguard binary")?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("cannot locate the wrapguard binary's directory"))?;
+    let p = dir.join(SHIM_NAME);
+    if !p.is_file() {
+        return Err(anyhow!(
+            "{SHIM_NAME} not found next to the wrapguard binary (expected {})",
+            p.display()
+        ));
+    }
+    Ok(p)
+}
+
+fn ld_preload_value(shim: &std::path::Path) -> OsString {
+    let mut v = OsString::from(shim.as_os_str());
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+        v.push(":");
+        v.push(old);
+    }
+    v
+}
+
+async fn supervise(
+    cli: &Cli,
+    shim: &std::path::Path,
+    dir: &ctldir::ControlDir,
+    backend: Arc<dyn FlowBackend>,
+) -> Result<i32> {
+    // Signals first, so none of them kills us between here and the child.
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ];
+    let mut sigs = Vec::new();
+    for k in kinds {
+        sigs.push((
+            k.as_raw_value(),
+            signal(k).context("cannot install signal handlers")?,
+        ));
+    }
+
+    let sock = dir.socket_path();
+    let listener = tokio::net::UnixListener::bind(&sock)
+        .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
+    debug!(dir = %dir.path().display(), "control socket ready");
+    bridge::spawn(listener, backend);
+
+    let (prog, args) = cli
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("no command given"))?;
+    let shown: Vec<String> = cli
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    info!("Launching: {}", shown.join(" "));
+    let mut child = tokio::process::Command::new(prog)
+        .args(args)
+        .env("LD_PRELOAD", ld_preload_value(shim))
+        .env(control::ENV_CONTROL, &sock)
+        .env(control::ENV_PRELOAD, shim)
+        .spawn()
+        .with_context(|| format!("cannot launch {}", prog.to_string_lossy()))?;
+    let pid = child.id().map(|p| p as libc::pid_t);
+
+    let status = loop {
+        let next_signal = async {
+            let futs = sigs.iter_mut().map(|(n, s)| {
+                let n = *n;
+                Box::pin(async move {
+                    s.recv().await;
+                    n
+                })
+            });
+            futures_select(futs).await
+        };
+        tokio::select! {
+            st = child.wait() => break st.context("waiting for the child")?,
+            n = next_signal => {
+                debug!(signal = n, "forwarding signal to the child");
+                if let Some(pid) = pid {
+                    // SAFETY: sending a signal to our own child.
+                    unsafe { libc::kill(pid, n) };
+                }
+            }
+        }
+    };
+    let code = match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    };
+    info!(code, "Child exited");
+    Ok(code)
+}
+
+/// The first of several futures to complete (tiny `select_all`).
+async fn futures_select<F: std::future::Future<Output = i32> + Unpin>(
+    futs: impl Iterator<Item = F>,
+) -> i32 {
+    let mut futs: Vec<F> = futs.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -1,0 +1,298 @@
+//! The bridge: serves the shim on the control socket (see the `control`
+//! crate doc for the exchanges), turns `Connect` data sockets into flows of
+//! the [`FlowBackend`], and splices inbound tunnel connections to the
+//! application's loopback listeners.
+
+use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
+use control::{
+    AcceptedPeer, ConnectReply, FlowState, Proto, Reply, Request, RouteDecision, FILLER_LEN,
+    MAX_FRAME, PREFIX_LEN,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// How long a finished flow's outcome / an inbound peer mapping is kept
+/// for late `FlowStatus` / `AcceptLookup` queries.
+const KEEP_FINISHED: Duration = Duration::from_secs(120);
+/// How long the bridge waits for the shim's filler after `Accepted`.
+const FILLER_WAIT: Duration = Duration::from_secs(10);
+
+struct Shared {
+    backend: Arc<dyn FlowBackend>,
+    uid: u32,
+    next_flow: AtomicU64,
+    flows: Mutex<HashMap<u64, (FlowState, Instant)>>,
+    /// Engine-side loopback source address → who it stands for.
+    inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
+    inbound_tx: mpsc::Sender<InboundTcp>,
+}
+
+/// Starts the bridge on `listener`; runs until the runtime stops.
+pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(64);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let shared = Arc::new(Shared {
+        backend,
+        uid,
+        next_flow: AtomicU64::new(1),
+        flows: Mutex::new(HashMap::new()),
+        inbound: Mutex::new(HashMap::new()),
+        inbound_tx,
+    });
+    let s = shared.clone();
+    tokio::spawn(async move {
+        while let Some(conn) = inbound_rx.recv().await {
+            tokio::spawn(splice_inbound(s.clone(), conn));
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let s = shared.clone();
+                    tokio::spawn(async move { serve(s, stream).await });
+                }
+                Err(e) => {
+                    warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn read_request(stream: &mut UnixStream) -> std::io::Result<Option<Request>> {
+    let mut buf = [0u8; MAX_FRAME];
+    // Exact reads only: on a data socket the filler follows the frame and
+    // must stay unread until the flow is established.
+    stream.read_exact(&mut buf[..PREFIX_LEN]).await?;
+    let Ok(total) = control::frame_len([buf[0], buf[1]]) else {
+        return Ok(None);
+    };
+    stream.read_exact(&mut buf[PREFIX_LEN..total]).await?;
+    Ok(Request::decode(&buf[..total]).ok().map(|(r, _)| r))
+}
+
+async fn reply(stream: &mut UnixStream, r: Reply) {
+    let mut buf = [0u8; MAX_FRAME];
+    if let Ok(n) = r.encode(&mut buf) {
+        let _ = stream.write_all(&buf[..n]).await;
+    }
+}
+
+async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
+    match stream.peer_cred() {
+        Ok(c) if c.uid() == s.uid => {}
+        Ok(c) => {
+            warn!(
+                uid = c.uid(),
+                pid = c.pid().unwrap_or(0),
+                "refused control connection from another user"
+            );
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "refused control connection without credentials");
+            return;
+        }
+    }
+    let req = match read_request(&mut stream).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            warn!("malformed control message");
+            return;
+        }
+        Err(_) => return,
+    };
+    match req {
+        Request::Hello { pid, version } => debug!(pid, version, "shim loaded"),
+        Request::Route { dst, proto } => {
+            let d = s.backend.route(dst, proto);
+            debug!(dst = %dst, proto = ?proto, decision = ?d, "route decision");
+            reply(&mut stream, Reply::Route(d)).await;
+        }
+        Request::Connect(c) => connect(s, stream, c.dst, c.fd, c.nonblocking).await,
+        Request::FlowStatus { flow } => {
+            let st = s
+                .flows
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&flow).map(|e| e.0))
+                .unwrap_or(FlowState::Unknown);
+            debug!(flow, state = ?st, "flow status query");
+            reply(&mut stream, Reply::FlowStatus(st)).await;
+        }
+        Request::Bind { addr } => {
+            let redirect = addr.ip().is_unspecified() || s.backend.is_local_address(addr.ip());
+            debug!(addr = %addr, redirect, "bind");
+            reply(&mut stream, Reply::Bind { redirect }).await;
+        }
+        Request::Listen {
+            requested,
+            loopback,
+        } => {
+            let r = s.backend.listen(
+                ListenSpec {
+                    requested,
+                    loopback,
+                },
+                s.inbound_tx.clone(),
+            );
+            match r {
+                Ok(()) => {
+                    debug!(requested = %requested, loopback = %loopback, "listening through the tunnel")
+                }
+                Err(e) => {
+                    warn!(requested = %requested, errno = e, "cannot listen through the tunnel")
+                }
+            }
+            reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
+        }
+        Request::AcceptLookup { listener, peer } => {
+            let found = s
+                .inbound
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&peer).map(|e| e.0));
+            debug!(listener = %listener, loopback_peer = %peer, tunnel_peer = ?found.map(|p| p.peer), "accept lookup");
+            reply(&mut stream, Reply::Accept(found)).await;
+        }
+    }
+}
+
+fn set_flow(s: &Shared, flow: u64, st: FlowState) {
+    if let Ok(mut m) = s.flows.lock() {
+        if m.len() > 4096 {
+            m.retain(|_, (_, t)| t.elapsed() < KEEP_FINISHED);
+        }
+        m.insert(flow, (st, Instant::now()));
+    }
+}
+
+/// Bytes queued for reading on `stream` (FIONREAD).
+fn queued(stream: &UnixStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to `n`; the fd is valid while `stream` lives.
+    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        n.max(0) as usize
+    }
+}
+
+async fn connect(
+    s: Arc<Shared>,
+    mut stream: UnixStream,
+    dst: SocketAddr,
+    fd: i32,
+    nonblocking: bool,
+) {
+    let decision = s.backend.route(dst, Proto::Tcp);
+    debug!(dst = %dst, fd, nonblocking, decision = ?decision, "connect intercepted");
+    let out = match decision {
+        RouteDecision::Direct => {
+            return reply(&mut stream, Reply::Connect(ConnectReply::NotRouted)).await
+        }
+        RouteDecision::Unreachable(e) => {
+            return reply(&mut stream, Reply::Connect(ConnectReply::Refused(e))).await
+        }
+        RouteDecision::Tunnel => match s.backend.open_tcp(dst) {
+            Ok(o) => o,
+            Err(e) => return reply(&mut stream, Reply::Connect(ConnectReply::Refused(e))).await,
+        },
+    };
+    let flow = s.next_flow.fetch_add(1, Ordering::Relaxed);
+    set_flow(&s, flow, FlowState::Connecting);
+    reply(
+        &mut stream,
+        Reply::Connect(ConnectReply::Accepted {
+            flow,
+            local: out.local,
+        }),
+    )
+    .await;
+
+    // Wait until the shim's filler is queued (without reading it), so that a
+    // failure below closes the socket with unread data: POLLERR at the app.
+    let deadline = Instant::now() + FILLER_WAIT;
+    while queued(&stream) < FILLER_LEN && Instant::now() < deadline {
+        if tokio::time::timeout(Duration::from_millis(20), stream.readable())
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        if queued(&stream) < FILLER_LEN {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    let started = Instant::now();
+    let mut io = match out.established.await {
+        Ok(io) => io,
+        Err(e) => {
+            set_flow(&s, flow, FlowState::Failed(e));
+            debug!(flow, dst = %dst, errno = e, "flow failed");
+            return; // dropped with the filler unread
+        }
+    };
+    let mut filler = [0u8; FILLER_LEN];
+    if stream.read_exact(&mut filler).await.is_err() {
+        set_flow(&s, flow, FlowState::Failed(libc::ECONNRESET));
+        return;
+    }
+    set_flow(&s, flow, FlowState::Established);
+    debug!(flow, dst = %dst, local = %out.local, "flow opened");
+    let r = tokio::io::copy_bidirectional(&mut stream, &mut io).await;
+    let (up, down) = r.unwrap_or((0, 0));
+    debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
+}
+
+async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
+    let InboundTcp {
+        peer,
+        local,
+        target,
+        mut io,
+    } = conn;
+    let sock = match if target.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    } {
+        Ok(x) => x,
+        Err(e) => return warn!(error = %e, "inbound: socket failed"),
+    };
+    let loopback_src = SocketAddr::new(target.ip(), 0);
+    if let Err(e) = sock.bind(loopback_src) {
+        return warn!(error = %e, "inbound: bind failed");
+    }
+    let Ok(src) = sock.local_addr() else { return };
+    // Registered before connecting, so the application's accept() always finds it.
+    if let Ok(mut m) = s.inbound.lock() {
+        m.retain(|_, (_, t)| t.elapsed() < KEEP_FINISHED);
+        m.insert(src, (AcceptedPeer { peer, local }, Instant::now()));
+    }
+    let started = Instant::now();
+    let mut app = match sock.connect(target).await {
+        Ok(a) => a,
+        Err(e) => {
+            return debug!(peer = %peer, target = %target, error = %e, "inbound: application not listening")
+        }
+    };
+    debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
+    let (a, b) = tokio::io::copy_bidirectional(&mut io, &mut app)
+        .await
+        .unwrap_or((0, 0));
+    debug!(peer = %peer, bytes_in = a, bytes_out = b, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");
+}

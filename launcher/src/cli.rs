@@ -1,0 +1,223 @@
+//! The command line.
+
+use clap::{Parser, ValueEnum};
+use std::ffi::OsString;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// `wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...`
+#[derive(Debug, Parser)]
+#[command(
+    name = "wrapguard",
+    version,
+    about = "Run a program with its network traffic carried through a userspace WireGuard tunnel",
+    override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]..."
+)]
+pub struct Cli {
+    /// WireGuard configuration file (wg-quick format, plus `Route =` lines).
+    #[arg(long, value_name = "PATH")]
+    pub config: PathBuf,
+
+    /// Route all traffic through the peer with this tunnel IP.
+    #[arg(long = "exit-node", value_name = "IP")]
+    pub exit_node: Option<IpAddr>,
+
+    /// Route a subnet through a peer: CIDR:PEER_IP (repeatable).
+    #[arg(long = "route", value_name = "CIDR:PEER_IP")]
+    pub routes: Vec<RouteArg>,
+
+    /// Log level.
+    #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Write logs to this file instead of stderr.
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// TESTS ONLY: carry flows to these "tunnel" prefixes to a host loopback
+    /// address instead of a WireGuard peer: PREFIX=LOOPBACK_IP (repeatable).
+    #[arg(long = "test-backend-map", hide = true, value_name = "CIDR=IP")]
+    pub test_backend_map: Vec<MapArg>,
+
+    /// TESTS ONLY: our tunnel address in the test backend.
+    #[arg(long = "test-backend-addr", hide = true, default_value = "10.77.0.2")]
+    pub test_backend_addr: IpAddr,
+
+    /// TESTS ONLY: host address where the test backend exposes listeners
+    /// as if they were reached from the tunnel.
+    #[arg(long = "test-backend-inbound", hide = true)]
+    pub test_backend_inbound: Option<IpAddr>,
+
+    /// TESTS ONLY: the tunnel peer address inbound test flows appear from.
+    #[arg(long = "test-backend-peer", hide = true, default_value = "10.77.0.1")]
+    pub test_backend_peer: IpAddr,
+
+    /// The program to run, and its arguments.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// `--log-level` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// General information (default).
+    Info,
+    /// Every intercepted call and flow.
+    Debug,
+}
+
+/// An IP prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this prefix (same family only).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(a: u128, len: u8, bits: u8) -> u128 {
+            if len == 0 {
+                0
+            } else {
+                a >> (bits - len)
+            }
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u32::from(n).into(), self.len, 32)
+                    == masked(u32::from(a).into(), self.len, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(u128::from(n), self.len, 128) == masked(u128::from(a), self.len, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (e.g. 10.0.0.0/8)"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IP address"))?;
+        let len: u8 = l
+            .parse()
+            .map_err(|_| format!("{l:?} is not a prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(format!("prefix length {len} is longer than {max}"));
+        }
+        Ok(Cidr { addr, len })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// `--route=CIDR:PEER_IP`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteArg {
+    /// Destination prefix.
+    pub prefix: Cidr,
+    /// Tunnel IP of the peer that carries it.
+    pub peer: IpAddr,
+}
+
+impl FromStr for RouteArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // The prefix length ends the CIDR, so IPv6 colons are unambiguous.
+        let slash = s
+            .find('/')
+            .ok_or_else(|| format!("{s:?} is not CIDR:PEER_IP"))?;
+        let colon = s[slash..]
+            .find(':')
+            .map(|i| i + slash)
+            .ok_or_else(|| format!("{s:?} is not CIDR:PEER_IP"))?;
+        let prefix: Cidr = s[..colon].parse()?;
+        let peer: IpAddr = s[colon + 1..]
+            .parse()
+            .map_err(|_| format!("{:?} is not a peer IP", &s[colon + 1..]))?;
+        Ok(RouteArg { prefix, peer })
+    }
+}
+
+/// `--test-backend-map=CIDR=IP`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapArg {
+    /// "Tunnel" prefix.
+    pub prefix: Cidr,
+    /// Host address its flows are carried to.
+    pub target: IpAddr,
+}
+
+impl FromStr for MapArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (p, t) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not CIDR=IP"))?;
+        Ok(MapArg {
+            prefix: p.parse()?,
+            target: t
+                .parse()
+                .map_err(|_| format!("{t:?} is not an IP address"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_routes_and_cidrs() {
+        let r: RouteArg = "192.168.0.0/16:10.150.0.3".parse().expect("v4 route");
+        assert_eq!(r.prefix.to_string(), "192.168.0.0/16");
+        assert_eq!(r.peer.to_string(), "10.150.0.3");
+        let r: RouteArg = "fd00::/64:fd00::1".parse().expect("v6 route");
+        assert_eq!(r.prefix.len, 64);
+        assert_eq!(r.peer.to_string(), "fd00::1");
+        assert!("10.0.0.0/33:1.1.1.1".parse::<RouteArg>().is_err());
+        assert!("10.0.0.0:1.1.1.1".parse::<RouteArg>().is_err());
+        let c: Cidr = "10.77.0.0/16".parse().expect("cidr");
+        assert!(c.contains("10.77.200.1".parse().expect("ip")));
+        assert!(!c.contains("10.78.0.1".parse().expect("ip")));
+        assert!(!c.contains("::1".parse().expect("ip")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
+        assert!(all.contains("8.8.8.8".parse().expect("ip")));
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let cli = Cli::try_parse_from([
+            "wrapguard",
+            "--config",
+            "x.conf",
+            "--",
+            "curl",
+            "-s",
+            "--help",
+        ])
+        .expect("parses");
+        assert_eq!(cli.command, vec!["curl", "-s", "--help"]);
+        assert_eq!(cli.log_level, LogLevel::Info);
+        assert!(Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).is_err());
+    }
+}

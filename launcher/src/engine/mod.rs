@@ -1,0 +1,103 @@
+//! The engine boundary: what the bridge (which serves the shim) needs from
+//! whatever carries flows. The real implementation — tcpip + noise + router
+//! on a UDP socket — implements [`FlowBackend`] next session; for now the
+//! only implementation is the test-only [`loopback::HostLoopbackBackend`].
+//!
+//! Contract, in the order the bridge uses it:
+//! 1. [`FlowBackend::route`] decides per destination, synchronously (the
+//!    router is the only authority; loopback never reaches it).
+//! 2. [`FlowBackend::open_tcp`] starts a tunnel connection and returns at
+//!    once with our local tunnel address (the stack allocates the port) and a
+//!    future that resolves to a byte stream once the handshake completes, or
+//!    to the errno a kernel would report (`ECONNREFUSED` for a RST,
+//!    `ETIMEDOUT`, `EHOSTUNREACH`/`ENETUNREACH` for ICMP or no peer).
+//! 3. [`FlowBackend::listen`] makes a port reachable at our tunnel
+//!    address(es); each accepted tunnel connection is handed to the bridge
+//!    through the [`InboundSink`], which splices it to the application's
+//!    loopback listener and answers the shim's `AcceptLookup`.
+//!
+//! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
+//! fed by the stack thread works); half-close is `shutdown()` (FIN).
+
+pub mod loopback;
+
+use control::{Proto, RouteDecision};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+/// A Linux errno value, as the application should see it.
+pub type Errno = i32;
+
+/// A bidirectional byte stream of one flow.
+pub trait FlowIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> FlowIo for T {}
+
+/// A boxed [`FlowIo`].
+pub type BoxedIo = Box<dyn FlowIo>;
+
+/// Resolves when a tunnel connection is established or has failed.
+pub type Establishing = Pin<Box<dyn Future<Output = Result<BoxedIo, Errno>> + Send>>;
+
+/// An outgoing tunnel connection being set up.
+pub struct OutboundTcp {
+    /// Our tunnel address and port for this flow.
+    pub local: SocketAddr,
+    /// Completes with the stream, or the errno to report.
+    pub established: Establishing,
+}
+
+/// What the application listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// What the application asked for (wildcard or a tunnel address), with
+    /// the real port.
+    pub requested: SocketAddr,
+    /// Where the application's socket really is (loopback, same port).
+    pub loopback: SocketAddr,
+}
+
+/// A connection a tunnel peer made to one of our listeners.
+pub struct InboundTcp {
+    /// The peer's tunnel address.
+    pub peer: SocketAddr,
+    /// Our tunnel address it connected to.
+    pub local: SocketAddr,
+    /// The application's loopback listener to splice it to.
+    pub target: SocketAddr,
+    /// The stream.
+    pub io: BoxedIo,
+}
+
+/// Where a backend delivers inbound connections.
+pub type InboundSink = mpsc::Sender<InboundTcp>;
+
+/// Startup facts for the log.
+#[derive(Clone, Debug, Default)]
+pub struct BackendInfo {
+    /// Our tunnel addresses.
+    pub addresses: Vec<IpAddr>,
+    /// One line per peer (`"<public key> endpoint <addr>"`, never a key
+    /// that is secret).
+    pub peers: Vec<String>,
+}
+
+/// What carries the child's flows. Methods are called from tokio tasks.
+pub trait FlowBackend: Send + Sync + 'static {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Addresses and peers, for the startup log.
+    fn info(&self) -> BackendInfo;
+    /// Whether `ip` is one of our tunnel addresses (for `bind()`).
+    fn is_local_address(&self, ip: IpAddr) -> bool {
+        self.info().addresses.contains(&ip)
+    }
+    /// Routing decision for a (normalised) destination.
+    fn route(&self, dst: SocketAddr, proto: Proto) -> RouteDecision;
+    /// Starts a TCP connection through the tunnel.
+    fn open_tcp(&self, dst: SocketAddr) -> Result<OutboundTcp, Errno>;
+    /// Accepts tunnel connections for `spec` (idempotent per port).
+    fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno>;
+}
