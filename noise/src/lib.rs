@@ -46,6 +46,9 @@ pub mod replay;
 pub mod session;
 pub mod timers;
 
+/// The RNG traits the device takes (re-exported so callers need no extra dependency).
+pub use rand_core;
+
 pub use device::{Decapsulated, Device, Encapsulated, PeerId, Transmit};
 pub use error::{DecapsulateError, EncapsulateError, PeerError};
 pub use handshake::tai64n_whitened;
