@@ -1,0 +1,517 @@
+//! End to end: real programs (python3, sh) under `wrapguard` with the
+//! test-only host-loopback backend, each run inside its own network
+//! namespace with only loopback up.
+
+mod common;
+
+use common::{assert_pass, bins, config, in_netns, run_python};
+use std::ffi::OsStr;
+
+#[test]
+fn blocking_connect_reaches_loopback_server_through_backend() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+s.connect(("10.77.0.1", port))
+got = recv_all(s, len(token))
+assert got == token, got
+s.sendall(b"hello")
+seen["thread"].join(5)
+assert seen["got"] == b"hello", seen
+# The loopback server saw the engine's connection, not a tunnel address.
+assert seen["peer"][0] == "127.0.0.1", seen
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn nonblocking_connect_einprogress_then_writable() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+s.setblocking(False)
+r = s.connect_ex(("10.77.0.1", port))
+assert r == errno.EINPROGRESS, r
+p = select.poll()
+p.register(s, select.POLLOUT)
+ev = p.poll(5000)
+assert ev and ev[0][1] & select.POLLOUT and not ev[0][1] & (select.POLLERR | select.POLLHUP), ev
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+s.setblocking(True)
+assert recv_all(s, len(token)) == token
+# connect again on a connected socket: EISCONN, as the kernel says.
+assert s.connect_ex(("10.77.0.1", port)) == errno.EISCONN
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn refused_port_gives_econnrefused_blocking_and_nonblocking() {
+    let out = run_python(
+        &[],
+        r#"
+# A port nobody listens on (bind+close to find one).
+t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]; t.close()
+s = socket.socket()
+r = s.connect_ex(("10.77.0.1", port))
+assert r == errno.ECONNREFUSED, r
+n = socket.socket()
+n.setblocking(False)
+assert n.connect_ex(("10.77.0.1", port)) == errno.EINPROGRESS
+p = select.poll(); p.register(n, select.POLLOUT)
+ev = p.poll(5000)
+assert ev and ev[0][1] & (select.POLLERR | select.POLLHUP), ev
+assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+# Reported once, as the kernel clears it.
+assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+# Python's timeout path (non-blocking + poll + SO_ERROR) raises the right error.
+c = socket.socket(); c.settimeout(5)
+try:
+    c.connect(("10.77.0.1", port)); raise SystemExit("connected?")
+except ConnectionRefusedError:
+    pass
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn names_and_options_look_like_tcp() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.connect(("10.77.0.1", port))
+assert s.getpeername() == ("10.77.0.1", port), s.getpeername()
+ip, lport = s.getsockname()
+assert ip == "10.77.0.2" and lport > 0, (ip, lport)
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_TCP
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 65536
+# An unknown TCP option fails like the kernel's.
+try:
+    s.getsockopt(socket.IPPROTO_TCP, 9999); raise SystemExit("no error?")
+except OSError as e:
+    assert e.errno == errno.ENOPROTOOPT, e
+# A dup'd fd keeps the state.
+d = s.dup()
+assert d.getpeername() == ("10.77.0.1", port)
+assert recv_all(d, len(token)) == token
+# Python rebuilding a socket from an fd (SO_DOMAIN/SO_TYPE/getsockname).
+f = socket.socket(fileno=os.dup(s.fileno()))
+assert f.family == socket.AF_INET and f.type == socket.SOCK_STREAM, (f.family, f.type)
+s.shutdown(socket.SHUT_WR)
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn fd_above_1024_works() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+os.dup2(s.fileno(), 2000)
+s.close()
+s = socket.socket(fileno=2000)
+s.connect(("10.77.0.1", port))
+assert s.fileno() == 2000
+assert s.getpeername() == ("10.77.0.1", port), s.getpeername()
+assert recv_all(s, len(token)) == token
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn ipv6_and_v4_mapped_destinations() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server(host="::1", family=socket.AF_INET6)
+s = socket.socket(socket.AF_INET6)
+s.connect(("fd77::1", port))
+assert s.getpeername()[:2] == ("fd77::1", port), s.getpeername()
+assert recv_all(s, len(token)) == token
+port, token, seen = server()
+m = socket.socket(socket.AF_INET6)
+m.connect(("::ffff:10.77.0.1", port))
+assert m.getpeername()[:2] == ("::ffff:10.77.0.1", port), m.getpeername()
+assert m.getsockname()[0] == "::ffff:10.77.0.2", m.getsockname()
+assert recv_all(m, len(token)) == token
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn forked_child_connects_through_tunnel() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+pid = os.fork()
+if pid == 0:
+    try:
+        s = socket.socket()
+        s.connect(("10.77.0.1", port))
+        ok = recv_all(s, len(token)) == token and s.getpeername() == ("10.77.0.1", port)
+    except Exception as e:
+        print("child error", e, file=sys.stderr); ok = False
+    os._exit(0 if ok else 1)
+_, st = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(st) == 0, st
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn wildcard_listener_port0_reachable_through_backend_inbound() {
+    let out = run_python(
+        &[],
+        r#"
+srv = socket.socket()
+srv.bind(("0.0.0.0", 0))
+srv.listen(4)
+host, port = srv.getsockname()
+assert host == "0.0.0.0" and port > 0, (host, port)
+token = ("IN-" + uuid.uuid4().hex).encode()
+def client():
+    # The test backend's "tunnel face": as if a peer connected to 10.77.0.2:port.
+    c = socket.create_connection(("127.0.0.3", port), timeout=5)
+    c.sendall(token)
+    c.close()
+threading.Thread(target=client, daemon=True).start()
+conn, peer = srv.accept()
+assert peer[0] == "10.77.0.1", peer
+assert conn.getpeername()[0] == "10.77.0.1", conn.getpeername()
+assert conn.getsockname() == ("10.77.0.2", port), conn.getsockname()
+assert recv_all(conn, len(token)) == token
+# A loopback client still reaches the wildcard listener, and is shown as loopback.
+l = socket.create_connection(("127.0.0.1", port), timeout=5)
+conn2, peer2 = srv.accept()
+assert peer2[0] == "127.0.0.1", peer2
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn unrouted_destinations_are_untouched() {
+    let out = run_python(
+        &[],
+        r#"
+# Not in any test prefix: the kernel answers (no route in this namespace).
+s = socket.socket()
+r = s.connect_ex(("192.0.2.1", 80))
+assert r == errno.ENETUNREACH, r
+# A 127.0.0.1 listener stays local and keeps its address.
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+assert l.getsockname()[0] == "127.0.0.1"
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn existing_ld_preload_is_kept_and_exec_with_empty_env_keeps_tunnel() {
+    let b = bins();
+    let out = in_netns(&[
+        OsStr::new("env"),
+        OsStr::new("LD_PRELOAD=libm.so.6"),
+        b.wrapguard.as_os_str(),
+        OsStr::new("--config"),
+        config().as_os_str(),
+        OsStr::new("--test-backend-map=10.77.0.0/16=127.0.0.1"),
+        OsStr::new("--"),
+        b.python.as_os_str(),
+        OsStr::new("-c"),
+        OsStr::new(
+            r#"
+import os, sys
+pre = os.environ["LD_PRELOAD"]
+assert pre.endswith(":libm.so.6") and pre.split(":")[0].endswith("libwrapguard.so"), pre
+# exec with an empty environment: the shim puts itself back.
+os.execve(sys.executable, [sys.executable, "-c",
+    "import os; e=os.environ; assert 'libwrapguard.so' in e.get('LD_PRELOAD',''), dict(e); "
+    "assert e.get('WRAPGUARD_CONTROL'), dict(e); print('PASS')"], {})
+"#,
+        ),
+    ])
+    .output()
+    .expect("run");
+    assert_pass(&out);
+}
+
+fn run_sh(script: &str, extra: &[&str]) -> std::process::Output {
+    let b = bins();
+    let cfg = config();
+    let mut args: Vec<&OsStr> = vec![
+        b.wrapguard.as_os_str(),
+        OsStr::new("--config"),
+        cfg.as_os_str(),
+    ];
+    args.push(OsStr::new("--test-backend-map=10.77.0.0/16=127.0.0.1"));
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([
+        OsStr::new("--"),
+        OsStr::new("sh"),
+        OsStr::new("-c"),
+        OsStr::new(script),
+    ]);
+    in_netns(&args).output().expect("run")
+}
+
+#[test]
+fn exit_codes_follow_the_child() {
+    assert_eq!(run_sh("exit 3", &[]).status.code(), Some(3));
+    assert_eq!(run_sh("exit 0", &[]).status.code(), Some(0));
+    assert_eq!(run_sh("kill -TERM $$", &[]).status.code(), Some(143));
+    assert_eq!(run_sh("kill -KILL $$", &[]).status.code(), Some(137));
+}
+
+#[test]
+fn signals_are_forwarded_to_the_child() {
+    // The child signals wrapguard (its parent); wrapguard forwards to the child.
+    let out = run_sh("trap 'exit 42' TERM; kill -TERM $PPID; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 9", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_sh("trap 'exit 43' HUP; kill -HUP $PPID; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 9", &[]);
+    assert_eq!(out.status.code(), Some(43));
+}
+
+#[test]
+fn control_dir_is_private_and_removed() {
+    let out = run_sh("d=$(dirname \"$WRAPGUARD_CONTROL\"); stat -c '%a %u' \"$d\"; echo \"$d\"; test -S \"$WRAPGUARD_CONTROL\" && echo sock", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lines[0].starts_with("700 "), "{stdout}");
+    assert_eq!(lines.get(2).copied(), Some("sock"));
+    let dir = std::path::Path::new(lines[1]);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    // Also when the child dies of a signal.
+    let out = run_sh("dirname \"$WRAPGUARD_CONTROL\"; kill -KILL $$", &[]);
+    let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!d.is_empty() && !std::path::Path::new(&d).exists());
+}
+
+#[test]
+fn other_uid_is_refused_by_the_control_socket() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to switch uid");
+        return;
+    }
+    let b = bins();
+    let log = std::env::temp_dir().join(format!("wrapguard-e2e-uid-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    // A python every uid can run (a per-user install, e.g. pyenv, may not be).
+    let sys_py = std::path::Path::new("/usr/bin/python3");
+    let py = if sys_py.exists() {
+        sys_py.display().to_string()
+    } else {
+        b.python.display().to_string()
+    };
+    // Without privileges: the 0700 directory stops uid 65534. With
+    // CAP_DAC_OVERRIDE it reaches the socket, and SO_PEERCRED stops it.
+    let client = r#"
+import os, socket, struct
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(os.environ["WRAPGUARD_CONTROL"])
+except PermissionError:
+    print("EACCES"); raise SystemExit(0)
+# A FlowStatus query frame: len, version 1, tag 4, flow 1.
+try:
+    s.sendall(struct.pack("<H", 10) + bytes([1, 4]) + (1).to_bytes(8, "big"))
+    print("REPLY" if s.recv(64) else "CLOSED")
+except (BrokenPipeError, ConnectionResetError):
+    print("CLOSED")
+"#;
+    let script = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/env {py} -c '{client}'; \
+         setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_override --ambient-caps=+dac_override {py} -c '{client}'"
+    );
+    let logarg = format!("--log-file={}", log.display());
+    let out = run_sh(&script, &[&logarg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec!["EACCES", "CLOSED"],
+        "{stdout}"
+    );
+    let logtext = std::fs::read_to_string(&log).expect("log file");
+    assert!(
+        logtext.lines().any(
+            |l| l.contains("refused control connection from another user")
+                && l.contains("\"uid\":65534")
+        ),
+        "{logtext}"
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn without_engine_it_says_so_and_launches_nothing() {
+    let b = bins();
+    let marker = std::env::temp_dir().join(format!("wrapguard-e2e-marker-{}", std::process::id()));
+    let out = std::process::Command::new(&b.wrapguard)
+        .arg("--config")
+        .arg(config())
+        .arg("--")
+        .arg("touch")
+        .arg(&marker)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(!marker.exists(), "the command was launched");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.contains("not implemented yet") && last.contains("\"level\":\"error\""),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn missing_shim_or_config_fails_before_launch() {
+    let b = bins();
+    let lonely = b.dir.join("lonely");
+    std::fs::create_dir_all(&lonely).expect("dir");
+    let exe = lonely.join("wrapguard");
+    if !exe.exists() {
+        std::fs::copy(&b.wrapguard, &exe).expect("copy");
+    }
+    let out = std::process::Command::new(&exe)
+        .args(["--config"])
+        .arg(config())
+        .args([
+            "--test-backend-map=10.77.0.0/16=127.0.0.1",
+            "--",
+            "sh",
+            "-c",
+            "echo LAUNCHED",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("libwrapguard.so not found"));
+
+    let out = std::process::Command::new(&b.wrapguard)
+        .args([
+            "--config",
+            "/nonexistent/wg0.conf",
+            "--test-backend-map=10.77.0.0/16=127.0.0.1",
+            "--",
+            "sh",
+            "-c",
+            "echo LAUNCHED",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config"));
+}
+
+#[test]
+fn logs_are_json_lines_and_stdout_is_the_childs() {
+    let b = bins();
+    let log = std::env::temp_dir().join(format!("wrapguard-e2e-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let logarg = format!("--log-file={}", log.display());
+    let out = run_sh("echo child-output", &[&logarg, "--log-level=debug"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "child-output\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    for l in text.lines() {
+        assert!(
+            l.starts_with("{\"timestamp\":\"")
+                && l.contains("\"level\":\"")
+                && l.contains("\"message\":")
+                && l.ends_with('}'),
+            "{l}"
+        );
+    }
+    assert!(
+        text.contains("\"message\":\"Launching: sh -c echo child-output\""),
+        "{text}"
+    );
+    assert!(text.contains("initialized"));
+    let _ = b;
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn engine_unreachable_fails_closed() {
+    let b = bins();
+    let script = r#"
+import errno, socket
+s = socket.socket()
+r = s.connect_ex(("10.77.0.1", 80))
+assert r == errno.ENETUNREACH, r
+n = socket.socket(); n.setblocking(False)
+assert n.connect_ex(("10.77.0.1", 80)) == errno.ENETUNREACH
+# Loopback still works.
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+c = socket.socket(); c.connect(l.getsockname())
+print("PASS")
+"#;
+    let out = in_netns(&[
+        OsStr::new("env"),
+        OsStr::new(&format!("LD_PRELOAD={}", b.shim.display())),
+        OsStr::new("WRAPGUARD_CONTROL=/nonexistent/wrapguard/control.sock"),
+        b.python.as_os_str(),
+        OsStr::new("-c"),
+        OsStr::new(script),
+    ])
+    .output()
+    .expect("run");
+    assert_pass(&out);
+}
