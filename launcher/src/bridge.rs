@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -224,17 +224,21 @@ async fn connect(
 
     // Wait until the shim's filler is queued (without reading it), so that a
     // failure below closes the socket with unread data: POLLERR at the app.
-    let deadline = Instant::now() + FILLER_WAIT;
-    while queued(&stream) < FILLER_LEN && Instant::now() < deadline {
-        if tokio::time::timeout(Duration::from_millis(20), stream.readable())
-            .await
-            .is_err()
-        {
-            continue;
+    let deadline = tokio::time::Instant::now() + FILLER_WAIT;
+    while queued(&stream) < FILLER_LEN {
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            _ => break,
         }
-        if queued(&stream) < FILLER_LEN {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        // Not enough yet: report WouldBlock so tokio clears the readiness
+        // and the next readable() waits for new data instead of spinning.
+        let _ = stream.try_io(Interest::READABLE, || {
+            if queued(&stream) >= FILLER_LEN {
+                Ok(())
+            } else {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+        });
     }
 
     let started = Instant::now();

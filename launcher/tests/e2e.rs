@@ -609,3 +609,36 @@ i=0; while [ ! -f port ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
     );
     assert_eq!(stdout, token);
 }
+
+#[test]
+fn epoll_registration_made_before_connect_follows_the_socket() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+ep = select.epoll()
+s = socket.socket()
+s.setblocking(False)
+ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLET)
+assert s.connect_ex(("10.77.0.1", port)) == errno.EINPROGRESS
+ev = ep.poll(5)
+assert ev and ev[0][0] == s.fileno() and ev[0][1] & select.EPOLLOUT, ev
+assert not ev[0][1] & (select.EPOLLERR | select.EPOLLHUP), ev
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+ep.modify(s.fileno(), select.EPOLLIN)
+ev = ep.poll(5)
+assert ev and ev[0][1] & select.EPOLLIN, ev
+assert s.recv(100) == token
+# Refused, registered before connect: the error shows through epoll.
+t = socket.socket(); t.bind(("127.0.0.1", 0)); closed = t.getsockname()[1]; t.close()
+n = socket.socket(); n.setblocking(False)
+ep.register(n.fileno(), select.EPOLLOUT)
+assert n.connect_ex(("10.77.0.1", closed)) == errno.EINPROGRESS
+ev = dict(ep.poll(5))
+assert n.fileno() in ev and ev[n.fileno()] & (select.EPOLLERR | select.EPOLLHUP), ev
+assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}

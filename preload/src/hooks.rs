@@ -93,12 +93,20 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // Where to read the socket's type/domain: the fd itself, or the shadow
     // of an already swapped socket whose tunnel connect failed (retry).
     let mut reuse_shadow = None;
-    if let Some(Kind::Outbound { state, shadow, .. }) = table::get(fd) {
-        match state {
+    let mut regs = [None; table::MAX_EPOLL_REGS];
+    match table::get(fd) {
+        Some(Kind::Outbound { state, shadow, .. }) => match state {
             OutState::Connecting => return fail(libc::EALREADY),
             OutState::Established => return fail(libc::EISCONN),
             OutState::Failed { .. } => reuse_shadow = Some(shadow),
+        },
+        Some(Kind::Fresh { regs: r }) => {
+            regs = r;
+            // From here on the socket is either ours (Outbound) or the
+            // kernel's: stop watching its epoll registrations either way.
+            table::take(fd);
         }
+        _ => {}
     }
     let info_fd = reuse_shadow.unwrap_or(fd);
     let (Ok(ty), Ok(domain)) = (
@@ -165,7 +173,7 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // failure here means the engine already gave up; FlowStatus will say why.
     let _ = sys::send_all(data, &[control::FILLER_BYTE; control::FILLER_LEN]);
 
-    let shadow = match swap(fd, data, reuse_shadow) {
+    let shadow = match swap(fd, data, reuse_shadow, &regs) {
         Ok(s) => s,
         Err(e) => {
             sys::close(data);
@@ -221,9 +229,15 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
 }
 
 /// Puts the data socket `data` at the application's `fd`, keeping the fd's
-/// CLOEXEC and O_NONBLOCK flags; returns the shadow fd that keeps the
-/// original TCP socket alive.
-fn swap(fd: c_int, data: c_int, reuse_shadow: Option<c_int>) -> Result<c_int, c_int> {
+/// CLOEXEC and O_NONBLOCK flags and moving its epoll registrations (made
+/// before connect) onto the data socket; returns the shadow fd that keeps
+/// the original TCP socket alive.
+fn swap(
+    fd: c_int,
+    data: c_int,
+    reuse_shadow: Option<c_int>,
+    regs: &[Option<table::EpollReg>],
+) -> Result<c_int, c_int> {
     let fl = sys::fcntl(fd, libc::F_GETFL, 0)?;
     let fdfl = sys::fcntl(fd, libc::F_GETFD, 0)?;
     let shadow = match reuse_shadow {
@@ -235,6 +249,11 @@ fn swap(fd: c_int, data: c_int, reuse_shadow: Option<c_int>) -> Result<c_int, c_
     } else {
         0
     };
+    // Registrations are keyed by (file, fd): remove them while `fd` still
+    // names the TCP socket, re-add them once it names the data socket.
+    for r in regs.iter().flatten() {
+        let _ = sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, (0, 0));
+    }
     if let Err(e) = sys::dup3(data, fd, flags) {
         if reuse_shadow.is_none() {
             sys::close(shadow);
@@ -242,6 +261,9 @@ fn swap(fd: c_int, data: c_int, reuse_shadow: Option<c_int>) -> Result<c_int, c_
         return Err(e);
     }
     sys::close(data);
+    for r in regs.iter().flatten() {
+        let _ = sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, (r.events, r.data));
+    }
     if fl & libc::O_NONBLOCK != 0 {
         let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
     }
@@ -452,7 +474,7 @@ unsafe fn do_getsockname(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_
             shown.set_port(real_addr.port());
             shown
         }
-        None => return pass(),
+        _ => return pass(),
     };
     // SAFETY: application out-parameters, checked in write_out.
     match unsafe { addr::write_out(shown, a, len) } {
@@ -603,6 +625,61 @@ unsafe fn do_accept4(
 }
 
 // ------------------------------------------------------------- fd life
+
+fn do_socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    // SAFETY: integer arguments.
+    let fd = unsafe { real::socket(domain, ty, proto) };
+    if fd >= 0 {
+        if let Some(stale) = table::take(fd) {
+            table::release(&stale);
+        }
+        if matches!(domain, libc::AF_INET | libc::AF_INET6) && ty & 0xf == libc::SOCK_STREAM {
+            table::set(
+                fd,
+                Kind::Fresh {
+                    regs: [None; table::MAX_EPOLL_REGS],
+                },
+            );
+        }
+    }
+    fd
+}
+
+unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+    if r != 0 {
+        return r;
+    }
+    if let Some(Kind::Fresh { .. }) = table::get(fd) {
+        let new = if op == libc::EPOLL_CTL_DEL || ev.is_null() {
+            None
+        } else {
+            // SAFETY: non-null, and the kernel just read it successfully.
+            let e = unsafe { std::ptr::read_unaligned(ev) };
+            Some(table::EpollReg {
+                epfd,
+                events: e.events,
+                data: e.u64,
+            })
+        };
+        table::update(fd, |k| {
+            if let Kind::Fresh { regs } = k {
+                let slot = regs.iter().position(|r| r.is_some_and(|r| r.epfd == epfd));
+                match (slot, new) {
+                    (Some(i), n) => regs[i] = n,
+                    (None, Some(n)) => {
+                        if let Some(free) = regs.iter_mut().find(|r| r.is_none()) {
+                            *free = Some(n);
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
+        });
+    }
+    0
+}
 
 fn do_close(fd: c_int) -> c_int {
     let st = table::take(fd);
@@ -776,6 +853,41 @@ pub unsafe extern "C" fn setsockopt(
         // SAFETY: as above.
         || unsafe { do_setsockopt(fd, level, name, val, len) },
         libc::ENOPROTOOPT,
+    )
+}
+
+/// Interposed `socket(2)`: new TCP sockets are noted (see [`Kind::Fresh`]).
+///
+/// # Safety
+/// As for `socket(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    // SAFETY: integer arguments.
+    hook(
+        || unsafe { real::socket(domain, ty, proto) },
+        || do_socket(domain, ty, proto),
+        libc::EMFILE,
+    )
+}
+
+/// Interposed `epoll_ctl(2)`: registrations of not-yet-connected TCP
+/// sockets are remembered so a tunnel connect can move them.
+///
+/// # Safety
+/// As for `epoll_ctl(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut libc::epoll_event,
+) -> c_int {
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::epoll_ctl(epfd, op, fd, ev) },
+        // SAFETY: as above.
+        || unsafe { do_epoll_ctl(epfd, op, fd, ev) },
+        libc::EINVAL,
     )
 }
 

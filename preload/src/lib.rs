@@ -44,8 +44,10 @@
 //! (`AcceptLookup`) and show the peer's tunnel address.
 //!
 //! # Known limits (observed, by design for now)
-//! * An epoll/poll registration made *before* `connect()` keeps watching
-//!   the shadow socket (mio, libuv and asyncio register after connect).
+//! * epoll registrations made *before* `connect()` are moved to the data
+//!   socket (`socket` and `epoll_ctl` are hooked for that; up to 4 epoll
+//!   instances per socket). Registrations in an epoll set inherited from
+//!   another process, or made through `syscall()`, are not seen.
 //! * Socket state lives in the shim's memory: after `exec` an inherited
 //!   tunnel socket still carries data, but reports AF_UNIX addresses.
 //! * Until established, the app's `SO_SNDBUF` request is remembered and

@@ -300,3 +300,22 @@ pub fn getpid() -> u32 {
     // SAFETY: no arguments.
     unsafe { libc::syscall(libc::SYS_getpid) as u32 }
 }
+
+/// `epoll_ctl(2)`; `ev` is `(events, data)` (ignored for `EPOLL_CTL_DEL`).
+pub fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: (u32, u64)) -> Result<(), c_int> {
+    let mut e = libc::epoll_event {
+        events: ev.0,
+        u64: ev.1,
+    };
+    // SAFETY: `e` lives across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_ctl,
+            epfd as c_long,
+            op as c_long,
+            fd as c_long,
+            &mut e as *mut libc::epoll_event,
+        )
+    };
+    check(r).map(|_| ())
+}

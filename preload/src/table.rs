@@ -35,9 +35,31 @@ pub enum OutState {
     },
 }
 
+/// How many epoll registrations of a not-yet-connected socket are carried
+/// over to its data socket.
+pub const MAX_EPOLL_REGS: usize = 4;
+
+/// One epoll registration (`epoll_ctl(epfd, ADD/MOD, fd, {events, data})`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpollReg {
+    /// The epoll instance.
+    pub epfd: c_int,
+    /// Requested events.
+    pub events: u32,
+    /// The application's cookie.
+    pub data: u64,
+}
+
 /// What the shim knows about one fd.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
+    /// A new AF_INET/AF_INET6 stream socket, not yet connected or bound
+    /// through us: only its epoll registrations are remembered, so they can
+    /// be moved to the data socket if it connects through the tunnel.
+    Fresh {
+        /// Registrations made so far.
+        regs: [Option<EpollReg>; MAX_EPOLL_REGS],
+    },
     /// An application TCP socket swapped for a data socket to the engine.
     Outbound {
         /// Engine flow id.
@@ -232,6 +254,10 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
                 sndbuf,
             })
         }
+        // Registrations belong to the (file, fd) pair: the new fd has none.
+        Kind::Fresh { .. } => Some(Kind::Fresh {
+            regs: [None; MAX_EPOLL_REGS],
+        }),
         other => Some(other),
     }
 }
