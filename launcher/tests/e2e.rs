@@ -642,3 +642,65 @@ print("PASS")
     );
     assert_pass(&out);
 }
+
+#[test]
+fn many_threads_connect_concurrently() {
+    let out = run_python(
+        &[],
+        r#"
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(256)
+port = srv.getsockname()[1]
+def serve():
+    while True:
+        c, _ = srv.accept()
+        def echo(c=c):
+            d = recv_all(c, 36)
+            c.sendall(d[::-1]); c.close()
+        threading.Thread(target=echo, daemon=True).start()
+threading.Thread(target=serve, daemon=True).start()
+errors = []
+def worker(i):
+    try:
+        for j in range(5):
+            s = socket.socket()
+            if j % 2:
+                s.settimeout(10)
+            s.connect(("10.77.0.%d" % (1 + (i % 200)), port))
+            msg = uuid.uuid4().hex.encode() + b"%04d" % i
+            s.sendall(msg)
+            assert recv_all(s, 36) == msg[::-1]
+            assert s.getpeername()[0].startswith("10.77.0.")
+            s.close()
+    except Exception as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+[t.start() for t in ts]; [t.join(30) for t in ts]
+assert not errors, errors
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn dual_stack_wildcard_listener_is_reachable_through_backend() {
+    let out = run_python(
+        &[],
+        r#"
+srv = socket.create_server(("", 0), family=socket.AF_INET6, dualstack_ipv6=True)
+port = srv.getsockname()[1]
+assert srv.getsockname()[0] == "::", srv.getsockname()
+def client():
+    c = socket.create_connection(("127.0.0.3", port), timeout=5)
+    c.sendall(b"v6-listener"); c.close()
+threading.Thread(target=client, daemon=True).start()
+conn, peer = srv.accept()
+assert peer[0] == "::ffff:10.77.0.1", peer
+assert recv_all(conn, 11) == b"v6-listener"
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
