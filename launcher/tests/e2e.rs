@@ -704,3 +704,88 @@ print("PASS")
     );
     assert_pass(&out);
 }
+
+#[test]
+fn spawned_children_inherit_the_tunnel() {
+    let out = run_python(
+        &[],
+        r#"
+import subprocess
+child = r'''
+import socket, sys
+s = socket.socket(); s.connect(("10.77.0.1", int(sys.argv[1])))
+d = b""
+while len(d) < int(sys.argv[2]):
+    x = s.recv(100)
+    if not x: break
+    d += x
+sys.stdout.write(d.decode())
+'''
+port, token, seen = server()
+r = subprocess.run([sys.executable, "-c", child, str(port), str(len(token))], capture_output=True, timeout=20)
+assert r.stdout == token, (r.stdout, r.stderr)
+# posix_spawn with an empty environment: the shim puts itself back.
+port, token, seen = server()
+rfd, wfd = os.pipe()
+pid = os.posix_spawn(sys.executable, [sys.executable, "-c", child, str(port), str(len(token))], {},
+                     file_actions=[(os.POSIX_SPAWN_DUP2, wfd, 1)])
+os.close(wfd)
+_, st = os.waitpid(pid, 0)
+got = os.read(rfd, 200)
+assert os.WEXITSTATUS(st) == 0 and got == token, (st, got)
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn forked_child_keeps_state_of_inherited_socket() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+s.connect(("10.77.0.1", port))
+pid = os.fork()
+if pid == 0:
+    ok = s.getpeername() == ("10.77.0.1", port) and recv_all(s, len(token)) == token
+    os._exit(0 if ok else 1)
+_, st = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(st) == 0, st
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
+
+#[test]
+fn errno_is_preserved_on_success_and_exact_on_failure() {
+    let out = run_python(
+        &[],
+        r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+port, token, seen = server()
+s = socket.socket()
+sa = struct.pack("!HH4s8x", socket.AF_INET, port, socket.inet_aton("10.77.0.1"))
+sa = struct.pack("=H", socket.AF_INET) + sa[2:]
+ctypes.set_errno(1234)
+assert libc.connect(s.fileno(), sa, len(sa)) == 0
+assert ctypes.get_errno() == 1234, ctypes.get_errno()
+buf = ctypes.create_string_buffer(128); ln = ctypes.c_uint32(128)
+ctypes.set_errno(4321)
+assert libc.getsockname(s.fileno(), buf, ctypes.byref(ln)) == 0
+assert ctypes.get_errno() == 4321
+v = ctypes.c_int(7); vl = ctypes.c_uint32(4)
+assert libc.getsockopt(s.fileno(), socket.SOL_SOCKET, socket.SO_ERROR, ctypes.byref(v), ctypes.byref(vl)) == 0
+assert v.value == 0 and ctypes.get_errno() == 4321
+# A second connect: -1 with EISCONN exactly.
+assert libc.connect(s.fileno(), sa, len(sa)) == -1 and ctypes.get_errno() == errno.EISCONN
+# getpeername on a bad fd: libc's own EBADF.
+assert libc.getpeername(999, buf, ctypes.byref(ln)) == -1 and ctypes.get_errno() == errno.EBADF
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}
