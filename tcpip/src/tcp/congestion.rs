@@ -1,0 +1,168 @@
+//! Congestion control: slow start, CUBIC congestion avoidance with its
+//! Reno-friendly region, multiplicative decrease on loss.
+//!
+//! Read first: RFC 9438 §4 (CUBIC: W_cubic, K, β_cubic = 0.7, C = 0.4,
+//! Reno-friendly W_est, fast convergence, §4.6 multiplicative decrease,
+//! §4.8 timeout), RFC 5681 §3 (slow start, ssthresh), RFC 6928 (IW10),
+//! RFC 3465 (appropriate byte counting), RFC 7661 (don't grow when
+//! application-limited).
+
+use std::time::{Duration, Instant};
+
+const BETA: f64 = 0.7;
+const C: f64 = 0.4;
+/// α_cubic = 3(1 − β)/(1 + β) (RFC 9438 §4.3).
+const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
+
+/// CUBIC state in bytes.
+#[derive(Debug, Clone)]
+pub struct Cubic {
+    mss: usize,
+    cwnd: usize,
+    ssthresh: usize,
+    w_max: f64,
+    k: f64,
+    epoch: Option<Instant>,
+    w_est: f64,
+    cwnd_at_epoch: f64,
+}
+
+impl Cubic {
+    /// Starts with the RFC 6928 initial window of 10 segments.
+    pub fn new(mss: usize) -> Self {
+        let mss = mss.max(1);
+        Cubic {
+            mss,
+            cwnd: 10 * mss,
+            ssthresh: usize::MAX,
+            w_max: 0.0,
+            k: 0.0,
+            epoch: None,
+            w_est: 0.0,
+            cwnd_at_epoch: 0.0,
+        }
+    }
+
+    /// Congestion window in bytes.
+    pub fn window(&self) -> usize {
+        self.cwnd
+    }
+
+    /// Slow-start threshold in bytes.
+    pub fn ssthresh(&self) -> usize {
+        self.ssthresh
+    }
+
+    /// Updates the segment size (e.g. after PMTU changes).
+    pub fn set_mss(&mut self, mss: usize) {
+        self.mss = mss.max(1);
+        self.cwnd = self.cwnd.max(self.mss);
+    }
+
+    /// `acked` new bytes were acknowledged. `cwnd_limited` says whether the
+    /// sender was using its window (RFC 7661); `rtt` is the smoothed RTT.
+    pub fn on_ack(&mut self, now: Instant, acked: usize, rtt: Duration, cwnd_limited: bool) {
+        if !cwnd_limited || acked == 0 {
+            return;
+        }
+        if self.cwnd < self.ssthresh {
+            // Slow start with ABC, L = 2 SMSS (RFC 3465).
+            self.cwnd += acked.min(2 * self.mss);
+            return;
+        }
+        let mss = self.mss as f64;
+        let cwnd_seg = self.cwnd as f64 / mss;
+        let epoch = *self.epoch.get_or_insert_with(|| {
+            // A new congestion-avoidance epoch (RFC 9438 §4.2).
+            if self.w_max <= cwnd_seg {
+                self.k = 0.0;
+                self.w_max = cwnd_seg;
+            } else {
+                self.k = ((self.w_max - cwnd_seg) / C).cbrt();
+            }
+            self.w_est = cwnd_seg;
+            self.cwnd_at_epoch = cwnd_seg;
+            now
+        });
+        let t = (now.saturating_duration_since(epoch) + rtt).as_secs_f64();
+        // W_cubic(t) = C (t − K)^3 + W_max
+        let target = (C * (t - self.k).powi(3) + self.w_max).clamp(cwnd_seg, 1.5 * cwnd_seg);
+        let acked_seg = acked as f64 / mss;
+        // W_est += α_cubic · segments_acked / cwnd (RFC 9438 §4.3)
+        self.w_est += ALPHA * acked_seg / cwnd_seg;
+        let next = if self.w_est > target {
+            // Reno-friendly region.
+            cwnd_seg + (self.w_est - cwnd_seg).max(0.0).min(acked_seg / cwnd_seg)
+        } else {
+            // Concave / convex regions: cwnd += (target − cwnd)/cwnd per ACKed segment.
+            cwnd_seg + (target - cwnd_seg) / cwnd_seg * acked_seg
+        };
+        self.cwnd = ((next * mss) as usize).max(self.cwnd);
+    }
+
+    /// A loss detected by duplicate ACKs or SACK (RFC 9438 §4.6–§4.7).
+    pub fn on_congestion(&mut self, flight: usize) {
+        let mss = self.mss as f64;
+        let cwnd_seg = (self.cwnd.min(flight.max(self.mss))) as f64 / mss;
+        let cwnd_seg = cwnd_seg.max(self.cwnd as f64 / mss);
+        // Fast convergence.
+        self.w_max = if cwnd_seg < self.w_max {
+            cwnd_seg * (1.0 + BETA) / 2.0
+        } else {
+            cwnd_seg
+        };
+        self.ssthresh = ((cwnd_seg * BETA * mss).round() as usize).max(2 * self.mss);
+        self.cwnd = self.ssthresh;
+        self.epoch = None;
+    }
+
+    /// A retransmission timeout (RFC 9438 §4.8, RFC 5681 §3.1).
+    pub fn on_timeout(&mut self, flight: usize) {
+        let first = self.epoch.is_some() || self.cwnd > self.mss;
+        if first {
+            let mss = self.mss as f64;
+            let cwnd_seg = self.cwnd.max(flight.min(self.cwnd)) as f64 / mss;
+            self.w_max = cwnd_seg;
+            self.ssthresh = ((cwnd_seg * BETA * mss).round() as usize).max(2 * self.mss);
+        }
+        self.cwnd = self.mss;
+        self.epoch = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_then_decrease() {
+        let now = Instant::now();
+        let mut c = Cubic::new(1000);
+        assert_eq!(c.window(), 10_000);
+        c.on_ack(now, 1000, Duration::from_millis(10), true);
+        assert_eq!(c.window(), 11_000);
+        c.on_ack(now, 1000, Duration::from_millis(10), false);
+        assert_eq!(c.window(), 11_000);
+        c.on_congestion(11_000);
+        assert_eq!(c.window(), 7_700);
+        assert_eq!(c.ssthresh(), 7_700);
+        c.on_timeout(7_700);
+        assert_eq!(c.window(), 1_000);
+    }
+
+    #[test]
+    fn cubic_grows_back_towards_w_max() {
+        let mut now = Instant::now();
+        let mut c = Cubic::new(1000);
+        for _ in 0..100 {
+            c.on_ack(now, 2000, Duration::from_millis(10), true);
+        }
+        let before = c.window();
+        c.on_congestion(before);
+        for _ in 0..10_000 {
+            now += Duration::from_millis(1);
+            c.on_ack(now, 1000, Duration::from_millis(10), true);
+        }
+        assert!(c.window() > before, "{} <= {}", c.window(), before);
+    }
+}

@@ -1,0 +1,472 @@
+//! Segment arrival (RFC 9293 §3.10.7).
+//!
+//! Read first: RFC 9293 §3.10.7.3 (SYN-SENT), §3.10.7.4 (other states:
+//! the eight checks in order), §3.10.7.4 "first check sequence number"
+//! (acceptability table), RFC 5961 §3–§5 (RST/SYN challenge ACKs, ACK
+//! acceptability), RFC 7323 §5 (PAWS), §4.3 (TS.Recent update), RFC 6675
+//! §5 (entering loss recovery), RFC 6582 §3.2 (NewReno partial ACKs),
+//! RFC 1337 (ignore RST in TIME-WAIT).
+
+use super::{ev, Seq, State, Tcb, Timer};
+use crate::error::Error;
+use crate::wire::tcp::{Flags, Repr};
+use std::time::{Duration, Instant};
+
+/// DupThresh (RFC 5681 §3.2, RFC 6675 §2).
+const DUP_THRESH: u32 = 3;
+
+impl Tcb {
+    /// Processes one arriving segment for this connection.
+    pub(crate) fn process(&mut self, now: Instant, seg: &Repr<'_>) {
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.process_syn_sent(now, seg),
+            _ => self.process_synchronized(now, seg),
+        }
+    }
+
+    fn process_syn_sent(&mut self, now: Instant, seg: &Repr<'_>) {
+        let f = seg.flags;
+        let ack = Seq(seg.ack);
+        // First: the ACK bit.
+        let ack_ok = if f.has(Flags::ACK) {
+            if ack <= self.iss || ack > self.snd_max {
+                if !f.has(Flags::RST) {
+                    self.rst_pending = Some((ack, None));
+                }
+                return;
+            }
+            true
+        } else {
+            false
+        };
+        // Second: RST.
+        if f.has(Flags::RST) {
+            if ack_ok {
+                self.fail(Error::ConnectionRefused);
+            }
+            return;
+        }
+        // Fourth: SYN.
+        if !f.has(Flags::SYN) {
+            return;
+        }
+        self.irs = Seq(seg.seq);
+        self.rcv_nxt = self.irs + 1;
+        self.negotiate(&seg.options, true);
+        // The window in a SYN is never scaled (RFC 7323 §2.2).
+        self.snd_wnd = usize::from(seg.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = Seq(seg.seq);
+        self.snd_wl2 = ack;
+        if ack_ok {
+            self.snd_una = ack;
+            self.rtt_sample_syn(now, seg);
+            self.backoff = 0;
+            self.retries = 0;
+            self.timers.stop(Timer::Rto);
+            self.state = State::Established;
+            self.ack_now = true;
+            self.events |= ev::CONNECTED | ev::WRITABLE;
+            if self.fin_queued {
+                self.state = State::FinWait1;
+            }
+        } else {
+            // Simultaneous open: answer with SYN-ACK (RFC 9293 Figure 8).
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+        }
+    }
+
+    fn rtt_sample_syn(&mut self, now: Instant, seg: &Repr<'_>) {
+        if self.backoff > 0 {
+            return; // Karn: the SYN was retransmitted.
+        }
+        if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamp) {
+            let d = self.ts_now(now).wrapping_sub(ecr);
+            if d < 60_000 {
+                self.rtt.sample(Duration::from_millis(u64::from(d.max(1))));
+                return;
+            }
+        }
+        if let Some((_, sent)) = self.rtt_seq.take() {
+            self.rtt.sample(now.saturating_duration_since(sent));
+        }
+    }
+
+    fn process_synchronized(&mut self, now: Instant, seg: &Repr<'_>) {
+        let f = seg.flags;
+        let mut seq = Seq(seg.seq);
+        let mut payload = seg.payload;
+        let mut fin = f.has(Flags::FIN);
+
+        // PAWS (RFC 7323 §5.3).
+        if self.ts_ok && !f.has(Flags::RST) {
+            if let Some((val, _)) = seg.options.timestamp {
+                if (val.wrapping_sub(self.ts_recent) as i32) < 0 {
+                    self.ack_now = true;
+                    return;
+                }
+            }
+        }
+
+        // First: sequence number acceptability.
+        let seg_len = seg.segment_len();
+        let wnd = self.rcv_wnd();
+        let nxt = self.rcv_nxt;
+        let in_wnd = |s: Seq| nxt <= s && s < nxt + wnd;
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == nxt,
+            (0, _) => in_wnd(seq),
+            (_, 0) => false,
+            (n, _) => in_wnd(seq) || in_wnd(seq + (n - 1)),
+        };
+        if !acceptable {
+            if wnd == 0 && seq == nxt && !f.has(Flags::RST) && !f.has(Flags::SYN) {
+                // Zero window: still take the ACK (RFC 9293 §3.10.7.4).
+                payload = &[];
+                fin = false;
+            } else {
+                if !f.has(Flags::RST) {
+                    self.ack_now = true;
+                    if self.state == State::TimeWait && fin {
+                        self.timers.set(Timer::Linger, now + self.cfg.time_wait);
+                    }
+                }
+                return;
+            }
+        }
+        // Trim to the window: drop what we already have on the left...
+        if seq < nxt {
+            let skip = (nxt - seq).min(payload.len());
+            payload = &payload[skip..];
+            seq = nxt;
+            if f.has(Flags::SYN) {
+                // The SYN itself is old; treat as a duplicate.
+            }
+        }
+        // ...and what does not fit on the right.
+        if payload.len() > wnd.saturating_sub(seq - nxt) {
+            payload = &payload[..wnd.saturating_sub(seq - nxt)];
+            fin = false;
+        }
+
+        // TS.Recent update (RFC 7323 §4.3).
+        if self.ts_ok {
+            if let Some((val, _)) = seg.options.timestamp {
+                if Seq(seg.seq) <= self.last_ack_sent {
+                    self.ts_recent = val;
+                }
+            }
+        }
+
+        // Second: RST (RFC 5961 §3.2).
+        if f.has(Flags::RST) {
+            if Seq(seg.seq) != self.rcv_nxt {
+                self.ack_now = true; // challenge ACK
+                return;
+            }
+            match self.state {
+                State::SynReceived if self.passive => {
+                    self.enter_closed();
+                    self.app_closed = true;
+                }
+                State::SynReceived => self.fail(Error::ConnectionRefused),
+                State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                    self.fail(Error::ConnectionReset)
+                }
+                State::TimeWait => {} // RFC 1337
+                _ => self.enter_closed(),
+            }
+            return;
+        }
+
+        // Fourth: SYN in a synchronized state (RFC 5961 §4.2).
+        if f.has(Flags::SYN) {
+            if self.state == State::SynReceived && Seq(seg.seq) == self.irs {
+                self.snd_nxt = self.iss; // retransmitted SYN: resend SYN-ACK
+            } else {
+                self.ack_now = true; // challenge ACK
+            }
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !f.has(Flags::ACK) {
+            return;
+        }
+        self.arm_keepalive(now);
+        let ack = Seq(seg.ack);
+        if self.state == State::SynReceived {
+            if self.snd_una < ack && ack <= self.snd_max {
+                self.state = if self.fin_queued {
+                    State::FinWait1
+                } else {
+                    State::Established
+                };
+                self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
+                self.max_snd_wnd = self.snd_wnd;
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                self.events |= if self.passive {
+                    ev::ACCEPTABLE
+                } else {
+                    ev::CONNECTED
+                };
+                self.events |= ev::WRITABLE;
+            } else {
+                self.rst_pending = Some((ack, None));
+                return;
+            }
+        }
+        // RFC 5961 §5.2: acceptable ACK range.
+        if ack > self.snd_max {
+            self.ack_now = true;
+            return;
+        }
+        if ack < self.snd_una - self.max_snd_wnd.max(1) {
+            self.ack_now = true;
+            return;
+        }
+        self.process_ack(now, seg, seq, ack, payload.is_empty() && !fin);
+
+        let fin_seq = self.tx_base + self.tx.len();
+        let fin_acked = self.fin_queued && self.snd_una > fin_seq;
+        match self.state {
+            State::FinWait1 if fin_acked => {
+                self.state = State::FinWait2;
+                if self.app_closed {
+                    self.timers
+                        .set(Timer::Linger, now + self.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing if fin_acked => self.enter_time_wait(now),
+            State::LastAck if fin_acked => {
+                self.enter_closed();
+                return;
+            }
+            State::TimeWait => {
+                if fin {
+                    self.ack_now = true;
+                    self.timers.set(Timer::Linger, now + self.cfg.time_wait);
+                }
+                return;
+            }
+            _ => {}
+        }
+
+        // Seventh: segment text.
+        let can_receive = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
+        if !payload.is_empty() {
+            if !can_receive {
+                return; // The peer already sent FIN; ignore.
+            }
+            if self.app_closed {
+                // Nobody will read this (Linux answers with a reset).
+                self.abort();
+                return;
+            }
+            self.receive_data(now, seq, payload, seg.payload.len());
+        }
+
+        // Eighth: FIN.
+        if fin && can_receive {
+            let fs = seq + payload.len();
+            if fs == self.rcv_nxt {
+                self.consume_fin(now);
+            } else if fs > self.rcv_nxt {
+                self.rx_fin_seq = Some(fs);
+                self.ack_now = true;
+            }
+        }
+    }
+
+    fn consume_fin(&mut self, now: Instant) {
+        self.rcv_nxt = self.rcv_nxt + 1;
+        self.rx_fin_seq = None;
+        self.fin_received = true;
+        self.ack_now = true;
+        self.events |= ev::READABLE;
+        let fin_seq = self.tx_base + self.tx.len();
+        let fin_acked = self.fin_queued && self.snd_una > fin_seq;
+        match self.state {
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::FinWait1 if fin_acked => self.enter_time_wait(now),
+            State::FinWait1 => self.state = State::Closing,
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    fn receive_data(&mut self, now: Instant, seq: Seq, payload: &[u8], full_len: usize) {
+        let off = seq - self.rcv_nxt;
+        if off == 0 {
+            let n = self.rx.enqueue_slice(payload);
+            self.rcv_nxt = self.rcv_nxt + n;
+            let mut filled_hole = false;
+            while let Some(end) = self.ooo.pop_contiguous(self.rcv_nxt) {
+                let extra = end - self.rcv_nxt;
+                self.rx.commit(extra);
+                self.rcv_nxt = end;
+                filled_hole = true;
+            }
+            self.ooo.remove_below(self.rcv_nxt);
+            if let Some(fs) = self.rx_fin_seq {
+                if fs == self.rcv_nxt {
+                    self.consume_fin(now);
+                }
+            }
+            if !self.readable_notified {
+                self.readable_notified = true;
+                self.events |= ev::READABLE;
+            }
+            // Delayed ACK: at least every second full segment (RFC 5681 §4.2),
+            // at once when filling a hole (RFC 5681 §4.2, RFC 2018 §4).
+            self.unacked_bytes += n;
+            if filled_hole
+                || !self.ooo.is_empty()
+                || self.unacked_bytes >= 2 * self.payload_mss()
+                || full_len < self.payload_mss() / 2
+                    && self.unacked_bytes > 0
+                    && self.rx.free() < self.rx.capacity() / 2
+            {
+                self.ack_now = true;
+            } else {
+                self.ack_pending = true;
+                if !self.timers.is_set(Timer::DelayedAck) {
+                    self.timers
+                        .set(Timer::DelayedAck, now + self.cfg.delayed_ack);
+                }
+            }
+        } else {
+            // Out of order: place it and remember the range; ACK at once
+            // with SACK (RFC 5681 §4.2).
+            let end = seq + payload.len();
+            if self.ooo.insert(seq, end) {
+                // Fits: the payload was trimmed to the window above.
+                self.rx.write_at(off, payload);
+            }
+            self.ack_now = true;
+        }
+    }
+
+    fn process_ack(&mut self, now: Instant, seg: &Repr<'_>, seq: Seq, ack: Seq, pure: bool) {
+        let window = usize::from(seg.window) << self.snd_wscale;
+        // SACK scoreboard (RFC 6675 §4).
+        let mut new_sack = false;
+        if self.sack_ok {
+            let o = &seg.options;
+            for &(l, r) in &o.sack[..usize::from(o.sack_len)] {
+                let (l, r) = (Seq(l), Seq(r));
+                if l < r && l >= ack && r <= self.snd_max && self.sacked.bytes_above(l) < r - l {
+                    new_sack |= self.sacked.insert(l, r);
+                }
+            }
+        }
+        if ack > self.snd_una {
+            let acked = ack - self.snd_una;
+            let data_acked = (ack - self.tx_base).min(self.tx.len());
+            if data_acked > 0 {
+                self.tx.consume(data_acked);
+                self.tx_base = self.tx_base + data_acked;
+                if self.want_write {
+                    self.want_write = false;
+                    self.events |= ev::WRITABLE;
+                }
+            }
+            let flight_before = self.snd_max - self.snd_una;
+            self.snd_una = ack;
+            if self.snd_nxt < ack {
+                self.snd_nxt = ack;
+            }
+            if self.high_rxt < ack {
+                self.high_rxt = ack;
+            }
+            self.sacked.remove_below(ack);
+            self.take_rtt_sample(now, seg, ack);
+            match self.recovery {
+                Some(recover) if ack >= recover => {
+                    self.recovery = None;
+                    self.dupacks = 0;
+                }
+                Some(_) => {
+                    // Partial ACK (RFC 6582 §3.2 step 5): retransmit the next hole.
+                    if !self.sack_ok {
+                        self.high_rxt = self.snd_una;
+                    }
+                }
+                None => {
+                    let cwnd_limited = flight_before + self.payload_mss() >= self.cc.window();
+                    self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited);
+                    self.dupacks = 0;
+                }
+            }
+            self.backoff = 0;
+            self.retries = 0;
+            if self.snd_una >= self.snd_max {
+                self.timers.stop(Timer::Rto);
+            } else {
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
+            }
+        } else if ack == self.snd_una
+            && pure
+            && self.snd_max > self.snd_una
+            && (window == self.snd_wnd || new_sack)
+        {
+            self.dupacks += 1;
+        }
+        if ack == self.snd_una && window == 0 {
+            self.retries = 0; // the peer is alive and answering probes
+        }
+
+        // Enter loss recovery (RFC 5681 §3.2, RFC 6675 §5, RFC 6582 §3.2 step 2).
+        if self.recovery.is_none() && self.snd_una >= self.recover_prev {
+            let sack_loss = self.sack_ok
+                && self.sacked.total() > (DUP_THRESH as usize - 1) * self.payload_mss();
+            if self.dupacks >= DUP_THRESH || sack_loss {
+                let flight = self.snd_max - self.snd_una;
+                self.cc.on_congestion(flight);
+                self.recovery = Some(self.snd_max);
+                self.recover_prev = self.snd_max;
+                self.high_rxt = self.snd_una;
+                self.rtt_seq = None;
+                self.retransmits += 1;
+            }
+        }
+
+        // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.force_probe = false;
+                if self.snd_max == self.snd_una && self.timers.is_set(Timer::Rto) {
+                    self.timers.stop(Timer::Rto);
+                    self.backoff = 0;
+                }
+            }
+        }
+    }
+
+    fn take_rtt_sample(&mut self, now: Instant, seg: &Repr<'_>, ack: Seq) {
+        if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamp) {
+            // RTTM (RFC 7323 §4.1); retransmissions are fine with timestamps.
+            let d = self.ts_now(now).wrapping_sub(ecr);
+            if d < 60_000 {
+                self.rtt.sample(Duration::from_millis(u64::from(d.max(1))));
+            }
+            return;
+        }
+        if let Some((s, sent)) = self.rtt_seq {
+            if ack >= s {
+                self.rtt.sample(now.saturating_duration_since(sent));
+                self.rtt_seq = None;
+            }
+        }
+    }
+}

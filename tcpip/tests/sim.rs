@@ -1,0 +1,206 @@
+//! Two of our stacks over a simulated link: connection setup, bulk
+//! transfer verified byte by byte under loss, reordering, duplication and
+//! corruption, and a throughput table per loss rate.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use support::sim::{LinkConfig, Pair};
+use tcpip::{Error, Stack, StackConfig, TcpConfig, TcpState};
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+fn stack(addr: IpAddr, seed: u64, buf: usize) -> Stack {
+    Stack::new(StackConfig {
+        addresses: vec![addr],
+        seed,
+        tcp: TcpConfig {
+            rx_buffer: buf,
+            tx_buffer: buf,
+            ..TcpConfig::default()
+        },
+        ..StackConfig::default()
+    })
+}
+
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(0x9e37_79b9) >> 11) as u8 ^ (i >> 16) as u8
+}
+
+struct Transfer {
+    mb_per_s: f64,
+    virtual_secs: f64,
+    retransmits: u64,
+}
+
+/// Sends `total` bytes A→B, checking every byte; returns throughput in
+/// virtual time.
+fn transfer(link: LinkConfig, total: u64, seed: u64) -> Transfer {
+    let mut p = Pair::new(
+        stack(A, seed, 1 << 20),
+        stack(B, seed + 1, 1 << 20),
+        link,
+        seed,
+    );
+    let l = p.b.tcp_listen(SocketAddr::new(B, 80), 16).expect("listen");
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 80))
+            .expect("connect");
+    let mut server = None;
+    assert!(p.run_until(Duration::from_secs(10), |p| {
+        if server.is_none() {
+            server = p.b.tcp_accept(l);
+        }
+        server.is_some() && p.a.tcp_state(c) == Ok(TcpState::Established)
+    }));
+    let s = server.expect("accepted");
+    let start = p.now;
+    let (mut sent, mut recvd) = (0u64, 0u64);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let ok = p.run_until(Duration::from_secs(3600), |p| {
+        while sent < total {
+            let n = (total - sent).min(chunk.len() as u64) as usize;
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(sent + i as u64);
+            }
+            match p.a.tcp_send(c, &chunk[..n]) {
+                Ok(k) => sent += k as u64,
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+            if sent == total {
+                p.a.tcp_shutdown_write(p.now, c).expect("shutdown");
+            }
+        }
+        loop {
+            match p.b.tcp_recv(s, &mut rbuf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    for (i, &b) in rbuf[..n].iter().enumerate() {
+                        assert_eq!(
+                            b,
+                            pattern(recvd + i as u64),
+                            "byte {} corrupted",
+                            recvd + i as u64
+                        );
+                    }
+                    recvd += n as u64;
+                }
+                Err(Error::WouldBlock) => return false,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    });
+    assert!(ok, "transfer stalled at {recvd}/{total} bytes");
+    assert_eq!(recvd, total);
+    let secs = (p.now - start).as_secs_f64();
+    Transfer {
+        mb_per_s: total as f64 / secs / 1e6,
+        virtual_secs: secs,
+        retransmits: p.a.tcp_retransmits(c).unwrap_or(0),
+    }
+}
+
+#[test]
+fn connect_transfer_and_close_cleanly() {
+    let mut p = Pair::new(
+        stack(A, 1, 64 * 1024),
+        stack(B, 2, 64 * 1024),
+        LinkConfig::default(),
+        7,
+    );
+    let l = p.b.tcp_listen(SocketAddr::new(B, 80), 4).expect("listen");
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 80))
+            .expect("connect");
+    let mut s = None;
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        s = s.or_else(|| p.b.tcp_accept(l));
+        s.is_some() && p.a.tcp_state(c) == Ok(TcpState::Established)
+    }));
+    let s = s.expect("accepted");
+    assert_eq!(p.a.tcp_send(c, b"hello"), Ok(5));
+    let mut buf = [0u8; 16];
+    assert!(p.run_until(Duration::from_secs(5), |p| p.b.tcp_recv_queue(s) == Ok(5)));
+    assert_eq!(p.b.tcp_recv(s, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    // Half-close from A; B can still send.
+    let now = p.now;
+    p.a.tcp_shutdown_write(now, c).expect("shutdown");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.b.tcp_state(s)
+        == Ok(TcpState::CloseWait)));
+    assert_eq!(p.b.tcp_recv(s, &mut buf), Ok(0));
+    assert_eq!(p.b.tcp_send(s, b"bye"), Ok(3));
+    assert!(p.run_until(Duration::from_secs(5), |p| p.a.tcp_recv_queue(c) == Ok(3)));
+    let now = p.now;
+    p.b.tcp_close(now, s).expect("close");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.a.tcp_state(c)
+        == Ok(TcpState::TimeWait)));
+    assert!(p.run_until(Duration::from_secs(5), |p| p.b.tcp_socket_count() == 0));
+    let now = p.now;
+    p.a.tcp_close(now, c).expect("close");
+    assert!(p.run_until(Duration::from_secs(120), |p| p.a.tcp_socket_count() == 0));
+}
+
+#[test]
+fn refused_and_reset() {
+    let mut p = Pair::new(
+        stack(A, 3, 64 * 1024),
+        stack(B, 4, 64 * 1024),
+        LinkConfig::default(),
+        8,
+    );
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 81))
+            .expect("connect");
+    assert!(p.run_until(Duration::from_secs(5), |p| p.a.tcp_state(c)
+        == Ok(TcpState::Closed)));
+    assert_eq!(p.a.tcp_error(c), Ok(Some(Error::ConnectionRefused)));
+    assert_eq!(Error::ConnectionRefused.errno(), 111);
+}
+
+#[test]
+fn bulk_20mb_with_5pct_loss_and_reordering() {
+    let link = LinkConfig {
+        loss: 0.05,
+        reorder: 0.05,
+        duplicate: 0.01,
+        corrupt: 0.005,
+        ..LinkConfig::default()
+    };
+    let t = transfer(link, 20_000_000, 42);
+    println!(
+        "20 MB at 5% loss + reorder: {:.2} MB/s virtual ({:.1} s), {} retransmissions",
+        t.mb_per_s, t.virtual_secs, t.retransmits
+    );
+}
+
+#[test]
+fn throughput_table_per_loss_rate() {
+    println!("\nlink: 100 Mbit/s, 10 ms one-way, 3 ms reorder delay on 2% of packets");
+    println!(
+        "{:>6} | {:>10} | {:>10} | {:>8}",
+        "loss", "MB/s", "virt s", "rexmits"
+    );
+    for loss in [0.0, 0.01, 0.05, 0.10] {
+        let link = LinkConfig {
+            loss,
+            reorder: 0.02,
+            ..LinkConfig::default()
+        };
+        let t = transfer(link, 5_000_000, 9);
+        println!(
+            "{:>5.0}% | {:>10.2} | {:>10.2} | {:>8}",
+            loss * 100.0,
+            t.mb_per_s,
+            t.virtual_secs,
+            t.retransmits
+        );
+    }
+}
