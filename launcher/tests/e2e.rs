@@ -789,3 +789,36 @@ print("PASS")
     );
     assert_pass(&out);
 }
+
+#[test]
+fn routed_datagrams_fail_closed_and_local_ones_pass() {
+    let out = run_python(
+        &[],
+        r#"
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for attempt in range(2):  # second time from the shim's route cache
+    try:
+        u.sendto(b"x", ("10.77.0.53", 53)); raise SystemExit("sent?")
+    except OSError as e:
+        assert e.errno == errno.ENETUNREACH, e
+try:
+    u.sendmsg([b"x"], [], 0, ("10.77.0.53", 53)); raise SystemExit("sent?")
+except OSError as e:
+    assert e.errno == errno.ENETUNREACH, e
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+assert c.connect_ex(("10.77.0.53", 53)) == errno.ENETUNREACH
+# Loopback datagrams are untouched.
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", 0))
+u.sendto(b"local", r.getsockname())
+assert r.recvfrom(10)[0] == b"local"
+# sendto with an address on a tunnel TCP socket: the address is ignored, as on TCP.
+port, token, seen = server()
+s = socket.socket(); s.connect(("10.77.0.1", port))
+assert s.sendto(b"hi", ("10.77.0.1", port)) == 2
+seen["thread"].join(5)
+assert seen.get("got") == b"hi", seen
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+}

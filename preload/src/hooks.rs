@@ -7,6 +7,7 @@ use crate::engine::{self, config};
 use crate::real;
 use crate::sys::{self, errno, set_errno};
 use crate::table::{self, Kind, OutState};
+use crate::udp::{self, SendPlan};
 use control::{ConnectReply, ConnectRequest, FlowState, Proto, Reply, Request, RouteDecision};
 use libc::{c_int, c_void, sockaddr, socklen_t};
 use std::cell::Cell;
@@ -43,14 +44,40 @@ impl Drop for Guard {
     }
 }
 
+/// Return types of hooked functions: `-1` means failure with errno.
+pub(crate) trait Ret: Copy {
+    /// Whether this value is a success.
+    fn ok(self) -> bool;
+    /// The failure value.
+    fn failure() -> Self;
+}
+
+impl Ret for c_int {
+    fn ok(self) -> bool {
+        self >= 0
+    }
+    fn failure() -> Self {
+        -1
+    }
+}
+
+impl Ret for isize {
+    fn ok(self) -> bool {
+        self >= 0
+    }
+    fn failure() -> Self {
+        -1
+    }
+}
+
 /// Runs `body` for an active, non-re-entrant call, else `pass`. A panic
 /// never crosses into C: it becomes `-1` with errno `on_panic`. On success
 /// the caller's errno is restored, as libc leaves it untouched.
-pub(crate) fn hook(
-    pass: impl FnOnce() -> c_int,
-    body: impl FnOnce() -> c_int,
+pub(crate) fn hook<R: Ret>(
+    pass: impl FnOnce() -> R,
+    body: impl FnOnce() -> R,
     on_panic: c_int,
-) -> c_int {
+) -> R {
     if !config().active {
         return pass();
     }
@@ -59,14 +86,14 @@ pub(crate) fn hook(
     };
     let saved = errno();
     match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(r) if r >= 0 => {
+        Ok(r) if r.ok() => {
             set_errno(saved);
             r
         }
         Ok(r) => r,
         Err(_) => {
             set_errno(on_panic);
-            -1
+            R::failure()
         }
     }
 }
@@ -888,6 +915,181 @@ pub unsafe extern "C" fn epoll_ctl(
         // SAFETY: as above.
         || unsafe { do_epoll_ctl(epfd, op, fd, ev) },
         libc::EINVAL,
+    )
+}
+
+unsafe fn do_sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    a: *const sockaddr,
+    alen: socklen_t,
+) -> isize {
+    // SAFETY: the application's arguments.
+    match unsafe { udp::plan(fd, a, alen, flags) } {
+        // SAFETY: forwarded application arguments.
+        SendPlan::Pass => unsafe { real::sendto(fd, buf, len, flags, a, alen) },
+        SendPlan::DropAddress => {
+            // SAFETY: as above, without the address.
+            unsafe {
+                real::sendto(
+                    fd,
+                    buf,
+                    len,
+                    flags & !libc::MSG_FASTOPEN,
+                    std::ptr::null(),
+                    0,
+                )
+            }
+        }
+        SendPlan::ConnectFirst => {
+            // SAFETY: the application's address.
+            if unsafe { do_connect(fd, a, alen) } != 0 {
+                return -1;
+            }
+            // SAFETY: forwarded application arguments.
+            unsafe { real::send(fd, buf, len, flags & !libc::MSG_FASTOPEN) }
+        }
+        SendPlan::Refuse => {
+            set_errno(libc::ENETUNREACH);
+            -1
+        }
+    }
+}
+
+unsafe fn do_sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = |m: *const libc::msghdr, f: c_int| unsafe { real::sendmsg(fd, m, f) };
+    if msg.is_null() {
+        return pass(msg, flags);
+    }
+    // SAFETY: non-null msghdr from the application.
+    let mut copy = unsafe { *msg };
+    // SAFETY: msg_name/msg_namelen describe the application's address.
+    match unsafe {
+        udp::plan(
+            fd,
+            copy.msg_name as *const sockaddr,
+            copy.msg_namelen,
+            flags,
+        )
+    } {
+        SendPlan::Pass => pass(msg, flags),
+        SendPlan::DropAddress => {
+            copy.msg_name = std::ptr::null_mut();
+            copy.msg_namelen = 0;
+            pass(&copy, flags & !libc::MSG_FASTOPEN)
+        }
+        SendPlan::ConnectFirst => {
+            // SAFETY: the application's address.
+            if unsafe { do_connect(fd, copy.msg_name as *const sockaddr, copy.msg_namelen) } != 0 {
+                return -1;
+            }
+            copy.msg_name = std::ptr::null_mut();
+            copy.msg_namelen = 0;
+            pass(&copy, flags & !libc::MSG_FASTOPEN)
+        }
+        SendPlan::Refuse => {
+            set_errno(libc::ENETUNREACH);
+            -1
+        }
+    }
+}
+
+unsafe fn do_sendmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    let mut n = vlen;
+    if !msgs.is_null() {
+        for i in 0..vlen {
+            // SAFETY: `vlen` entries per the application.
+            let h = unsafe { (*msgs.add(i as usize)).msg_hdr };
+            // SAFETY: the entry's address.
+            if let SendPlan::Refuse =
+                unsafe { udp::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags) }
+            {
+                if i == 0 {
+                    return fail(libc::ENETUNREACH);
+                }
+                // Send the part before the first refused datagram, as the
+                // kernel reports a partial batch.
+                n = i;
+                break;
+            }
+        }
+    }
+    // SAFETY: forwarded application arguments (a prefix of them).
+    unsafe { real::sendmmsg(fd, msgs, n, flags) }
+}
+
+/// Interposed `sendto(2)` (see [`udp`]).
+///
+/// # Safety
+/// As for `sendto(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    a: *const sockaddr,
+    alen: socklen_t,
+) -> isize {
+    if a.is_null() {
+        // Fast path: no destination, nothing to decide.
+        // SAFETY: forwarded application arguments.
+        return unsafe { real::sendto(fd, buf, len, flags, a, alen) };
+    }
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::sendto(fd, buf, len, flags, a, alen) },
+        // SAFETY: as above.
+        || unsafe { do_sendto(fd, buf, len, flags, a, alen) },
+        libc::ENETUNREACH,
+    )
+}
+
+/// Interposed `sendmsg(2)` (see [`udp`]).
+///
+/// # Safety
+/// As for `sendmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    // SAFETY: a non-null msghdr is readable per the sendmsg contract.
+    if msg.is_null() || unsafe { (*msg).msg_name.is_null() } {
+        // SAFETY: forwarded application arguments.
+        return unsafe { real::sendmsg(fd, msg, flags) };
+    }
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::sendmsg(fd, msg, flags) },
+        // SAFETY: as above.
+        || unsafe { do_sendmsg(fd, msg, flags) },
+        libc::ENETUNREACH,
+    )
+}
+
+/// Interposed `sendmmsg(2)` (see [`udp`]).
+///
+/// # Safety
+/// As for `sendmmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    hook(
+        // SAFETY: forwarded application arguments.
+        || unsafe { real::sendmmsg(fd, msgs, vlen, flags) },
+        // SAFETY: as above.
+        || unsafe { do_sendmmsg(fd, msgs, vlen, flags) },
+        libc::ENETUNREACH,
     )
 }
 

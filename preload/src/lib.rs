@@ -53,8 +53,9 @@
 //! * Until established, the app's `SO_SNDBUF` request is remembered and
 //!   applied afterwards; TCP options reach the shadow socket, not yet the
 //!   engine's TCP (next session: forward TCP_NODELAY/keepalive).
-//! * UDP is not carried: `connect()` of a datagram socket to a routed
-//!   destination fails with `ENETUNREACH`; `sendto` is not hooked yet.
+//! * UDP is not carried yet: `connect()`/`sendto()`/`sendmsg()`/`sendmmsg()`
+//!   of a datagram to a routed destination fail with `ENETUNREACH` (see
+//!   [`udp`]); nothing routed leaks.
 //! * `io_uring_setup` (libc wrapper or `syscall()`) is not intercepted yet;
 //!   the plan is to fail it with `ENOSYS` so runtimes fall back.
 //! * `execl*` (variadic) are not hooked; statically linked programs and
@@ -76,6 +77,7 @@ pub mod hooks;
 pub mod real;
 pub mod sys;
 pub mod table;
+pub mod udp;
 
 /// The raw bytes of an environment variable, if set (no allocation beyond
 /// the copy; safe before `main`).
