@@ -108,8 +108,14 @@ fn run() -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Signal handlers before the control directory exists, so no signal can
+    // end us between its creation and its removal.
+    let sigs = {
+        let _in_rt = rt.enter();
+        signals()?
+    };
     let dir = ctldir::ControlDir::create()?;
-    let code = rt.block_on(supervise(&cli, &shim, &dir, backend));
+    let code = rt.block_on(supervise(&cli, &shim, &dir, backend, sigs));
     rt.shutdown_background();
     drop(dir);
     code
@@ -140,13 +146,11 @@ fn ld_preload_value(shim: &std::path::Path) -> OsString {
     v
 }
 
-async fn supervise(
-    cli: &Cli,
-    shim: &std::path::Path,
-    dir: &ctldir::ControlDir,
-    backend: Arc<dyn FlowBackend>,
-) -> Result<i32> {
-    // Signals first, so none of them kills us between here and the child.
+/// The signals forwarded to the child, with their numbers.
+type Signals = Vec<(i32, tokio::signal::unix::Signal)>;
+
+/// Installs handlers for the forwarded signals (needs a runtime context).
+fn signals() -> Result<Signals> {
     let kinds = [
         SignalKind::interrupt(),
         SignalKind::terminate(),
@@ -160,7 +164,16 @@ async fn supervise(
             signal(k).context("cannot install signal handlers")?,
         ));
     }
+    Ok(sigs)
+}
 
+async fn supervise(
+    cli: &Cli,
+    shim: &std::path::Path,
+    dir: &ctldir::ControlDir,
+    backend: Arc<dyn FlowBackend>,
+    mut sigs: Signals,
+) -> Result<i32> {
     let sock = dir.socket_path();
     let listener = tokio::net::UnixListener::bind(&sock)
         .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
@@ -177,13 +190,28 @@ async fn supervise(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     info!("Launching: {}", shown.join(" "));
-    let mut child = tokio::process::Command::new(prog)
+    let child = tokio::process::Command::new(prog)
         .args(args)
         .env("LD_PRELOAD", ld_preload_value(shim))
         .env(control::ENV_CONTROL, &sock)
         .env(control::ENV_PRELOAD, shim)
-        .spawn()
-        .with_context(|| format!("cannot launch {}", prog.to_string_lossy()))?;
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            // As shells do: 127 for a missing command, 126 for one that cannot run.
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            error!("cannot launch {}: {e}", prog.to_string_lossy());
+            if !logging::to_stderr() {
+                eprintln!("wrapguard: cannot launch {}: {e}", prog.to_string_lossy());
+            }
+            return Ok(code);
+        }
+    };
     let pid = child.id().map(|p| p as libc::pid_t);
 
     let status = loop {

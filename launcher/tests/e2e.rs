@@ -293,6 +293,19 @@ fn exit_codes_follow_the_child() {
     assert_eq!(run_sh("exit 0", &[]).status.code(), Some(0));
     assert_eq!(run_sh("kill -TERM $$", &[]).status.code(), Some(143));
     assert_eq!(run_sh("kill -KILL $$", &[]).status.code(), Some(137));
+    let b = bins();
+    let out = std::process::Command::new(&b.wrapguard)
+        .arg("--config")
+        .arg(config())
+        .args([
+            "--test-backend-map=10.77.0.0/16=127.0.0.1",
+            "--",
+            "/nonexistent/wrapguard-no-such-command",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot launch"));
 }
 
 #[test]
