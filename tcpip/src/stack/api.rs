@@ -295,6 +295,11 @@ impl Stack {
         Ok(self.tcb(h)?.cwnd())
     }
 
+    /// Diagnostics for a connection.
+    pub fn tcp_info(&self, h: TcpHandle) -> Result<crate::tcp::TcpInfo, Error> {
+        Ok(self.tcb(h)?.info())
+    }
+
     /// Segments retransmitted on this connection (diagnostics).
     pub fn tcp_retransmits(&self, h: TcpHandle) -> Result<u64, Error> {
         Ok(self.tcb(h)?.retransmits)

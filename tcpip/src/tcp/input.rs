@@ -387,6 +387,16 @@ impl Tcb {
             }
             self.sacked.remove_below(ack);
             self.take_rtt_sample(now, seg, ack);
+            if let (Some((saved, retx_ts)), Some((_, ecr))) = (&self.undo, seg.options.timestamp) {
+                // Eifel detection (RFC 3522): the ACK echoes a timestamp from
+                // before the retransmission, so the original arrived.
+                if (ecr.wrapping_sub(*retx_ts) as i32) < 0 {
+                    self.cc = saved.clone();
+                    self.recovery = None;
+                    self.dupacks = 0;
+                }
+                self.undo = None;
+            }
             match self.recovery {
                 Some(recover) if ack >= recover => {
                     self.recovery = None;
@@ -428,12 +438,17 @@ impl Tcb {
                 && self.sacked.total() > (DUP_THRESH as usize - 1) * self.payload_mss();
             if self.dupacks >= DUP_THRESH || sack_loss {
                 let flight = self.snd_max - self.snd_una;
+                self.undo = if self.ts_ok {
+                    Some((self.cc.clone(), self.ts_now(now)))
+                } else {
+                    None
+                };
                 self.cc.on_congestion(flight);
                 self.recovery = Some(self.snd_max);
                 self.recover_prev = self.snd_max;
                 self.high_rxt = self.snd_una;
                 self.rtt_seq = None;
-                self.retransmits += 1;
+                self.recoveries += 1;
             }
         }
 

@@ -224,6 +224,9 @@ pub struct Tcb {
     recovery: Option<Seq>,
     recover_prev: Seq,
     high_rxt: Seq,
+    /// Congestion state before the current recovery and the TSval of its
+    /// first retransmission, to undo a spurious recovery (RFC 3522 Eifel).
+    undo: Option<(Cubic, u32)>,
     sacked: RangeSet,
     force_probe: bool,
     keepalive_due: bool,
@@ -244,6 +247,27 @@ pub struct Tcb {
     pub(crate) listener: Option<(u32, u32)>,
     /// Counters (retransmitted segments).
     pub(crate) retransmits: u64,
+    pub(crate) rto_count: u64,
+    pub(crate) recoveries: u64,
+}
+
+/// Per-connection diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Segments retransmitted.
+    pub retransmits: u64,
+    /// Retransmission timeouts.
+    pub rto_count: u64,
+    /// Fast-recovery episodes.
+    pub recoveries: u64,
+    /// Congestion window in bytes.
+    pub cwnd: usize,
+    /// Smoothed RTT.
+    pub srtt: Duration,
+    /// Peer's window in bytes.
+    pub snd_wnd: usize,
+    /// Payload bytes per full segment.
+    pub mss: usize,
 }
 
 /// What an opening SYN carried (for passive opens).
@@ -315,6 +339,7 @@ impl Tcb {
             recovery: None,
             recover_prev: iss,
             high_rxt: iss,
+            undo: None,
             sacked: RangeSet::new(),
             force_probe: false,
             keepalive_due: false,
@@ -331,6 +356,8 @@ impl Tcb {
             want_write: false,
             listener: None,
             retransmits: 0,
+            rto_count: 0,
+            recoveries: 0,
         }
     }
 
@@ -723,6 +750,7 @@ impl Tcb {
             self.sacked.clear();
         }
         self.recovery = None;
+        self.undo = None;
         self.recover_prev = self.snd_max;
         self.dupacks = 0;
         self.rtt_seq = None;
@@ -735,6 +763,7 @@ impl Tcb {
         self.timers
             .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
         self.retransmits += 1;
+        self.rto_count += 1;
     }
 
     fn on_keepalive(&mut self, now: Instant) {
@@ -768,6 +797,19 @@ impl Tcb {
     /// Current congestion window in bytes.
     pub fn cwnd(&self) -> usize {
         self.cc.window()
+    }
+
+    /// Diagnostics.
+    pub fn info(&self) -> TcpInfo {
+        TcpInfo {
+            retransmits: self.retransmits,
+            rto_count: self.rto_count,
+            recoveries: self.recoveries,
+            cwnd: self.cc.window(),
+            srtt: self.rtt.srtt(),
+            snd_wnd: self.snd_wnd,
+            mss: self.payload_mss(),
+        }
     }
 }
 
