@@ -8,6 +8,8 @@
 //! bridge → child with `LD_PRELOAD` → forward signals → exit with the
 //! child's status. wrapguard never writes to stdout: it belongs to the child.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod bridge;
 mod cli;
 mod ctldir;

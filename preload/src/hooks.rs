@@ -1008,10 +1008,10 @@ unsafe fn do_sendmmsg(
         for i in 0..vlen {
             // SAFETY: `vlen` entries per the application.
             let h = unsafe { (*msgs.add(i as usize)).msg_hdr };
-            // SAFETY: the entry's address.
-            if let SendPlan::Refuse =
-                unsafe { udp::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags) }
-            {
+            // SAFETY: the entry's address, as the application gave it.
+            let plan =
+                unsafe { udp::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags) };
+            if let SendPlan::Refuse = plan {
                 if i == 0 {
                     return fail(libc::ENETUNREACH);
                 }

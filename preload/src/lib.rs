@@ -70,6 +70,8 @@
 //! is inert, and with it but no engine, routed connects fail with
 //! `ENETUNREACH` (fail closed).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod addr;
 pub mod engine;
 pub mod exec;
