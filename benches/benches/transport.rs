@@ -61,7 +61,10 @@ fn noise_handshake(a: &mut Device, pb: PeerId, b: &mut Device, now: Instant) {
     let mut buf = [0u8; BUF];
     let mut out = [0u8; BUF];
     a.force_handshake(pb, now).expect("peer");
-    let t = a.poll_transmit(now, &mut buf).expect("buffer").expect("initiation");
+    let t = a
+        .poll_transmit(now, &mut buf)
+        .expect("buffer")
+        .expect("initiation");
     let len = match b.decapsulate(&[], &buf[..t.len], now, &mut out) {
         Ok(Decapsulated::WriteToNetwork { len, .. }) => len,
         other => panic!("no response: {other:?}"),
@@ -133,10 +136,12 @@ fn encapsulate(c: &mut Criterion) {
     let (mut a, pb, _b, _pa, now) = noise_pair();
     let mut out = vec![0u8; BUF];
     g.bench_function("noise", |bench| {
-        bench.iter(|| match a.encapsulate(pb, black_box(&packet), now, &mut out) {
-            Ok(Encapsulated::Data(len)) => black_box(len),
-            other => panic!("{other:?}"),
-        })
+        bench.iter(
+            || match a.encapsulate(pb, black_box(&packet), now, &mut out) {
+                Ok(Encapsulated::Data(len)) => black_box(len),
+                other => panic!("{other:?}"),
+            },
+        )
     });
 
     let (mut ta, _tb) = boringtun_pair();

@@ -560,3 +560,120 @@ impl Device {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timers::{REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES};
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn pair(now: Instant) -> (Device, PeerId, Device, PeerId) {
+        let wall = SystemTime::now();
+        let ka = PrivateKey::from_bytes([1; 32]);
+        let kb = PrivateKey::from_bytes([2; 32]);
+        let mut a = Device::new(ka.clone(), ChaCha8Rng::seed_from_u64(1), now, wall);
+        let mut b = Device::new(kb.clone(), ChaCha8Rng::seed_from_u64(2), now, wall);
+        let cfg = |k: &PrivateKey| PeerConfig {
+            public_key: k.public_key(),
+            preshared_key: None,
+            persistent_keepalive: None,
+        };
+        let pb = a.add_peer(cfg(&kb)).expect("new");
+        let pa = b.add_peer(cfg(&ka)).expect("new");
+        let mut buf = [0u8; 256];
+        let mut out = [0u8; 256];
+        a.force_handshake(pb, now).expect("peer");
+        let t = a.poll_transmit(now, &mut buf).expect("fits").expect("init");
+        let Ok(Decapsulated::WriteToNetwork { len, .. }) =
+            b.decapsulate(&[], &buf[..t.len], now, &mut out)
+        else {
+            panic!("no response")
+        };
+        a.decapsulate(&[], &out[..len], now, &mut buf)
+            .expect("complete");
+        (a, pb, b, pa)
+    }
+
+    #[test]
+    fn timestamps_strictly_increase_even_within_one_whitening_step() {
+        let now = Instant::now();
+        let (mut a, _, _, _) = pair(now);
+        let t1 = a.ctx.timestamp(now);
+        let t2 = a.ctx.timestamp(now);
+        let t3 = a.ctx.timestamp(now + Duration::from_millis(1));
+        assert!(t1 < t2 && t2 < t3);
+        // A later process (fresh device) with a later wall clock still
+        // produces a larger timestamp than this one did.
+        let later = Device::new(
+            PrivateKey::from_bytes([1; 32]),
+            ChaCha8Rng::seed_from_u64(9),
+            now,
+            SystemTime::now() + Duration::from_secs(1),
+        );
+        let mut later = later;
+        assert!(later.ctx.timestamp(now) > t3);
+    }
+
+    #[test]
+    fn rekey_after_messages_and_reject_after_messages() {
+        let now = Instant::now();
+        let (mut a, pb, _b, _) = pair(now);
+        let mut out = [0u8; 256];
+        while a.poll_transmit(now, &mut out).expect("fits").is_some() {}
+        a.peer_mut(pb)
+            .expect("peer")
+            .set_send_counter(REKEY_AFTER_MESSAGES - 1);
+        assert!(matches!(
+            a.encapsulate(pb, &[], now, &mut out),
+            Ok(Encapsulated::Data(32))
+        ));
+        // The next send crosses REKEY_AFTER_MESSAGES: a handshake is due
+        // (allowed once REKEY_TIMEOUT passed since the last initiation).
+        let later = now + Duration::from_secs(6);
+        assert!(matches!(
+            a.encapsulate(pb, &[], later, &mut out),
+            Ok(Encapsulated::Data(32))
+        ));
+        let t = a
+            .poll_transmit(later, &mut out)
+            .expect("fits")
+            .expect("initiation");
+        assert_eq!((out[0], t.len), (1, 148));
+        // At REJECT_AFTER_MESSAGES the session is unusable: packets queue.
+        a.peer_mut(pb)
+            .expect("peer")
+            .set_send_counter(REJECT_AFTER_MESSAGES);
+        assert!(!a.peer_stats(pb, later).expect("peer").has_session);
+        assert!(matches!(
+            a.encapsulate(pb, &[], later, &mut out),
+            Ok(Encapsulated::Queued)
+        ));
+    }
+
+    #[test]
+    fn device_and_session_halves_are_send() {
+        fn send<T: Send>() {}
+        send::<Device>();
+        send::<Sender>();
+        send::<crate::session::Receiver>();
+    }
+
+    #[test]
+    fn indices_never_collide_and_are_freed() {
+        let now = Instant::now();
+        let (mut a, pb, _, _) = pair(now);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let i = a.ctx.allocate_index(pb);
+            assert!(seen.insert(i));
+        }
+        let before = a.ctx.indices.len();
+        for i in &seen {
+            a.ctx.free_index(*i);
+        }
+        assert_eq!(a.ctx.indices.len(), before - 1000);
+        a.remove_peer(pb).expect("peer");
+        assert!(a.ctx.indices.is_empty());
+    }
+}

@@ -340,7 +340,12 @@ impl Peer {
             self.request_initiation(false);
         }
         match self.poll_transmit(ctx, now, out)? {
-            Some(len) => Ok(crate::Encapsulated::Handshake(len)),
+            Some(len) if out.first() == Some(&crate::messages::TYPE_INITIATION) => {
+                Ok(crate::Encapsulated::Handshake(len))
+            }
+            // A session exists but older packets were still queued: the
+            // oldest one went out instead of this one.
+            Some(len) => Ok(crate::Encapsulated::Data(len)),
             None => Ok(crate::Encapsulated::Queued),
         }
     }
@@ -686,6 +691,13 @@ impl Peer {
     pub(crate) fn force_handshake(&mut self) {
         self.handshake_attempts = 0;
         self.request_initiation(true);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_send_counter(&mut self, counter: u64) {
+        if let Some(kp) = &mut self.current {
+            kp.sender.set_counter(counter);
+        }
     }
 
     /// The current session's halves, for engines that encrypt off-thread.

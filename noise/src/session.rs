@@ -67,6 +67,11 @@ impl Sender {
         self.receiver_index
     }
 
+    #[cfg(test)]
+    pub(crate) fn set_counter(&mut self, counter: u64) {
+        self.counter = counter;
+    }
+
     /// How many counters were used so far.
     pub fn counter(&self) -> u64 {
         self.counter
