@@ -835,3 +835,50 @@ print("PASS")
     );
     assert_pass(&out);
 }
+
+#[test]
+fn wildcard_bind_then_direct_connect_still_works() {
+    // 192.0.2.10 is a host address in the namespace but not routed to the
+    // tunnel: a socket bound to 0.0.0.0 (redirected to loopback by the shim)
+    // must still be able to connect to it.
+    let b = bins();
+    let client = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.bind(("0.0.0.0", 0))
+s.connect(("192.0.2.10", int(sys.argv[1])))
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+assert s.getsockname()[0] == "192.0.2.10", s.getsockname()
+sys.stdout.write(s.recv(100).decode())
+"#;
+    let script = r#"
+ip addr add 192.0.2.10/32 dev lo
+cd "$DIR"
+"$PY" -c '
+import os, socket
+s = socket.socket(); s.bind(("192.0.2.10", 0)); s.listen(1)
+open("port.tmp", "w").write(str(s.getsockname()[1])); os.rename("port.tmp", "port")
+c, _ = s.accept(); c.sendall(b"DIRECT-OK"); c.close()
+' &
+i=0; while [ ! -f port ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+"$WG" --config "$CFG" --test-backend-map=10.77.0.0/16=127.0.0.1 -- "$PY" -c "$CLIENT" "$(cat port)"
+"#;
+    let dir = std::env::temp_dir().join(format!("wrapguard-e2e-rebind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = in_netns(&[OsStr::new("sh"), OsStr::new("-c"), OsStr::new(script)])
+        .env("DIR", &dir)
+        .env("PY", &b.python)
+        .env("WG", &b.wrapguard)
+        .env("CFG", config())
+        .env("CLIENT", client)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout == "DIRECT-OK",
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -121,7 +121,13 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // of an already swapped socket whose tunnel connect failed (retry).
     let mut reuse_shadow = None;
     let mut regs = [None; table::MAX_EPOLL_REGS];
+    let mut bound_here = None;
     match table::get(fd) {
+        Some(Kind::Listener {
+            requested,
+            family,
+            listening: false,
+        }) => bound_here = Some((requested, family)),
         Some(Kind::Outbound { state, shadow, .. }) => match state {
             OutState::Connecting => return fail(libc::EALREADY),
             OutState::Established => return fail(libc::EISCONN),
@@ -185,6 +191,13 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         Ok(Reply::Connect(ConnectReply::Accepted { flow, local })) => (flow, local),
         Ok(Reply::Connect(ConnectReply::NotRouted)) => {
             sys::close(data);
+            if let Some((requested, family)) = bound_here {
+                // bind(wildcard) then connect() outside the tunnel: the
+                // loopback redirect would make the kernel's connect fail.
+                if let Err(e) = rebind_as_requested(fd, requested, family) {
+                    return fail(e);
+                }
+            }
             return pass();
         }
         Ok(Reply::Connect(ConnectReply::Refused(e))) => {
@@ -253,6 +266,64 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             },
         }
     }
+}
+
+/// Replaces a socket whose wildcard bind we redirected to loopback by a new
+/// one bound as the application asked (same port when possible), carrying
+/// the common options over, so it can connect outside the tunnel.
+fn rebind_as_requested(fd: c_int, requested: SocketAddr, family: c_int) -> Result<(), c_int> {
+    let ty = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let fl = sys::fcntl(fd, libc::F_GETFL, 0)?;
+    let fdfl = sys::fcntl(fd, libc::F_GETFD, 0)?;
+    let port = sys::getsockname(fd)
+        .ok()
+        .and_then(|(ss, l)| addr::from_storage(&ss, l))
+        .map(|a| a.port())
+        .unwrap_or(0);
+    let new = sys::socket(family, ty | libc::SOCK_CLOEXEC, 0)?;
+    let mut opts = vec![
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR, false),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT, false),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, false),
+        (libc::SOL_SOCKET, libc::SO_PRIORITY, false),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF, true),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF, true),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY, false),
+    ];
+    if family == libc::AF_INET6 {
+        opts.push((libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, false));
+        opts.push((libc::IPPROTO_IPV6, libc::IPV6_TCLASS, false));
+    } else {
+        opts.push((libc::IPPROTO_IP, libc::IP_TOS, false));
+    }
+    for (level, name, doubled) in opts {
+        if let Ok(v) = sys::getsockopt_int(fd, level, name) {
+            let _ = sys::setsockopt_int(new, level, name, if doubled { v / 2 } else { v });
+        }
+    }
+    let cloexec = if fdfl & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let r = sys::dup3(new, fd, cloexec);
+    sys::close(new);
+    r?;
+    if fl & libc::O_NONBLOCK != 0 {
+        let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
+    }
+    table::take(fd);
+    let mut want = requested;
+    want.set_port(port);
+    let (ss, l) = addr::to_storage(want);
+    // SAFETY: `ss` holds a valid address of `l` bytes.
+    if unsafe { sys::bind(fd, &ss as *const _ as *const sockaddr, l) }.is_err() {
+        want.set_port(requested.port());
+        let (ss, l) = addr::to_storage(want);
+        // SAFETY: as above.
+        unsafe { sys::bind(fd, &ss as *const _ as *const sockaddr, l) }?;
+    }
+    Ok(())
 }
 
 /// Puts the data socket `data` at the application's `fd`, keeping the fd's
@@ -568,6 +639,7 @@ unsafe fn do_bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             Kind::Listener {
                 requested,
                 family: domain,
+                listening: false,
             },
         ) {
             table::release(&old);
@@ -589,7 +661,13 @@ fn do_listen(fd: c_int, backlog: c_int) -> c_int {
         {
             requested.set_port(loopback.port());
             table::update(fd, |k| {
-                if let Kind::Listener { requested: r, .. } = k {
+                if let Kind::Listener {
+                    requested: r,
+                    listening,
+                    ..
+                } = k
+                {
+                    *listening = true;
                     r.set_port(loopback.port());
                 }
             });

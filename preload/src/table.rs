@@ -78,12 +78,16 @@ pub enum Kind {
         /// SO_SNDBUF the application asked for, applied once established.
         sndbuf: c_int,
     },
-    /// A listening socket whose bind was redirected to loopback.
+    /// A stream socket whose wildcard/tunnel-address bind was redirected
+    /// to loopback (normally a listener; see `listening`).
     Listener {
         /// The address the application asked for (port updated once known).
         requested: SocketAddr,
         /// The application's address family.
         family: c_int,
+        /// Whether `listen()` was called (before that, a `connect()` to a
+        /// destination outside the tunnel re-binds it as asked).
+        listening: bool,
     },
     /// A connection accepted from a redirected listener, made by the engine
     /// on behalf of a tunnel peer.
