@@ -63,6 +63,16 @@ t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]; t.clos
 s = socket.socket()
 r = s.connect_ex(("10.77.0.1", port))
 assert r == errno.ECONNREFUSED, r
+# The same socket can connect again, through the tunnel or directly.
+p1, tok1, _ = server()
+assert s.connect_ex(("10.77.0.1", p1)) == 0
+assert recv_all(s, len(tok1)) == tok1
+s2 = socket.socket()
+assert s2.connect_ex(("10.77.0.1", port)) == errno.ECONNREFUSED
+p2, tok2, _ = server()
+assert s2.connect_ex(("127.0.0.1", p2)) == 0
+assert recv_all(s2, len(tok2)) == tok2
+assert s2.getpeername() == ("127.0.0.1", p2)
 n = socket.socket()
 n.setblocking(False)
 assert n.connect_ex(("10.77.0.1", port)) == errno.EINPROGRESS

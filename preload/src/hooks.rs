@@ -148,12 +148,20 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     ) else {
         return pass();
     };
+    // Leaving the tunnel path: a socket whose earlier tunnel connect failed
+    // gets its original TCP socket back first, so the kernel connects it.
+    let direct = || {
+        if let Some(shadow) = reuse_shadow {
+            restore_shadow(fd, shadow);
+        }
+        pass()
+    };
     let family_ok = matches!(
         (domain, dst_raw),
         (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
     );
     if !family_ok || addr::is_local(&dst_raw) {
-        return pass();
+        return direct();
     }
     let dst = control::normalize(dst_raw);
 
@@ -163,7 +171,7 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             dst,
             proto: Proto::Udp,
         }) {
-            Ok(Reply::Route(RouteDecision::Direct)) => pass(),
+            Ok(Reply::Route(RouteDecision::Direct)) => direct(),
             _ => fail(libc::ENETUNREACH),
         };
     }
@@ -198,7 +206,7 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
                     return fail(e);
                 }
             }
-            return pass();
+            return direct();
         }
         Ok(Reply::Connect(ConnectReply::Refused(e))) => {
             sys::close(data);
@@ -266,6 +274,29 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             },
         }
     }
+}
+
+/// Puts the original TCP socket (`shadow`) back at `fd` and forgets the
+/// tunnel state.
+fn restore_shadow(fd: c_int, shadow: c_int) {
+    let cloexec = match sys::fcntl(fd, libc::F_GETFD, 0) {
+        Ok(f) if f & libc::FD_CLOEXEC != 0 => libc::O_CLOEXEC,
+        _ => 0,
+    };
+    let nonblocking = sys::fcntl(fd, libc::F_GETFL, 0).map(|f| f & libc::O_NONBLOCK != 0);
+    if sys::dup3(shadow, fd, cloexec).is_ok() {
+        if let Ok(nb) = nonblocking {
+            let fl = sys::fcntl(fd, libc::F_GETFL, 0).unwrap_or(0);
+            let fl = if nb {
+                fl | libc::O_NONBLOCK
+            } else {
+                fl & !libc::O_NONBLOCK
+            };
+            let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(fl));
+        }
+    }
+    sys::close(shadow);
+    table::take(fd);
 }
 
 /// Replaces a socket whose wildcard bind we redirected to loopback by a new
