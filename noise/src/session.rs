@@ -8,16 +8,17 @@
 //! The halves are `Send` and carry no timer state, so an engine can move the
 //! AEAD work off its stack thread: reserve counters with
 //! [`Sender::next_counter`] on the owning thread, then call
-//! [`Sender::seal`] elsewhere; for receiving, [`Receiver::open_detached`]
-//! authenticates without touching the replay window and
-//! [`Receiver::commit_counter`] records the counter afterwards.
+//! a [`Sealer`] (from [`Sender::sealer`]) elsewhere; for receiving, an
+//! [`Opener`] (from [`Receiver::opener`]) authenticates without touching the
+//! replay window and [`Receiver::commit_counter`] records the counter
+//! afterwards on the owning thread.
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
 
 use crate::crypto::{nonce, TAG_LEN};
 use crate::error::{DecapsulateError, EncapsulateError};
-use crate::messages::{Data, DATA_HEADER_LEN, DATA_MIN_LEN, TYPE_DATA};
+use crate::messages::{Data, DATA_HEADER_LEN, TYPE_DATA};
 use crate::replay::ReplayWindow;
 use crate::timers::REJECT_AFTER_MESSAGES;
 
@@ -34,6 +35,103 @@ pub fn padded_len(len: usize) -> usize {
 #[inline(always)]
 pub fn data_message_len(len: usize) -> usize {
     DATA_HEADER_LEN + padded_len(len) + TAG_LEN
+}
+
+/// A stateless copy of a session's sending key: seals with counters that
+/// the owning [`Sender`] reserved. `Clone + Send + Sync`, for worker threads.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+    receiver_index: u32,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("receiver_index", &self.receiver_index)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Sealer {
+    /// Seals in place, as [`Sender::seal`]. Use each counter once, and only
+    /// counters obtained from [`Sender::next_counter`].
+    #[inline]
+    pub fn seal(
+        &self,
+        counter: u64,
+        buf: &mut [u8],
+        payload_len: usize,
+    ) -> Result<usize, EncapsulateError> {
+        seal_with(&self.cipher, self.receiver_index, counter, buf, payload_len)
+    }
+}
+
+/// A stateless copy of a session's receiving key: authenticates and
+/// decrypts without the replay window (commit counters afterwards with
+/// [`Receiver::commit_counter`] on the owning thread).
+#[derive(Clone)]
+pub struct Opener {
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opener(<redacted>)")
+    }
+}
+
+impl Opener {
+    /// Decrypts `buf` (cipher text then tag) in place for `counter`;
+    /// returns the padded plain text length.
+    #[inline]
+    pub fn open(&self, counter: u64, buf: &mut [u8]) -> Result<usize, DecapsulateError> {
+        open_with(&self.cipher, counter, buf)
+    }
+}
+
+#[inline(always)]
+fn seal_with(
+    cipher: &ChaCha20Poly1305,
+    receiver_index: u32,
+    counter: u64,
+    buf: &mut [u8],
+    payload_len: usize,
+) -> Result<usize, EncapsulateError> {
+    let total = data_message_len(payload_len);
+    if buf.len() < total {
+        return Err(EncapsulateError::BufferTooSmall { needed: total });
+    }
+    let padded = padded_len(payload_len);
+    let msg = &mut buf[..total];
+    msg[DATA_HEADER_LEN + payload_len..DATA_HEADER_LEN + padded].fill(0);
+    msg[..4].copy_from_slice(&u32::from(TYPE_DATA).to_le_bytes());
+    msg[4..8].copy_from_slice(&receiver_index.to_le_bytes());
+    msg[8..16].copy_from_slice(&counter.to_le_bytes());
+    let (body, tag) = msg[DATA_HEADER_LEN..].split_at_mut(padded);
+    let t = cipher
+        .encrypt_in_place_detached(&nonce(counter), &[], body)
+        .map_err(|_| EncapsulateError::PacketTooLarge { len: payload_len })?;
+    tag.copy_from_slice(&t);
+    Ok(total)
+}
+
+#[inline(always)]
+fn open_with(
+    cipher: &ChaCha20Poly1305,
+    counter: u64,
+    buf: &mut [u8],
+) -> Result<usize, DecapsulateError> {
+    let Some(split) = buf.len().checked_sub(TAG_LEN) else {
+        return Err(DecapsulateError::DecryptFailed);
+    };
+    let (body, tag) = buf.split_at_mut(split);
+    let tag = *Tag::from_slice(tag);
+    cipher
+        .decrypt_in_place_detached(&nonce(counter), &[], body, &tag)
+        .map_err(|_| DecapsulateError::DecryptFailed)?;
+    Ok(split)
 }
 
 /// The sending half of a transport keypair.
@@ -98,23 +196,15 @@ impl Sender {
         buf: &mut [u8],
         payload_len: usize,
     ) -> Result<usize, EncapsulateError> {
-        let total = data_message_len(payload_len);
-        if buf.len() < total {
-            return Err(EncapsulateError::BufferTooSmall { needed: total });
+        seal_with(&self.cipher, self.receiver_index, counter, buf, payload_len)
+    }
+
+    /// A stateless copy of this key for sealing on another thread.
+    pub fn sealer(&self) -> Sealer {
+        Sealer {
+            cipher: self.cipher.clone(),
+            receiver_index: self.receiver_index,
         }
-        let padded = padded_len(payload_len);
-        let msg = &mut buf[..total];
-        msg[DATA_HEADER_LEN + payload_len..DATA_HEADER_LEN + padded].fill(0);
-        msg[..4].copy_from_slice(&u32::from(TYPE_DATA).to_le_bytes());
-        msg[4..8].copy_from_slice(&self.receiver_index.to_le_bytes());
-        msg[8..16].copy_from_slice(&counter.to_le_bytes());
-        let (body, tag) = msg[DATA_HEADER_LEN..].split_at_mut(padded);
-        let t = self
-            .cipher
-            .encrypt_in_place_detached(&nonce(counter), &[], body)
-            .map_err(|_| EncapsulateError::PacketTooLarge { len: payload_len })?;
-        tag.copy_from_slice(&t);
-        Ok(total)
     }
 
     /// Copies `payload` into `out` and seals it with the next counter.
@@ -200,16 +290,8 @@ impl Receiver {
         if !self.replay.check(counter) {
             return Err(DecapsulateError::Replay { counter });
         }
-        if msg.len() < DATA_MIN_LEN {
-            return Err(DecapsulateError::DecryptFailed);
-        }
-        let split = msg.len() - TAG_LEN;
-        let (body, tag) = msg[DATA_HEADER_LEN..].split_at_mut(split - DATA_HEADER_LEN);
-        let tag = *Tag::from_slice(tag);
-        self.cipher
-            .decrypt_in_place_detached(&nonce(counter), &[], body, &tag)
-            .map_err(|_| DecapsulateError::DecryptFailed)?;
-        Ok((counter, split - DATA_HEADER_LEN))
+        let len = open_with(&self.cipher, counter, &mut msg[DATA_HEADER_LEN..])?;
+        Ok((counter, len))
     }
 
     /// Authenticates and decrypts `buf` (cipher text then tag, the data
@@ -221,15 +303,19 @@ impl Receiver {
         if !self.replay.check(counter) {
             return Err(DecapsulateError::Replay { counter });
         }
-        let Some(split) = buf.len().checked_sub(TAG_LEN) else {
-            return Err(DecapsulateError::DecryptFailed);
-        };
-        let (body, tag) = buf.split_at_mut(split);
-        let tag = *Tag::from_slice(tag);
-        self.cipher
-            .decrypt_in_place_detached(&nonce(counter), &[], body, &tag)
-            .map_err(|_| DecapsulateError::DecryptFailed)?;
-        Ok(split)
+        open_with(&self.cipher, counter, buf)
+    }
+
+    /// Whether `counter` would pass the replay window now.
+    pub fn check_counter(&self, counter: u64) -> bool {
+        self.replay.check(counter)
+    }
+
+    /// A stateless copy of this key for opening on another thread.
+    pub fn opener(&self) -> Opener {
+        Opener {
+            cipher: self.cipher.clone(),
+        }
     }
 
     /// Records an authenticated counter in the replay window; false if it
@@ -291,6 +377,23 @@ mod tests {
         let n = s.encapsulate(b"", &mut out).expect("fits");
         assert_eq!(n, 32);
         assert_eq!(r.open(&mut out[..n]), Ok(0));
+        // Off-thread halves produce the same messages.
+        let c = s.next_counter().expect("counter");
+        let mut buf = [0u8; 48];
+        buf[16..19].copy_from_slice(b"xyz");
+        let n = std::thread::scope(|t| {
+            let sealer = s.sealer();
+            t.spawn(move || sealer.seal(c, &mut buf, 3).map(|n| (n, buf)))
+                .join()
+                .expect("no panic")
+        })
+        .expect("fits");
+        let (n, mut msg) = n;
+        let opener = r.opener();
+        let len = opener.open(c, &mut msg[16..n]).expect("authentic");
+        assert_eq!((len, &msg[16..19]), (16, &b"xyz"[..]));
+        assert!(r.commit_counter(c));
+        assert!(!r.check_counter(c));
         assert!(matches!(
             s.encapsulate(b"x", &mut [0u8; 20]),
             Err(SendError::Encapsulate(EncapsulateError::BufferTooSmall {
