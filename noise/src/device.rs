@@ -161,8 +161,38 @@ pub struct Transmit {
     pub len: usize,
 }
 
-/// A WireGuard interface: our static key and many peers. See the crate
-/// documentation for the calling order.
+/// A WireGuard interface: our static key and many peers.
+///
+/// # Calling order
+///
+/// One `Device` holds our static key and any number of peers. An engine with
+/// one UDP socket drives it like this:
+///
+/// - **Setup (commands):** [`Device::new`], [`Device::add_peer`] (returns a
+///   [`PeerId`]), optionally [`Device::force_handshake`] for peers with a
+///   persistent keepalive, [`Device::set_under_load`] when the handshake
+///   queue is long, [`Device::remove_peer`].
+/// - **Inputs (`handle_*`):** for each UDP datagram, [`Device::decapsulate`]
+///   (send back `WriteToNetwork` replies to the datagram's source, hand
+///   `Data` to the IP stack); for each IP packet routed to a peer,
+///   [`Device::encapsulate`] (send `Data`/`Handshake` output to the peer's
+///   endpoint); when the deadline passes, [`Device::handle_timeout`].
+/// - **Outputs (`poll_*`):** after every input above, call
+///   [`Device::poll_transmit`] until it returns `Ok(None)` and send each
+///   [`Transmit`] to its peer's endpoint; then sleep until
+///   [`Device::poll_timeout`] (or the next datagram/packet).
+/// - **Getters:** [`Device::peer_stats`], [`Device::peer_by_key`],
+///   [`Device::public_key`].
+///
+/// Buffers: `out` for `encapsulate`/`poll_transmit` needs
+/// `payload + 32` bytes (rounded up to 16) and at least 148; for
+/// `decapsulate`, at least the datagram's length and 92. Too small is an
+/// error, never a panic.
+///
+/// Roaming: any [`Decapsulated`] variant that names a peer was authenticated
+/// as that peer, so the engine may set the peer's endpoint to the source.
+/// Off-thread crypto: [`Device::current_sender`] reserves counters and hands
+/// out a [`crate::session::Sealer`].
 pub struct Device {
     ctx: Ctx,
     checker: CookieChecker,
