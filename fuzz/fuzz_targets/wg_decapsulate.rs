@@ -52,17 +52,27 @@ fn fixture() -> Fixture {
     let mut ours = Device::new(a.clone(), FuzzRng(1), now, wall);
     let mut theirs = Device::new(b.clone(), FuzzRng(2), now, wall);
     let peer = ours
-        .add_peer(PeerConfig { public_key: b.public_key(), preshared_key: None, persistent_keepalive: None })
+        .add_peer(PeerConfig {
+            public_key: b.public_key(),
+            preshared_key: None,
+            persistent_keepalive: None,
+        })
         .expect("new peer");
     let their_peer = theirs
-        .add_peer(PeerConfig { public_key: a.public_key(), preshared_key: None, persistent_keepalive: None })
+        .add_peer(PeerConfig {
+            public_key: a.public_key(),
+            preshared_key: None,
+            persistent_keepalive: None,
+        })
         .expect("new peer");
     // Establish a session: theirs initiates, ours responds, theirs confirms.
     let mut buf = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     theirs.force_handshake(their_peer, now).expect("peer");
     if let Ok(Some(t)) = theirs.poll_transmit(now, &mut buf) {
-        if let Ok(noise::Decapsulated::WriteToNetwork { len, .. }) = ours.decapsulate(&[], &buf[..t.len], now, &mut out) {
+        if let Ok(noise::Decapsulated::WriteToNetwork { len, .. }) =
+            ours.decapsulate(&[], &buf[..t.len], now, &mut out)
+        {
             let resp = out[..len].to_vec();
             let _ = theirs.decapsulate(&[], &resp, now, &mut out);
             while let Ok(Some(t)) = theirs.poll_transmit(now, &mut buf) {
@@ -74,7 +84,13 @@ fn fixture() -> Fixture {
         .current_sender(their_peer, now)
         .map(|s| s.receiver_index())
         .unwrap_or(0);
-    Fixture { ours, theirs, peer, index, now }
+    Fixture {
+        ours,
+        theirs,
+        peer,
+        index,
+        now,
+    }
 }
 
 thread_local! {
@@ -85,7 +101,9 @@ fuzz_target!(|data: &[u8]| {
     FIXTURE.with(|f| {
         let mut f = f.borrow_mut();
         let fx = f.get_or_insert_with(fixture);
-        let Some((&ctl, rest)) = data.split_first() else { return };
+        let Some((&ctl, rest)) = data.split_first() else {
+            return;
+        };
         fx.ours.set_under_load(ctl & 1 == 1);
         fx.now += Duration::from_millis(u64::from(ctl >> 2));
         let mut out = vec![0u8; rest.len().max(148)];
@@ -99,8 +117,12 @@ fuzz_target!(|data: &[u8]| {
         }
         // Arbitrary bytes as they are, and with the receiver index of a live
         // session spliced in so the AEAD and replay paths are reached.
-        let _ = fx.ours.decapsulate(&[10, 0, 0, 1, 0, 80], rest, fx.now, &mut out);
-        let _ = fx.theirs.decapsulate(&[10, 0, 0, 2, 0, 80], rest, fx.now, &mut out);
+        let _ = fx
+            .ours
+            .decapsulate(&[10, 0, 0, 1, 0, 80], rest, fx.now, &mut out);
+        let _ = fx
+            .theirs
+            .decapsulate(&[10, 0, 0, 2, 0, 80], rest, fx.now, &mut out);
         fx.ours.handle_timeout(fx.now);
         while let Ok(Some(_)) = fx.ours.poll_transmit(fx.now, &mut out) {}
         let _ = fx.ours.peer_stats(fx.peer, fx.now);
