@@ -259,3 +259,102 @@ fn psk_mismatch_fails_the_handshake() {
         Err(noise::DecapsulateError::HandshakeFailed)
     );
 }
+
+#[test]
+fn boringtun_under_load_sends_a_cookie_we_use_for_mac2() {
+    use boringtun::noise::rate_limiter::RateLimiter;
+    use std::sync::Arc;
+    let t0 = Instant::now();
+    let (mut d, peer) = device_with_peer(OURS, their_public(), None, None, 14, t0);
+    let secret = x25519::StaticSecret::from([THEIRS; 32]);
+    let public = x25519::PublicKey::from(&secret);
+    let ours = x25519::PublicKey::from(*key(OURS).public_key().as_bytes());
+    // A limit of zero: boringtun is always under load and demands mac2.
+    let limiter = Arc::new(RateLimiter::new(&public, 0));
+    let mut bt = Tunn::new(secret, ours, None, None, 7, Some(limiter));
+    let addr: std::net::IpAddr = [192, 0, 2, 1].into();
+    let mut dst = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+
+    d.force_handshake(peer, t0).expect("peer");
+    let init = drain(&mut d, t0).remove(0).1;
+    let cookie = match bt.decapsulate(Some(addr), &init, &mut dst) {
+        TunnResult::WriteToNetwork(p) => p.to_vec(),
+        other => panic!("expected a cookie reply: {other:?}"),
+    };
+    assert_eq!((cookie[0], cookie.len()), (3, 64));
+    assert_eq!(
+        d.decapsulate(&SRC, &cookie, t0, &mut out),
+        Ok(Decapsulated::CookieReceived { peer })
+    );
+    // The retransmission carries mac2 and boringtun answers it.
+    let t1 = d.poll_timeout().expect("retransmit armed");
+    d.handle_timeout(t1);
+    let init2 = drain(&mut d, t1).remove(0).1;
+    assert_ne!(init2[132..148], [0u8; 16], "mac2 is set");
+    let resp = match bt.decapsulate(Some(addr), &init2, &mut dst) {
+        TunnResult::WriteToNetwork(p) => p.to_vec(),
+        other => panic!("expected a response: {other:?}"),
+    };
+    assert_eq!(resp.len(), 92);
+    assert_eq!(
+        d.decapsulate(&SRC, &resp, t1, &mut out),
+        Ok(Decapsulated::HandshakeComplete { peer })
+    );
+}
+
+#[test]
+fn we_send_boringtun_a_cookie_under_load_and_accept_its_mac2() {
+    let t0 = Instant::now();
+    let (mut d, peer) = device_with_peer(OURS, their_public(), None, None, 15, t0);
+    d.set_under_load(true);
+    let mut bt = boringtun_peer(None);
+    let mut dst = vec![0u8; 2048];
+    let init = match bt.format_handshake_initiation(&mut dst, false) {
+        TunnResult::WriteToNetwork(p) => p.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let (r, cookie) = ours_receive(&mut d, &init, t0);
+    assert_eq!(
+        r,
+        Decapsulated::WriteToNetwork {
+            peer: None,
+            len: 64
+        }
+    );
+    let (net, tun) = bt_receive(&mut bt, &cookie);
+    assert!(
+        net.is_empty() && tun.is_empty(),
+        "boringtun stored the cookie"
+    );
+    let init2 = match bt.format_handshake_initiation(&mut dst, true) {
+        TunnResult::WriteToNetwork(p) => p.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    let (r, resp) = ours_receive(&mut d, &init2, t0);
+    assert_eq!(
+        r,
+        Decapsulated::WriteToNetwork {
+            peer: Some(peer),
+            len: 92
+        }
+    );
+    // The same mac2 from another source address is not enough.
+    let mut out = vec![0u8; 2048];
+    let init3 = match bt.format_handshake_initiation(&mut dst, true) {
+        TunnResult::WriteToNetwork(p) => p.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        d.decapsulate(&[198, 51, 100, 7, 0, 1], &init3, t0, &mut out),
+        Ok(Decapsulated::WriteToNetwork {
+            peer: None,
+            len: 64
+        })
+    ));
+    let (net, _) = bt_receive(&mut bt, &resp);
+    assert_eq!(
+        ours_receive(&mut d, &net[0], t0).0,
+        Decapsulated::Keepalive { peer }
+    );
+}
