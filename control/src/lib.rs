@@ -8,7 +8,8 @@
 //! Every exchange is a fresh connection that starts with one [`Request`]
 //! frame:
 //!
-//! * **Queries** (`Route`, `FlowStatus`, `Bind`, `Listen`, `AcceptLookup`):
+//! * **Queries** (`Route`, `FlowStatus`, `Bind`, `Listen`, `AcceptLookup`,
+//!   `Adopt`):
 //!   the engine answers with one [`Reply`] frame and closes.
 //! * **`Hello`**: fire and forget, no reply.
 //! * **`Connect`**: the connection *becomes the data socket* of one TCP flow.
@@ -109,6 +110,27 @@ pub struct ConnectRequest {
     pub nonblocking: bool,
     /// The application's fd number (for logs only).
     pub fd: i32,
+    /// Whether the application's socket is AF_INET6 (addresses are shown
+    /// v4-mapped on it).
+    pub v6_socket: bool,
+    /// Inode of the shim's end of this data socket, so a process that
+    /// inherits the fd across `exec` can find the flow again (`Adopt`).
+    pub inode: u64,
+}
+
+/// What the engine knows about a data socket, for [`Request::Adopt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// Engine flow id.
+    pub flow: u64,
+    /// Destination (normalised).
+    pub peer: SocketAddr,
+    /// Our tunnel address for the flow.
+    pub local: SocketAddr,
+    /// Whether the application's socket was AF_INET6.
+    pub v6_socket: bool,
+    /// Current state.
+    pub state: FlowState,
 }
 
 /// The engine's answer to [`Request::Connect`].
@@ -187,6 +209,13 @@ pub enum Request {
         /// The loopback address the socket is really bound to.
         loopback: SocketAddr,
     },
+    /// Which flow is behind the data socket whose shim-side inode is this?
+    /// (After `exec`, the new image's shim has no state.) Answered by
+    /// [`Reply::Adopt`].
+    Adopt {
+        /// Inode of the socket the application holds.
+        inode: u64,
+    },
     /// Who is the tunnel peer behind this accepted loopback connection?
     /// Answered by [`Reply::Accept`].
     AcceptLookup {
@@ -215,6 +244,8 @@ pub enum Reply {
     Done(i32),
     /// Answer to [`Request::AcceptLookup`]; `None` for a genuine local client.
     Accept(Option<AcceptedPeer>),
+    /// Answer to [`Request::Adopt`]; `None` if no live flow has that inode.
+    Adopt(Option<FlowInfo>),
 }
 
 /// Why a frame could not be encoded.
@@ -295,6 +326,7 @@ mod tag {
     pub const BIND: u8 = 5;
     pub const LISTEN: u8 = 6;
     pub const ACCEPT_LOOKUP: u8 = 7;
+    pub const ADOPT: u8 = 8;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -302,6 +334,7 @@ mod tag {
     pub const R_BIND: u8 = 0x84;
     pub const R_DONE: u8 = 0x85;
     pub const R_ACCEPT: u8 = 0x86;
+    pub const R_ADOPT: u8 = 0x87;
 }
 
 /// Length of the `u16` length prefix.
@@ -344,6 +377,17 @@ impl<'a> Writer<'a> {
     }
     fn u64(&mut self, v: u64) {
         self.bytes(&v.to_be_bytes());
+    }
+    fn state(&mut self, s: FlowState) {
+        match s {
+            FlowState::Unknown => self.u8(0),
+            FlowState::Connecting => self.u8(1),
+            FlowState::Established => self.u8(2),
+            FlowState::Failed(e) => {
+                self.u8(3);
+                self.i32(e);
+            }
+        }
     }
     fn addr(&mut self, a: &SocketAddr) {
         match a {
@@ -403,6 +447,15 @@ impl<'a> Reader<'a> {
             1 => Ok(true),
             _ => Err(DecodeError::BadField("bool")),
         }
+    }
+    fn state(&mut self) -> Result<FlowState, DecodeError> {
+        Ok(match self.u8()? {
+            0 => FlowState::Unknown,
+            1 => FlowState::Connecting,
+            2 => FlowState::Established,
+            3 => FlowState::Failed(self.i32()?),
+            _ => return Err(DecodeError::BadField("flow state")),
+        })
     }
     fn addr(&mut self) -> Result<SocketAddr, DecodeError> {
         match self.u8()? {
@@ -497,7 +550,10 @@ impl Request {
                 w.addr(&c.dst);
                 w.u8(u8::from(c.nonblocking));
                 w.i32(c.fd);
+                w.u8(u8::from(c.v6_socket));
+                w.u64(c.inode);
             }),
+            Request::Adopt { inode } => frame(buf, tag::ADOPT, |w| w.u64(inode)),
             Request::FlowStatus { flow } => frame(buf, tag::FLOW_STATUS, |w| w.u64(flow)),
             Request::Bind { addr } => frame(buf, tag::BIND, |w| w.addr(&addr)),
             Request::Listen {
@@ -531,7 +587,10 @@ impl Request {
                 dst: r.addr()?,
                 nonblocking: r.bool()?,
                 fd: r.i32()?,
+                v6_socket: r.bool()?,
+                inode: r.u64()?,
             }),
+            tag::ADOPT => Request::Adopt { inode: r.u64()? },
             tag::FLOW_STATUS => Request::FlowStatus { flow: r.u64()? },
             tag::BIND => Request::Bind { addr: r.addr()? },
             tag::LISTEN => Request::Listen {
@@ -573,13 +632,16 @@ impl Reply {
                     w.i32(e);
                 }
             }),
-            Reply::FlowStatus(s) => frame(buf, tag::R_FLOW_STATUS, |w| match s {
-                FlowState::Unknown => w.u8(0),
-                FlowState::Connecting => w.u8(1),
-                FlowState::Established => w.u8(2),
-                FlowState::Failed(e) => {
-                    w.u8(3);
-                    w.i32(e);
+            Reply::FlowStatus(s) => frame(buf, tag::R_FLOW_STATUS, |w| w.state(s)),
+            Reply::Adopt(info) => frame(buf, tag::R_ADOPT, |w| match info {
+                None => w.u8(0),
+                Some(i) => {
+                    w.u8(1);
+                    w.u64(i.flow);
+                    w.addr(&i.peer);
+                    w.addr(&i.local);
+                    w.u8(u8::from(i.v6_socket));
+                    w.state(i.state);
                 }
             }),
             Reply::Bind { redirect } => frame(buf, tag::R_BIND, |w| w.u8(u8::from(redirect))),
@@ -615,12 +677,17 @@ impl Reply {
                 2 => ConnectReply::Refused(r.i32()?),
                 _ => return Err(DecodeError::BadField("connect reply")),
             }),
-            tag::R_FLOW_STATUS => Reply::FlowStatus(match r.u8()? {
-                0 => FlowState::Unknown,
-                1 => FlowState::Connecting,
-                2 => FlowState::Established,
-                3 => FlowState::Failed(r.i32()?),
-                _ => return Err(DecodeError::BadField("flow state")),
+            tag::R_FLOW_STATUS => Reply::FlowStatus(r.state()?),
+            tag::R_ADOPT => Reply::Adopt(match r.u8()? {
+                0 => None,
+                1 => Some(FlowInfo {
+                    flow: r.u64()?,
+                    peer: r.addr()?,
+                    local: r.addr()?,
+                    v6_socket: r.bool()?,
+                    state: r.state()?,
+                }),
+                _ => return Err(DecodeError::BadField("adopt option")),
             }),
             tag::R_BIND => Reply::Bind {
                 redirect: r.bool()?,

@@ -36,12 +36,17 @@ fn all_requests() -> Vec<Request> {
             dst: v4(10, 77, 0, 1, 8080),
             nonblocking: true,
             fd: 2000,
+            v6_socket: false,
+            inode: 123_456,
         }),
         Request::Connect(ConnectRequest {
             dst: v6(),
             nonblocking: false,
             fd: 3,
+            v6_socket: true,
+            inode: u64::MAX,
         }),
+        Request::Adopt { inode: 77 },
         Request::FlowStatus { flow: u64::MAX - 1 },
         Request::Bind {
             addr: v4(0, 0, 0, 0, 0),
@@ -81,6 +86,14 @@ fn all_replies() -> Vec<Reply> {
         Reply::Done(0),
         Reply::Done(98),
         Reply::Accept(None),
+        Reply::Adopt(None),
+        Reply::Adopt(Some(FlowInfo {
+            flow: 5,
+            peer: v4(10, 77, 0, 1, 80),
+            local: v6(),
+            v6_socket: true,
+            state: FlowState::Failed(113),
+        })),
         Reply::Accept(Some(AcceptedPeer {
             peer: v4(10, 77, 0, 1, 33000),
             local: v6(),
@@ -241,9 +254,9 @@ fn garbage_never_panics() {
             buf[..2].copy_from_slice(&body.to_le_bytes());
             buf[2] = PROTOCOL_VERSION;
             buf[3] = if next() % 2 == 0 {
-                (next() % 8) as u8
+                (next() % 9) as u8
             } else {
-                0x80 | (next() % 7) as u8
+                0x80 | (next() % 8) as u8
             };
         }
         let _ = Request::decode(&buf);

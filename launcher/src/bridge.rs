@@ -5,8 +5,8 @@
 
 use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
-    AcceptedPeer, ConnectReply, FlowState, Proto, Reply, Request, RouteDecision, FILLER_LEN,
-    MAX_FRAME, PREFIX_LEN,
+    AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
+    FILLER_LEN, MAX_FRAME, PREFIX_LEN,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +30,8 @@ struct Shared {
     uid: u32,
     next_flow: AtomicU64,
     flows: Mutex<HashMap<u64, (FlowState, Instant)>>,
+    /// Live data sockets by the inode of the shim's end (for `Adopt`).
+    by_inode: Mutex<HashMap<u64, FlowInfo>>,
     /// Engine-side loopback source address → who it stands for.
     inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
     inbound_tx: mpsc::Sender<InboundTcp>,
@@ -45,6 +47,7 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
         uid,
         next_flow: AtomicU64::new(1),
         flows: Mutex::new(HashMap::new()),
+        by_inode: Mutex::new(HashMap::new()),
         inbound: Mutex::new(HashMap::new()),
         inbound_tx,
     });
@@ -120,14 +123,18 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             debug!(dst = %dst, proto = ?proto, decision = ?d, "route decision");
             reply(&mut stream, Reply::Route(d)).await;
         }
-        Request::Connect(c) => connect(s, stream, c.dst, c.fd, c.nonblocking).await,
+        Request::Connect(c) => connect(s, stream, c).await,
+        Request::Adopt { inode } => {
+            let info = s.by_inode.lock().ok().and_then(|m| m.get(&inode).copied());
+            let info = info.map(|mut i| {
+                i.state = flow_state(&s, i.flow);
+                i
+            });
+            debug!(inode, flow = ?info.map(|i| i.flow), "adopt lookup");
+            reply(&mut stream, Reply::Adopt(info)).await;
+        }
         Request::FlowStatus { flow } => {
-            let st = s
-                .flows
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&flow).map(|e| e.0))
-                .unwrap_or(FlowState::Unknown);
+            let st = flow_state(&s, flow);
             debug!(flow, state = ?st, "flow status query");
             reply(&mut stream, Reply::FlowStatus(st)).await;
         }
@@ -190,13 +197,30 @@ fn queued(stream: &UnixStream) -> usize {
     }
 }
 
-async fn connect(
-    s: Arc<Shared>,
-    mut stream: UnixStream,
-    dst: SocketAddr,
-    fd: i32,
-    nonblocking: bool,
-) {
+fn flow_state(s: &Shared, flow: u64) -> FlowState {
+    s.flows
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&flow).map(|e| e.0))
+        .unwrap_or(FlowState::Unknown)
+}
+
+/// Removes a data socket from the inode index when its flow task ends.
+struct InodeEntry<'a> {
+    s: &'a Shared,
+    inode: u64,
+}
+
+impl Drop for InodeEntry<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.s.by_inode.lock() {
+            m.remove(&self.inode);
+        }
+    }
+}
+
+async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequest) {
+    let (dst, fd, nonblocking) = (c.dst, c.fd, c.nonblocking);
     let decision = s.backend.route(dst, Proto::Tcp);
     debug!(dst = %dst, fd, nonblocking, decision = ?decision, "connect intercepted");
     let out = match decision {
@@ -213,6 +237,22 @@ async fn connect(
     };
     let flow = s.next_flow.fetch_add(1, Ordering::Relaxed);
     set_flow(&s, flow, FlowState::Connecting);
+    if let Ok(mut m) = s.by_inode.lock() {
+        m.insert(
+            c.inode,
+            FlowInfo {
+                flow,
+                peer: dst,
+                local: out.local,
+                v6_socket: c.v6_socket,
+                state: FlowState::Connecting,
+            },
+        );
+    }
+    let _inode_entry = InodeEntry {
+        s: &s,
+        inode: c.inode,
+    };
     reply(
         &mut stream,
         Reply::Connect(ConnectReply::Accepted {

@@ -892,3 +892,34 @@ i=0; while [ ! -f port ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn tunnel_socket_inherited_across_exec_is_adopted() {
+    let out = run_python(
+        &[],
+        r#"
+port, token, seen = server()
+s = socket.socket()
+s.connect(("10.77.0.1", port))
+s.set_inheritable(True)
+child = (
+    "import socket, sys\n"
+    "fd, port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
+    "s = socket.socket(fileno=fd)\n"
+    "assert s.family == socket.AF_INET, s.family\n"
+    "assert s.getpeername() == ('10.77.0.1', port), s.getpeername()\n"
+    "assert s.getsockname()[0] == '10.77.0.2', s.getsockname()\n"
+    "assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) in (0, 1)\n"
+    "d = b''\n"
+    "while len(d) < n:\n"
+    "    x = s.recv(100)\n"
+    "    if not x: break\n"
+    "    d += x\n"
+    "sys.stdout.write(d.decode() + '\\nPASS\\n')\n"
+)
+os.execv(sys.executable, [sys.executable, "-c", child, str(s.fileno()), str(port), str(len(token))])
+"#,
+    );
+    let stdout = assert_pass(&out);
+    assert!(stdout.contains("TOKEN-"), "{stdout}");
+}

@@ -54,6 +54,18 @@ impl Engine {
         Some(Engine { addr, len })
     }
 
+    /// Whether a socket address (from `getpeername`) is the engine's
+    /// control socket, i.e. the fd is one of our data sockets.
+    pub fn is_control_address(&self, ss: &libc::sockaddr_storage, len: socklen_t) -> bool {
+        if c_int::from(ss.ss_family) != libc::AF_UNIX || len != self.len {
+            return false;
+        }
+        // SAFETY: an AF_UNIX address of `len` bytes fits in sockaddr_storage
+        // and has sockaddr_un's layout.
+        let un = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_un) };
+        un.sun_path == self.addr.sun_path
+    }
+
     /// Opens a new connection to the engine (CLOEXEC, blocking, with a
     /// receive timeout), optionally with a tiny send buffer.
     pub fn open(&self, small_sndbuf: bool) -> Result<c_int, c_int> {

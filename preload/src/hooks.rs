@@ -189,10 +189,13 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         Ok(d) => d,
         Err(_) => return fail(libc::ENETUNREACH), // fail closed
     };
+    let inode = sys::file_id(data).map(|(_, ino)| ino).unwrap_or(0);
     let req = Request::Connect(ConnectRequest {
         dst,
         nonblocking,
         fd,
+        v6_socket: domain == libc::AF_INET6,
+        inode,
     });
     let reply = engine::send(data, &req).and_then(|()| engine::recv(data));
     let (flow, local) = match reply {
@@ -453,6 +456,101 @@ fn settle(fd: c_int) -> Option<OutState> {
     Some(new)
 }
 
+// ------------------------------------------------------- after exec
+
+/// Reads an `int` option value the kernel just stored.
+///
+/// # Safety
+/// `val`/`len` as after a successful `getsockopt`.
+unsafe fn read_int(val: *const c_void, len: *const socklen_t) -> Option<c_int> {
+    if val.is_null() || len.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, valid per the caller.
+    if (unsafe { *len } as usize) < std::mem::size_of::<c_int>() {
+        return None;
+    }
+    // SAFETY: at least an int is readable.
+    Some(unsafe { std::ptr::read_unaligned(val as *const c_int) })
+}
+
+/// Whether a name call just returned an AF_UNIX address.
+///
+/// # Safety
+/// `a`/`len` as after a successful `getsockname`/`getpeername`.
+unsafe fn is_unix_result(a: *const sockaddr, len: *const socklen_t) -> bool {
+    if a.is_null() || len.is_null() {
+        return false;
+    }
+    // SAFETY: non-null, valid per the caller.
+    if (unsafe { *len } as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return false;
+    }
+    // SAFETY: the family field is readable.
+    c_int::from(unsafe { std::ptr::read_unaligned(a as *const libc::sa_family_t) }) == libc::AF_UNIX
+}
+
+/// Takes over an untracked fd that is one of our data sockets (its peer is
+/// the engine's control socket): a tunnel socket inherited across `exec`,
+/// whose state the previous image's shim held in memory. The engine knows
+/// the flow by the inode of our end. Returns whether the fd is now tracked;
+/// errno is left as it was.
+fn adopted(fd: c_int) -> bool {
+    let saved = errno();
+    let done = adopt(fd).is_some();
+    set_errno(saved);
+    done
+}
+
+fn adopt(fd: c_int) -> Option<()> {
+    let eng = config().engine.as_ref()?;
+    let (ss, len) = sys::getpeername(fd).ok()?;
+    if !eng.is_control_address(&ss, len) {
+        return None;
+    }
+    let (_, inode) = sys::file_id(fd)?;
+    let Ok(Reply::Adopt(Some(info))) = engine::query(&Request::Adopt { inode }) else {
+        return None;
+    };
+    let family = if info.v6_socket {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    let shadow = sys::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0).ok()?;
+    let state = match info.state {
+        FlowState::Established => OutState::Established,
+        FlowState::Connecting => OutState::Connecting,
+        FlowState::Failed(e) => OutState::Failed {
+            errno: e,
+            reported: false,
+        },
+        FlowState::Unknown => OutState::Failed {
+            errno: libc::ECONNRESET,
+            reported: true,
+        },
+    };
+    table::set(
+        fd,
+        Kind::Outbound {
+            flow: info.flow,
+            state,
+            shadow,
+            family,
+            peer: addr::in_family(info.peer, family),
+            local: info.local,
+            sndbuf: 0,
+        },
+    );
+    match table::get(fd) {
+        Some(Kind::Outbound { .. }) => Some(()),
+        _ => {
+            sys::close(shadow);
+            None
+        }
+    }
+}
+
 // ------------------------------------------------------- socket options
 
 /// Stores an `int` option value the way the kernel does.
@@ -499,7 +597,21 @@ unsafe fn do_getsockopt(
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::getsockopt(target, level, name, val, len) };
     let Some(Kind::Outbound { shadow, family, .. }) = table::get(fd) else {
-        return pass(fd);
+        let r = pass(fd);
+        // An inherited tunnel socket (after exec) answers as AF_UNIX: adopt it.
+        let suspicious = if level == libc::SOL_SOCKET {
+            // SAFETY: after a successful getsockopt, `val` holds `*len` bytes.
+            r == 0
+                && name == libc::SO_DOMAIN
+                && unsafe { read_int(val, len) } == Some(libc::AF_UNIX)
+        } else {
+            r != 0
+        };
+        if suspicious && adopted(fd) {
+            // SAFETY: same arguments; the fd is tracked now.
+            return unsafe { do_getsockopt(fd, level, name, val, len) };
+        }
+        return r;
     };
     if level != libc::SOL_SOCKET {
         return pass(shadow);
@@ -549,7 +661,12 @@ unsafe fn do_setsockopt(
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::setsockopt(target, level, name, val, len) };
     let Some(Kind::Outbound { shadow, state, .. }) = table::get(fd) else {
-        return pass(fd);
+        let r = pass(fd);
+        if r != 0 && level != libc::SOL_SOCKET && adopted(fd) {
+            // SAFETY: same arguments; the fd is tracked now.
+            return unsafe { do_setsockopt(fd, level, name, val, len) };
+        }
+        return r;
     };
     if level != libc::SOL_SOCKET {
         return pass(shadow);
@@ -603,7 +720,15 @@ unsafe fn do_getsockname(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_
             shown.set_port(real_addr.port());
             shown
         }
-        _ => return pass(),
+        _ => {
+            let r = pass();
+            // SAFETY: after success the kernel filled `a`/`len`.
+            if r == 0 && unsafe { is_unix_result(a, len) } && adopted(fd) {
+                // SAFETY: same arguments; the fd is tracked now.
+                return unsafe { do_getsockname(fd, a, len) };
+            }
+            return r;
+        }
     };
     // SAFETY: application out-parameters, checked in write_out.
     match unsafe { addr::write_out(shown, a, len) } {
@@ -621,7 +746,15 @@ unsafe fn do_getpeername(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_
             _ => return fail(libc::ENOTCONN),
         },
         Some(Kind::Accepted { peer, family, .. }) => addr::in_family(peer, family),
-        _ => return pass(),
+        _ => {
+            let r = pass();
+            // SAFETY: after success the kernel filled `a`/`len`.
+            if r == 0 && unsafe { is_unix_result(a, len) } && adopted(fd) {
+                // SAFETY: same arguments; the fd is tracked now.
+                return unsafe { do_getpeername(fd, a, len) };
+            }
+            return r;
+        }
     };
     // SAFETY: application out-parameters, checked in write_out.
     match unsafe { addr::write_out(shown, a, len) } {

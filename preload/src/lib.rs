@@ -48,8 +48,11 @@
 //!   socket (`socket` and `epoll_ctl` are hooked for that; up to 4 epoll
 //!   instances per socket). Registrations in an epoll set inherited from
 //!   another process, or made through `syscall()`, are not seen.
-//! * Socket state lives in the shim's memory: after `exec` an inherited
-//!   tunnel socket still carries data, but reports AF_UNIX addresses.
+//! * Socket state lives in the shim's memory; after `exec` an inherited
+//!   tunnel socket is recognised (its peer is the control socket) and its
+//!   state fetched from the engine by inode (`Adopt`) the first time it
+//!   answers as AF_UNIX (`getsockname`, `getpeername`, `SO_DOMAIN`, or a
+//!   failing TCP-level option); its shadow socket is then a fresh one.
 //! * Until established, the app's `SO_SNDBUF` request is remembered and
 //!   applied afterwards; TCP options reach the shadow socket, not yet the
 //!   engine's TCP (next session: forward TCP_NODELAY/keepalive).
