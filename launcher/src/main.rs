@@ -62,7 +62,7 @@ fn run() -> Result<i32> {
     info!("WrapGuard v{} initialized", env!("CARGO_PKG_VERSION"));
 
     let shim = shim_path()?;
-    info!(path = %shim.display(), "Shim: {}", shim.display());
+    info!("Shim: {}", shim.display());
 
     std::fs::metadata(&cli.config)
         .and_then(|m| {
