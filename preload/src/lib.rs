@@ -10,9 +10,11 @@
 //!    `SO_SNDBUF` (the kernel's minimum, ~4.5 KiB), sends a `Connect`
 //!    frame and reads the engine's reply (`Accepted{flow, local}`; the
 //!    engine answers at once and connects through the tunnel meanwhile);
-//! 2. writes [`control::FILLER_LEN`] (2048) filler bytes: one unread skb of
-//!    ~2.8 KiB truesize keeps `wmem_alloc * 4 > sndbuf`, so the socket is
-//!    *not writable* (test `filler_gates_pollout` measures this);
+//! 2. writes [`control::FILLER_LEN`] (2048) filler bytes: one unread skb
+//!    whose truesize is above a quarter of the minimum send buffer keeps
+//!    `wmem_alloc * 4 > sndbuf`, so the socket is *not writable*, and the
+//!    frame plus filler still fit without blocking (test
+//!    `filler_gates_pollout` checks both on the running kernel);
 //! 3. keeps the original kernel TCP socket alive as a hidden CLOEXEC
 //!    "shadow" fd and `dup3`s the unix socket onto the application's fd
 //!    number, keeping its `FD_CLOEXEC` and `O_NONBLOCK` flags.
@@ -43,7 +45,24 @@
 //! a source port it has registered, so `accept()`/`getpeername()` can ask
 //! (`AcceptLookup`) and show the peer's tunnel address.
 //!
+//! # Measured (2 shared cores, python3 client, test backend to loopback)
+//! * connect + close round trip through the tunnel path ≈ 0.25 ms, same
+//!   order as a direct loopback connect (the engine answers `Connect` before
+//!   dialling; it waits for the filler with readiness, not a timer).
+//! * bulk send 512 MiB: 0.7–1.5 GB/s through the unix socket and engine
+//!   copy, within the noise of direct loopback (1.0–1.2 GB/s) — the data
+//!   path is not the bottleneck; the userspace TCP/IP stack will be.
+//!
 //! # Known limits (observed, by design for now)
+//! * A program that never calls `SO_ERROR`/`getpeername` after a
+//!   non-blocking connect keeps the minimum send buffer (~4.5 KiB) on the
+//!   data socket: correct, but more wakeups on bulk sends.
+//! * `TCP_INFO` and other read-only TCP state come from the unconnected
+//!   shadow socket; a blocking connect ignores `SO_SNDTIMEO`.
+//! * A dual-stack `[::]` listener is redirected to `[::1]`: tunnel peers
+//!   of both families reach it, local IPv4 clients (127.0.0.1) do not.
+//! * Listener state is not adopted after `exec` (accepted peers then show
+//!   loopback addresses).
 //! * epoll registrations made *before* `connect()` are moved to the data
 //!   socket (`socket` and `epoll_ctl` are hooked for that; up to 4 epoll
 //!   instances per socket). Registrations in an epoll set inherited from
