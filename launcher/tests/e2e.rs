@@ -902,6 +902,9 @@ port, token, seen = server()
 s = socket.socket()
 s.connect(("10.77.0.1", port))
 s.set_inheritable(True)
+# The server lives in this process image: let its token arrive before exec.
+p = select.poll(); p.register(s, select.POLLIN)
+assert p.poll(5000)
 child = (
     "import socket, sys\n"
     "fd, port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
