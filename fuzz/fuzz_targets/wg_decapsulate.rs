@@ -41,6 +41,7 @@ struct Fixture {
     peer: PeerId,
     /// Our receiver index of the established session.
     index: u32,
+    start: Instant,
     now: Instant,
 }
 
@@ -89,6 +90,7 @@ fn fixture() -> Fixture {
         theirs,
         peer,
         index,
+        start: now,
         now,
     }
 }
@@ -100,6 +102,13 @@ thread_local! {
 fuzz_target!(|data: &[u8]| {
     FIXTURE.with(|f| {
         let mut f = f.borrow_mut();
+        // Start over before the session expires, so the data path (AEAD,
+        // replay window) stays reachable for the whole run.
+        if f.as_ref()
+            .is_some_and(|fx| fx.now - fx.start > Duration::from_secs(150))
+        {
+            *f = None;
+        }
         let fx = f.get_or_insert_with(fixture);
         let Some((&ctl, rest)) = data.split_first() else {
             return;
