@@ -84,9 +84,10 @@ impl Ctx {
     /// clock, made strictly increasing within this process.
     pub(crate) fn timestamp(&mut self, now: Instant) -> [u8; TIMESTAMP_LEN] {
         let wall = match now.checked_duration_since(self.wall_at) {
-            Some(d) => self.wall + d,
-            None => self.wall - self.wall_at.duration_since(now),
-        };
+            Some(d) => self.wall.checked_add(d),
+            None => self.wall.checked_sub(self.wall_at.duration_since(now)),
+        }
+        .unwrap_or(self.wall);
         let since_epoch = wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
