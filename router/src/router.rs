@@ -144,40 +144,65 @@ struct Entry {
 /// A policy entry with its sort key: specificity (descending), priority.
 type Ranked = (Reverse<u8>, u32, Entry);
 
-/// The three tables of one address family.
+/// A prefix of the policy or source layer: its items in the layer's flat
+/// storage, and the next shorter prefix of the same layer containing it.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    first: u32,
+    count: u32,
+    parent: u32,
+}
+
+/// "None" in the `near` and `Node::parent` arrays.
+const NONE: u32 = u32::MAX;
+
+/// Cell tag: the route depends on protocol and port; walk the policy chain.
+const TAG_SLOW: u32 = u32::MAX;
+/// Cell tag: no policy route or AllowedIPs covers the interval.
+const TAG_DIRECT: u32 = u32::MAX - 1;
+
+/// Layers of the per-prefix `near` array.
+const POLICY: usize = 0;
+const ALLOWED: usize = 1;
+const SOURCE: usize = 2;
+
+/// The tables of one address family. One longest-prefix-match search over
+/// the union of all prefixes answers all three questions: the union
+/// prefix found records, per layer, the innermost prefix of that layer
+/// containing it (for AllowedIPs directly the owning peer).
 #[derive(Debug, Clone)]
 struct Family<A> {
-    /// Policy-route prefixes.
-    policy: Lpm<A>,
-    /// Per policy prefix: `(first, count)` in `policy_entries`.
-    policy_spans: Vec<(u32, u32)>,
+    /// All prefixes: policy routes, AllowedIPs, sources.
+    lpm: Lpm<A>,
+    /// Per union prefix: innermost policy node, AllowedIPs peer, innermost
+    /// source node (each `NONE` if absent).
+    near: Vec<[u32; 3]>,
+    /// Policy prefixes.
+    policy_nodes: Vec<Node>,
     /// Entries, per prefix sorted by specificity (desc) then priority.
     policy_entries: Vec<Entry>,
-    /// AllowedIPs prefixes.
-    allowed: Lpm<A>,
-    /// Per AllowedIPs prefix: the peer owning it.
-    allowed_peer: Vec<u32>,
-    /// AllowedIPs and policy prefixes, for the inbound check.
-    source: Lpm<A>,
-    /// Per source prefix: `(first, count)` in `source_owners`.
-    source_spans: Vec<(u32, u32)>,
-    /// Peers, per prefix sorted.
+    /// Source prefixes (AllowedIPs and policy prefixes).
+    source_nodes: Vec<Node>,
+    /// Peers owning each source prefix, sorted per prefix.
     source_owners: Vec<u32>,
 }
 
-/// Collects `(prefix, items)` groups into a table plus flat item storage.
-fn grouped<A: Bits, T>(groups: BTreeMap<(A, u8), Vec<T>>) -> (Lpm<A>, Vec<(u32, u32)>, Vec<T>) {
-    let mut prefixes = Vec::with_capacity(groups.len());
-    let mut spans = Vec::with_capacity(groups.len());
+/// Flattens `(prefix, items)` groups: per group a node (parent unset) and
+/// the items appended to one vector.
+fn flatten<K, T>(groups: Vec<(K, Vec<T>)>) -> (Vec<K>, Vec<Node>, Vec<T>) {
+    let mut keys = Vec::with_capacity(groups.len());
+    let mut nodes = Vec::with_capacity(groups.len());
     let mut flat = Vec::new();
-    for (prefix, items) in groups {
-        prefixes.push(prefix);
-        let first = u32::try_from(flat.len()).unwrap_or(u32::MAX);
-        let count = u32::try_from(items.len()).unwrap_or(0);
-        spans.push((first, count));
+    for (key, items) in groups {
+        keys.push(key);
+        nodes.push(Node {
+            first: u32::try_from(flat.len()).unwrap_or(NONE),
+            count: u32::try_from(items.len()).unwrap_or(0),
+            parent: NONE,
+        });
         flat.extend(items);
     }
-    (Lpm::build(&prefixes), spans, flat)
+    (keys, nodes, flat)
 }
 
 /// What one family is built from.
@@ -198,21 +223,10 @@ impl<A> Default for Inputs<A> {
 }
 
 impl<A: Bits> Family<A> {
-    fn build_allowed(allowed: &[((A, u8), u32)]) -> (Lpm<A>, Vec<u32>) {
-        let mut owner: BTreeMap<(A, u8), u32> = BTreeMap::new();
-        for &(prefix, peer) in allowed {
-            // The later peer takes a prefix listed twice, as in `wg`.
-            owner.insert(prefix, peer);
-        }
-        let (prefixes, peers): (Vec<_>, Vec<_>) = owner.into_iter().unzip();
-        (Lpm::build(&prefixes), peers)
-    }
-
     fn build(inputs: Inputs<A>) -> Self {
-        let (allowed, allowed_peer) = Self::build_allowed(&inputs.allowed);
-
         let mut policy_groups: BTreeMap<(A, u8), Vec<Ranked>> = BTreeMap::new();
         let mut source_groups: BTreeMap<(A, u8), Vec<u32>> = BTreeMap::new();
+        let mut allowed_owner: BTreeMap<(A, u8), u32> = BTreeMap::new();
         for &(prefix, selector, priority, peer) in &inputs.policy {
             policy_groups.entry(prefix).or_default().push((
                 Reverse(selector.specificity()),
@@ -222,64 +236,145 @@ impl<A: Bits> Family<A> {
             source_groups.entry(prefix).or_default().push(peer);
         }
         for &(prefix, peer) in &inputs.allowed {
+            // The later peer takes a prefix listed twice, as in `wg`.
+            allowed_owner.insert(prefix, peer);
             source_groups.entry(prefix).or_default().push(peer);
         }
-        let policy_groups = policy_groups
-            .into_iter()
-            .map(|(k, mut v)| {
-                v.sort_by_key(|&(spec, prio, _)| (spec, prio));
-                (k, v.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>())
-            })
-            .collect();
-        let source_groups = source_groups
-            .into_iter()
-            .map(|(k, mut v)| {
-                v.sort_unstable();
-                v.dedup();
-                (k, v)
-            })
-            .collect();
-        let (policy, policy_spans, policy_entries) = grouped(policy_groups);
-        let (source, source_spans, source_owners) = grouped(source_groups);
+        let (policy_keys, mut policy_nodes, policy_entries) = flatten(
+            policy_groups
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort_by_key(|&(spec, prio, _)| (spec, prio));
+                    (k, v.into_iter().map(|(_, _, e)| e).collect())
+                })
+                .collect(),
+        );
+        let (source_keys, mut source_nodes, source_owners) = flatten(
+            source_groups
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort_unstable();
+                    v.dedup();
+                    (k, v)
+                })
+                .collect(),
+        );
+
+        // The union of all prefixes, each with its own entry per layer.
+        let mut union: BTreeMap<(A, u8), [u32; 3]> = BTreeMap::new();
+        for (i, k) in policy_keys.iter().enumerate() {
+            union.entry(*k).or_insert([NONE; 3])[POLICY] = u32::try_from(i).unwrap_or(NONE);
+        }
+        for (k, peer) in &allowed_owner {
+            union.entry(*k).or_insert([NONE; 3])[ALLOWED] = *peer;
+        }
+        for (i, k) in source_keys.iter().enumerate() {
+            union.entry(*k).or_insert([NONE; 3])[SOURCE] = u32::try_from(i).unwrap_or(NONE);
+        }
+        let (prefixes, own): (Vec<(A, u8)>, Vec<[u32; 3]>) = union.into_iter().unzip();
+        let lpm = Lpm::build(&prefixes);
+        // Sorted by (start, length), a prefix comes after its parent, so
+        // the parent's `near` is final when the child is visited.
+        let mut near: Vec<[u32; 3]> = Vec::with_capacity(own.len());
+        for (u, mine) in own.iter().enumerate() {
+            let up = lpm
+                .parent(u32::try_from(u).unwrap_or(NONE))
+                .and_then(|p| near.get(p as usize).copied())
+                .unwrap_or([NONE; 3]);
+            for (layer, nodes) in [(POLICY, &mut policy_nodes), (SOURCE, &mut source_nodes)] {
+                if let Some(node) = nodes.get_mut(mine[layer] as usize) {
+                    node.parent = up[layer];
+                }
+            }
+            let mut n = up;
+            for layer in [POLICY, ALLOWED, SOURCE] {
+                if mine[layer] != NONE {
+                    n[layer] = mine[layer];
+                }
+            }
+            near.push(n);
+        }
+        // Most intervals route every packet the same way: no policy route
+        // (AllowedIPs or direct), or an innermost policy prefix whose
+        // best entry matches everything. Their cells carry the answer.
+        let mut lpm = lpm;
+        lpm.set_tags(|u| {
+            let n = u
+                .and_then(|u| near.get(u as usize))
+                .copied()
+                .unwrap_or([NONE; 3]);
+            match policy_nodes.get(n[POLICY] as usize) {
+                None if n[ALLOWED] == NONE => TAG_DIRECT,
+                None => n[ALLOWED],
+                Some(node) => match policy_entries.get(node.first as usize) {
+                    Some(e) if e.selector == Selector::ANY && e.peer < TAG_DIRECT => e.peer,
+                    _ => TAG_SLOW,
+                },
+            }
+        });
         Family {
-            policy,
-            policy_spans,
+            lpm,
+            near,
+            policy_nodes,
             policy_entries,
-            allowed,
-            allowed_peer,
-            source,
-            source_spans,
+            source_nodes,
             source_owners,
         }
     }
 
+    /// The `near` record of the longest prefix containing `addr`.
+    #[inline]
+    fn near(&self, addr: A) -> [u32; 3] {
+        self.lpm
+            .innermost(addr)
+            .and_then(|u| self.near.get(u as usize).copied())
+            .unwrap_or([NONE; 3])
+    }
+
     #[inline]
     fn lookup(&self, addr: A, proto: Proto, port: u16) -> Route {
-        for node in self.policy.chain(addr) {
-            let (first, count) = self.policy_spans[node as usize];
-            let entries = &self.policy_entries[first as usize..(first + count) as usize];
+        let (union, tag) = self.lpm.find(addr);
+        match tag {
+            TAG_DIRECT => return Route::Direct,
+            TAG_SLOW => {}
+            peer => return Route::Peer(PeerId(peer)),
+        }
+        let near = self.near.get(union as usize).copied().unwrap_or([NONE; 3]);
+        let mut id = near[POLICY];
+        while let Some(node) = self.policy_nodes.get(id as usize) {
+            let entries =
+                &self.policy_entries[node.first as usize..(node.first + node.count) as usize];
             if let Some(e) = entries.iter().find(|e| e.selector.matches(proto, port)) {
                 return Route::Peer(PeerId(e.peer));
             }
+            id = node.parent;
         }
-        self.allowed_peer(addr).map_or(Route::Direct, Route::Peer)
+        match near[ALLOWED] {
+            NONE => Route::Direct,
+            peer => Route::Peer(PeerId(peer)),
+        }
     }
 
     #[inline]
     fn allowed_peer(&self, addr: A) -> Option<PeerId> {
-        self.allowed
-            .innermost(addr)
-            .map(|node| PeerId(self.allowed_peer[node as usize]))
+        match self.near(addr)[ALLOWED] {
+            NONE => None,
+            peer => Some(PeerId(peer)),
+        }
     }
 
     #[inline]
     fn inbound_allowed(&self, peer: u32, addr: A) -> bool {
-        self.source.chain(addr).any(|node| {
-            let (first, count) = self.source_spans[node as usize];
-            self.source_owners[first as usize..(first + count) as usize]
-                .binary_search(&peer)
-                .is_ok()
-        })
+        let mut id = self.near(addr)[SOURCE];
+        while let Some(node) = self.source_nodes.get(id as usize) {
+            let owners =
+                &self.source_owners[node.first as usize..(node.first + node.count) as usize];
+            if owners.binary_search(&peer).is_ok() {
+                return true;
+            }
+            id = node.parent;
+        }
+        false
     }
 }
 

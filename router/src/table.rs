@@ -7,8 +7,8 @@
 //! its innermost prefix; every prefix knows its parent (the next shorter
 //! prefix containing it), so a lookup can walk outwards when the innermost
 //! prefix's entries do not match. A lookup reads one slot of a direct index
-//! on the top (up to 16) address bits, then binary-searches the few
-//! intervals of that bucket.
+//! of up to 65,536 buckets spread evenly over the span of the interval
+//! starts, then binary-searches the few intervals of that bucket.
 
 use std::fmt::Debug;
 
@@ -21,8 +21,6 @@ const MAX_INDEX_BITS: u32 = 16;
 /// An address of one family as an unsigned integer (`u32` for IPv4,
 /// `u128` for IPv6).
 pub(crate) trait Bits: Copy + Ord + Debug {
-    /// Address width in bits.
-    const BITS: u32;
     /// The all-zero address.
     const ZERO: Self;
     /// The first address of the prefix `self/len`.
@@ -31,14 +29,18 @@ pub(crate) trait Bits: Copy + Ord + Debug {
     fn last(self, len: u8) -> Self;
     /// `self + 1`, or `None` past the last address.
     fn checked_inc(self) -> Option<Self>;
-    /// The top `bits` bits as an index (`bits <= 16`).
-    fn top(self, bits: u32) -> usize;
+    /// `(self - base) >> shift` clamped to `max`, or 0 below `base`.
+    /// Non-decreasing in `self`.
+    fn bucket(self, base: Self, shift: u32, max: usize) -> usize;
+    /// Number of significant bits (0 for zero).
+    fn bit_length(self) -> u32;
+    /// `self - other`, wrapping.
+    fn wrapping_sub(self, other: Self) -> Self;
 }
 
 macro_rules! impl_bits {
     ($t:ty) => {
         impl Bits for $t {
-            const BITS: u32 = <$t>::BITS;
             const ZERO: Self = 0;
             #[inline]
             fn first(self, len: u8) -> Self {
@@ -53,13 +55,20 @@ macro_rules! impl_bits {
                 self.checked_add(1)
             }
             #[inline]
-            fn top(self, bits: u32) -> usize {
-                if bits == 0 {
-                    0
-                } else {
-                    // bits <= 16, so the shifted value fits in usize.
-                    (self >> (Self::BITS - bits)) as usize
+            fn bucket(self, base: Self, shift: u32, max: usize) -> usize {
+                if self < base {
+                    return 0;
                 }
+                let d = (self - base) >> shift;
+                usize::try_from(d).map_or(max, |d| d.min(max))
+            }
+            #[inline]
+            fn bit_length(self) -> u32 {
+                <$t>::BITS - self.leading_zeros()
+            }
+            #[inline]
+            fn wrapping_sub(self, other: Self) -> Self {
+                <$t>::wrapping_sub(self, other)
             }
         }
     };
@@ -72,17 +81,97 @@ impl_bits!(u128);
 /// position in the slice given to [`Lpm::build`].
 #[derive(Debug, Clone)]
 pub(crate) struct Lpm<A> {
-    /// Sorted starts of the intervals; `starts[0]` is the zero address.
-    starts: Vec<A>,
-    /// Innermost prefix id of each interval, or `NONE`.
-    slots: Vec<u32>,
-    /// `index[b]`: the first interval whose start has top bits `>= b`;
-    /// `2^index_bits + 1` entries.
+    /// Sorted interval starts, each with the id of the innermost prefix
+    /// covering the interval (or `NONE`) and a tag the owner derives from
+    /// it ([`Lpm::set_tags`]); `cells[0]` starts at zero. Start, id and tag
+    /// share a cache line, so the search's last read gives both.
+    cells: Vec<(A, u32, u32)>,
+    /// The direct index over all cells.
+    top: Level<A>,
+    /// Per top-level bucket holding many cells, the id of its finer
+    /// sub-level in `levels`; `NONE` elsewhere.
+    subs: Vec<u32>,
+    /// Sub-levels, for buckets where the cells are dense (clustered
+    /// prefixes, such as a few /16s holding most of the routes).
+    levels: Vec<Level<A>>,
+    /// The bucket arrays of all levels, back to back.
     index: Vec<u32>,
-    /// Width of the direct index.
-    index_bits: u32,
     /// Parent prefix id of each prefix, or `NONE`.
     parents: Vec<u32>,
+}
+
+/// Top-level buckets holding more cells than this get a sub-level.
+const SUB_LEVEL_MIN_CELLS: usize = 8;
+
+/// One level of direct index: buckets spread evenly over the starts of
+/// the cells `[candidate + 1, end)`, where cell `candidate` starts at or
+/// below every address that reaches this level. Addresses below the first
+/// start fall in bucket 0, above the last in the last bucket.
+/// `index[offset + b]` is the first cell of the range whose bucket is
+/// `>= b` (`end` if none), for `b` in `0..=last + 1`; an address in bucket
+/// `b` then lies in cells `[index[offset + b] - 1, index[offset + b + 1])`.
+#[derive(Debug, Clone, Copy)]
+struct Level<A> {
+    base: A,
+    shift: u32,
+    last: usize,
+    offset: usize,
+}
+
+impl<A: Bits> Level<A> {
+    /// Appends the bucket array for cells `[candidate + 1, end)` with
+    /// `2^bits` buckets to `index`.
+    fn build(
+        cells: &[(A, u32, u32)],
+        candidate: usize,
+        end: usize,
+        bits: u32,
+        index: &mut Vec<u32>,
+    ) -> Self {
+        let first = candidate + 1;
+        let base = cells
+            .get(first)
+            .filter(|_| first < end)
+            .map_or(A::ZERO, |c| c.0);
+        let span = match end.checked_sub(1).and_then(|l| cells.get(l)) {
+            Some(c) if end > first => c.0.wrapping_sub(base),
+            _ => A::ZERO,
+        };
+        let shift = span.bit_length().saturating_sub(bits);
+        let last = (1usize << bits) - 1;
+        let offset = index.len();
+        let mut i = first;
+        for b in 0..=last + 1 {
+            while i < end && cells[i].0.bucket(base, shift, last) < b {
+                i += 1;
+            }
+            index.push(u32::try_from(i).unwrap_or(NONE));
+        }
+        Level {
+            base,
+            shift,
+            last,
+            offset,
+        }
+    }
+
+    /// The cell range `[lo, hi)` holding `addr`'s interval.
+    #[inline]
+    fn narrow(&self, index: &[u32], addr: A) -> (usize, usize) {
+        self.range(index, addr.bucket(self.base, self.shift, self.last))
+    }
+
+    /// The cell range `[lo, hi)` of bucket `b`.
+    #[inline]
+    fn range(&self, index: &[u32], b: usize) -> (usize, usize) {
+        let i = self.offset + b;
+        ((index[i] as usize).saturating_sub(1), index[i + 1] as usize)
+    }
+}
+
+/// `ceil(log2(n))`, capped at [`MAX_INDEX_BITS`].
+fn bits_for(n: usize) -> u32 {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()).min(MAX_INDEX_BITS)
 }
 
 impl<A: Bits> Lpm<A> {
@@ -138,24 +227,37 @@ impl<A: Bits> Lpm<A> {
             emit(c, NONE);
         }
 
-        let index_bits = usize::BITS - starts.len().saturating_sub(1).leading_zeros();
-        let index_bits = index_bits.min(MAX_INDEX_BITS).min(A::BITS);
-        let buckets = 1usize << index_bits;
-        let mut index = Vec::with_capacity(buckets + 1);
-        let mut i = 0usize;
-        for b in 0..=buckets {
-            while i < starts.len() && starts[i].top(index_bits) < b {
-                i += 1;
+        let cells: Vec<(A, u32, u32)> = starts
+            .into_iter()
+            .zip(slots)
+            .map(|(start, slot)| (start, slot, 0))
+            .collect();
+        let mut index = Vec::new();
+        let top = Level::build(&cells, 0, cells.len(), bits_for(cells.len()), &mut index);
+        let mut subs = vec![NONE; top.last + 1];
+        let mut levels = Vec::new();
+        for (b, sub) in subs.iter_mut().enumerate() {
+            let lo = (index[b] as usize).saturating_sub(1);
+            let hi = index[b + 1] as usize;
+            if hi.saturating_sub(lo) > SUB_LEVEL_MIN_CELLS {
+                *sub = u32::try_from(levels.len()).unwrap_or(NONE);
+                let bits = bits_for(hi - lo) + 1;
+                levels.push(Level::build(
+                    &cells,
+                    lo,
+                    hi,
+                    bits.min(MAX_INDEX_BITS),
+                    &mut index,
+                ));
             }
-            index.push(u32::try_from(i).unwrap_or(NONE));
         }
-        starts.shrink_to_fit();
-        slots.shrink_to_fit();
+        index.shrink_to_fit();
         Lpm {
-            starts,
-            slots,
+            cells,
+            top,
+            subs,
+            levels,
             index,
-            index_bits,
             parents,
         }
     }
@@ -163,26 +265,51 @@ impl<A: Bits> Lpm<A> {
     /// The id of the longest prefix containing `addr`, if any.
     #[inline]
     pub(crate) fn innermost(&self, addr: A) -> Option<u32> {
-        let b = addr.top(self.index_bits);
-        // Every interval before index[b] starts below addr's bucket, and
-        // starts[0] is zero, so `lo` is always a candidate.
-        let lo = (self.index[b] as usize).saturating_sub(1);
-        let hi = self.index[b + 1] as usize;
+        let (slot, _) = self.find(addr);
+        (slot != NONE).then_some(slot)
+    }
+
+    /// The id of the longest prefix containing `addr` (`u32::MAX` if none)
+    /// and the tag of its interval.
+    #[inline]
+    pub(crate) fn find(&self, addr: A) -> (u32, u32) {
+        let b = addr.bucket(self.top.base, self.top.shift, self.top.last);
+        let (mut lo, mut hi) = self.top.range(&self.index, b);
+        if let Some(sub) = self.subs.get(b).and_then(|&s| self.levels.get(s as usize)) {
+            (lo, hi) = sub.narrow(&self.index, addr);
+        }
+        // Binary search for the last cell in [lo, hi) starting at or below
+        // addr; cell `lo` always does.
         let mut base = lo;
         let mut len = hi.saturating_sub(lo);
         while len > 1 {
             let half = len / 2;
-            if self.starts[base + half] <= addr {
-                base += half;
-            }
+            // Branch-free: a mispredicted branch costs more than the step.
+            base += usize::from(self.cells[base + half].0 <= addr) * half;
             len -= half;
         }
-        let slot = self.slots[base];
-        (slot != NONE).then_some(slot)
+        let (_, slot, tag) = self.cells[base];
+        (slot, tag)
+    }
+
+    /// Sets each interval's tag to `tag(innermost prefix id)`.
+    pub(crate) fn set_tags(&mut self, tag: impl Fn(Option<u32>) -> u32) {
+        for cell in &mut self.cells {
+            cell.2 = tag((cell.1 != NONE).then_some(cell.1));
+        }
+    }
+
+    /// The parent of prefix `id` (the next shorter prefix containing it).
+    #[inline]
+    pub(crate) fn parent(&self, id: u32) -> Option<u32> {
+        self.parents
+            .get(id as usize)
+            .copied()
+            .filter(|&p| p != NONE)
     }
 
     /// The prefixes containing `addr`, longest first.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn chain(&self, addr: A) -> Chain<'_> {
         Chain {
             parents: &self.parents,
@@ -193,17 +320,19 @@ impl<A: Bits> Lpm<A> {
     /// Number of intervals (for tests and sizing).
     #[cfg(test)]
     pub(crate) fn intervals(&self) -> usize {
-        self.starts.len()
+        self.cells.len()
     }
 }
 
 /// Iterator over the prefixes containing an address, longest first.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub(crate) struct Chain<'a> {
     parents: &'a [u32],
     next: u32,
 }
 
+#[cfg(test)]
 impl Iterator for Chain<'_> {
     type Item = u32;
     #[inline]
@@ -267,6 +396,21 @@ mod tests {
         assert_eq!(t.innermost(u32::MAX - 1), None);
     }
 
+    #[test]
+    fn dense_buckets_get_sub_levels() {
+        let p: Vec<(u32, u8)> = (0..2000u32)
+            .map(|i| (0x0a00_0000 | (i << 4), 28))
+            .chain([(0xc000_0000, 8)])
+            .collect();
+        let t = Lpm::build(&p);
+        assert!(!t.levels.is_empty());
+        for (i, &(s, l)) in p.iter().enumerate() {
+            assert_eq!(t.innermost(s), Some(i as u32));
+            assert_eq!(t.innermost(s.last(l)), Some(i as u32));
+        }
+        assert_eq!(t.innermost(0x0a00_0000 + (2000 << 4)), None);
+    }
+
     fn naive<A: Bits>(p: &[(A, u8)], addr: A) -> Vec<u32> {
         let mut hits: Vec<(u8, u32)> = p
             .iter()
@@ -289,9 +433,14 @@ mod tests {
     proptest! {
         #[test]
         fn chain_matches_naive_v4(
-            raw in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..300),
+            raw in proptest::collection::vec((any::<bool>(), any::<u32>(), 0u8..=32), 0..300),
             probes in proptest::collection::vec(any::<u32>(), 1..50),
         ) {
+            // Half the prefixes inside 10.0.0.0/16, so buckets get dense.
+            let raw = raw
+                .into_iter()
+                .map(|(c, x, l)| (if c { 0x0a00_0000 | (x & 0xffff) } else { x }, l))
+                .collect();
             let p = dedup(raw);
             let t = Lpm::build(&p);
             let mut addrs = probes;
@@ -306,9 +455,13 @@ mod tests {
 
         #[test]
         fn chain_matches_naive_v6(
-            raw in proptest::collection::vec((any::<u128>(), 0u8..=128), 0..300),
+            raw in proptest::collection::vec((any::<bool>(), any::<u128>(), 0u8..=128), 0..300),
             probes in proptest::collection::vec(any::<u128>(), 1..50),
         ) {
+            let raw = raw
+                .into_iter()
+                .map(|(c, x, l)| (if c { (0xfd00u128 << 112) | (x & 0xffff) << 100 } else { x }, l))
+                .collect();
             let p = dedup(raw);
             let t = Lpm::build(&p);
             let mut addrs = probes;
