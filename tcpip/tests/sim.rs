@@ -212,3 +212,38 @@ fn throughput_table_per_loss_rate() {
         );
     }
 }
+
+#[test]
+fn simultaneous_close_needs_no_timer() {
+    let tw = |addr, seed| {
+        Stack::new(StackConfig {
+            addresses: vec![addr],
+            seed,
+            tcp: TcpConfig {
+                time_wait: Duration::ZERO,
+                ..TcpConfig::default()
+            },
+            ..StackConfig::default()
+        })
+    };
+    let mut p = Pair::new(tw(A, 5), tw(B, 6), LinkConfig::default(), 9);
+    let l = p.b.tcp_listen(SocketAddr::new(B, 80), 4).expect("listen");
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 80))
+            .expect("connect");
+    let mut s = None;
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        s = s.or_else(|| p.b.tcp_accept(l));
+        s.is_some() && p.a.tcp_state(c) == Ok(TcpState::Established)
+    }));
+    let s = s.expect("accepted");
+    let t0 = p.now;
+    p.a.tcp_close(t0, c).expect("close");
+    p.b.tcp_close(t0, s).expect("close");
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        p.b.tcp_socket_count() == 0 && p.a.tcp_socket_count() == 0
+    }));
+    let took = p.now - t0;
+    assert!(took < Duration::from_millis(100), "close took {took:?}");
+}

@@ -702,6 +702,8 @@ impl Tcb {
         }
         if self.timers.expired(Timer::Linger, now) {
             match self.state {
+                // The last ACK goes out before the connection is forgotten.
+                State::TimeWait if self.ack_now => self.timers.set(Timer::Linger, now),
                 State::TimeWait | State::FinWait2 => self.enter_closed(),
                 _ => {}
             }
