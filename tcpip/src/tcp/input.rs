@@ -100,6 +100,16 @@ impl Tcb {
         let mut payload = seg.payload;
         let mut fin = f.has(Flags::FIN);
 
+        // A retransmitted SYN while in SYN-RECEIVED: send the SYN-ACK again.
+        if self.state == State::SynReceived
+            && f.has(Flags::SYN)
+            && !f.has(Flags::ACK)
+            && seq == self.irs
+        {
+            self.snd_nxt = self.iss;
+            return;
+        }
+
         // PAWS (RFC 7323 §5.3).
         if self.ts_ok && !f.has(Flags::RST) {
             if let Some((val, _)) = seg.options.timestamp {
@@ -183,11 +193,7 @@ impl Tcb {
 
         // Fourth: SYN in a synchronized state (RFC 5961 §4.2).
         if f.has(Flags::SYN) {
-            if self.state == State::SynReceived && Seq(seg.seq) == self.irs {
-                self.snd_nxt = self.iss; // retransmitted SYN: resend SYN-ACK
-            } else {
-                self.ack_now = true; // challenge ACK
-            }
+            self.ack_now = true; // challenge ACK
             return;
         }
 
