@@ -4,8 +4,9 @@
 //! Routes are random prefixes (IPv4 /8–/32, IPv6 /16–/64 in 2000::/3)
 //! spread over 16 peers, one in ten with a `tcp:443` selector, plus one
 //! AllowedIPs prefix per peer. Half of the 2^20 distinct probe addresses
-//! fall inside a route, half are random; a third are TCP port 443. Each iteration does a batch of 1,024 lookups, so the reported
-//! time per element is the time per lookup. (The probe addresses are read
+//! fall inside a route, half are random; a third are TCP port 443. Each
+//! iteration does 1,024 lookups, so the reported time per element is the
+//! time per lookup. (The probe addresses are read
 //! from memory, not passed through `black_box`, which would store each
 //! 17-byte `IpAddr` to the stack and stall on reloading it.)
 //!

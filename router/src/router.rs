@@ -1,32 +1,6 @@
 //! The routing decision: which peer carries an outgoing packet, and whether
-//! a decrypted incoming packet's source is one its peer may use.
-//!
-//! # Outbound: [`Router::lookup`]
-//!
-//! 1. Loopback destinations (`127.0.0.0/8`, `::1`, and their IPv4-mapped
-//!    forms) are always [`Route::Direct`].
-//! 2. **Policy routes** — `--route` flags, `--exit-node`, `Route =` lines —
-//!    are consulted first. Among those whose prefix contains the destination
-//!    and whose selector matches the protocol and port: the longest prefix
-//!    wins, then the more specific selector ([`Selector::specificity`]:
-//!    single port > port range > protocol only > any), then the earlier
-//!    route in *priority order*: the `--route` flags in command-line order,
-//!    then `--exit-node`, then the `Route =` lines in file order. (The
-//!    command line overrides the file.) A longer prefix whose selector does
-//!    not match does not hide a shorter one that does.
-//! 3. Otherwise **AllowedIPs** (cryptokey routing): the peer with the
-//!    longest AllowedIPs prefix containing the destination. If two peers
-//!    list the very same prefix, the later peer has it, as with `wg`.
-//! 4. Otherwise [`Route::Direct`]: the host network.
-//!
-//! # Inbound: [`Router::inbound_allowed`]
-//!
-//! A packet decrypted from peer P is accepted if its source lies inside
-//! one of P's AllowedIPs or one of P's policy-route prefixes (so replies
-//! from the internet through an exit node are accepted). Loopback sources
-//! are never accepted. Counting drops is the caller's job.
-//!
-//! The tables are built once per config; lookups do not allocate.
+//! a decrypted incoming packet's source is one its peer may use. The rules
+//! are listed in the crate documentation.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -334,6 +308,12 @@ impl<A: Bits> Family<A> {
     #[inline]
     fn lookup(&self, addr: A, proto: Proto, port: u16) -> Route {
         let (union, tag) = self.lpm.find(addr);
+        self.finish(union, tag, proto, port)
+    }
+
+    /// The route for the interval found: its tag, or the policy chain.
+    #[inline]
+    fn finish(&self, union: u32, tag: u32, proto: Proto, port: u16) -> Route {
         match tag {
             TAG_DIRECT => return Route::Direct,
             TAG_SLOW => {}
@@ -378,18 +358,53 @@ impl<A: Bits> Family<A> {
     }
 }
 
+/// A destination as a table key, or always-direct (loopback).
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    V4(u32),
+    V6(u128),
+    Direct,
+}
+
+impl Key {
+    #[inline]
+    fn of(dst: IpAddr) -> Key {
+        match dst.to_canonical() {
+            IpAddr::V4(a) if a.is_loopback() => Key::Direct,
+            IpAddr::V6(a) if a.is_loopback() => Key::Direct,
+            IpAddr::V4(a) => Key::V4(u32::from(a)),
+            IpAddr::V6(a) => Key::V6(u128::from(a)),
+        }
+    }
+}
+
 /// The routing table of one config plus command-line routing.
 ///
 /// Build it once with [`Router::new`] (or [`Router::from_config`]); then
 /// call [`Router::lookup`] for every outgoing packet or connection and
-/// [`Router::inbound_allowed`] for every decrypted packet. See the module
-/// documentation of the crate's `router` for the exact rules.
+/// [`Router::inbound_allowed`] for every decrypted packet. The crate
+/// documentation lists the exact rules.
 #[derive(Debug, Clone)]
 pub struct Router {
     v4: Family<u32>,
     v6: Family<u128>,
     policy: Vec<PolicyRoute>,
     peers: u32,
+}
+
+/// The `Route =` lines of a config as policy routes, in file order.
+fn config_routes(config: &Config) -> Vec<PolicyRoute> {
+    let mut out = Vec::new();
+    for (i, p) in config.peers.iter().enumerate() {
+        for r in &p.routes {
+            out.push(PolicyRoute {
+                spec: r.spec,
+                peer: PeerId(u32::try_from(i).unwrap_or(u32::MAX)),
+                origin: RouteOrigin::ConfigLine(r.line),
+            });
+        }
+    }
+    out
 }
 
 fn v4_key(n: ipnet::Ipv4Net) -> (u32, u8) {
@@ -403,11 +418,7 @@ fn v6_key(n: ipnet::Ipv6Net) -> (u128, u8) {
 impl Router {
     /// The table for a config with no command-line routing.
     pub fn from_config(config: &Config) -> Router {
-        match Router::new(config, &RoutingOptions::default()) {
-            Ok(r) => r,
-            // Only command-line routing can fail, and there is none.
-            Err(_) => Router::build(config, Vec::new()),
-        }
+        Router::build(config, config_routes(config))
     }
 
     /// The table for a config plus `--route` / `--exit-node` options.
@@ -448,15 +459,7 @@ impl Router {
                 });
             }
         }
-        for (i, p) in config.peers.iter().enumerate() {
-            for r in &p.routes {
-                policy.push(PolicyRoute {
-                    spec: r.spec,
-                    peer: PeerId(u32::try_from(i).unwrap_or(u32::MAX)),
-                    origin: RouteOrigin::ConfigLine(r.line),
-                });
-            }
-        }
+        policy.extend(config_routes(config));
         Ok(Router::build(config, policy))
     }
 
@@ -494,11 +497,10 @@ impl Router {
     /// (`port` is ignored for [`Proto::Other`]). Never allocates.
     #[inline]
     pub fn lookup(&self, dst: IpAddr, proto: Proto, port: u16) -> Route {
-        match dst.to_canonical() {
-            IpAddr::V4(a) if a.is_loopback() => Route::Direct,
-            IpAddr::V6(a) if a.is_loopback() => Route::Direct,
-            IpAddr::V4(a) => self.v4.lookup(u32::from(a), proto, port),
-            IpAddr::V6(a) => self.v6.lookup(u128::from(a), proto, port),
+        match Key::of(dst) {
+            Key::V4(a) => self.v4.lookup(a, proto, port),
+            Key::V6(a) => self.v6.lookup(a, proto, port),
+            Key::Direct => Route::Direct,
         }
     }
 

@@ -100,6 +100,14 @@ pub(crate) struct Lpm<A> {
     parents: Vec<u32>,
 }
 
+/// A lookup between the steps of [`Lpm::find`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Step {
+    lo: usize,
+    hi: usize,
+    sub: u32,
+}
+
 /// Top-level buckets holding more cells than this get a sub-level.
 const SUB_LEVEL_MIN_CELLS: usize = 8;
 
@@ -273,15 +281,42 @@ impl<A: Bits> Lpm<A> {
     /// and the tag of its interval.
     #[inline]
     pub(crate) fn find(&self, addr: A) -> (u32, u32) {
+        let step = self.step_top(addr);
+        let step = self.step_sub(addr, step);
+        self.step_search(addr, step)
+    }
+
+    /// First step of [`Lpm::find`]: the top-level bucket's cell range and
+    /// sub-level.
+    #[inline]
+    pub(crate) fn step_top(&self, addr: A) -> Step {
         let b = addr.bucket(self.top.base, self.top.shift, self.top.last);
-        let (mut lo, mut hi) = self.top.range(&self.index, b);
-        if let Some(sub) = self.subs.get(b).and_then(|&s| self.levels.get(s as usize)) {
-            (lo, hi) = sub.narrow(&self.index, addr);
+        let (lo, hi) = self.top.range(&self.index, b);
+        Step {
+            lo,
+            hi,
+            sub: self.subs.get(b).copied().unwrap_or(NONE),
         }
-        // Binary search for the last cell in [lo, hi) starting at or below
-        // addr; cell `lo` always does.
-        let mut base = lo;
-        let mut len = hi.saturating_sub(lo);
+    }
+
+    /// Second step: narrow through the sub-level, if the bucket has one.
+    #[inline]
+    pub(crate) fn step_sub(&self, addr: A, step: Step) -> Step {
+        match self.levels.get(step.sub as usize) {
+            Some(level) => {
+                let (lo, hi) = level.narrow(&self.index, addr);
+                Step { lo, hi, sub: NONE }
+            }
+            None => step,
+        }
+    }
+
+    /// Last step: binary search for the last cell in `[lo, hi)` starting
+    /// at or below `addr` (cell `lo` always does); its prefix id and tag.
+    #[inline]
+    pub(crate) fn step_search(&self, addr: A, step: Step) -> (u32, u32) {
+        let mut base = step.lo;
+        let mut len = step.hi.saturating_sub(step.lo);
         while len > 1 {
             let half = len / 2;
             // Branch-free: a mispredicted branch costs more than the step.

@@ -242,7 +242,8 @@ fn check(
     let router = Router::new(&config, &options).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut nets = all_allowed.clone();
     nets.extend(naive.policy.iter().map(|(s, _)| s.net));
-    for a in probes(&nets, random) {
+    let all = probes(&nets, random);
+    for a in all {
         for proto in PROTOS {
             for port in PORTS {
                 prop_assert_eq!(
