@@ -111,10 +111,10 @@ pub(crate) struct Step {
 /// Top-level buckets holding more cells than this get a sub-level.
 const SUB_LEVEL_MIN_CELLS: usize = 8;
 
-/// One level of direct index: buckets spread evenly over the starts of
-/// the cells `[candidate + 1, end)`, where cell `candidate` starts at or
-/// below every address that reaches this level. Addresses below the first
-/// start fall in bucket 0, above the last in the last bucket.
+/// One level of direct index: buckets spread evenly over (most of) the
+/// starts of the cells `[candidate + 1, end)`, where cell `candidate`
+/// starts at or below every address that reaches this level. Addresses
+/// below the range fall in bucket 0, above it in the last bucket.
 /// `index[offset + b]` is the first cell of the range whose bucket is
 /// `>= b` (`end` if none), for `b` in `0..=last + 1`; an address in bucket
 /// `b` then lies in cells `[index[offset + b] - 1, index[offset + b + 1])`.
@@ -137,12 +137,14 @@ impl<A: Bits> Level<A> {
         index: &mut Vec<u32>,
     ) -> Self {
         let first = candidate + 1;
-        let base = cells
-            .get(first)
-            .filter(|_| first < end)
-            .map_or(A::ZERO, |c| c.0);
-        let span = match end.checked_sub(1).and_then(|l| cells.get(l)) {
-            Some(c) if end > first => c.0.wrapping_sub(base),
+        // Spread the buckets over the middle 98% of the starts: a few
+        // outlying prefixes (say, ULA AllowedIPs next to global routes)
+        // then share the edge buckets instead of leaving most buckets empty.
+        let trim = end.saturating_sub(first) / 100;
+        let (lo, hi) = (first + trim, end.saturating_sub(1 + trim));
+        let base = cells.get(lo).filter(|_| lo < end).map_or(A::ZERO, |c| c.0);
+        let span = match cells.get(hi) {
+            Some(c) if hi >= lo && hi < end => c.0.wrapping_sub(base),
             _ => A::ZERO,
         };
         let shift = span.bit_length().saturating_sub(bits);
