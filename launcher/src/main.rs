@@ -2,11 +2,11 @@
 //! userspace WireGuard tunnel.
 //!
 //! Flow: parse the command line → logging → check the shim next to our
-//! binary → read the config → start the engine (today: only the test
-//! backend; the real tcpip + noise + router engine plugs into
-//! [`engine::FlowBackend`] next session) → private control directory and
-//! bridge → child with `LD_PRELOAD` → forward signals → exit with the
-//! child's status. wrapguard never writes to stdout: it belongs to the child.
+//! binary → read the config and start the engine ([`engine::tunnel`]:
+//! WireGuard + TCP/IP stack + router on a UDP socket) → private control
+//! directory and bridge → child with `LD_PRELOAD` → forward signals → exit
+//! with the child's status. wrapguard never writes to stdout (it belongs to
+//! the child), except for the `genkey`/`pubkey` helpers.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -14,6 +14,7 @@ mod bridge;
 mod cli;
 mod ctldir;
 mod engine;
+mod keys;
 mod logging;
 
 use anyhow::{anyhow, Context, Result};
@@ -31,6 +32,9 @@ use tracing::{debug, error, info};
 const SHIM_NAME: &str = "libwrapguard.so";
 
 fn main() {
+    if let Some(code) = keys::run_subcommand() {
+        std::process::exit(code);
+    }
     let code = match run() {
         Ok(code) => code,
         Err(e) => {
@@ -82,9 +86,7 @@ fn run() -> Result<i32> {
     }
 
     let backend: Arc<dyn FlowBackend> = if cli.test_backend_map.is_empty() {
-        return Err(anyhow!(
-            "the tunnel engine (WireGuard + TCP/IP stack) is not implemented yet in this build; nothing was launched"
-        ));
+        Arc::new(engine::tunnel::start(&cli)?)
     } else {
         Arc::new(engine::loopback::HostLoopbackBackend::new(
             cli.test_backend_map

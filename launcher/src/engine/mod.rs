@@ -1,7 +1,8 @@
 //! The engine boundary: what the bridge (which serves the shim) needs from
-//! whatever carries flows. The real implementation — tcpip + noise + router
-//! on a UDP socket — implements [`FlowBackend`] next session; for now the
-//! only implementation is the test-only [`loopback::HostLoopbackBackend`].
+//! whatever carries flows. The real implementation is
+//! [`tunnel::TunnelBackend`] (tcpip + noise + router on a UDP socket, driven
+//! by one engine thread, [`stack_thread`]); the test-only
+//! [`loopback::HostLoopbackBackend`] carries flows over host loopback.
 //!
 //! Contract, in the order the bridge uses it:
 //! 1. [`FlowBackend::route`] decides per destination, synchronously (the
@@ -19,7 +20,11 @@
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
+pub mod flow;
 pub mod loopback;
+mod packet;
+pub mod stack_thread;
+pub mod tunnel;
 
 use control::{Proto, RouteDecision};
 use std::future::Future;

@@ -1,0 +1,241 @@
+//! One tunnel TCP flow as the bridge sees it: a [`TunnelStream`]
+//! (`AsyncRead + AsyncWrite`) whose bytes travel to and from the stack
+//! thread through two bounded lock-free chunk queues, with wakeups both
+//! ways. No lock is taken on the data path: the queues are
+//! `crossbeam_queue::ArrayQueue`s, the wakers `AtomicWaker`s, and the
+//! stack thread is woken through [`Kick`] (one eventfd write, skipped
+//! while the thread is already awake).
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use futures_util::task::AtomicWaker;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Chunks in flight per direction per flow.
+pub const QUEUE_CHUNKS: usize = 64;
+/// Largest chunk the bridge hands to the stack thread in one write.
+pub const MAX_CHUNK: usize = 64 * 1024;
+
+/// Wakes the stack thread: which flow needs attention, then one eventfd
+/// write unless the thread is known to be awake.
+pub struct Kick {
+    /// Flows with news (data queued, half-close, close, room freed).
+    pub queue: SegQueue<u64>,
+    /// True while the stack thread sleeps (or is about to) in `poll`.
+    pub sleeping: AtomicBool,
+    /// The stack thread's mio waker.
+    pub waker: mio::Waker,
+}
+
+impl Kick {
+    /// Records that `flow` needs attention and wakes the thread if needed.
+    pub fn kick(&self, flow: u64) {
+        self.queue.push(flow);
+        self.wake();
+    }
+
+    /// Wakes the thread if it sleeps.
+    pub fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::AcqRel) {
+            // A failed eventfd write only means the counter is saturated,
+            // i.e. a wakeup is pending anyway.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// State shared by the bridge's [`TunnelStream`] and the stack thread.
+pub struct FlowShared {
+    /// Flow id (the stack thread's key).
+    pub id: u64,
+    /// Application bytes towards the tunnel.
+    pub up: ArrayQueue<Vec<u8>>,
+    /// Tunnel bytes towards the application.
+    pub down: ArrayQueue<Vec<u8>>,
+    /// The bridge will write no more (after `up` drains: FIN).
+    pub up_fin: AtomicBool,
+    /// The peer sent FIN; `down` holds everything that came before it.
+    pub down_fin: AtomicBool,
+    /// The stack thread could not push into a full `down`: kick it after
+    /// taking a chunk.
+    pub down_blocked: AtomicBool,
+    /// The bridge dropped its stream.
+    pub released: AtomicBool,
+    /// The errno that ended the flow, 0 while it is healthy.
+    pub error: AtomicI32,
+    /// Woken when `down` gains data, EOF or an error.
+    pub reader: AtomicWaker,
+    /// Woken when `up` gains room or an error.
+    pub writer: AtomicWaker,
+}
+
+impl FlowShared {
+    /// A fresh flow.
+    pub fn new(id: u64) -> Arc<Self> {
+        Arc::new(FlowShared {
+            id,
+            up: ArrayQueue::new(QUEUE_CHUNKS),
+            down: ArrayQueue::new(QUEUE_CHUNKS),
+            up_fin: AtomicBool::new(false),
+            down_fin: AtomicBool::new(false),
+            down_blocked: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+            error: AtomicI32::new(0),
+            reader: AtomicWaker::new(),
+            writer: AtomicWaker::new(),
+        })
+    }
+
+    /// Ends the flow with `errno` and wakes both sides of the bridge.
+    pub fn fail(&self, errno: i32) {
+        let _ = self
+            .error
+            .compare_exchange(0, errno, Ordering::AcqRel, Ordering::Acquire);
+        self.reader.wake();
+        self.writer.wake();
+    }
+
+    fn errno(&self) -> i32 {
+        self.error.load(Ordering::Acquire)
+    }
+}
+
+/// The bridge's end of a tunnel flow.
+pub struct TunnelStream {
+    shared: Arc<FlowShared>,
+    kick: Arc<Kick>,
+    /// The chunk being read, and how much of it was consumed.
+    cur: Option<(Vec<u8>, usize)>,
+}
+
+impl TunnelStream {
+    /// Wraps the shared state of an established flow.
+    pub fn new(shared: Arc<FlowShared>, kick: Arc<Kick>) -> Self {
+        TunnelStream {
+            shared,
+            kick,
+            cur: None,
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        let c = self.shared.down.pop()?;
+        if self.shared.down_blocked.swap(false, Ordering::AcqRel) {
+            self.kick.kick(self.shared.id);
+        }
+        Some(c)
+    }
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if let Some((chunk, off)) = &mut this.cur {
+                let n = (chunk.len() - *off).min(buf.remaining());
+                buf.put_slice(&chunk[*off..*off + n]);
+                *off += n;
+                if *off >= chunk.len() {
+                    this.cur = None;
+                }
+                // Take more while there is room, without waiting.
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                match this.next_chunk() {
+                    Some(c) => this.cur = Some((c, 0)),
+                    None => return Poll::Ready(Ok(())),
+                }
+                continue;
+            }
+            if let Some(c) = this.next_chunk() {
+                this.cur = Some((c, 0));
+                continue;
+            }
+            this.shared.reader.register(cx.waker());
+            // Re-check after registering, so a push in between is not missed.
+            if let Some(c) = this.next_chunk() {
+                this.cur = Some((c, 0));
+                continue;
+            }
+            if this.shared.down_fin.load(Ordering::Acquire) {
+                // The queue may have been filled just before the FIN flag.
+                if let Some(c) = this.next_chunk() {
+                    this.cur = Some((c, 0));
+                    continue;
+                }
+                return Poll::Ready(Ok(())); // EOF
+            }
+            let e = this.shared.errno();
+            if e != 0 {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let e = self.shared.errno();
+        if e != 0 {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(e)));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if self.shared.up.is_full() {
+            self.shared.writer.register(cx.waker());
+            if self.shared.up.is_full() {
+                // The stack thread may be asleep with nothing left to push
+                // (e.g. TCP window full): make sure it looks again.
+                self.kick.kick(self.shared.id);
+                return Poll::Pending;
+            }
+        }
+        let n = buf.len().min(MAX_CHUNK);
+        match self.shared.up.push(buf[..n].to_vec()) {
+            Ok(()) => {
+                self.kick.kick(self.shared.id);
+                Poll::Ready(Ok(n))
+            }
+            Err(_) => {
+                // Only the bridge pushes; the queue cannot have filled since
+                // the check above, but stay correct if it did.
+                self.shared.writer.register(cx.waker());
+                self.kick.kick(self.shared.id);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.shared.up_fin.swap(true, Ordering::AcqRel) {
+            self.kick.kick(self.shared.id);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TunnelStream {
+    fn drop(&mut self) {
+        self.shared.released.store(true, Ordering::Release);
+        self.kick.kick(self.shared.id);
+    }
+}

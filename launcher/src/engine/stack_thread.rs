@@ -1,0 +1,930 @@
+//! The engine thread: the one owner of the tcpip [`Stack`], the noise
+//! [`Device`] and the UDP socket. Everything else talks to it through
+//! lock-free queues ([`Command`]s, flow kicks) and an eventfd waker.
+//!
+//! One turn of the loop: read every queued datagram (decapsulate, check the
+//! inner source against the router, feed the stack), run commands from the
+//! bridge, move bytes between the flows' queues and their TCP sockets,
+//! handle stack events, then drain the stack's output (route each packet to
+//! a peer, encapsulate, send) and the device's output (handshakes,
+//! keepalives), and sleep in `poll` until a datagram, a kick or the next
+//! stack/device deadline.
+
+use super::flow::{FlowShared, Kick, MAX_CHUNK};
+use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec};
+use crossbeam_queue::SegQueue;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use noise::{Decapsulated, Device, Encapsulated};
+use router::{Route, Router};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tcpip::{ListenerHandle, SocketEventKind, SocketHandle, Stack, TcpHandle};
+use tokio::sync::oneshot;
+use tracing::{debug, trace, warn};
+
+/// mio token of the UDP socket.
+pub const UDP: Token = Token(0);
+/// mio token of the waker.
+pub const WAKER: Token = Token(1);
+/// Datagrams read per loop turn before other work gets a chance.
+const RX_BUDGET: usize = 512;
+/// Largest UDP datagram.
+const DATAGRAM: usize = 65_536;
+
+/// A request from the bridge to the engine thread.
+pub enum Command {
+    /// Open a TCP connection to `dst` through router peer `peer`.
+    Connect {
+        /// Destination.
+        dst: SocketAddr,
+        /// Router peer index.
+        peer: usize,
+        /// The flow's shared state (made by the caller).
+        shared: Arc<FlowShared>,
+        /// Immediate answer: our local address, or the errno.
+        reply: SyncSender<Result<SocketAddr, Errno>>,
+        /// Completion of the TCP handshake.
+        done: oneshot::Sender<Result<(), Errno>>,
+    },
+    /// Accept tunnel connections for `spec`.
+    Listen {
+        /// What the application listens on.
+        spec: ListenSpec,
+        /// Where accepted connections go.
+        sink: InboundSink,
+        /// Immediate answer.
+        reply: SyncSender<Result<(), Errno>>,
+    },
+}
+
+/// One configured peer as the engine thread sees it.
+pub struct PeerState {
+    /// The device's handle.
+    pub noise: noise::PeerId,
+    /// Where its datagrams go: configured, then its latest authenticated source.
+    pub endpoint: Option<SocketAddr>,
+    /// Short name for logs (never a secret).
+    pub label: String,
+    /// Device drop counter seen last (a rise without a session: gave up).
+    pub dropped_seen: u64,
+}
+
+/// A TCP flow on the engine side.
+struct Flow {
+    shared: Arc<FlowShared>,
+    handle: TcpHandle,
+    /// Part of an `up` chunk the stack had no room for.
+    pending: Option<(Vec<u8>, usize)>,
+    /// Set until an outbound connection is established.
+    connecting: Option<oneshot::Sender<Result<(), Errno>>>,
+    peer: Option<usize>,
+    remote: SocketAddr,
+    started: Instant,
+    bytes_up: u64,
+    bytes_down: u64,
+    fin_sent: bool,
+    stack_closed: bool,
+}
+
+struct ListenEntry {
+    target: SocketAddr,
+    sink: InboundSink,
+}
+
+/// Counters for the exit log.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+struct Counters {
+    rx_datagrams: u64,
+    rx_rejected: u64,
+    inbound_source_dropped: u64,
+    no_route_dropped: u64,
+    no_endpoint_dropped: u64,
+    tx_errors: u64,
+}
+
+/// The engine thread's state.
+pub struct Engine {
+    stack: Stack,
+    device: Device,
+    router: Arc<Router>,
+    peers: Vec<PeerState>,
+    by_noise: HashMap<noise::PeerId, usize>,
+    sock: UdpSocket,
+    /// Whether the socket is IPv6 (dual-stack): IPv4 endpoints are mapped.
+    sock_v6: bool,
+    poll: Poll,
+    kick: Arc<Kick>,
+    commands: Arc<SegQueue<Command>>,
+    flows: HashMap<u64, Flow>,
+    by_handle: HashMap<TcpHandle, u64>,
+    listeners: HashMap<ListenerHandle, ListenEntry>,
+    listening: HashMap<SocketAddr, ListenerHandle>,
+    next_inbound: u64,
+    rx: Vec<u8>,
+    plain: Vec<u8>,
+    ip: Vec<u8>,
+    wire: Vec<u8>,
+    counters: Counters,
+}
+
+/// What [`Engine::new`] needs.
+pub struct EngineParts {
+    /// The stack, with our addresses.
+    pub stack: Stack,
+    /// The device, peers added in config order.
+    pub device: Device,
+    /// The routing table.
+    pub router: Arc<Router>,
+    /// Peers in config (router) order.
+    pub peers: Vec<PeerState>,
+    /// The bound UDP socket.
+    pub sock: std::net::UdpSocket,
+    /// Whether it is a dual-stack IPv6 socket.
+    pub sock_v6: bool,
+    /// Poll instance the waker of `kick` belongs to.
+    pub poll: Poll,
+    /// Flow kicks.
+    pub kick: Arc<Kick>,
+    /// Commands.
+    pub commands: Arc<SegQueue<Command>>,
+}
+
+impl Engine {
+    /// Registers the socket; fails only if the poller refuses it.
+    pub fn new(p: EngineParts) -> io::Result<Engine> {
+        let mut sock = UdpSocket::from_std(p.sock);
+        p.poll
+            .registry()
+            .register(&mut sock, UDP, Interest::READABLE)?;
+        let by_noise = p
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.noise, i))
+            .collect();
+        let mtu = p.stack.config().mtu;
+        Ok(Engine {
+            stack: p.stack,
+            device: p.device,
+            router: p.router,
+            peers: p.peers,
+            by_noise,
+            sock,
+            sock_v6: p.sock_v6,
+            poll: p.poll,
+            kick: p.kick,
+            commands: p.commands,
+            flows: HashMap::new(),
+            by_handle: HashMap::new(),
+            listeners: HashMap::new(),
+            listening: HashMap::new(),
+            next_inbound: 1 << 62,
+            rx: vec![0; DATAGRAM],
+            plain: vec![0; DATAGRAM],
+            ip: vec![0; mtu.max(1500)],
+            wire: vec![0; mtu.max(1500) + 64],
+            counters: Counters::default(),
+        })
+    }
+
+    /// Runs forever (the process exits around it).
+    pub fn run(mut self) {
+        let now = Instant::now();
+        for i in 0..self.peers.len() {
+            let p = &self.peers[i];
+            if p.endpoint.is_some() {
+                // Peers with a persistent keepalive get a session at once,
+                // as with `wg set … persistent-keepalive`.
+                let has_keepalive = self
+                    .device
+                    .peer_timer(p.noise, noise::timers::Timer::PersistentKeepalive)
+                    .is_some();
+                if has_keepalive {
+                    let _ = self.device.force_handshake(p.noise, now);
+                }
+            }
+        }
+        let mut events = Events::with_capacity(64);
+        let mut last_log = (Instant::now(), Counters::default());
+        loop {
+            self.log_counters(&mut last_log);
+            let now = Instant::now();
+            let more_rx = self.receive(now);
+            self.run_commands(now);
+            self.run_kicks(now);
+            self.turn(now);
+
+            // Sleep unless work is known to be waiting.
+            self.kick.sleeping.store(true, Ordering::SeqCst);
+            let busy = more_rx || !self.kick.queue.is_empty() || !self.commands.is_empty();
+            let timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            if timeout != Some(Duration::ZERO) {
+                if let Err(e) = self.poll.poll(&mut events, timeout) {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        warn!(error = %e, "engine poll failed");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+            self.kick.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        match (self.stack.poll_at(), self.device.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stack events, timers and output until nothing is left to do now.
+    fn turn(&mut self, now: Instant) {
+        if self.device.poll_timeout().is_some_and(|d| d <= now) {
+            self.device.handle_timeout(now);
+            self.check_gave_up(now);
+        }
+        for _ in 0..64 {
+            self.handle_events(now);
+            let sent = self.flush_stack(now) + self.flush_device(now);
+            if sent == 0 {
+                break;
+            }
+        }
+        self.handle_events(now);
+    }
+
+    // ---- network input ----
+
+    /// Reads datagrams; true if the budget ran out with more waiting.
+    fn receive(&mut self, now: Instant) -> bool {
+        for _ in 0..RX_BUDGET {
+            let mut rx = std::mem::take(&mut self.rx);
+            let r = self.sock.recv_from(&mut rx);
+            match r {
+                Ok((n, src)) => {
+                    let src = canonical(src);
+                    self.counters.rx_datagrams += 1;
+                    self.handle_datagram(src, &rx[..n], now);
+                    self.rx = rx;
+                }
+                Err(e) => {
+                    self.rx = rx;
+                    if e.kind() != io::ErrorKind::WouldBlock
+                        && e.kind() != io::ErrorKind::Interrupted
+                    {
+                        // ICMP errors from earlier sends surface here.
+                        trace!(error = %e, "udp receive");
+                        continue;
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn handle_datagram(&mut self, src: SocketAddr, datagram: &[u8], now: Instant) {
+        let mut src_bytes = [0u8; 18];
+        let src_len = match src.ip() {
+            IpAddr::V4(a) => {
+                src_bytes[..4].copy_from_slice(&a.octets());
+                src_bytes[4..6].copy_from_slice(&src.port().to_be_bytes());
+                6
+            }
+            IpAddr::V6(a) => {
+                src_bytes[..16].copy_from_slice(&a.octets());
+                src_bytes[16..18].copy_from_slice(&src.port().to_be_bytes());
+                18
+            }
+        };
+        let mut plain = std::mem::take(&mut self.plain);
+        let r = self
+            .device
+            .decapsulate(&src_bytes[..src_len], datagram, now, &mut plain);
+        match r {
+            Ok(Decapsulated::WriteToNetwork { peer, len }) => {
+                if let Some(p) = peer {
+                    self.roam(p, src);
+                    if let Some(&i) = self.by_noise.get(&p) {
+                        debug!(peer = %self.peers[i].label, from = %src, "handshake initiation received; responding");
+                    }
+                }
+                self.send_udp(src, &plain[..len]);
+            }
+            Ok(Decapsulated::HandshakeComplete { peer }) => {
+                self.roam(peer, src);
+                if let Some(&i) = self.by_noise.get(&peer) {
+                    debug!(peer = %self.peers[i].label, endpoint = %src, "handshake complete");
+                }
+            }
+            Ok(Decapsulated::CookieReceived { peer }) => {
+                if let Some(&i) = self.by_noise.get(&peer) {
+                    debug!(peer = %self.peers[i].label, "cookie reply received (peer under load)");
+                }
+            }
+            Ok(Decapsulated::Keepalive { peer }) => self.roam(peer, src),
+            Ok(Decapsulated::Data { peer, len }) => {
+                self.roam(peer, src);
+                let pkt = &plain[..len];
+                let allowed = match (self.by_noise.get(&peer), packet::source(pkt)) {
+                    (Some(&i), Some(ip)) => {
+                        self.router.inbound_allowed(router::PeerId(i as u32), ip)
+                    }
+                    _ => false,
+                };
+                if allowed {
+                    self.stack.process(now, pkt);
+                } else {
+                    self.counters.inbound_source_dropped += 1;
+                    trace!(source = ?packet::source(pkt), "dropped: source not allowed for this peer");
+                }
+            }
+            Err(e) => {
+                self.counters.rx_rejected += 1;
+                trace!(from = %src, error = %e, "datagram rejected");
+            }
+        }
+        self.plain = plain;
+    }
+
+    /// A peer's endpoint follows its latest authenticated datagram.
+    fn roam(&mut self, peer: noise::PeerId, src: SocketAddr) {
+        let Some(&i) = self.by_noise.get(&peer) else {
+            return;
+        };
+        let p = &mut self.peers[i];
+        if p.endpoint != Some(src) {
+            debug!(peer = %p.label, old = ?p.endpoint, new = %src, "peer endpoint updated");
+            p.endpoint = Some(src);
+        }
+    }
+
+    // ---- network output ----
+
+    fn send_udp(&mut self, to: SocketAddr, data: &[u8]) {
+        let to = if self.sock_v6 {
+            match to {
+                SocketAddr::V4(a) => SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
+                v6 => v6,
+            }
+        } else {
+            to
+        };
+        loop {
+            match self.sock.send_to(data, to) {
+                Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket buffer is full: wait briefly for room
+                    // rather than lose a packet TCP must then recover.
+                    if !wait_writable(&self.sock) {
+                        self.counters.tx_errors += 1;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.counters.tx_errors += 1;
+                    trace!(to = %to, error = %e, "udp send failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends the stack's packets to the peers the router names.
+    fn flush_stack(&mut self, now: Instant) -> usize {
+        let mut ip = std::mem::take(&mut self.ip);
+        let mut n_sent = 0;
+        while let Some(n) = self.stack.poll_transmit(now, &mut ip) {
+            if n == 0 {
+                continue;
+            }
+            n_sent += 1;
+            let pkt = &ip[..n];
+            let Some((dst, proto, port)) = packet::destination(pkt) else {
+                continue;
+            };
+            match self.router.lookup(dst, proto, port) {
+                Route::Peer(p) => self.send_to_peer(p.0 as usize, pkt, now),
+                Route::Direct => {
+                    self.counters.no_route_dropped += 1;
+                    trace!(dst = %dst, "dropped: no peer routes this destination");
+                }
+            }
+        }
+        self.ip = ip;
+        n_sent
+    }
+
+    fn send_to_peer(&mut self, i: usize, pkt: &[u8], now: Instant) {
+        let Some(p) = self.peers.get(i) else {
+            return;
+        };
+        let (id, endpoint) = (p.noise, p.endpoint);
+        let mut wire = std::mem::take(&mut self.wire);
+        match self.device.encapsulate(id, pkt, now, &mut wire) {
+            Ok(Encapsulated::Data(len)) | Ok(Encapsulated::Handshake(len)) => match endpoint {
+                Some(ep) => self.send_udp(ep, &wire[..len]),
+                None => self.counters.no_endpoint_dropped += 1,
+            },
+            Ok(Encapsulated::Queued) => {}
+            Err(e) => {
+                self.counters.tx_errors += 1;
+                trace!(error = %e, "encapsulate failed");
+            }
+        }
+        self.wire = wire;
+    }
+
+    /// Handshakes, queued data and keepalives the device wants sent.
+    fn flush_device(&mut self, now: Instant) -> usize {
+        let mut wire = std::mem::take(&mut self.wire);
+        let mut n = 0;
+        while let Ok(Some(t)) = self.device.poll_transmit(now, &mut wire) {
+            n += 1;
+            let ep = self
+                .by_noise
+                .get(&t.peer)
+                .and_then(|&i| self.peers[i].endpoint);
+            match ep {
+                Some(ep) => self.send_udp(ep, &wire[..t.len]),
+                None => self.counters.no_endpoint_dropped += 1,
+            }
+        }
+        self.wire = wire;
+        n
+    }
+
+    /// Fails connections waiting on a peer whose handshake gave up.
+    fn check_gave_up(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            let Some(st) = self.device.peer_stats(self.peers[i].noise, now) else {
+                continue;
+            };
+            let rose = st.dropped > self.peers[i].dropped_seen;
+            self.peers[i].dropped_seen = st.dropped;
+            let retrying = self
+                .device
+                .peer_timer(
+                    self.peers[i].noise,
+                    noise::timers::Timer::RetransmitHandshake,
+                )
+                .is_some();
+            if rose && !st.has_session && !retrying {
+                debug!(peer = %self.peers[i].label, "handshake gave up; failing pending connections");
+                let ids: Vec<u64> = self
+                    .flows
+                    .iter()
+                    .filter(|(_, f)| f.connecting.is_some() && f.peer == Some(i))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.fail_connect(id, libc::EHOSTUNREACH, now);
+                }
+            }
+        }
+    }
+
+    // ---- commands from the bridge ----
+
+    fn run_commands(&mut self, now: Instant) {
+        while let Some(c) = self.commands.pop() {
+            match c {
+                Command::Connect {
+                    dst,
+                    peer,
+                    shared,
+                    reply,
+                    done,
+                } => {
+                    let r = self.connect(dst, peer, shared, done, now);
+                    let _ = reply.send(r);
+                }
+                Command::Listen { spec, sink, reply } => {
+                    let _ = reply.send(self.listen(spec, sink));
+                }
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        dst: SocketAddr,
+        peer: usize,
+        shared: Arc<FlowShared>,
+        done: oneshot::Sender<Result<(), Errno>>,
+        now: Instant,
+    ) -> Result<SocketAddr, Errno> {
+        let p = self.peers.get(peer).ok_or(libc::ENETUNREACH)?;
+        if p.endpoint.is_none() {
+            // Nobody to send to until this peer contacts us.
+            debug!(dst = %dst, peer = %p.label, "no endpoint known for the peer");
+            return Err(libc::EHOSTUNREACH);
+        }
+        let h = self
+            .stack
+            .tcp_connect(now, None, dst)
+            .map_err(|e| e.errno())?;
+        let local = self.stack.local_addr(h).map_err(|e| e.errno())?;
+        debug!(flow = shared.id, dst = %dst, local = %local, peer = %p.label, "tunnel connect");
+        self.by_handle.insert(h, shared.id);
+        self.flows.insert(
+            shared.id,
+            Flow {
+                shared,
+                handle: h,
+                pending: None,
+                connecting: Some(done),
+                peer: Some(peer),
+                remote: dst,
+                started: now,
+                bytes_up: 0,
+                bytes_down: 0,
+                fin_sent: false,
+                stack_closed: false,
+            },
+        );
+        Ok(local)
+    }
+
+    fn listen(&mut self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {
+        let port = spec.requested.port();
+        let req = spec.requested.ip();
+        let addrs: Vec<IpAddr> = self
+            .stack
+            .config()
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| {
+                if req.is_unspecified() {
+                    // An IPv6 wildcard is dual-stack, as on Linux by default.
+                    req.is_ipv6() || a.is_ipv4()
+                } else {
+                    *a == req
+                }
+            })
+            .collect();
+        if addrs.is_empty() {
+            return Err(libc::EADDRNOTAVAIL);
+        }
+        for a in addrs {
+            let at = SocketAddr::new(a, port);
+            if let Some(l) = self.listening.get(&at) {
+                // Same port again (e.g. the app re-listens): newest target wins.
+                if let Some(e) = self.listeners.get_mut(l) {
+                    e.target = spec.loopback;
+                    e.sink = sink.clone();
+                }
+                continue;
+            }
+            let l = self.stack.tcp_listen(at, 128).map_err(|e| e.errno())?;
+            debug!(addr = %at, target = %spec.loopback, "tunnel listener");
+            self.listening.insert(at, l);
+            self.listeners.insert(
+                l,
+                ListenEntry {
+                    target: spec.loopback,
+                    sink: sink.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    // ---- flows ----
+
+    fn run_kicks(&mut self, now: Instant) {
+        let mut ids = Vec::new();
+        while let Some(id) = self.kick.queue.pop() {
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.service(id, now);
+        }
+    }
+
+    /// Moves bytes both ways for one flow, and finishes it if released.
+    fn service(&mut self, id: u64, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if f.connecting.is_some() {
+            if f.shared.released.load(Ordering::Acquire) {
+                // The bridge gave up before the connection was established.
+                let _ = self.stack.tcp_abort(now, f.handle);
+                self.remove(id, "abandoned");
+            }
+            return;
+        }
+        self.push_up(id, now);
+        self.pull_down(id);
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if f.shared.released.load(Ordering::Acquire) {
+            if !f.stack_closed {
+                let _ = self.stack.tcp_close(now, f.handle);
+            }
+            self.remove(id, "closed");
+        }
+    }
+
+    /// Application bytes into the TCP send buffer; FIN when asked and drained.
+    fn push_up(&mut self, id: u64, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        let mut took = false;
+        loop {
+            if f.pending.is_none() {
+                match f.shared.up.pop() {
+                    Some(c) => {
+                        took = true;
+                        f.pending = Some((c, 0));
+                    }
+                    None => break,
+                }
+            }
+            let Some((chunk, off)) = &mut f.pending else {
+                break;
+            };
+            match self.stack.tcp_send(f.handle, &chunk[*off..]) {
+                Ok(n) => {
+                    *off += n;
+                    f.bytes_up += n as u64;
+                    if *off >= chunk.len() {
+                        f.pending = None;
+                    } else {
+                        break;
+                    }
+                }
+                Err(tcpip::Error::WouldBlock) => break,
+                Err(e) => {
+                    f.pending = None;
+                    while f.shared.up.pop().is_some() {}
+                    f.shared.fail(e.errno());
+                    break;
+                }
+            }
+        }
+        if took {
+            f.shared.writer.wake();
+        }
+        if f.pending.is_none()
+            && f.shared.up.is_empty()
+            && f.shared.up_fin.load(Ordering::Acquire)
+            && !f.fin_sent
+        {
+            f.fin_sent = true;
+            let _ = self.stack.tcp_shutdown_write(now, f.handle);
+        }
+    }
+
+    /// Received bytes into the flow's `down` queue, EOF and errors too.
+    fn pull_down(&mut self, id: u64) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        let mut woke = false;
+        loop {
+            if f.shared.down.is_full() {
+                f.shared.down_blocked.store(true, Ordering::SeqCst);
+                if f.shared.down.is_full() {
+                    break;
+                }
+            }
+            let queued = self.stack.tcp_recv_queue(f.handle).unwrap_or(0);
+            if queued == 0 {
+                let mut probe = [0u8; 1];
+                match self.stack.tcp_recv(f.handle, &mut probe) {
+                    Ok(0) => {
+                        if !f.shared.down_fin.swap(true, Ordering::AcqRel) {
+                            woke = true;
+                        }
+                    }
+                    Ok(n) => {
+                        f.bytes_down += n as u64;
+                        let _ = f.shared.down.push(probe[..n].to_vec());
+                        woke = true;
+                        continue;
+                    }
+                    Err(tcpip::Error::WouldBlock) | Err(tcpip::Error::InvalidHandle) => {}
+                    Err(e) => f.shared.fail(e.errno()),
+                }
+                break;
+            }
+            let mut v = vec![0u8; queued.min(MAX_CHUNK)];
+            match self.stack.tcp_recv(f.handle, &mut v) {
+                Ok(n) => {
+                    v.truncate(n);
+                    f.bytes_down += n as u64;
+                    // Cannot fail: only this thread pushes, and it was not full.
+                    let _ = f.shared.down.push(v);
+                    woke = true;
+                }
+                Err(_) => break,
+            }
+        }
+        if woke {
+            f.shared.reader.wake();
+        }
+    }
+
+    fn remove(&mut self, id: u64, why: &str) {
+        if let Some(f) = self.flows.remove(&id) {
+            self.by_handle.remove(&f.handle);
+            debug!(
+                flow = id,
+                remote = %f.remote,
+                bytes_out = f.bytes_up,
+                bytes_in = f.bytes_down,
+                duration_ms = f.started.elapsed().as_millis() as u64,
+                "tunnel flow {why}"
+            );
+        }
+    }
+
+    fn fail_connect(&mut self, id: u64, errno: Errno, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if let Some(done) = f.connecting.take() {
+            let _ = done.send(Err(errno));
+        }
+        f.shared.fail(errno);
+        let _ = self.stack.tcp_abort(now, f.handle);
+        debug!(flow = id, remote = %f.remote, errno, "tunnel connect failed");
+        self.remove(id, "failed");
+    }
+
+    // ---- stack events ----
+
+    fn handle_events(&mut self, now: Instant) {
+        while let Some(ev) = self.stack.poll_event() {
+            self.handle_event(ev.handle, ev.kind, now);
+        }
+    }
+
+    fn handle_event(&mut self, handle: SocketHandle, kind: SocketEventKind, now: Instant) {
+        match handle {
+            SocketHandle::Listener(l) => {
+                if kind == SocketEventKind::Incoming {
+                    self.accept_all(l, now);
+                }
+            }
+            SocketHandle::Tcp(h) => {
+                let Some(&id) = self.by_handle.get(&h) else {
+                    return;
+                };
+                match kind {
+                    SocketEventKind::Connected => {
+                        let Some(f) = self.flows.get_mut(&id) else {
+                            return;
+                        };
+                        if let Some(done) = f.connecting.take() {
+                            if done.send(Ok(())).is_err() {
+                                let _ = self.stack.tcp_abort(now, h);
+                                self.remove(id, "abandoned");
+                                return;
+                            }
+                            debug!(flow = id, remote = %f.remote, "tunnel flow established");
+                        }
+                        self.service(id, now);
+                    }
+                    SocketEventKind::Error(e) => {
+                        let connecting =
+                            self.flows.get(&id).is_some_and(|f| f.connecting.is_some());
+                        if connecting {
+                            self.fail_connect(id, e.errno(), now);
+                        } else {
+                            // Deliver what arrived before the error first.
+                            self.pull_down(id);
+                            if let Some(f) = self.flows.get(&id) {
+                                f.shared.fail(e.errno());
+                            }
+                        }
+                    }
+                    SocketEventKind::Readable => self.pull_down(id),
+                    SocketEventKind::Writable => self.push_up(id, now),
+                    SocketEventKind::Closed => {
+                        let connecting =
+                            self.flows.get(&id).is_some_and(|f| f.connecting.is_some());
+                        if connecting {
+                            self.fail_connect(id, libc::ECONNREFUSED, now);
+                            return;
+                        }
+                        self.pull_down(id);
+                        if let Some(f) = self.flows.get_mut(&id) {
+                            f.stack_closed = true;
+                            if f.shared.error.load(Ordering::Acquire) == 0 {
+                                f.shared.down_fin.store(true, Ordering::Release);
+                            }
+                            f.shared.reader.wake();
+                            f.shared.writer.wake();
+                        }
+                        self.service(id, now);
+                    }
+                    SocketEventKind::Incoming => {}
+                }
+            }
+            SocketHandle::Udp(_) => {}
+        }
+    }
+
+    fn accept_all(&mut self, l: ListenerHandle, now: Instant) {
+        while let Some(h) = self.stack.tcp_accept(l) {
+            let Some(entry) = self.listeners.get(&l) else {
+                let _ = self.stack.tcp_abort(now, h);
+                continue;
+            };
+            let (Ok(local), Ok(peer)) = (self.stack.local_addr(h), self.stack.peer_addr(h)) else {
+                continue;
+            };
+            let id = self.next_inbound;
+            self.next_inbound += 1;
+            let shared = FlowShared::new(id);
+            let io: BoxedIo = Box::new(super::flow::TunnelStream::new(
+                shared.clone(),
+                self.kick.clone(),
+            ));
+            let inbound = InboundTcp {
+                peer,
+                local,
+                target: entry.target,
+                io,
+            };
+            // Registered before the hand-off, so kicks from the bridge find it.
+            self.by_handle.insert(h, id);
+            self.flows.insert(
+                id,
+                Flow {
+                    shared,
+                    handle: h,
+                    pending: None,
+                    connecting: None,
+                    peer: None,
+                    remote: peer,
+                    started: now,
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    fin_sent: false,
+                    stack_closed: false,
+                },
+            );
+            debug!(flow = id, peer = %peer, local = %local, "tunnel connection accepted");
+            if entry.sink.try_send(inbound).is_err() {
+                // The bridge is gone or swamped: dropping the stream
+                // releases the flow, which closes it.
+                warn!(peer = %peer, "inbound connection dropped: bridge queue full");
+            }
+            self.service(id, now);
+        }
+    }
+
+    /// Logs the counters at debug level when they changed (every 10 s at most).
+    fn log_counters(&mut self, last: &mut (Instant, Counters)) {
+        if last.0.elapsed() >= Duration::from_secs(10) && last.1 != self.counters {
+            debug!(counters = ?self.counters, flows = self.flows.len(), "engine counters");
+            *last = (Instant::now(), self.counters.clone());
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
+/// Waits up to 5 ms for room in the socket's send buffer.
+fn wait_writable(sock: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; the fd lives
+    // as long as `sock`.
+    let r = unsafe { libc::poll(&mut pfd, 1, 5) };
+    r > 0
+}

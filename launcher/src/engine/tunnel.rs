@@ -1,0 +1,322 @@
+//! The real engine: [`TunnelBackend`] implements [`FlowBackend`] with the
+//! router answering route questions on the caller's thread (it is
+//! immutable and shared), and every stack or device operation sent to the
+//! engine thread ([`super::stack_thread`]).
+//!
+//! [`start`] reads the config, resolves hostname endpoints, builds the
+//! device, stack and router, binds the UDP socket and spawns the thread.
+//! Any failure there is one clear error before the child is launched.
+
+use super::flow::{FlowShared, Kick, TunnelStream};
+use super::stack_thread::{Command, Engine, EngineParts, PeerState, WAKER};
+use super::{BackendInfo, BoxedIo, Errno, FlowBackend, InboundSink, ListenSpec, OutboundTcp};
+use crate::cli::Cli;
+use anyhow::{anyhow, Context, Result};
+use control::{Proto, RouteDecision};
+use crossbeam_queue::SegQueue;
+use noise::rand_core::{OsRng, RngCore};
+use noise::Device;
+use router::{Config, Endpoint, Route, RouteFlag, Router, RoutingOptions};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tcpip::{Stack, StackConfig};
+use tracing::{debug, info, warn};
+
+/// How long the bridge waits for the engine thread to answer a command.
+const COMMAND_WAIT: Duration = Duration::from_secs(5);
+/// Socket buffer sizes asked for the UDP socket.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// The WireGuard + TCP/IP engine, as seen by the bridge.
+pub struct TunnelBackend {
+    router: Arc<Router>,
+    addresses: Vec<IpAddr>,
+    info: BackendInfo,
+    kick: Arc<Kick>,
+    commands: Arc<SegQueue<Command>>,
+    next_flow: AtomicU64,
+}
+
+/// Reads the config and starts the engine thread.
+pub fn start(cli: &Cli) -> Result<TunnelBackend> {
+    let parsed = Config::from_path(&cli.config).map_err(|e| anyhow!("{e}"))?;
+    for w in &parsed.warnings {
+        warn!("{w}");
+    }
+    let config = parsed.config;
+    let mut options = RoutingOptions {
+        routes: Vec::new(),
+        exit_node: cli.exit_node,
+    };
+    for r in &cli.routes {
+        let text = format!("{}:{}", r.prefix, r.peer);
+        options
+            .routes
+            .push(RouteFlag::parse(&text).map_err(|e| anyhow!("--route={text}: {e}"))?);
+    }
+    let router = Arc::new(Router::new(&config, &options).map_err(|e| anyhow!("{e}"))?);
+    let source = cli.config.display().to_string();
+
+    // Endpoints first: an unresolvable name stops us before anything starts.
+    let mut endpoints = Vec::with_capacity(config.peers.len());
+    for p in &config.peers {
+        endpoints.push(match &p.endpoint {
+            None => None,
+            Some(Endpoint::Addr(a)) => Some(*a),
+            Some(Endpoint::Host { host, port }) => Some(resolve(host, *port).with_context(|| {
+                format!(
+                    "{source}:{}: cannot resolve Endpoint {host}:{port}; check the name or use an IP address",
+                    p.line
+                )
+            })?),
+        });
+    }
+
+    let now = Instant::now();
+    let private = noise::PrivateKey::from_bytes(*config.interface.private_key.as_bytes());
+    let mut device = Device::new(private, OsRng, now, SystemTime::now());
+    let mut peers = Vec::with_capacity(config.peers.len());
+    let mut peer_lines = Vec::new();
+    for (p, endpoint) in config.peers.iter().zip(endpoints) {
+        let public = noise::PublicKey::from_bytes(*p.public_key.as_bytes());
+        let id = device
+            .add_peer(noise::PeerConfig {
+                public_key: public,
+                preshared_key: p
+                    .preshared_key
+                    .as_ref()
+                    .map(|k| noise::PresharedKey::from_bytes(*k.as_bytes())),
+                persistent_keepalive: p.persistent_keepalive,
+            })
+            .map_err(|e| anyhow!("{source}:{}: {e}", p.line))?;
+        let b64 = public.to_base64();
+        let label = format!("{}…", b64.get(..8).unwrap_or(&b64));
+        let allowed: Vec<String> = p.allowed_ips.iter().map(|n| n.to_string()).collect();
+        peer_lines.push(format!(
+            "{label} endpoint {} allowed-ips {}{}{}",
+            endpoint.map_or_else(
+                || "(none: waits for the peer)".to_string(),
+                |e| e.to_string()
+            ),
+            if allowed.is_empty() {
+                "(none)".to_string()
+            } else {
+                allowed.join(",")
+            },
+            p.persistent_keepalive
+                .map(|k| format!(" keepalive {k}s"))
+                .unwrap_or_default(),
+            if p.preshared_key.is_some() {
+                " psk"
+            } else {
+                ""
+            },
+        ));
+        peers.push(PeerState {
+            noise: id,
+            endpoint,
+            label,
+            dropped_seen: 0,
+        });
+    }
+
+    let addresses: Vec<IpAddr> = config
+        .interface
+        .addresses
+        .iter()
+        .map(|n| n.addr())
+        .collect();
+    if addresses.is_empty() {
+        return Err(anyhow!("{source}: [Interface] has no Address"));
+    }
+    for n in &config.interface.addresses {
+        debug!("Interface address: {n}");
+    }
+    let stack = Stack::new(StackConfig {
+        addresses: addresses.clone(),
+        mtu: usize::from(config.interface.mtu),
+        seed: OsRng.next_u64(),
+        ..StackConfig::default()
+    });
+
+    let (sock, sock_v6) = bind_udp(config.interface.listen_port)?;
+    let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+    info!("Listening on UDP port {port}");
+
+    let poll = mio::Poll::new().context("cannot create the engine's poller")?;
+    let waker =
+        mio::Waker::new(poll.registry(), WAKER).context("cannot create the engine's waker")?;
+    let kick = Arc::new(Kick {
+        queue: SegQueue::new(),
+        sleeping: AtomicBool::new(false),
+        waker,
+    });
+    let commands = Arc::new(SegQueue::new());
+    let engine = Engine::new(EngineParts {
+        stack,
+        device,
+        router: router.clone(),
+        peers,
+        sock,
+        sock_v6,
+        poll,
+        kick: kick.clone(),
+        commands: commands.clone(),
+    })
+    .context("cannot register the UDP socket")?;
+    std::thread::Builder::new()
+        .name("wrapguard-engine".into())
+        .spawn(move || engine.run())
+        .context("cannot start the engine thread")?;
+
+    Ok(TunnelBackend {
+        router,
+        info: BackendInfo {
+            addresses: addresses.clone(),
+            peers: peer_lines,
+        },
+        addresses,
+        kick,
+        commands,
+        next_flow: AtomicU64::new(1),
+    })
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    // Prefer IPv4, as wg does when both exist.
+    addrs.sort_by_key(|a| a.is_ipv6());
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no address found"))
+}
+
+/// A dual-stack IPv6 socket if the host has IPv6, else IPv4 only.
+fn bind_udp(port: Option<u16>) -> Result<(std::net::UdpSocket, bool)> {
+    use socket2::{Domain, Socket, Type};
+    let port = port.unwrap_or(0);
+    let v6 = (|| -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, None)?;
+        s.set_only_v6(false)?;
+        s.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port).into())?;
+        Ok(s)
+    })();
+    let (s, is_v6) = match v6 {
+        Ok(s) => (s, true),
+        Err(e6) => {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, None)
+                .and_then(|s| {
+                    s.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
+                    Ok(s)
+                })
+                .with_context(|| format!("cannot bind UDP port {port} (IPv6: {e6})"))?;
+            (s, false)
+        }
+    };
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    s.set_nonblocking(true)
+        .context("cannot make the UDP socket non-blocking")?;
+    Ok((s.into(), is_v6))
+}
+
+fn to_router_proto(p: Proto) -> router::Proto {
+    match p {
+        Proto::Tcp => router::Proto::Tcp,
+        Proto::Udp => router::Proto::Udp,
+        Proto::Unknown(n) => router::Proto::Other(n),
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl TunnelBackend {
+    fn lookup(&self, dst: SocketAddr, proto: Proto) -> Result<Option<usize>, Errno> {
+        let ip = canonical_ip(dst.ip());
+        match self.router.lookup(ip, to_router_proto(proto), dst.port()) {
+            Route::Direct => Ok(None),
+            Route::Peer(p) => {
+                if self.addresses.iter().any(|a| a.is_ipv4() == ip.is_ipv4()) {
+                    Ok(Some(p.0 as usize))
+                } else {
+                    // Routed into the tunnel but we have no address of
+                    // that family there: it must not leak to the host.
+                    Err(libc::ENETUNREACH)
+                }
+            }
+        }
+    }
+
+    fn send(&self, c: Command) {
+        self.commands.push(c);
+        self.kick.wake();
+    }
+}
+
+impl FlowBackend for TunnelBackend {
+    fn name(&self) -> &'static str {
+        "wireguard"
+    }
+
+    fn info(&self) -> BackendInfo {
+        self.info.clone()
+    }
+
+    fn is_local_address(&self, ip: IpAddr) -> bool {
+        self.addresses.contains(&canonical_ip(ip))
+    }
+
+    fn route(&self, dst: SocketAddr, proto: Proto) -> RouteDecision {
+        match self.lookup(dst, proto) {
+            Ok(None) => RouteDecision::Direct,
+            Ok(Some(_)) => RouteDecision::Tunnel,
+            Err(e) => RouteDecision::Unreachable(e),
+        }
+    }
+
+    fn open_tcp(&self, dst: SocketAddr) -> Result<OutboundTcp, Errno> {
+        let dst = SocketAddr::new(canonical_ip(dst.ip()), dst.port());
+        let peer = self.lookup(dst, Proto::Tcp)?.ok_or(libc::ENETUNREACH)?;
+        let id = self.next_flow.fetch_add(1, Ordering::Relaxed);
+        let shared = FlowShared::new(id);
+        let (reply, answer) = sync_channel(1);
+        let (done, established) = tokio::sync::oneshot::channel();
+        self.send(Command::Connect {
+            dst,
+            peer,
+            shared: shared.clone(),
+            reply,
+            done,
+        });
+        let local = answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)??;
+        // Made now so that dropping the future releases the flow.
+        let stream = TunnelStream::new(shared, self.kick.clone());
+        let established = Box::pin(async move {
+            match established.await {
+                Ok(Ok(())) => Ok(Box::new(stream) as BoxedIo),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(libc::ECONNABORTED),
+            }
+        });
+        Ok(OutboundTcp { local, established })
+    }
+
+    fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::Listen { spec, sink, reply });
+        answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)?
+    }
+}
