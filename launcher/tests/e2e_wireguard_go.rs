@@ -1,0 +1,532 @@
+//! wrapguard against a WireGuard implementation we did not write:
+//! wireguard-go with its TUN in a namespace of its own, wrapguard in a
+//! client namespace whose only links are the underlay veths (no default
+//! route). Real programs (curl, python3, node, iperf3) are the wrapped
+//! applications; assertions check content *and* where traffic went (the
+//! peer's server logs). Needs root, wireguard-go, wireguard-tools; prints
+//! `SKIPPED:` and passes otherwise.
+
+mod common;
+#[macro_use]
+mod wg;
+
+use std::path::PathBuf;
+use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+
+/// Our tunnel addresses.
+const OUR_V4: &str = "10.77.0.2";
+
+/// One wireguard-go peer (index 1: 10.77.0.1, fd77::1) and our config.
+struct One {
+    peer: WgPeer,
+    client: Netns,
+    conf: PathBuf,
+    tmp: TempDir,
+}
+
+fn one_peer(our_conf_extra: &str, peer_extra: &str) -> One {
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32,fd77::2/128",
+            our_endpoint: None,
+            extra_addrs: &[],
+        },
+    );
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{our_conf_extra}\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n{peer_extra}\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    One {
+        peer,
+        client,
+        conf,
+        tmp,
+    }
+}
+
+/// A web root holding `index.html` with `tok`.
+fn webroot(tmp: &TempDir, name: &str, tok: &str) -> PathBuf {
+    let d = tmp.join(name);
+    std::fs::create_dir_all(&d).expect("webroot");
+    std::fs::write(d.join("index.html"), tok).expect("index.html");
+    d
+}
+
+fn log_of(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+#[test]
+fn curl_fetches_token_and_server_sees_tunnel_address() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    let tok = token("curl");
+    let root = webroot(&t.tmp, "www", &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &["--log-level=debug"],
+        &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tok,
+        "{}",
+        show(&out)
+    );
+    let l = log_of(&log);
+    assert!(l.contains(&format!("{OUR_V4} - - ")), "server log: {l}");
+    // The startup and debug lines we promise, and no key material.
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "\"Config: ",
+        "\"Interface: 10.77.0.2\"",
+        "handshake complete",
+        "tunnel flow closed",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in logs:\n{err}");
+    }
+    assert!(!err.contains(&t.peer.keys.private), "private key in logs");
+}
+
+#[test]
+fn ipv6_curl_gets_token() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    let tok = token("v6");
+    let root = webroot(&t.tmp, "www", &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "::", &log);
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "-g",
+            "http://[fd77::1]:8080/",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok);
+    let l = log_of(&log);
+    assert!(l.contains("fd77::2 - - "), "server log: {l}");
+}
+
+#[test]
+fn node_http_client_gets_token() {
+    skip_unless_ready!();
+    if !wg::on_path("node") {
+        eprintln!("SKIPPED: node not installed");
+        return;
+    }
+    let t = one_peer("", "");
+    let tok = token("node");
+    let root = webroot(&t.tmp, "www", &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let js = "require('http').get('http://10.77.0.1:8080/', r => { let d = ''; \
+              r.on('data', c => d += c); r.on('end', () => console.log('GOT ' + d)); })\
+              .on('error', e => { console.error(e); process.exit(3); });";
+    let out = wrapguard(&t.client, &t.conf, &[], &["node", "-e", js]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("GOT {tok}")),
+        "{}",
+        show(&out)
+    );
+    assert!(log_of(&log).contains(&format!("{OUR_V4} - - ")));
+}
+
+const SOCKET_SEMANTICS: &str = r#"
+import errno, select, socket, sys
+def check(cond, what):
+    if not cond:
+        print("FAIL", what); sys.exit(1)
+# blocking connect
+s = socket.create_connection(("10.77.0.1", 8080), timeout=20)
+check(s.getpeername() == ("10.77.0.1", 8080), "getpeername %r" % (s.getpeername(),))
+check(s.getsockname()[0] == "10.77.0.2", "getsockname %r" % (s.getsockname(),))
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+body = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    body += d
+check(TOKEN.encode() in body, "token in body")
+s.close()
+# non-blocking connect, poll, SO_ERROR
+s = socket.socket(); s.setblocking(False)
+r = s.connect_ex(("10.77.0.1", 8080))
+check(r in (0, errno.EINPROGRESS), "connect_ex %d" % r)
+p = select.poll(); p.register(s, select.POLLOUT)
+check(p.poll(20000), "poll timed out")
+check(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0, "SO_ERROR after connect")
+check(s.getpeername() == ("10.77.0.1", 8080), "nb getpeername")
+s.close()
+# closed port: exact errno, blocking and non-blocking
+s = socket.socket(); s.settimeout(20)
+try:
+    s.connect(("10.77.0.1", 8081)); check(False, "connect to closed port succeeded")
+except OSError as e:
+    check(e.errno == errno.ECONNREFUSED, "blocking errno %r" % e.errno)
+s.close()
+s = socket.socket(); s.setblocking(False)
+r = s.connect_ex(("10.77.0.1", 8081))
+if r == errno.EINPROGRESS:
+    p = select.poll(); p.register(s, select.POLLOUT)
+    check(p.poll(20000), "poll timed out (refused)")
+    r = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+check(r == errno.ECONNREFUSED, "SO_ERROR %r" % r)
+s.close()
+print("PASS")
+"#;
+
+#[test]
+fn python_socket_semantics_through_the_tunnel() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    let tok = token("py");
+    let root = webroot(&t.tmp, "www", &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let script = format!("TOKEN = {tok:?}\n{SOCKET_SEMANTICS}");
+    let py = common::bins().python.display().to_string();
+    let out = wrapguard(&t.client, &t.conf, &[], &[&py, "-c", &script]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
+    skip_unless_ready!();
+    // We list the peer WITHOUT an Endpoint and a fixed ListenPort; the peer
+    // knows our endpoint and initiates: we are reachable once it contacts us.
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32,fd77::2/128",
+            our_endpoint: Some("192.168.77.2:51900"),
+            extra_addrs: &[],
+        },
+    );
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\nListenPort = 51900\n\
+             [Peer]\nPublicKey = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private, peer.keys.public
+        ),
+    );
+    let tok = token("in");
+    let root = webroot(&tmp, "www", &tok);
+    let wg_bin = common::bins().wrapguard.display().to_string();
+    let py = common::bins().python.display().to_string();
+    let conf_s = conf.display().to_string();
+    let root_s = root.display().to_string();
+    let child_log = tmp.join("wrapped.log");
+    let mut server = client.spawn(
+        &[
+            &wg_bin,
+            "--config",
+            &conf_s,
+            "--",
+            &py,
+            "-u",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            &root_s,
+        ],
+        &child_log,
+    );
+    // Retry until the wrapped server listens in the tunnel (RST before that).
+    let out = peer.ns.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "--retry",
+        "40",
+        "--retry-delay",
+        "0",
+        "--retry-all-errors",
+        "--retry-max-time",
+        "30",
+        "http://10.77.0.2:8080/",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.terminate();
+    let l = log_of(&child_log);
+    assert!(
+        out.status.success(),
+        "{}\n--- wrapguard log\n{l}",
+        show(&out)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok);
+    assert!(
+        l.contains("10.77.0.1 - - "),
+        "child's access log should show the peer's tunnel address:\n{l}"
+    );
+}
+
+const BULK_SERVER: &str = r#"
+import hashlib, random, socket, sys, threading
+N = int(sys.argv[1])
+def up(c):
+    h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d: break
+        h.update(d); n += len(d)
+    c.sendall(("%d %s\n" % (n, h.hexdigest())).encode()); c.close()
+def down(c):
+    data = random.Random(7).randbytes(N)
+    c.sendall(data); c.close()
+def serve(port, f):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(4)
+    while True:
+        c, _ = s.accept(); threading.Thread(target=f, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(9001, up), daemon=True).start()
+serve(9002, down)
+"#;
+
+const BULK_CLIENT: &str = r#"
+import hashlib, random, socket, sys, time
+N = int(sys.argv[1])
+data = random.Random(7).randbytes(N)
+want = hashlib.sha256(data).hexdigest()
+t = time.time()
+s = socket.create_connection(("10.77.0.1", 9001), timeout=60)
+view = memoryview(data)
+for i in range(0, N, 1 << 20):
+    s.sendall(view[i:i + (1 << 20)])
+s.shutdown(socket.SHUT_WR)
+reply = b""
+while not reply.endswith(b"\n"):
+    d = s.recv(200)
+    if not d: break
+    reply += d
+up = time.time() - t
+n, digest = reply.decode().split()
+assert int(n) == N and digest == want, "upload mismatch %r" % reply
+t = time.time()
+s = socket.create_connection(("10.77.0.1", 9002), timeout=60)
+h = hashlib.sha256(); got = 0
+while True:
+    d = s.recv(1 << 20)
+    if not d: break
+    h.update(d); got += len(d)
+down = time.time() - t
+assert got == N and h.hexdigest() == want, "download mismatch %d" % got
+print("UP %.2f s %.1f Mbit/s DOWN %.2f s %.1f Mbit/s" % (up, N * 8 / up / 1e6, down, N * 8 / down / 1e6))
+print("PASS")
+"#;
+
+#[test]
+fn bulk_100mb_upload_and_download_sha256() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    let n = (100 * 1024 * 1024).to_string();
+    let srv_py = t.tmp.write("bulk_server.py", BULK_SERVER);
+    let cli_py = t.tmp.write("bulk_client.py", BULK_CLIENT);
+    let log = t.tmp.join("bulk.log");
+    let py = common::bins().python.display().to_string();
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, &srv_py.display().to_string(), &n], &log);
+    t.peer.ns.wait_tcp_listen(9002);
+    let started = std::time::Instant::now();
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[&py, &cli_py.display().to_string(), &n],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("PASS"),
+        "{}\n{}",
+        show(&out),
+        log_of(&log)
+    );
+    println!(
+        "100 MiB each way: {} (total {:?})",
+        stdout.lines().next().unwrap_or(""),
+        started.elapsed()
+    );
+}
+
+fn iperf_rate(out: &str) -> String {
+    out.lines()
+        .filter(|l| l.contains("receiver"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.iter()
+                .position(|x| x.ends_with("bits/sec"))
+                .map(|i| format!("{} {}", w[i - 1], w[i]))
+        })
+        .next()
+        .unwrap_or_else(|| "?".into())
+}
+
+#[test]
+fn iperf3_both_directions() {
+    skip_unless_ready!();
+    if !wg::on_path("iperf3") {
+        eprintln!("SKIPPED: iperf3 not installed (apt-get install -y iperf3)");
+        return;
+    }
+    let t = one_peer("", "");
+    let log = t.tmp.join("iperf.log");
+    let _srv = t.peer.ns.spawn(&["iperf3", "-s", "-B", "10.77.0.1"], &log);
+    t.peer.ns.wait_tcp_listen(5201);
+    for (label, extra) in [("upload", None), ("download (-R)", Some("-R"))] {
+        let mut argv = vec!["iperf3", "-c", "10.77.0.1", "-t", "3"];
+        argv.extend(extra);
+        let out = wrapguard(&t.client, &t.conf, &[], &argv);
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && s.contains("receiver"),
+            "{}\n{}",
+            show(&out),
+            log_of(&log)
+        );
+        println!("iperf3 {label}: {}", iperf_rate(&s));
+        eprintln!("iperf3 {label}: {}", iperf_rate(&s));
+    }
+}
+
+/// Two wireguard-go peers: peer 1 (10.77.0.1) and peer 2 (10.78.0.1). Both
+/// also serve the same "service" addresses 10.99.0.1 and 10.98.0.1 on their
+/// loopback, each with its own page; which page comes back (and which
+/// server logged the request) shows which peer the rule chose.
+#[test]
+fn routing_two_peers_route_lines_flags_and_exit_node() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let mk = |i: u8| {
+        WgPeer::new(
+            &client,
+            &tmp,
+            PeerSetup {
+                index: i,
+                our_public: &ours.public,
+                our_allowed: "10.77.0.2/32",
+                our_endpoint: None,
+                extra_addrs: &["10.99.0.1/32", "10.98.0.1/32"],
+            },
+        )
+    };
+    let p1 = mk(1);
+    let p2 = mk(2);
+    let (tok1, tok2) = (token("peer1"), token("peer2"));
+    let (log1, log2) = (tmp.join("http1.log"), tmp.join("http2.log"));
+    let _s1 = p1.http_server(&webroot(&tmp, "www1", &tok1), "0.0.0.0", &log1);
+    let _s2 = p2.http_server(&webroot(&tmp, "www2", &tok2), "0.0.0.0", &log2);
+    // Peer 2 carries 10.99.0.0/24 by a `Route =` line (a policy route: its
+    // AllowedIPs stay 10.78.0.0/24).
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.78.0.0/24\nRoute = 10.99.0.0/24\n",
+            ours.private,
+            p1.keys.public,
+            p1.endpoint(),
+            p2.keys.public,
+            p2.endpoint()
+        ),
+    );
+    let fetch = |flags: &[&str], url: &str| {
+        wrapguard(
+            &client,
+            &conf,
+            flags,
+            &["curl", "-sS", "--max-time", "15", url],
+        )
+    };
+    let count = |p: &std::path::Path| log_of(p).matches("10.77.0.2 - - ").count();
+    let expect = |flags: &[&str], url: &str, tok: &str, what: &str| {
+        let (b1, b2) = (count(&log1), count(&log2));
+        let out = fetch(flags, url);
+        assert!(out.status.success(), "{what}: {}", show(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{what}");
+        let (a1, a2) = (count(&log1), count(&log2));
+        if tok == tok1 {
+            assert_eq!((a1 - b1, a2 - b2), (1, 0), "{what}: peer 1 only");
+        } else {
+            assert_eq!((a1 - b1, a2 - b2), (0, 1), "{what}: peer 2 only");
+        }
+    };
+    // AllowedIPs: each tunnel subnet to its peer.
+    expect(&[], "http://10.77.0.1:8080/", &tok1, "AllowedIPs peer 1");
+    expect(&[], "http://10.78.0.1:8080/", &tok2, "AllowedIPs peer 2");
+    // `Route =` in the config.
+    expect(&[], "http://10.99.0.1:8080/", &tok2, "Route = line");
+    // `--route` overrides the config.
+    expect(
+        &["--route=10.99.0.0/24:10.77.0.1"],
+        "http://10.99.0.1:8080/",
+        &tok1,
+        "--route",
+    );
+    // Nothing routes 10.98.0.1: the host network, which has no route here.
+    let (b1, b2) = (count(&log1), count(&log2));
+    let out = fetch(&[], "http://10.98.0.1:8080/");
+    assert!(
+        !out.status.success(),
+        "10.98.0.1 must not be tunnelled without a rule: {}",
+        show(&out)
+    );
+    assert_eq!((count(&log1), count(&log2)), (b1, b2));
+    // --exit-node sends everything else to the named peer.
+    expect(
+        &["--exit-node=10.78.0.1"],
+        "http://10.98.0.1:8080/",
+        &tok2,
+        "--exit-node peer 2",
+    );
+    expect(
+        &["--exit-node=10.77.0.1"],
+        "http://10.98.0.1:8080/",
+        &tok1,
+        "--exit-node peer 1",
+    );
+}
