@@ -37,6 +37,7 @@ fn one_peer(our_conf_extra: &str, peer_extra: &str) -> One {
             our_allowed: "10.77.0.2/32,fd77::2/128",
             our_endpoint: None,
             extra_addrs: &[],
+            extra_peer_args: &[],
         },
     );
     let conf = tmp.write(
@@ -236,6 +237,7 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
             our_allowed: "10.77.0.2/32,fd77::2/128",
             our_endpoint: Some("192.168.77.2:51900"),
             extra_addrs: &[],
+            extra_peer_args: &[],
         },
     );
     let conf = tmp.write(
@@ -450,6 +452,7 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
                 our_allowed: "10.77.0.2/32",
                 our_endpoint: None,
                 extra_addrs: &["10.99.0.1/32", "10.98.0.1/32"],
+                extra_peer_args: &[],
             },
         )
     };
@@ -528,5 +531,168 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
         "http://10.98.0.1:8080/",
         &tok1,
         "--exit-node peer 1",
+    );
+}
+
+/// One peer set up with extra `wg set` arguments, and our config text.
+fn one_peer_with(tmp: &TempDir, client: &Netns, ours: &wg::Keys, peer_args: &[&str]) -> WgPeer {
+    WgPeer::new(
+        client,
+        tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32,fd77::2/128",
+            our_endpoint: None,
+            extra_addrs: &[],
+            extra_peer_args: peer_args,
+        },
+    )
+}
+
+fn first_number_after_key(s: &str) -> u64 {
+    s.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn preshared_key_and_persistent_keepalive() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let psk = wg::sh(&["wg", "genpsk"]).trim().to_string();
+    let psk_file = tmp.write("psk", &psk);
+    let psk_s = psk_file.display().to_string();
+    let peer = one_peer_with(&tmp, &client, &ours, &["preshared-key", &psk_s]);
+    let conf_for = |psk: &str, name: &str| {
+        tmp.write(
+            name,
+            &format!(
+                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+                 [Peer]\nPublicKey = {}\nPresharedKey = {psk}\nEndpoint = {}\n\
+                 AllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 1\n",
+                ours.private,
+                peer.keys.public,
+                peer.endpoint()
+            ),
+        )
+    };
+    // Keepalive: a session and traffic with no application traffic at all.
+    let good = conf_for(&psk, "good.conf");
+    let out = wrapguard(&client, &good, &[], &["sleep", "2.5"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let hs = first_number_after_key(&peer.wg_show("latest-handshakes"));
+    assert!(hs > 0, "keepalive should have made a handshake");
+    let rx = first_number_after_key(&peer.wg_show("transfer"));
+    // Handshake (148) + at least two keepalives (32 each).
+    assert!(rx >= 148 + 64, "peer received {rx} bytes");
+    // PSK in use: a fetch works with the right key…
+    let tok = token("psk");
+    let root = webroot(&tmp, "www", &tok);
+    let _srv = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let url = "http://10.77.0.1:8080/";
+    let out = wrapguard(
+        &client,
+        &good,
+        &[],
+        &["curl", "-sS", "--max-time", "15", url],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok);
+    // …and fails with a wrong one (the handshake never completes).
+    let other = wg::sh(&["wg", "genpsk"]).trim().to_string();
+    let bad = conf_for(&other, "bad.conf");
+    let out = wrapguard(&client, &bad, &[], &["curl", "-sS", "--max-time", "3", url]);
+    assert!(
+        !out.status.success(),
+        "wrong PSK must not connect: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn endpoint_roams_to_latest_authenticated_source() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    // We start the handshake (keepalive), so the peer learns our endpoint.
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 1\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    let tok = token("roam");
+    let root = webroot(&tmp, "www", &tok).display().to_string();
+    let b = common::bins();
+    let (wg_bin, py, conf_s) = (
+        b.wrapguard.display().to_string(),
+        b.python.display().to_string(),
+        conf.display().to_string(),
+    );
+    let log = tmp.join("wrapped.log");
+    let mut server = client.spawn(
+        &[
+            &wg_bin,
+            "--config",
+            &conf_s,
+            "--log-level=debug",
+            "--",
+            &py,
+            "-u",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            &root,
+        ],
+        &log,
+    );
+    let curl = |what: &str| {
+        let out = peer.ns.run(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "--retry",
+            "40",
+            "--retry-delay",
+            "0",
+            "--retry-all-errors",
+            "--retry-max-time",
+            "20",
+            "http://10.77.0.2:8080/",
+        ]);
+        assert!(
+            out.status.success(),
+            "{what}: {}\n{}",
+            show(&out),
+            log_of(&log)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{what}");
+    };
+    curl("before the peer moves");
+    // The peer moves to another port: only roaming lets our replies reach it.
+    let out = peer
+        .ns
+        .run(&["wg", "set", &peer.ifname, "listen-port", "51999"]);
+    assert!(out.status.success(), "{}", show(&out));
+    curl("after the peer moved");
+    server.terminate();
+    let l = log_of(&log);
+    assert!(
+        l.contains("peer endpoint updated") && l.contains("192.168.77.1:51999"),
+        "roaming should be logged:\n{l}"
     );
 }

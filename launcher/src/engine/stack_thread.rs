@@ -73,6 +73,8 @@ pub struct PeerState {
     pub label: String,
     /// Device drop counter seen last (a rise without a session: gave up).
     pub dropped_seen: u64,
+    /// Whether `PersistentKeepalive` is on.
+    pub keepalive: bool,
 }
 
 /// A TCP flow on the engine side.
@@ -196,18 +198,12 @@ impl Engine {
     /// Runs forever (the process exits around it).
     pub fn run(mut self) {
         let now = Instant::now();
-        for i in 0..self.peers.len() {
-            let p = &self.peers[i];
-            if p.endpoint.is_some() {
-                // Peers with a persistent keepalive get a session at once,
-                // as with `wg set … persistent-keepalive`.
-                let has_keepalive = self
-                    .device
-                    .peer_timer(p.noise, noise::timers::Timer::PersistentKeepalive)
-                    .is_some();
-                if has_keepalive {
-                    let _ = self.device.force_handshake(p.noise, now);
-                }
+        for p in &self.peers {
+            // Peers with a persistent keepalive get a session at once, as
+            // with `wg set … persistent-keepalive`.
+            if p.endpoint.is_some() && p.keepalive {
+                debug!(peer = %p.label, "persistent keepalive: handshake at start");
+                let _ = self.device.force_handshake(p.noise, now);
             }
         }
         let mut events = Events::with_capacity(64);

@@ -68,7 +68,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             Some(Endpoint::Addr(a)) => Some(*a),
             Some(Endpoint::Host { host, port }) => Some(resolve(host, *port).with_context(|| {
                 format!(
-                    "{source}:{}: cannot resolve Endpoint {host}:{port}; check the name or use an IP address",
+                    "{source}:{}: cannot resolve the Endpoint {host}:{port} of this [Peer] (check the name, or use an IP address)",
                     p.line
                 )
             })?),
@@ -120,6 +120,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             endpoint,
             label,
             dropped_seen: 0,
+            keepalive: p.persistent_keepalive.is_some_and(|k| k > 0),
         });
     }
 

@@ -273,6 +273,8 @@ pub struct WgPeer {
     pub v6: String,
     /// UDP port wireguard-go listens on.
     pub port: u16,
+    /// Its interface name (unique on the host).
+    pub ifname: String,
 }
 
 /// What the wireguard-go side knows about us.
@@ -287,6 +289,8 @@ pub struct PeerSetup<'a> {
     pub our_endpoint: Option<&'a str>,
     /// Extra addresses on the peer's loopback (services behind it).
     pub extra_addrs: &'a [&'a str],
+    /// More `wg set … peer <us>` arguments (preshared-key, keepalive).
+    pub extra_peer_args: &'a [&'a str],
 }
 
 impl WgPeer {
@@ -361,6 +365,7 @@ impl WgPeer {
         if let Some(ep) = s.our_endpoint {
             args.extend_from_slice(&["endpoint", ep]);
         }
+        args.extend_from_slice(s.extra_peer_args);
         let out = ns.run(&args);
         assert!(
             out.status.success(),
@@ -384,7 +389,14 @@ impl WgPeer {
             v4,
             v6,
             port,
+            ifname,
         }
+    }
+
+    /// `wg show <if> <what>` inside the peer's namespace.
+    pub fn wg_show(&self, what: &str) -> String {
+        let out = self.ns.run(&["wg", "show", &self.ifname, what]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `Endpoint =` value for our config.

@@ -1,0 +1,155 @@
+//! The real engine's startup and failure paths, without a WireGuard peer:
+//! each run happens in a private network namespace (`unshare -n` as root,
+//! `unshare -rn` otherwise) with only loopback, so nothing can leave.
+
+mod common;
+
+use common::{bins, in_netns};
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Output;
+
+const PRIVATE: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+const PEER: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+fn userns_ok() -> bool {
+    in_netns(&[OsStr::new("true")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+macro_rules! skip_without_netns {
+    () => {
+        if !userns_ok() {
+            eprintln!("SKIPPED: cannot create a private network namespace here");
+            return;
+        }
+    };
+}
+
+fn conf(name: &str, text: &str, mode: u32) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgelocal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    p
+}
+
+fn run(conf: &PathBuf, argv: &[&str]) -> Output {
+    let b = bins();
+    let mut v: Vec<&OsStr> = vec![
+        b.wrapguard.as_os_str(),
+        OsStr::new("--config"),
+        conf.as_os_str(),
+        OsStr::new("--"),
+    ];
+    v.extend(argv.iter().map(OsStr::new));
+    in_netns(&v).output().expect("run wrapguard")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unresolvable_endpoint_is_one_line_error_before_launch() {
+    skip_without_netns!();
+    let c = conf(
+        "badhost.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
+             [Peer]\nPublicKey = {PEER}\nEndpoint = no-such-host.invalid:51820\nAllowedIPs = 10.77.0.0/24\n"
+        ),
+        0o600,
+    );
+    let out = run(&c, &["sh", "-c", "echo LAUNCHED"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(!stdout.contains("LAUNCHED"), "the child must not run");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"level\":\"error\""))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("no-such-host.invalid:51820") && errors[0].contains("badhost.conf:5:"),
+        "names the endpoint and the line: {stderr}"
+    );
+    assert!(!stderr.contains(PRIVATE));
+}
+
+#[test]
+fn hostname_endpoint_is_resolved_at_start_and_logged_without_keys() {
+    skip_without_netns!();
+    let c = conf(
+        "localhost.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
+             [Peer]\nPublicKey = {PEER}\nEndpoint = localhost:51820\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n"
+        ),
+        0o600,
+    );
+    let out = run(&c, &["sh", "-c", "echo LAUNCHED"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("LAUNCHED"));
+    assert!(
+        stderr.contains("endpoint 127.0.0.1:51820") || stderr.contains("endpoint [::1]:51820"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"Interface: 10.77.0.2\""), "{stderr}");
+    assert!(!stderr.contains(PRIVATE), "private key in the log");
+}
+
+#[test]
+fn world_readable_config_is_a_warning() {
+    skip_without_netns!();
+    let c = conf(
+        "readable.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
+             [Peer]\nPublicKey = {PEER}\nAllowedIPs = 10.77.0.0/24\n"
+        ),
+        0o644,
+    );
+    let out = run(&c, &["true"]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("\"level\":\"warn\"") && l.contains("chmod 600")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn peer_without_endpoint_that_never_called_is_unreachable_at_once() {
+    skip_without_netns!();
+    let c = conf(
+        "noendpoint.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
+             [Peer]\nPublicKey = {PEER}\nAllowedIPs = 10.77.0.0/24\n"
+        ),
+        0o600,
+    );
+    let py = bins().python.display().to_string();
+    let script = r#"
+import errno, socket, time
+t = time.time()
+s = socket.socket(); s.settimeout(10)
+try:
+    s.connect(("10.77.0.1", 80)); print("FAIL connected")
+except OSError as e:
+    print("ERRNO", errno.errorcode.get(e.errno), round(time.time() - t, 2))
+"#;
+    let out = run(&c, &[&py, "-c", script]);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.contains("ERRNO EHOSTUNREACH"), "{stdout}\n{stderr}");
+}
