@@ -37,7 +37,7 @@ fn conf(name: &str, text: &str, mode: u32) -> PathBuf {
     p
 }
 
-fn run(conf: &PathBuf, argv: &[&str]) -> Output {
+fn run(conf: &std::path::Path, argv: &[&str]) -> Output {
     let b = bins();
     let mut v: Vec<&OsStr> = vec![
         b.wrapguard.as_os_str(),
