@@ -329,3 +329,29 @@ fn large_random_table_matches_linear_scan() {
         panic!("{e}");
     }
 }
+
+/// More than 64 peers: the inbound check walks prefix chains instead of
+/// reading a peer bitmask; both agree with the linear scan.
+#[test]
+fn many_peers_match_linear_scan() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(70);
+    let peers: Vec<PeerSpec> = (0..70)
+        .map(|i| PeerSpec {
+            allowed: vec![
+                v4(true, i << 8, 24),
+                v6(true, u128::from(i), 48),
+                v4(rng.gen(), rng.gen(), rng.gen_range(4..=16)),
+            ],
+            routes: vec![RouteSpec {
+                net: v4(rng.gen(), rng.gen(), rng.gen_range(0..=20)),
+                selector: Selector::ANY,
+            }],
+        })
+        .collect();
+    let random: Vec<IpAddr> = (0..500)
+        .map(|_| v4(rng.gen(), rng.gen(), 32).network())
+        .collect();
+    if let Err(e) = check(&peers, &[], Some(3), &random) {
+        panic!("{e}");
+    }
+}
