@@ -414,25 +414,27 @@ except (BrokenPipeError, ConnectionResetError):
 }
 
 #[test]
-fn without_engine_it_says_so_and_launches_nothing() {
+fn real_engine_starts_with_the_example_config_and_launches() {
+    // The real engine sends a handshake to the example's Endpoint
+    // (PersistentKeepalive): only inside a namespace with no route out.
     let b = bins();
     let marker = std::env::temp_dir().join(format!("wrapguard-e2e-marker-{}", std::process::id()));
-    let out = std::process::Command::new(&b.wrapguard)
-        .arg("--config")
-        .arg(config())
-        .arg("--")
-        .arg("touch")
-        .arg(&marker)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(!marker.exists(), "the command was launched");
+    let cfg = config();
+    let args: Vec<&std::ffi::OsStr> = vec![
+        b.wrapguard.as_os_str(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--".as_ref(),
+        "touch".as_ref(),
+        marker.as_os_str(),
+    ];
+    let out = in_netns(&args).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().last().unwrap_or("");
-    assert!(
-        last.contains("not implemented yet") && last.contains("\"level\":\"error\""),
-        "{stderr}"
-    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(marker.exists(), "the command was not launched: {stderr}");
+    let _ = std::fs::remove_file(&marker);
+    assert!(stderr.contains("\"Engine: wireguard\""), "{stderr}");
+    assert!(stderr.contains("endpoint 192.0.2.1:51820"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
 
