@@ -696,3 +696,40 @@ fn endpoint_roams_to_latest_authenticated_source() {
         "roaming should be logged:\n{l}"
     );
 }
+
+#[test]
+fn icmp_unreachable_from_the_peer_is_ehostunreach() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    // The peer forwards, and has no way to 10.77.9.0/24: its kernel
+    // answers with ICMP host unreachable through the tunnel.
+    let out = peer.ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    assert!(out.status.success(), "{}", show(&out));
+    peer.ns.ip(&["route", "add", "unreachable", "10.77.9.0/24"]);
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/16\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    let script = r#"
+import errno, socket, time
+t = time.time()
+s = socket.socket(); s.settimeout(20)
+try:
+    s.connect(("10.77.9.9", 80)); print("FAIL connected")
+except OSError as e:
+    print("ERRNO", errno.errorcode.get(e.errno), "after %.2f s" % (time.time() - t))
+"#;
+    let py = common::bins().python.display().to_string();
+    let out = wrapguard(&client, &conf, &[], &[&py, "-c", script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ERRNO EHOSTUNREACH"), "{}", show(&out));
+}

@@ -75,6 +75,9 @@ pub struct PeerState {
     pub dropped_seen: u64,
     /// Whether `PersistentKeepalive` is on.
     pub keepalive: bool,
+    /// The last handshake attempt gave up and nothing authenticated came
+    /// since: new connections fail at once (like a failed neighbour entry).
+    pub gave_up: bool,
 }
 
 /// A TCP flow on the engine side.
@@ -360,6 +363,7 @@ impl Engine {
             return;
         };
         let p = &mut self.peers[i];
+        p.gave_up = false;
         if p.endpoint != Some(src) {
             debug!(peer = %p.label, old = ?p.endpoint, new = %src, "peer endpoint updated");
             p.endpoint = Some(src);
@@ -478,6 +482,7 @@ impl Engine {
                 )
                 .is_some();
             if rose && !st.has_session && !retrying {
+                self.peers[i].gave_up = true;
                 debug!(peer = %self.peers[i].label, "handshake gave up; failing pending connections");
                 let ids: Vec<u64> = self
                     .flows
@@ -527,6 +532,26 @@ impl Engine {
             // Nobody to send to until this peer contacts us.
             debug!(dst = %dst, peer = %p.label, "no endpoint known for the peer");
             return Err(libc::EHOSTUNREACH);
+        }
+        if p.gave_up {
+            // Fail fast, but try again in the background so the peer is
+            // usable as soon as it answers.
+            let id = p.noise;
+            debug!(dst = %dst, peer = %p.label, "peer unreachable (handshake gave up); retrying in the background");
+            let has_session = self
+                .device
+                .peer_stats(id, now)
+                .is_some_and(|st| st.has_session);
+            if !has_session {
+                let retrying = self
+                    .device
+                    .peer_timer(id, noise::timers::Timer::RetransmitHandshake)
+                    .is_some();
+                if !retrying {
+                    let _ = self.device.force_handshake(id, now);
+                }
+                return Err(libc::EHOSTUNREACH);
+            }
         }
         let h = self
             .stack
@@ -632,6 +657,15 @@ impl Engine {
             return;
         };
         if f.shared.released.load(Ordering::Acquire) {
+            // Application bytes still waiting for send-buffer room are
+            // flushed first (Writable events call back here), as a kernel
+            // socket's close() would; an error or a closed stack socket
+            // ends the wait.
+            let unsent = f.pending.is_some() || !f.shared.up.is_empty();
+            let failed = f.shared.error.load(Ordering::Acquire) != 0;
+            if unsent && !failed && !f.stack_closed {
+                return;
+            }
             if !f.stack_closed {
                 let _ = self.stack.tcp_close(now, f.handle);
             }
@@ -812,10 +846,11 @@ impl Engine {
                             if let Some(f) = self.flows.get(&id) {
                                 f.shared.fail(e.errno());
                             }
+                            self.service(id, now);
                         }
                     }
                     SocketEventKind::Readable => self.pull_down(id),
-                    SocketEventKind::Writable => self.push_up(id, now),
+                    SocketEventKind::Writable => self.service(id, now),
                     SocketEventKind::Closed => {
                         let connecting =
                             self.flows.get(&id).is_some_and(|f| f.connecting.is_some());

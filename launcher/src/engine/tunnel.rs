@@ -121,6 +121,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             label,
             dropped_seen: 0,
             keepalive: p.persistent_keepalive.is_some_and(|k| k > 0),
+            gave_up: false,
         });
     }
 
@@ -170,7 +171,15 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
     .context("cannot register the UDP socket")?;
     std::thread::Builder::new()
         .name("wrapguard-engine".into())
-        .spawn(move || engine.run())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run()));
+            if r.is_err() {
+                // A bug: without the engine no flow can move. Say so and
+                // end, rather than leave the program hanging.
+                tracing::error!("the tunnel engine thread crashed (a bug in wrapguard); exiting");
+                std::process::exit(70);
+            }
+        })
         .context("cannot start the engine thread")?;
 
     Ok(TunnelBackend {
