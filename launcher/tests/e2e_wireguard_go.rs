@@ -733,3 +733,94 @@ except OSError as e:
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ERRNO EHOSTUNREACH"), "{}", show(&out));
 }
+
+#[test]
+fn inbound_source_outside_allowed_ips_is_dropped() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    // A second address on the peer's side of the tunnel, which our config
+    // does not allow that peer to send from.
+    peer.ns
+        .ip(&["addr", "add", "10.77.0.5/24", "dev", &peer.ifname]);
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.1/32\nPersistentKeepalive = 1\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    let tok = token("src");
+    let root = webroot(&tmp, "www", &tok).display().to_string();
+    let b = common::bins();
+    let (wg_bin, py, conf_s) = (
+        b.wrapguard.display().to_string(),
+        b.python.display().to_string(),
+        conf.display().to_string(),
+    );
+    let log = tmp.join("wrapped.log");
+    let mut server = client.spawn(
+        &[
+            &wg_bin,
+            "--config",
+            &conf_s,
+            "--log-level=debug",
+            "--",
+            &py,
+            "-u",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            &root,
+        ],
+        &log,
+    );
+    let allowed = peer.ns.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "--retry",
+        "40",
+        "--retry-delay",
+        "0",
+        "--retry-all-errors",
+        "--retry-max-time",
+        "20",
+        "http://10.77.0.2:8080/",
+    ]);
+    let spoofed = peer.ns.run(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "3",
+        "--interface",
+        "10.77.0.5",
+        "http://10.77.0.2:8080/",
+    ]);
+    server.terminate();
+    let l = log_of(&log);
+    assert!(allowed.status.success(), "{}\n{l}", show(&allowed));
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout).trim(), tok);
+    assert!(
+        !spoofed.status.success(),
+        "must be dropped: {}",
+        show(&spoofed)
+    );
+    assert!(
+        l.contains("source is outside the peer's AllowedIPs") && l.contains("10.77.0.5"),
+        "the drop should be logged:\n{l}"
+    );
+    assert!(
+        !l.contains("10.77.0.5 - - "),
+        "the server must not see it:\n{l}"
+    );
+}

@@ -239,3 +239,96 @@ impl Drop for TunnelStream {
         self.kick.kick(self.shared.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn kick() -> (Arc<Kick>, mio::Poll) {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = mio::Waker::new(poll.registry(), mio::Token(1)).expect("waker");
+        (
+            Arc::new(Kick {
+                queue: SegQueue::new(),
+                sleeping: AtomicBool::new(true),
+                waker,
+            }),
+            poll,
+        )
+    }
+
+    #[tokio::test]
+    async fn reads_chunks_then_eof_after_fin() {
+        let (k, _poll) = kick();
+        let sh = FlowShared::new(7);
+        let mut s = TunnelStream::new(sh.clone(), k.clone());
+        sh.down.push(b"hello ".to_vec()).expect("room");
+        sh.down.push(b"world".to_vec()).expect("room");
+        sh.down_fin.store(true, Ordering::Release);
+        let mut got = String::new();
+        s.read_to_string(&mut got).await.expect("read");
+        assert_eq!(got, "hello world");
+    }
+
+    #[tokio::test]
+    async fn error_after_data_and_wakeup_from_another_thread() {
+        let (k, _poll) = kick();
+        let sh = FlowShared::new(1);
+        let mut s = TunnelStream::new(sh.clone(), k);
+        let sh2 = sh.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            sh2.down.push(b"abc".to_vec()).expect("room");
+            sh2.reader.wake();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            sh2.fail(libc::ECONNRESET);
+        });
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await.expect("data first");
+        assert_eq!(&buf[..n], b"abc");
+        let e = s.read(&mut buf).await.expect_err("then the error");
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
+        let e = s.write(b"x").await.expect_err("writes fail too");
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
+        t.join().expect("thread");
+    }
+
+    #[tokio::test]
+    async fn writes_kick_the_engine_and_block_when_full() {
+        let (k, _poll) = kick();
+        let sh = FlowShared::new(3);
+        let mut s = TunnelStream::new(sh.clone(), k.clone());
+        for _ in 0..QUEUE_CHUNKS {
+            s.write_all(b"x").await.expect("room");
+        }
+        assert!(k.queue.pop() == Some(3), "the engine was told");
+        // Full: the next write waits until the engine takes a chunk.
+        let sh2 = sh.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let _ = sh2.up.pop();
+            sh2.writer.wake();
+        });
+        s.write_all(b"y").await.expect("room again");
+        t.join().expect("thread");
+        // Shutdown is FIN; drop releases the flow.
+        s.shutdown().await.expect("shutdown");
+        assert!(sh.up_fin.load(Ordering::Acquire));
+        drop(s);
+        assert!(sh.released.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
+    async fn taking_from_a_blocked_queue_kicks_the_engine() {
+        let (k, _poll) = kick();
+        let sh = FlowShared::new(9);
+        let mut s = TunnelStream::new(sh.clone(), k.clone());
+        sh.down.push(b"z".to_vec()).expect("room");
+        sh.down_blocked.store(true, Ordering::Release);
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.expect("read");
+        assert_eq!(k.queue.pop(), Some(9));
+        assert!(!sh.down_blocked.load(Ordering::Acquire));
+    }
+}

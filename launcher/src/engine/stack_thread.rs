@@ -346,7 +346,20 @@ impl Engine {
                     self.stack.process(now, pkt);
                 } else {
                     self.counters.inbound_source_dropped += 1;
-                    trace!(source = ?packet::source(pkt), "dropped: source not allowed for this peer");
+                    let n = self.counters.inbound_source_dropped;
+                    // Logged at 1, 2, 4, 8… drops: visible, never a flood.
+                    if n.is_power_of_two() {
+                        let label = self
+                            .by_noise
+                            .get(&peer)
+                            .map(|&i| self.peers[i].label.as_str());
+                        debug!(
+                            peer = label.unwrap_or("?"),
+                            source = ?packet::source(pkt),
+                            dropped_total = n,
+                            "dropped a packet whose source is outside the peer's AllowedIPs"
+                        );
+                    }
                 }
             }
             Err(e) => {
