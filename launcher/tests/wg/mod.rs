@@ -293,6 +293,14 @@ pub struct PeerSetup<'a> {
     pub extra_peer_args: &'a [&'a str],
 }
 
+impl Drop for WgPeer {
+    fn drop(&mut self) {
+        // SIGTERM first, so wireguard-go removes its control socket.
+        self.wg.terminate();
+        let _ = std::fs::remove_file(format!("/var/run/wireguard/{}.sock", self.ifname));
+    }
+}
+
 impl WgPeer {
     /// Creates namespace A<i>, the veth to `client`, wireguard-go and its config.
     pub fn new(client: &Netns, tmp: &TempDir, s: PeerSetup<'_>) -> WgPeer {
