@@ -706,7 +706,9 @@ fn icmp_unreachable_from_the_peer_is_ehostunreach() {
     let peer = one_peer_with(&tmp, &client, &ours, &[]);
     // The peer forwards, and has no way to 10.77.9.0/24: its kernel
     // answers with ICMP host unreachable through the tunnel.
-    let out = peer.ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let out = peer
+        .ns
+        .run(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     assert!(out.status.success(), "{}", show(&out));
     peer.ns.ip(&["route", "add", "unreachable", "10.77.9.0/24"]);
     let conf = tmp.write(
