@@ -253,6 +253,11 @@ impl Engine {
             self.device.handle_timeout(now);
             self.check_gave_up(now);
         }
+        // poll_transmit runs due TCP timers itself; this also covers the
+        // others (fragment reassembly expiry).
+        if self.stack.poll_at().is_some_and(|d| d <= now) {
+            self.stack.handle_timeout(now);
+        }
         for _ in 0..64 {
             self.handle_events(now);
             let sent = self.flush_stack(now) + self.flush_device(now);
@@ -277,16 +282,15 @@ impl Engine {
                     self.handle_datagram(src, &rx[..n], now);
                     self.rx = rx;
                 }
-                Err(e) => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.rx = rx;
-                    if e.kind() != io::ErrorKind::WouldBlock
-                        && e.kind() != io::ErrorKind::Interrupted
-                    {
-                        // ICMP errors from earlier sends surface here.
-                        trace!(error = %e, "udp receive");
-                        continue;
-                    }
                     return false;
+                }
+                Err(e) => {
+                    // Interrupted, or an ICMP error from an earlier send
+                    // (e.g. port unreachable at an old endpoint): go on.
+                    self.rx = rx;
+                    trace!(error = %e, "udp receive");
                 }
             }
         }
