@@ -28,6 +28,9 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info};
 
+/// How long wrapguard waits at exit for flows that are closing.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Name of the shim, looked up next to the `wrapguard` binary.
 const SHIM_NAME: &str = "libwrapguard.so";
 
@@ -182,7 +185,7 @@ async fn supervise(
     let listener = tokio::net::UnixListener::bind(&sock)
         .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
     debug!(dir = %dir.path().display(), "control socket ready");
-    bridge::spawn(listener, backend);
+    bridge::spawn(listener, backend.clone());
 
     let (prog, args) = cli
         .command
@@ -246,6 +249,12 @@ async fn supervise(
         (None, None) => 1,
     };
     info!(code, "Child exited");
+    // Flows the child just closed finish within milliseconds; wait a little
+    // so their closing lines (bytes, duration) reach the log.
+    let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+    while backend.active_flows() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     Ok(code)
 }
 

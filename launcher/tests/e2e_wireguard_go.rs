@@ -826,3 +826,59 @@ fn inbound_source_outside_allowed_ips_is_dropped() {
         "the server must not see it:\n{l}"
     );
 }
+
+const ECHO_SERVER: &str = r#"
+import socket, threading
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(128)
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#;
+
+const ECHO_CLIENTS: &str = r#"
+import hashlib, os, socket, sys, threading
+N, SIZE = 32, 1 << 20
+bad = []
+def one(i):
+    data = os.urandom(SIZE)
+    s = socket.create_connection(("10.77.0.1", 7000), timeout=30)
+    def send():
+        s.sendall(data); s.shutdown(socket.SHUT_WR)
+    t = threading.Thread(target=send); t.start()
+    got = bytearray()
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += d
+    t.join(); s.close()
+    if bytes(got) != data: bad.append((i, len(got)))
+ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("BAD", bad) if bad else print("PASS")
+"#;
+
+#[test]
+fn many_concurrent_echo_flows_both_directions_at_once() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    let py = common::bins().python.display().to_string();
+    let srv = t.tmp.write("echo_server.py", ECHO_SERVER);
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
+    t.peer.ns.wait_tcp_listen(7000);
+    let out = wrapguard(&t.client, &t.conf, &[], &[&py, "-c", ECHO_CLIENTS]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
+        "{}",
+        show(&out)
+    );
+}

@@ -20,7 +20,7 @@ use router::{Route, Router};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,6 +126,7 @@ pub struct Engine {
     poll: Poll,
     kick: Arc<Kick>,
     commands: Arc<SegQueue<Command>>,
+    live: Arc<AtomicUsize>,
     flows: HashMap<u64, Flow>,
     by_handle: HashMap<TcpHandle, u64>,
     listeners: HashMap<ListenerHandle, ListenEntry>,
@@ -158,6 +159,8 @@ pub struct EngineParts {
     pub kick: Arc<Kick>,
     /// Commands.
     pub commands: Arc<SegQueue<Command>>,
+    /// Count of live flows, kept here for the launcher.
+    pub live: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -185,6 +188,7 @@ impl Engine {
             poll: p.poll,
             kick: p.kick,
             commands: p.commands,
+            live: p.live,
             flows: HashMap::new(),
             by_handle: HashMap::new(),
             listeners: HashMap::new(),
@@ -577,6 +581,7 @@ impl Engine {
         let local = self.stack.local_addr(h).map_err(|e| e.errno())?;
         debug!(flow = shared.id, dst = %dst, local = %local, peer = %p.label, "tunnel connect");
         self.by_handle.insert(h, shared.id);
+        self.live.fetch_add(1, Ordering::Relaxed);
         self.flows.insert(
             shared.id,
             Flow {
@@ -793,6 +798,7 @@ impl Engine {
 
     fn remove(&mut self, id: u64, why: &str) {
         if let Some(f) = self.flows.remove(&id) {
+            self.live.fetch_sub(1, Ordering::Relaxed);
             self.by_handle.remove(&f.handle);
             debug!(
                 flow = id,
@@ -917,6 +923,7 @@ impl Engine {
             };
             // Registered before the hand-off, so kicks from the bridge find it.
             self.by_handle.insert(h, id);
+            self.live.fetch_add(1, Ordering::Relaxed);
             self.flows.insert(
                 id,
                 Flow {

@@ -18,7 +18,7 @@ use noise::rand_core::{OsRng, RngCore};
 use noise::Device;
 use router::{Config, Endpoint, Route, RouteFlag, Router, RoutingOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +38,7 @@ pub struct TunnelBackend {
     kick: Arc<Kick>,
     commands: Arc<SegQueue<Command>>,
     next_flow: AtomicU64,
+    live: Arc<AtomicUsize>,
 }
 
 /// Reads the config and starts the engine thread.
@@ -157,6 +158,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         waker,
     });
     let commands = Arc::new(SegQueue::new());
+    let live = Arc::new(AtomicUsize::new(0));
     let engine = Engine::new(EngineParts {
         stack,
         device,
@@ -167,6 +169,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         poll,
         kick: kick.clone(),
         commands: commands.clone(),
+        live: live.clone(),
     })
     .context("cannot register the UDP socket")?;
     std::thread::Builder::new()
@@ -192,6 +195,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         kick,
         commands,
         next_flow: AtomicU64::new(1),
+        live,
     })
 }
 
@@ -320,6 +324,10 @@ impl FlowBackend for TunnelBackend {
             }
         });
         Ok(OutboundTcp { local, established })
+    }
+
+    fn active_flows(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {
