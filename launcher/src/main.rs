@@ -103,7 +103,12 @@ fn run() -> Result<i32> {
     };
     let bi = backend.info();
     info!(backend = backend.name(), "Engine: {}", backend.name());
-    for a in &bi.addresses {
+    if bi.interface.is_empty() {
+        for a in &bi.addresses {
+            info!("Interface: {a}");
+        }
+    }
+    for a in &bi.interface {
         info!("Interface: {a}");
     }
     for p in &bi.peers {

@@ -102,7 +102,7 @@ fn hostname_endpoint_is_resolved_at_start_and_logged_without_keys() {
         stderr.contains("endpoint 127.0.0.1:51820") || stderr.contains("endpoint [::1]:51820"),
         "{stderr}"
     );
-    assert!(stderr.contains("\"Interface: 10.77.0.2\""), "{stderr}");
+    assert!(stderr.contains("\"Interface: 10.77.0.2/24\""), "{stderr}");
     assert!(!stderr.contains(PRIVATE), "private key in the log");
 }
 

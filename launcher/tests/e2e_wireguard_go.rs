@@ -97,7 +97,7 @@ fn curl_fetches_token_and_server_sees_tunnel_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [
         "\"Config: ",
-        "\"Interface: 10.77.0.2\"",
+        "\"Interface: 10.77.0.2/24\"",
         "handshake complete",
         "tunnel flow closed",
     ] {

@@ -72,6 +72,7 @@ impl FlowBackend for HostLoopbackBackend {
                 .iter()
                 .map(|(c, t)| format!("test map {c} -> {t}"))
                 .collect(),
+            interface: Vec::new(),
         }
     }
 

@@ -84,6 +84,9 @@ pub type InboundSink = mpsc::Sender<InboundTcp>;
 pub struct BackendInfo {
     /// Our tunnel addresses.
     pub addresses: Vec<IpAddr>,
+    /// The addresses as configured, with prefix length (`10.77.0.2/24`),
+    /// for the log; empty means "log `addresses`".
+    pub interface: Vec<String>,
     /// One line per peer (`"<public key> endpoint <addr>"`, never a key
     /// that is secret).
     pub peers: Vec<String>,

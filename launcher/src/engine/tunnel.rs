@@ -126,17 +126,27 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         });
     }
 
+    for r in router.policy_routes() {
+        let via = peers
+            .get(r.peer.0 as usize)
+            .map_or("?", |p: &PeerState| p.label.as_str());
+        debug!("Policy route: {} via {via} ({})", r.spec, r.origin);
+    }
+
     let addresses: Vec<IpAddr> = config
         .interface
         .addresses
         .iter()
         .map(|n| n.addr())
         .collect();
+    let interface: Vec<String> = config
+        .interface
+        .addresses
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     if addresses.is_empty() {
         return Err(anyhow!("{source}: [Interface] has no Address"));
-    }
-    for n in &config.interface.addresses {
-        debug!("Interface address: {n}");
     }
     let stack = Stack::new(StackConfig {
         addresses: addresses.clone(),
@@ -190,6 +200,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         info: BackendInfo {
             addresses: addresses.clone(),
             peers: peer_lines,
+            interface,
         },
         addresses,
         kick,
