@@ -882,3 +882,71 @@ fn many_concurrent_echo_flows_both_directions_at_once() {
         show(&out)
     );
 }
+
+#[test]
+fn ipv6_underlay_endpoint() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint6()
+        ),
+    );
+    let tok = token("u6");
+    let root = webroot(&tmp, "www", &tok);
+    let _srv = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let out = wrapguard(
+        &client,
+        &conf,
+        &[],
+        &["curl", "-sS", "--max-time", "15", "http://10.77.0.1:8080/"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok);
+    // wireguard-go saw us over IPv6.
+    let ep = peer.wg_show("endpoints");
+    assert!(
+        ep.contains("[fd00:77::2]:"),
+        "peer's view of our endpoint: {ep}"
+    );
+}
+
+#[test]
+fn application_connect_timeout_is_honoured() {
+    skip_unless_ready!();
+    let t = one_peer("", "");
+    // The peer silently drops everything for 10.77.8.0/24.
+    t.peer
+        .ns
+        .run(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
+    t.peer.ns.ip(&["route", "add", "blackhole", "10.77.8.0/24"]);
+    let script = r#"
+import socket, time
+t = time.time()
+s = socket.socket(); s.settimeout(2)
+try:
+    s.connect(("10.77.8.8", 80)); print("FAIL connected")
+except socket.timeout:
+    print("TIMEOUT after %.1f s" % (time.time() - t))
+except OSError as e:
+    print("FAIL errno", e.errno)
+"#;
+    let py = common::bins().python.display().to_string();
+    // Not in the peer's AllowedIPs: a --route sends it there.
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &["--route=10.77.8.0/24:10.77.0.1"],
+        &[&py, "-c", script],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TIMEOUT after 2."), "{}", show(&out));
+}

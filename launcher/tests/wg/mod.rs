@@ -267,6 +267,8 @@ pub struct WgPeer {
     pub keys: Keys,
     /// Its underlay address (reachable from the client namespace).
     pub underlay: String,
+    /// Its IPv6 underlay address.
+    pub underlay6: String,
     /// Its tunnel IPv4 address.
     pub v4: String,
     /// Its tunnel IPv6 address.
@@ -332,6 +334,24 @@ impl WgPeer {
         ns.ip(&["link", "set", &va, "up"]);
         client.ip(&["addr", "add", &ours, "dev", &vb]);
         client.ip(&["link", "set", &vb, "up"]);
+        // An IPv6 underlay too (nodad: usable at once).
+        let underlay6 = format!("fd00:{}::1", 76 + u32::from(i));
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{underlay6}/64"),
+            "dev",
+            &va,
+            "nodad",
+        ]);
+        client.ip(&[
+            "addr",
+            "add",
+            &format!("fd00:{}::2/64", 76 + u32::from(i)),
+            "dev",
+            &vb,
+            "nodad",
+        ]);
         for a in s.extra_addrs {
             ns.ip(&["addr", "add", a, "dev", "lo"]);
         }
@@ -394,6 +414,7 @@ impl WgPeer {
             wg,
             keys,
             underlay,
+            underlay6,
             v4,
             v6,
             port,
@@ -410,6 +431,11 @@ impl WgPeer {
     /// `Endpoint =` value for our config.
     pub fn endpoint(&self) -> String {
         format!("{}:{}", self.underlay, self.port)
+    }
+
+    /// `Endpoint =` value over the IPv6 underlay.
+    pub fn endpoint6(&self) -> String {
+        format!("[{}]:{}", self.underlay6, self.port)
     }
 
     /// Starts a python HTTP server on `bind`:8080 serving `dir`; waits until it listens.
