@@ -950,3 +950,84 @@ except OSError as e:
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("TIMEOUT after 2."), "{}", show(&out));
 }
+
+#[test]
+fn incoming_ipv6_and_ipv4_to_a_dual_stack_wrapped_server() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n\
+             PersistentKeepalive = 1\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    let tok = token("in6");
+    let root = webroot(&tmp, "www", &tok).display().to_string();
+    let b = common::bins();
+    let (wg_bin, py, conf_s) = (
+        b.wrapguard.display().to_string(),
+        b.python.display().to_string(),
+        conf.display().to_string(),
+    );
+    let log = tmp.join("wrapped.log");
+    let mut server = client.spawn(
+        &[
+            &wg_bin,
+            "--config",
+            &conf_s,
+            "--",
+            &py,
+            "-u",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "::",
+            "--directory",
+            &root,
+        ],
+        &log,
+    );
+    let fetch = |url: &str| {
+        peer.ns.run(&[
+            "curl",
+            "-sS",
+            "-g",
+            "--max-time",
+            "5",
+            "--retry",
+            "40",
+            "--retry-delay",
+            "0",
+            "--retry-all-errors",
+            "--retry-max-time",
+            "20",
+            url,
+        ])
+    };
+    let v6 = fetch("http://[fd77::2]:8080/");
+    let v4 = fetch("http://10.77.0.2:8080/");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.terminate();
+    let l = log_of(&log);
+    for (what, out) in [("IPv6", &v6), ("IPv4", &v4)] {
+        assert!(out.status.success(), "{what}: {}\n{l}", show(out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{what}");
+    }
+    assert!(
+        l.contains("fd77::1 - - "),
+        "IPv6 peer address in the access log:\n{l}"
+    );
+    assert!(
+        l.contains("10.77.0.1 - - "),
+        "IPv4 peer address in the access log:\n{l}"
+    );
+}
