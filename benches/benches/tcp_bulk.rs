@@ -28,11 +28,13 @@ const BULK: usize = 8 * 1024 * 1024;
 
 struct Counting;
 static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+static ALLOC_CALLS: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: defers to the system allocator; only counts sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(l.size() as isize, Ordering::Relaxed);
+        ALLOC_CALLS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(l) }
     }
@@ -43,6 +45,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         ALLOCATED.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        ALLOC_CALLS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(p, l, new) }
     }
@@ -148,6 +151,13 @@ mod ours {
     }
 
     pub fn bulk(total: usize) {
+        bulk_counting(total, usize::MAX);
+    }
+
+    /// Bulk transfer; returns the allocator calls made after `warm` bytes
+    /// arrived (the steady state).
+    pub fn bulk_counting(total: usize, warm: usize) -> isize {
+        let mut base = None;
         let mut p = Pair::new(BUF, Duration::from_secs(60));
         let (c, s) = p.connect(80);
         let chunk = vec![0x5au8; 64 * 1024];
@@ -168,7 +178,11 @@ mod ours {
                 }
                 got += n;
             }
+            if got >= warm && base.is_none() {
+                base = Some(ALLOC_CALLS.load(Ordering::Relaxed));
+            }
         }
+        base.map_or(0, |b| ALLOC_CALLS.load(Ordering::Relaxed) - b)
     }
 
     /// Opens and gracefully closes one connection on an existing pair.
@@ -371,6 +385,10 @@ fn bench(c: &mut Criterion) {
             bytes_per_idle_connection(buf)
         );
     }
+    println!(
+        "tcpip: allocator calls during the last 7 MiB of an 8 MiB transfer (both stacks): {}",
+        ours::bulk_counting(BULK, BULK / 8)
+    );
     let mut g = c.benchmark_group("tcp_bulk");
     g.throughput(Throughput::Bytes(BULK as u64));
     g.sample_size(10);

@@ -71,7 +71,7 @@ impl Stack {
             self.stats.tx_packets += 1;
             return Some(n);
         }
-        if self.poll_at_tcp_due(now) {
+        if self.timer_due(now) {
             self.handle_timeout(now);
         }
         while let Some(&idx) = self.dirty.front() {
@@ -175,10 +175,6 @@ impl Stack {
             return Some(n);
         }
         None
-    }
-
-    fn poll_at_tcp_due(&self, now: Instant) -> bool {
-        self.tcp_deadline.iter().flatten().any(|d| *d <= now)
     }
 
     /// Emits every due packet through `f` (using an internal MTU-sized

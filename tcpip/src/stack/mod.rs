@@ -23,7 +23,8 @@ use crate::rand::{siphash, Rng};
 use crate::slab::Slab;
 use crate::tcp::{Tcb, TcpConfig};
 use crate::udp::UdpSocket;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,11 @@ pub struct Stack {
     tcp_map: HashMap<(SocketAddr, SocketAddr), u32>,
     tcp_dirty: Vec<bool>,
     tcp_deadline: Vec<Option<Instant>>,
+    /// Earliest heap entry per connection (so the heap holds at most one
+    /// live entry per connection; later deadlines are re-pushed lazily).
+    tcp_scheduled: Vec<Option<Instant>>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    due: Vec<u32>,
     dirty: VecDeque<u32>,
     listeners: Slab<Listener>,
     listen_map: HashMap<SocketAddr, u32>,
@@ -239,6 +245,9 @@ impl Stack {
             tcp_map: HashMap::new(),
             tcp_dirty: Vec::new(),
             tcp_deadline: Vec::new(),
+            tcp_scheduled: Vec::new(),
+            timers: BinaryHeap::with_capacity(64),
+            due: Vec::with_capacity(64),
             dirty: VecDeque::with_capacity(64),
             listeners: Slab::default(),
             listen_map: HashMap::new(),
@@ -339,28 +348,58 @@ impl Stack {
         if !self.dirty.is_empty() || !self.ctrl.is_empty() || !self.udp_dirty.is_empty() {
             return self.last_now;
         }
-        let mut best = self.frag.poll_at();
-        for d in self.tcp_deadline.iter().flatten() {
-            if best.is_none_or(|b| *d < b) {
-                best = Some(*d);
-            }
+        let tcp = self.timers.peek().map(|r| r.0 .0);
+        match (tcp, self.frag.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        best
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.touch(now);
         self.frag.expire(now);
-        for i in 0..self.tcp_deadline.len() {
-            if let Some(d) = self.tcp_deadline[i] {
-                if d <= now {
-                    if let Some(t) = self.tcp.at_mut(i as u32) {
+        // Take the due entries first: a connection that re-arms a timer at
+        // `now` runs again on the next call, not in a loop here.
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(&Reverse((at, idx))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let i = idx as usize;
+            if self.tcp_scheduled[i] == Some(at) {
+                self.tcp_scheduled[i] = None;
+            }
+            due.push(idx);
+        }
+        for &idx in &due {
+            match self.tcp_deadline[idx as usize] {
+                Some(d) if d <= now => {
+                    if let Some(t) = self.tcp.at_mut(idx) {
                         t.handle_timeout(now);
                     }
-                    self.after_tcb(i as u32, now);
+                    self.after_tcb(idx, now);
                 }
+                // The deadline moved later: reschedule.
+                Some(d) => self.schedule(idx, d),
+                None => {}
             }
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// Whether a connection timer is due.
+    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+        self.timers.peek().is_some_and(|r| r.0 .0 <= now)
+    }
+
+    fn schedule(&mut self, idx: u32, at: Instant) {
+        let i = idx as usize;
+        if self.tcp_scheduled[i].is_none_or(|s| at < s) {
+            self.tcp_scheduled[i] = Some(at);
+            self.timers.push(Reverse((at, idx)));
         }
     }
 
@@ -447,6 +486,9 @@ impl Stack {
             self.dirty.push_back(idx);
         }
         self.tcp_deadline[idx as usize] = deadline;
+        if let Some(d) = deadline {
+            self.schedule(idx, d);
+        }
     }
 
     fn remove_tcb(&mut self, idx: u32) {
@@ -463,6 +505,7 @@ impl Stack {
         if self.tcp_dirty.len() <= i {
             self.tcp_dirty.resize(i + 1, false);
             self.tcp_deadline.resize(i + 1, None);
+            self.tcp_scheduled.resize(i + 1, None);
         }
         self.tcp_map.insert(key, idx);
         TcpHandle { idx, gen }
