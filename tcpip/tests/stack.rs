@@ -309,3 +309,43 @@ fn packet_too_big_lowers_mss() {
         "resent within the new MTU"
     );
 }
+
+#[test]
+fn isns_follow_rfc6528_and_are_seeded() {
+    let now = Instant::now();
+    let isn = |seed: u64, port: u16| {
+        let mut st = Stack::new(StackConfig {
+            addresses: vec![IpAddr::V4(US4)],
+            seed,
+            ..StackConfig::default()
+        });
+        st.tcp_connect(
+            now,
+            Some(SocketAddr::new(IpAddr::V4(US4), 40000)),
+            SocketAddr::new(IpAddr::V4(PEER4), port),
+        )
+        .expect("connect");
+        let p = out(&mut st, now).remove(0);
+        let ip = ipv4::Packet::new_checked(&p[..]).expect("ip");
+        tcp::Packet::new_checked(ip.payload())
+            .expect("tcp")
+            .seq_number()
+    };
+    assert_eq!(
+        isn(1, 80),
+        isn(1, 80),
+        "same secret, same tuple, same clock"
+    );
+    assert_ne!(isn(1, 80), isn(1, 81), "F() depends on the 4-tuple");
+    assert_ne!(isn(1, 80), isn(2, 80), "F() depends on the secret");
+}
+
+#[test]
+fn keepalive_can_be_enabled_per_socket() {
+    let now = Instant::now();
+    let mut st = stack();
+    let (h, _) = connect_and_take_syn(&mut st, now);
+    st.tcp_set_keepalive(now, h, Some(Duration::from_secs(5)))
+        .expect("keepalive");
+    assert!(st.poll_at().is_some());
+}

@@ -286,6 +286,19 @@ impl Stack {
         Ok(())
     }
 
+    /// Turns keepalive on (probes after `idle` without traffic) or off.
+    pub fn tcp_set_keepalive(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        idle: Option<std::time::Duration>,
+    ) -> Result<(), Error> {
+        self.touch(now);
+        self.tcb_mut(h)?.set_keepalive(idle, now);
+        self.after_tcb(h.idx, now);
+        Ok(())
+    }
+
     /// Connection state.
     pub fn tcp_state(&self, h: TcpHandle) -> Result<State, Error> {
         Ok(self.tcb(h)?.state)

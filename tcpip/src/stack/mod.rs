@@ -419,7 +419,10 @@ impl Stack {
             }
             return;
         };
-        let events = std::mem::take(&mut t.events);
+        let mut events = std::mem::take(&mut t.events);
+        if t.app_closed && t.listener.is_none() {
+            events = 0; // the application has let go of this handle
+        }
         let listener = t.listener;
         let handle = TcpHandle { idx, gen };
         let closed_child = listener.is_some() && t.state == crate::tcp::State::Closed;

@@ -791,6 +791,15 @@ impl Tcb {
         }
     }
 
+    /// Enables or disables keepalive (`SO_KEEPALIVE` + `TCP_KEEPIDLE`).
+    pub(crate) fn set_keepalive(&mut self, idle: Option<Duration>, now: Instant) {
+        self.cfg.keepalive = idle;
+        match idle {
+            Some(_) => self.arm_keepalive(now),
+            None => self.timers.stop(Timer::Keepalive),
+        }
+    }
+
     /// Public view of the state for tests.
     pub fn state(&self) -> State {
         self.state
