@@ -406,6 +406,7 @@ impl Tcb {
             match self.recovery {
                 Some(recover) if ack >= recover => {
                     self.recovery = None;
+                    self.rxt_round_mark = None;
                     self.dupacks = 0;
                 }
                 Some(_) => {
@@ -438,6 +439,15 @@ impl Tcb {
             self.retries = 0; // the peer is alive and answering probes
         }
 
+        // Lost retransmission: data sent after the last retransmission round
+        // is SACKed (DupThresh segments' worth) while a hole is still open.
+        if let (Some(_), Some(mark)) = (self.recovery, self.rxt_round_mark) {
+            if self.sacked.bytes_above(mark) >= DUP_THRESH as usize * self.payload_mss() {
+                self.high_rxt = self.snd_una;
+                self.rxt_round_mark = None;
+            }
+        }
+
         // Enter loss recovery (RFC 5681 §3.2, RFC 6675 §5, RFC 6582 §3.2 step 2).
         if self.recovery.is_none() && self.snd_una >= self.recover_prev {
             let sack_loss = self.sack_ok
@@ -451,6 +461,7 @@ impl Tcb {
                 };
                 self.cc.on_congestion(flight);
                 self.recovery = Some(self.snd_max);
+                self.rxt_round_mark = None;
                 self.recover_prev = self.snd_max;
                 self.high_rxt = self.snd_una;
                 self.rtt_seq = None;

@@ -227,6 +227,9 @@ pub struct Tcb {
     /// Congestion state before the current recovery and the TSval of its
     /// first retransmission, to undo a spurious recovery (RFC 3522 Eifel).
     undo: Option<(Cubic, u32)>,
+    /// SND.MAX when every hole had been retransmitted once; SACKs for data
+    /// above it while a hole stays open mean a retransmission was lost.
+    rxt_round_mark: Option<Seq>,
     sacked: RangeSet,
     force_probe: bool,
     keepalive_due: bool,
@@ -340,6 +343,7 @@ impl Tcb {
             recover_prev: iss,
             high_rxt: iss,
             undo: None,
+            rxt_round_mark: None,
             sacked: RangeSet::new(),
             force_probe: false,
             keepalive_due: false,
@@ -753,6 +757,7 @@ impl Tcb {
         }
         self.recovery = None;
         self.undo = None;
+        self.rxt_round_mark = None;
         self.recover_prev = self.snd_max;
         self.dupacks = 0;
         self.rtt_seq = None;

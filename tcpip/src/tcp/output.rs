@@ -217,6 +217,8 @@ impl Tcb {
             if s < high && s < self.snd_max {
                 start = Some(s);
                 limit = self.next_sacked_start(s).unwrap_or(self.snd_max) - s;
+            } else if self.sack_ok && self.rxt_round_mark.is_none() {
+                self.rxt_round_mark = Some(self.snd_max);
             }
             if start.is_none() && self.pipe() >= cwnd {
                 return None;
