@@ -247,3 +247,18 @@ fn simultaneous_close_needs_no_timer() {
     let took = p.now - t0;
     assert!(took < Duration::from_millis(100), "close took {took:?}");
 }
+
+#[test]
+fn harsh_links_across_seeds_deliver_every_byte() {
+    for seed in 100..110 {
+        let link = LinkConfig {
+            loss: 0.10,
+            reorder: 0.05,
+            duplicate: 0.02,
+            corrupt: 0.01,
+            latency: Duration::from_millis(5),
+            ..LinkConfig::default()
+        };
+        transfer(link, 1_000_000, seed);
+    }
+}
