@@ -493,6 +493,18 @@ fn udp_echo_and_port_unreachable() {
             .expect("timeout");
         c.send(b"anyone?").expect("send");
         let refused = c.recv(&mut buf).map_err(|e| e.kind());
+        // The same over IPv6 (ICMPv6 destination unreachable, port).
+        let c6 = UdpSocket::bind(sa(K6, 0)).expect("bind v6");
+        c6.connect(sa(U6, 5399)).expect("connect v6");
+        c6.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        c6.send(b"anyone?").expect("send v6");
+        let refused6 = c6.recv(&mut [0u8; 16]).map_err(|e| e.kind());
+        assert_eq!(
+            refused6,
+            Err(ErrorKind::ConnectionRefused),
+            "ICMPv6 port unreachable"
+        );
         (buf[..n].to_vec(), from, refused)
     });
     let ok = ns.drive(&mut st, Duration::from_secs(10), |st, _| {
@@ -509,4 +521,38 @@ fn udp_echo_and_port_unreachable() {
     assert_eq!(data, b"re: dgram");
     assert_eq!(from, sa(U4, 5300));
     assert_eq!(refused, Err(ErrorKind::ConnectionRefused));
+}
+
+#[test]
+fn kernel_reset_maps_to_econnreset_then_epipe() {
+    let Some((mut ns, mut st)) = setup() else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let k = ns.spawn(move || {
+        let l = TcpListener::bind(sa(K4, 7500)).expect("bind");
+        tx.send(()).expect("ready");
+        let (s, _) = l.accept().expect("accept");
+        support::tun::set_linger_zero(&s);
+        drop(s); // RST
+    });
+    rx.recv().expect("listening");
+    let c = st
+        .tcp_connect(Instant::now(), None, sa(K4, 7500))
+        .expect("connect");
+    let mut saw_event = false;
+    let ok = ns.drive(&mut st, Duration::from_secs(10), |st, _| {
+        while let Some(e) = st.poll_event() {
+            if e.kind == tcpip::SocketEventKind::Error(Error::ConnectionReset) {
+                saw_event = true;
+            }
+        }
+        saw_event
+    });
+    assert!(ok, "no reset event");
+    k.join().expect("kernel");
+    let err = st.tcp_recv(c, &mut [0u8; 8]).expect_err("reset");
+    assert_eq!((err, err.errno()), (Error::ConnectionReset, 104));
+    let err = st.tcp_send(c, b"x").expect_err("broken");
+    assert_eq!((err, err.errno()), (Error::BrokenPipe, 32));
 }

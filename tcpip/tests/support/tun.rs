@@ -351,3 +351,21 @@ pub fn raw_ping(dst: std::net::IpAddr, count: u16) -> u16 {
     }
     replies
 }
+
+/// SO_LINGER {on, 0}: closing the socket sends a RST instead of a FIN.
+pub fn set_linger_zero(s: &std::net::TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt with a pointer to a live linger and its size.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
