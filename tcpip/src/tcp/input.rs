@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// DupThresh (RFC 5681 §3.2, RFC 6675 §2).
 const DUP_THRESH: u32 = 3;
+/// Challenge ACKs per second per connection (RFC 5961 §7).
+const CHALLENGE_ACK_LIMIT: u32 = 10;
 
 impl Tcb {
     /// Processes one arriving segment for this connection.
@@ -173,7 +175,7 @@ impl Tcb {
         // Second: RST (RFC 5961 §3.2).
         if f.has(Flags::RST) {
             if Seq(seg.seq) != self.rcv_nxt {
-                self.ack_now = true; // challenge ACK
+                self.challenge_ack(now);
                 return;
             }
             match self.state {
@@ -193,7 +195,7 @@ impl Tcb {
 
         // Fourth: SYN in a synchronized state (RFC 5961 §4.2).
         if f.has(Flags::SYN) {
-            self.ack_now = true; // challenge ACK
+            self.challenge_ack(now);
             return;
         }
 
@@ -231,7 +233,7 @@ impl Tcb {
             return;
         }
         if ack < self.snd_una - self.max_snd_wnd.max(1) {
-            self.ack_now = true;
+            self.challenge_ack(now);
             return;
         }
         self.process_ack(now, seg, seq, ack, payload.is_empty() && !fin);
@@ -288,6 +290,21 @@ impl Tcb {
                 self.ack_now = true;
             }
         }
+    }
+
+    /// Sends a challenge ACK, at most `CHALLENGE_ACK_LIMIT` per second per
+    /// connection (RFC 5961 §7).
+    fn challenge_ack(&mut self, now: Instant) {
+        match self.challenge {
+            Some((start, n)) if now.saturating_duration_since(start) < Duration::from_secs(1) => {
+                if n >= CHALLENGE_ACK_LIMIT {
+                    return;
+                }
+                self.challenge = Some((start, n + 1));
+            }
+            _ => self.challenge = Some((now, 1)),
+        }
+        self.ack_now = true;
     }
 
     fn consume_fin(&mut self, now: Instant) {

@@ -230,6 +230,8 @@ pub struct Tcb {
     /// SND.MAX when every hole had been retransmitted once; SACKs for data
     /// above it while a hole stays open mean a retransmission was lost.
     rxt_round_mark: Option<Seq>,
+    /// Challenge ACKs sent in the current one-second window.
+    challenge: Option<(Instant, u32)>,
     sacked: RangeSet,
     force_probe: bool,
     keepalive_due: bool,
@@ -344,6 +346,7 @@ impl Tcb {
             high_rxt: iss,
             undo: None,
             rxt_round_mark: None,
+            challenge: None,
             sacked: RangeSet::new(),
             force_probe: false,
             keepalive_due: false,

@@ -536,3 +536,19 @@ fn packet_too_big_lowers_mss_and_resends() {
     assert_eq!(out[0].0.seq, ISS + 1);
     assert_eq!(out[0].1.len(), 560);
 }
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    // RFC 5961 §7.
+    let now = Instant::now();
+    let mut t = established(now);
+    let mut acks = 0;
+    for _ in 0..100 {
+        t.process(now, &seg(Flags::RST, IRS + 100, 0, &[]));
+        acks += sent(&mut t, now).len();
+    }
+    assert_eq!(acks, 10);
+    let later = now + Duration::from_secs(1);
+    t.process(later, &seg(Flags::SYN, IRS + 1, 0, &[]));
+    assert_eq!(sent(&mut t, later).len(), 1);
+}
