@@ -262,3 +262,40 @@ fn harsh_links_across_seeds_deliver_every_byte() {
         transfer(link, 1_000_000, seed);
     }
 }
+
+#[test]
+fn undrained_events_stay_bounded() {
+    let mut p = Pair::new(
+        stack(A, 11, 64 * 1024),
+        stack(B, 12, 64 * 1024),
+        LinkConfig::default(),
+        3,
+    );
+    let l = p.b.tcp_listen(SocketAddr::new(B, 80), 4).expect("listen");
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 80))
+            .expect("connect");
+    let mut s = None;
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        s = s.or_else(|| p.b.tcp_accept(l));
+        s.is_some() && p.a.tcp_state(c) == Ok(TcpState::Established)
+    }));
+    let s = s.expect("accepted");
+    let data = vec![1u8; 16 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = 0;
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        let _ = p.a.tcp_send(c, &data);
+        while let Ok(n) = p.b.tcp_recv(s, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        got >= 2_000_000
+    }));
+    let count = |st: &mut Stack| std::iter::from_fn(|| st.poll_event()).count();
+    assert!(count(&mut p.a) <= 5);
+    assert!(count(&mut p.b) <= 5);
+}

@@ -69,7 +69,30 @@ pub struct SocketEvent {
 impl Stack {
     /// The next socket event, oldest first.
     pub fn poll_event(&mut self) -> Option<SocketEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front()?;
+        match e.handle {
+            SocketHandle::Tcp(h) => {
+                use crate::tcp::ev;
+                let bit = match e.kind {
+                    SocketEventKind::Connected => ev::CONNECTED,
+                    SocketEventKind::Readable => ev::READABLE,
+                    SocketEventKind::Writable => ev::WRITABLE,
+                    SocketEventKind::Error(_) => ev::ERROR,
+                    SocketEventKind::Closed => ev::CLOSED,
+                    SocketEventKind::Incoming => 0,
+                };
+                if let Some(t) = self.tcp.get_mut(h.idx, h.gen) {
+                    t.queued_events &= !bit;
+                }
+            }
+            SocketHandle::Listener(l) => {
+                if let Some(l) = self.listeners.get_mut(l.idx, l.gen) {
+                    l.incoming_queued = false;
+                }
+            }
+            SocketHandle::Udp(_) => {}
+        }
+        Some(e)
     }
 
     fn tcb(&self, h: TcpHandle) -> Result<&Tcb, Error> {
@@ -167,6 +190,7 @@ impl Stack {
             backlog,
             half_open: 0,
             queue: VecDeque::with_capacity(backlog),
+            incoming_queued: false,
         });
         self.listen_map.insert(addr, idx);
         Ok(ListenerHandle { idx, gen })

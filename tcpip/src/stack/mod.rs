@@ -190,6 +190,8 @@ pub(crate) struct Listener {
     pub half_open: usize,
     /// Established connections waiting for `tcp_accept`: (index, generation).
     pub queue: VecDeque<(u32, u32)>,
+    /// An `Incoming` event is queued and not yet taken.
+    pub incoming_queued: bool,
 }
 
 /// The TCP/IP stack. See the module documentation for the driving order.
@@ -423,6 +425,12 @@ impl Stack {
         if t.app_closed && t.listener.is_none() {
             events = 0; // the application has let go of this handle
         }
+        if t.listener.is_none() {
+            // At most one queued event of each kind per connection, so the
+            // queue stays bounded even if the driver drains it late.
+            events &= !t.queued_events;
+            t.queued_events |= events;
+        }
         let listener = t.listener;
         let handle = TcpHandle { idx, gen };
         let closed_child = listener.is_some() && t.state == crate::tcp::State::Closed;
@@ -436,10 +444,13 @@ impl Stack {
                     if let Some(l) = self.listeners.get_mut(li, lg) {
                         l.half_open = l.half_open.saturating_sub(1);
                         l.queue.push_back((idx, gen));
-                        self.events.push_back(SocketEvent {
-                            handle: SocketHandle::Listener(ListenerHandle { idx: li, gen: lg }),
-                            kind: SocketEventKind::Incoming,
-                        });
+                        if !l.incoming_queued {
+                            l.incoming_queued = true;
+                            self.events.push_back(SocketEvent {
+                                handle: SocketHandle::Listener(ListenerHandle { idx: li, gen: lg }),
+                                kind: SocketEventKind::Incoming,
+                            });
+                        }
                     }
                     if let Some(t) = self.tcp.at_mut(idx) {
                         t.listener = None;

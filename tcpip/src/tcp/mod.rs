@@ -246,6 +246,8 @@ pub struct Tcb {
     soft_error: Option<Error>,
     pub(crate) app_closed: bool,
     pub(crate) events: u8,
+    /// Event kinds already queued in the stack and not yet polled.
+    pub(crate) queued_events: u8,
     readable_notified: bool,
     want_write: bool,
     /// Listener slot this connection belongs to until accepted.
@@ -359,6 +361,7 @@ impl Tcb {
             soft_error: None,
             app_closed: false,
             events: 0,
+            queued_events: 0,
             readable_notified: false,
             want_write: false,
             listener: None,
