@@ -1031,3 +1031,54 @@ fn incoming_ipv6_and_ipv4_to_a_dual_stack_wrapped_server() {
         "IPv4 peer address in the access log:\n{l}"
     );
 }
+
+#[test]
+#[ignore = "slow: waits for WireGuard's 90 s handshake give-up (REKEY_ATTEMPT_TIME); run with --ignored"]
+fn handshake_give_up_fails_connects_then_fails_fast() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("b");
+    let ours = wg::keys();
+    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    // Nothing answers on this port: no handshake can complete.
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}:9\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private, peer.keys.public, peer.underlay
+        ),
+    );
+    let script = r#"
+import errno, socket, time
+for i in range(2):
+    t = time.time()
+    s = socket.socket()
+    try:
+        s.connect(("10.77.0.1", 8080)); print("FAIL connected")
+    except OSError as e:
+        print("ERRNO%d" % i, errno.errorcode.get(e.errno), "after %.1f s" % (time.time() - t))
+    s.close()
+"#;
+    let py = common::bins().python.display().to_string();
+    let b = common::bins();
+    let (wg_bin, conf_s) = (
+        b.wrapguard.display().to_string(),
+        conf.display().to_string(),
+    );
+    let out = client.run(&[
+        "timeout", "150", &wg_bin, "--config", &conf_s, "--", &py, "-c", script,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ERRNO0 EHOSTUNREACH"), "{}", show(&out));
+    let fast = stdout
+        .lines()
+        .find(|l| l.starts_with("ERRNO1 EHOSTUNREACH"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|s| s.parse::<f64>().ok());
+    assert!(
+        fast.is_some_and(|s| s < 1.0),
+        "second connect fails fast: {}",
+        show(&out)
+    );
+}
