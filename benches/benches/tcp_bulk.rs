@@ -56,10 +56,19 @@ static GLOBAL: Counting = Counting;
 
 // ---- the shared link: two queues of recycled buffers ----
 
-#[derive(Default)]
 struct Wire {
     q: VecDeque<Vec<u8>>,
     pool: Vec<Vec<u8>>,
+}
+
+impl Default for Wire {
+    /// Pre-sized so the harness itself does not allocate in steady state.
+    fn default() -> Self {
+        Wire {
+            q: VecDeque::with_capacity(1024),
+            pool: (0..1024).map(|_| Vec::with_capacity(MTU)).collect(),
+        }
+    }
 }
 
 impl Wire {
