@@ -399,7 +399,11 @@ impl Stack {
 
     fn schedule(&mut self, idx: u32, at: Instant) {
         let i = idx as usize;
-        if self.tcp_scheduled[i].is_none_or(|s| at < s) {
+        let earlier = match self.tcp_scheduled[i] {
+            Some(s) => at < s,
+            None => true,
+        };
+        if earlier {
             self.tcp_scheduled[i] = Some(at);
             self.timers.push(Reverse((at, idx)));
         }
