@@ -7,7 +7,7 @@
 //! its innermost prefix; every prefix knows its parent (the next shorter
 //! prefix containing it), so a lookup can walk outwards when the innermost
 //! prefix's entries do not match. A lookup reads one slot of a direct index
-//! of up to 65,536 buckets spread evenly over the span of the interval
+//! of up to 262,144 buckets spread evenly over the span of the interval
 //! starts, then binary-searches the few intervals of that bucket.
 
 use std::fmt::Debug;
@@ -15,8 +15,9 @@ use std::fmt::Debug;
 /// "No prefix" in slot and parent arrays.
 const NONE: u32 = u32::MAX;
 
-/// Most bits of the direct index (65,537 slots of 4 bytes).
-const MAX_INDEX_BITS: u32 = 16;
+/// Most bits of a direct index: up to 262,145 slots, about one per
+/// interval at 100,000 prefixes, so most lookups search one or two cells.
+const MAX_INDEX_BITS: u32 = 18;
 
 /// An address of one family as an unsigned integer (`u32` for IPv4,
 /// `u128` for IPv6).
@@ -88,13 +89,15 @@ pub(crate) struct Lpm<A> {
     cells: Vec<(A, u32, u32)>,
     /// The direct index over all cells.
     top: Level<A>,
-    /// Per top-level bucket holding many cells, the id of its finer
-    /// sub-level in `levels`; `NONE` elsewhere.
-    subs: Vec<u32>,
+    /// Per top-level bucket `b`: the first cell whose bucket is `>= b`
+    /// (as in [`Level`]) and, for buckets holding many cells, the id of
+    /// its finer sub-level in `levels` (`NONE` elsewhere). Interleaved so
+    /// the first step of a lookup reads one cache line.
+    top_slots: Vec<[u32; 2]>,
     /// Sub-levels, for buckets where the cells are dense (clustered
     /// prefixes, such as a few /16s holding most of the routes).
     levels: Vec<Level<A>>,
-    /// The bucket arrays of all levels, back to back.
+    /// The bucket arrays of all sub-levels, back to back.
     index: Vec<u32>,
     /// Parent prefix id of each prefix, or `NONE`.
     parents: Vec<u32>,
@@ -242,15 +245,23 @@ impl<A: Bits> Lpm<A> {
             .zip(slots)
             .map(|(start, slot)| (start, slot, 0))
             .collect();
+        let mut top_index = Vec::new();
+        let top = Level::build(
+            &cells,
+            0,
+            cells.len(),
+            bits_for(cells.len()),
+            &mut top_index,
+        );
         let mut index = Vec::new();
-        let top = Level::build(&cells, 0, cells.len(), bits_for(cells.len()), &mut index);
-        let mut subs = vec![NONE; top.last + 1];
         let mut levels = Vec::new();
-        for (b, sub) in subs.iter_mut().enumerate() {
-            let lo = (index[b] as usize).saturating_sub(1);
-            let hi = index[b + 1] as usize;
+        let mut top_slots = Vec::with_capacity(top_index.len());
+        for (b, &first) in top_index.iter().enumerate() {
+            let lo = (first as usize).saturating_sub(1);
+            let hi = top_index.get(b + 1).map_or(lo, |&h| h as usize);
+            let mut sub = NONE;
             if hi.saturating_sub(lo) > SUB_LEVEL_MIN_CELLS {
-                *sub = u32::try_from(levels.len()).unwrap_or(NONE);
+                sub = u32::try_from(levels.len()).unwrap_or(NONE);
                 let bits = bits_for(hi - lo) + 1;
                 levels.push(Level::build(
                     &cells,
@@ -260,12 +271,13 @@ impl<A: Bits> Lpm<A> {
                     &mut index,
                 ));
             }
+            top_slots.push([first, sub]);
         }
         index.shrink_to_fit();
         Lpm {
             cells,
             top,
-            subs,
+            top_slots,
             levels,
             index,
             parents,
@@ -293,11 +305,11 @@ impl<A: Bits> Lpm<A> {
     #[inline]
     pub(crate) fn step_top(&self, addr: A) -> Step {
         let b = addr.bucket(self.top.base, self.top.shift, self.top.last);
-        let (lo, hi) = self.top.range(&self.index, b);
+        let [first, sub] = self.top_slots[b];
         Step {
-            lo,
-            hi,
-            sub: self.subs.get(b).copied().unwrap_or(NONE),
+            lo: (first as usize).saturating_sub(1),
+            hi: self.top_slots[b + 1][0] as usize,
+            sub,
         }
     }
 
