@@ -54,6 +54,13 @@ pub struct Cli {
     #[arg(long = "test-backend-peer", hide = true, default_value = "10.77.0.1")]
     pub test_backend_peer: IpAddr,
 
+    /// TESTS ONLY: the initiator rekeys when its session is this many
+    /// seconds old instead of WireGuard's 120 (`REKEY_AFTER_TIME`), so a
+    /// test can span several rekeys. Initiations stay at least 5 s apart.
+    #[arg(long = "test-rekey-after-secs", hide = true, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub test_rekey_after_secs: Option<u64>,
+
     /// The program to run, and its arguments.
     #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
     pub command: Vec<OsString>,

@@ -11,7 +11,7 @@ mod common;
 mod wg;
 
 use std::path::PathBuf;
-use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer, BULK_CLIENT, BULK_SERVER};
 
 /// Our tunnel addresses.
 const OUR_V4: &str = "10.77.0.2";
@@ -302,60 +302,6 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
         "child's access log should show the peer's tunnel address:\n{l}"
     );
 }
-
-const BULK_SERVER: &str = r#"
-import hashlib, random, socket, sys, threading
-N = int(sys.argv[1])
-def up(c):
-    h = hashlib.sha256(); n = 0
-    while True:
-        d = c.recv(1 << 20)
-        if not d: break
-        h.update(d); n += len(d)
-    c.sendall(("%d %s\n" % (n, h.hexdigest())).encode()); c.close()
-def down(c):
-    data = random.Random(7).randbytes(N)
-    c.sendall(data); c.close()
-def serve(port, f):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(4)
-    while True:
-        c, _ = s.accept(); threading.Thread(target=f, args=(c,), daemon=True).start()
-threading.Thread(target=serve, args=(9001, up), daemon=True).start()
-serve(9002, down)
-"#;
-
-const BULK_CLIENT: &str = r#"
-import hashlib, random, socket, sys, time
-N = int(sys.argv[1])
-data = random.Random(7).randbytes(N)
-want = hashlib.sha256(data).hexdigest()
-t = time.time()
-s = socket.create_connection(("10.77.0.1", 9001), timeout=60)
-view = memoryview(data)
-for i in range(0, N, 1 << 20):
-    s.sendall(view[i:i + (1 << 20)])
-s.shutdown(socket.SHUT_WR)
-reply = b""
-while not reply.endswith(b"\n"):
-    d = s.recv(200)
-    if not d: break
-    reply += d
-up = time.time() - t
-n, digest = reply.decode().split()
-assert int(n) == N and digest == want, "upload mismatch %r" % reply
-t = time.time()
-s = socket.create_connection(("10.77.0.1", 9002), timeout=60)
-h = hashlib.sha256(); got = 0
-while True:
-    d = s.recv(1 << 20)
-    if not d: break
-    h.update(d); got += len(d)
-down = time.time() - t
-assert got == N and h.hexdigest() == want, "download mismatch %d" % got
-print("UP %.2f s %.1f Mbit/s DOWN %.2f s %.1f Mbit/s" % (up, N * 8 / up / 1e6, down, N * 8 / down / 1e6))
-print("PASS")
-"#;
 
 #[test]
 fn bulk_100mb_upload_and_download_sha256() {

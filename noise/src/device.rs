@@ -21,7 +21,7 @@ use crate::keys::{PrivateKey, PublicKey};
 use crate::messages::{Initiation, Message, Response};
 use crate::peer::{DataOutcome, Peer, PeerConfig, PeerStats};
 use crate::session::Sender;
-use crate::timers::{Timer, REKEY_TIMEOUT_JITTER_MAX};
+use crate::timers::{Timer, Timing, REKEY_TIMEOUT_JITTER_MAX};
 
 /// A handle to a peer of a [`Device`]. Handles are never reused by a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,6 +56,7 @@ pub(crate) struct Ctx {
     wall_at: Instant,
     wall: SystemTime,
     last_timestamp: Option<Tai64N>,
+    pub(crate) timing: Timing,
 }
 
 impl Ctx {
@@ -234,6 +235,7 @@ impl Device {
                 wall_at: now,
                 wall,
                 last_timestamp: None,
+                timing: Timing::default(),
             },
             peers: Vec::new(),
             by_key: HashMap::new(),
@@ -321,6 +323,20 @@ impl Device {
     /// messages without a valid mac2 are answered with a cookie reply.
     pub fn set_under_load(&mut self, under_load: bool) {
         self.under_load = under_load;
+    }
+
+    /// Replaces the protocol times (default: the paper's constants) for
+    /// this device and all its peers. Shorter times are for tests.
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.ctx.timing = timing;
+        for p in self.peers.iter_mut().flatten() {
+            p.rekey_after_time = timing.rekey_after_time;
+        }
+    }
+
+    /// The protocol times in use.
+    pub fn timing(&self) -> Timing {
+        self.ctx.timing
     }
 
     /// Re-pairs the monotonic clock with the wall clock (after a suspend or
@@ -680,6 +696,38 @@ mod tests {
             a.encapsulate(pb, &[], later, &mut out),
             Ok(Encapsulated::Queued)
         ));
+    }
+
+    #[test]
+    fn shorter_rekey_after_time_rekeys_sooner_and_default_does_not() {
+        let now = Instant::now();
+        let mut out = [0u8; 256];
+        for (timing, want_rekey) in [
+            (Timing::default(), false),
+            (
+                Timing {
+                    rekey_after_time: Duration::from_secs(2),
+                },
+                true,
+            ),
+        ] {
+            let (mut a, pb, _b, _) = pair(now);
+            a.set_timing(timing);
+            assert_eq!(a.timing(), timing);
+            while a.poll_transmit(now, &mut out).expect("fits").is_some() {}
+            // 6 s on: past the short limit and REKEY_TIMEOUT, far below 120 s.
+            let later = now + Duration::from_secs(6);
+            assert!(matches!(
+                a.encapsulate(pb, &[], later, &mut out),
+                Ok(Encapsulated::Data(32))
+            ));
+            let init = a.poll_transmit(later, &mut out).expect("fits");
+            assert_eq!(
+                init.is_some_and(|t| out[0] == 1 && t.len == 148),
+                want_rekey,
+                "{timing:?}"
+            );
+        }
     }
 
     #[test]

@@ -32,3 +32,4 @@ pub use handshake::tai64n_whitened;
 pub use keys::{KeyError, PresharedKey, PrivateKey, PublicKey};
 pub use messages::MessageError;
 pub use peer::{PeerConfig, PeerStats, MAX_QUEUED_PACKETS};
+pub use timers::Timing;

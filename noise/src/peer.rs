@@ -121,6 +121,8 @@ pub(crate) struct Peer {
     want_initiation: Option<bool>,
     want_keepalive: bool,
     stats: PeerStats,
+    /// `REKEY_AFTER_TIME`, or a test's shorter value ([`Timing`]).
+    pub(crate) rekey_after_time: Duration,
 }
 
 impl Peer {
@@ -151,6 +153,7 @@ impl Peer {
             want_initiation: None,
             want_keepalive: false,
             stats: PeerStats::default(),
+            rekey_after_time: ctx.timing.rekey_after_time,
         }
     }
 
@@ -235,11 +238,12 @@ impl Peer {
         }
     }
 
-    /// §6.2: the initiator rekeys after `REKEY_AFTER_TIME` or `REKEY_AFTER_MESSAGES`.
+    /// §6.2: the initiator rekeys after `REKEY_AFTER_TIME` (or the
+    /// configured [`Timing::rekey_after_time`]) or `REKEY_AFTER_MESSAGES`.
     fn keep_key_fresh_sending(&mut self, now: Instant) {
         if let Some(kp) = &self.current {
-            let old =
-                kp.is_initiator && now.saturating_duration_since(kp.created) >= REKEY_AFTER_TIME;
+            let old = kp.is_initiator
+                && now.saturating_duration_since(kp.created) >= self.rekey_after_time;
             if old || kp.sender.counter() >= REKEY_AFTER_MESSAGES {
                 self.request_initiation(false);
             }

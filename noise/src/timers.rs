@@ -31,6 +31,26 @@ pub const ZERO_KEY_MATERIAL_AFTER: Duration = Duration::from_secs(3 * 180);
 /// Minimum spacing of accepted initiations from one peer (wireguard-go: 1/50 s).
 pub const INITIATION_MIN_INTERVAL: Duration = Duration::from_millis(20);
 
+/// The protocol times a [`crate::Device`] may be told to use instead of the
+/// constants above. `Timing::default()` is the paper's values; anything
+/// else is for tests that need rekeying to happen within seconds (the
+/// launcher only sets it from a hidden test flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The initiator starts a new handshake when its session is this old
+    /// (default [`REKEY_AFTER_TIME`]). New initiations stay spaced by at
+    /// least [`REKEY_TIMEOUT`], so values below it rekey every `REKEY_TIMEOUT`.
+    pub rekey_after_time: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            rekey_after_time: REKEY_AFTER_TIME,
+        }
+    }
+}
+
 /// The per-peer timers of §6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {

@@ -79,6 +79,12 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
     let now = Instant::now();
     let private = noise::PrivateKey::from_bytes(*config.interface.private_key.as_bytes());
     let mut device = Device::new(private, OsRng, now, SystemTime::now());
+    if let Some(secs) = cli.test_rekey_after_secs {
+        warn!("TEST FLAG: rekeying after {secs} s instead of 120 s");
+        device.set_timing(noise::Timing {
+            rekey_after_time: Duration::from_secs(secs),
+        });
+    }
     let mut peers = Vec::with_capacity(config.peers.len());
     let mut peer_lines = Vec::new();
     for (p, endpoint) in config.peers.iter().zip(endpoints) {

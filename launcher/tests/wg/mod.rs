@@ -462,10 +462,22 @@ impl WgPeer {
 
 /// Runs `wrapguard --config conf [flags] -- argv` in `ns` with a wall-clock limit.
 pub fn wrapguard(ns: &Netns, conf: &Path, flags: &[&str], argv: &[&str]) -> Output {
+    wrapguard_limit(ns, conf, flags, argv, 55)
+}
+
+/// [`wrapguard`] with a wall-clock limit of `secs`.
+pub fn wrapguard_limit(
+    ns: &Netns,
+    conf: &Path,
+    flags: &[&str],
+    argv: &[&str],
+    secs: u32,
+) -> Output {
     let b = crate::common::bins();
     let wg = b.wrapguard.display().to_string();
     let c = conf.display().to_string();
-    let mut v: Vec<&str> = vec!["timeout", "55", &wg, "--config", &c];
+    let limit = secs.to_string();
+    let mut v: Vec<&str> = vec!["timeout", &limit, &wg, "--config", &c];
     v.extend_from_slice(flags);
     v.push("--");
     v.extend_from_slice(argv);
@@ -491,3 +503,61 @@ pub fn token(tag: &str) -> String {
         .unwrap_or(0);
     format!("TOKEN-{tag}-{}-{n}-{t:x}", std::process::id())
 }
+
+/// Peer-side bulk server: port 9001 takes an upload and answers
+/// `<bytes> <sha256>`; port 9002 sends N seeded random bytes.
+pub const BULK_SERVER: &str = r#"
+import hashlib, random, socket, sys, threading
+N = int(sys.argv[1])
+def up(c):
+    h = hashlib.sha256(); n = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d: break
+        h.update(d); n += len(d)
+    c.sendall(("%d %s\n" % (n, h.hexdigest())).encode()); c.close()
+def down(c):
+    data = random.Random(7).randbytes(N)
+    c.sendall(data); c.close()
+def serve(port, f):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(4)
+    while True:
+        c, _ = s.accept(); threading.Thread(target=f, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(9001, up), daemon=True).start()
+serve(9002, down)
+"#;
+
+/// Wrapped bulk client: uploads N seeded bytes to 9001, downloads N from
+/// 9002, checks both sha256 digests, prints `UP … DOWN …` and `PASS`.
+pub const BULK_CLIENT: &str = r#"
+import hashlib, random, socket, sys, time
+N = int(sys.argv[1])
+data = random.Random(7).randbytes(N)
+want = hashlib.sha256(data).hexdigest()
+t = time.time()
+s = socket.create_connection(("10.77.0.1", 9001), timeout=60)
+view = memoryview(data)
+for i in range(0, N, 1 << 20):
+    s.sendall(view[i:i + (1 << 20)])
+s.shutdown(socket.SHUT_WR)
+reply = b""
+while not reply.endswith(b"\n"):
+    d = s.recv(200)
+    if not d: break
+    reply += d
+up = time.time() - t
+n, digest = reply.decode().split()
+assert int(n) == N and digest == want, "upload mismatch %r" % reply
+t = time.time()
+s = socket.create_connection(("10.77.0.1", 9002), timeout=60)
+h = hashlib.sha256(); got = 0
+while True:
+    d = s.recv(1 << 20)
+    if not d: break
+    h.update(d); got += len(d)
+down = time.time() - t
+assert got == N and h.hexdigest() == want, "download mismatch %d" % got
+print("UP %.2f s %.1f Mbit/s DOWN %.2f s %.1f Mbit/s" % (up, N * 8 / up / 1e6, down, N * 8 / down / 1e6))
+print("PASS")
+"#;
