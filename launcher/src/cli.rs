@@ -1,11 +1,29 @@
 //! The command line.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+/// Examples shown at the end of `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  wrapguard --config wg0.conf -- curl http://10.77.0.1:8080/
+  wrapguard --config wg0.conf -- python3 -m http.server 8080
+  wrapguard --config wg0.conf --exit-node 10.77.0.1 -- curl https://example.com/
+  wrapguard --config wg0.conf --route 192.168.0.0/16:10.77.0.1 -- ssh 192.168.1.5
+  wrapguard --config wg0.conf --doctor curl      # will this work? what to fix
+  wrapguard --config wg0.conf --self-test        # handshake + an intercepted connect
+  wrapguard genkey > wg0.key && wrapguard pubkey < wg0.key
+  wrapguard completions bash > /etc/bash_completion.d/wrapguard
+
+While it runs, `kill -USR1 <wrapguard pid>` logs a status line per peer
+(endpoint, latest handshake, bytes received/sent, active flows).
+Exit status: the program's; 1 when wrapguard itself fails (one error line
+on stderr); for --doctor and --self-test, 1 when any check fails.
+Docs: README.md and the annotated example-wg0.conf.";
 
 /// `wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...`
 #[derive(Debug, Parser)]
@@ -13,12 +31,26 @@ use std::str::FromStr;
     name = "wrapguard",
     version,
     about = "Run a program with its network traffic carried through a userspace WireGuard tunnel",
-    override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]..."
+    override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...\n       \
+                      wrapguard --doctor [PROGRAM] [--config <PATH>] [-- <COMMAND> [ARGS]...]\n       \
+                      wrapguard --config <PATH> --self-test\n       \
+                      wrapguard genkey | pubkey | completions <SHELL>",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
+    /// Helper commands (no tunnel).
+    #[command(subcommand)]
+    pub helper: Option<Helper>,
+
     /// WireGuard configuration file (wg-quick format, plus `Route =` lines).
-    #[arg(long, value_name = "PATH")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present_any = ["doctor"]
+    )]
+    pub config: Option<PathBuf>,
 
     /// Route all traffic through the peer with this tunnel IP.
     #[arg(long = "exit-node", value_name = "IP")]
@@ -35,6 +67,38 @@ pub struct Cli {
     /// Write logs to this file instead of stderr.
     #[arg(long = "log-file", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+
+    /// Check the setup and say what to fix: the shim next to wrapguard,
+    /// the config (with --config), and whether the shim can enter PROGRAM
+    /// (or the command after --). Exits 1 if any check fails.
+    #[arg(long, value_name = "PROGRAM", num_args = 0..=1, conflicts_with = "self_test")]
+    pub doctor: Option<Option<OsString>>,
+
+    /// Start the tunnel, complete a handshake with every peer that has an
+    /// Endpoint, make one intercepted connection through it from a child
+    /// process, report each step and exit (1 if any step fails).
+    #[arg(long = "self-test")]
+    pub self_test: bool,
+
+    /// With --self-test: the tunnel address and port the child connects to
+    /// (default: the first peer's tunnel address, port 9). A refused
+    /// connection still proves the path.
+    #[arg(
+        long = "self-test-connect",
+        value_name = "IP:PORT",
+        requires = "self_test"
+    )]
+    pub self_test_connect: Option<std::net::SocketAddr>,
+
+    /// With --self-test: how long to wait for each handshake and for the
+    /// connection, in seconds.
+    #[arg(
+        long = "self-test-timeout",
+        value_name = "SECS",
+        default_value_t = 10,
+        hide = true
+    )]
+    pub self_test_timeout: u64,
 
     /// TESTS ONLY: carry flows to these "tunnel" prefixes to a host loopback
     /// address instead of a WireGuard peer: PREFIX=LOOPBACK_IP (repeatable).
@@ -62,8 +126,28 @@ pub struct Cli {
     pub test_rekey_after_secs: Option<u64>,
 
     /// The program to run, and its arguments.
-    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        required_unless_present_any = ["doctor", "self_test"],
+        num_args = 1..,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
+}
+
+/// `wrapguard genkey|pubkey|completions`.
+#[derive(Debug, Subcommand)]
+pub enum Helper {
+    /// Print a new base64 private key (like `wg genkey`).
+    Genkey,
+    /// Read a private key on stdin, print its public key (like `wg pubkey`).
+    Pubkey,
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `--log-level` values.
@@ -226,5 +310,34 @@ mod tests {
         assert_eq!(cli.command, vec!["curl", "-s", "--help"]);
         assert_eq!(cli.log_level, LogLevel::Info);
         assert!(Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).is_err());
+        assert!(Cli::try_parse_from(["wrapguard", "--", "curl"]).is_err());
+    }
+
+    #[test]
+    fn doctor_self_test_and_helpers() {
+        let cli = Cli::try_parse_from(["wrapguard", "--doctor"]).expect("bare doctor");
+        assert_eq!(cli.doctor, Some(None));
+        assert!(cli.config.is_none());
+        let cli = Cli::try_parse_from(["wrapguard", "--doctor", "curl", "--config", "x.conf"])
+            .expect("doctor with program");
+        assert_eq!(cli.doctor, Some(Some("curl".into())));
+        let cli = Cli::try_parse_from(["wrapguard", "--doctor", "--", "curl", "-s"])
+            .expect("doctor with command");
+        assert_eq!(cli.doctor, Some(None));
+        assert_eq!(cli.command, vec!["curl", "-s"]);
+        let cli = Cli::try_parse_from(["wrapguard", "--config", "x.conf", "--self-test"])
+            .expect("self-test");
+        assert!(cli.self_test && cli.command.is_empty());
+        assert!(Cli::try_parse_from(["wrapguard", "--self-test"]).is_err());
+        assert!(Cli::try_parse_from(["wrapguard", "--doctor", "--self-test"]).is_err());
+        let cli = Cli::try_parse_from(["wrapguard", "completions", "bash"]).expect("completions");
+        assert!(matches!(cli.helper, Some(Helper::Completions { .. })));
+        let cli = Cli::try_parse_from(["wrapguard", "genkey"]).expect("genkey");
+        assert!(matches!(cli.helper, Some(Helper::Genkey)));
+        // After `--`, a helper's name is the program to run.
+        let cli = Cli::try_parse_from(["wrapguard", "--config", "x", "--", "genkey"])
+            .expect("genkey as a program");
+        assert!(cli.helper.is_none());
+        assert_eq!(cli.command, vec!["genkey"]);
     }
 }

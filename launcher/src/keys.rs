@@ -7,18 +7,8 @@ use noise::PrivateKey;
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
-/// Runs `genkey`/`pubkey` if that is the first argument; returns the exit
-/// code, or `None` for a normal run.
-pub fn run_subcommand() -> Option<i32> {
-    let first = std::env::args_os().nth(1)?;
-    match first.to_str()? {
-        "genkey" => Some(genkey()),
-        "pubkey" => Some(pubkey()),
-        _ => None,
-    }
-}
-
-fn genkey() -> i32 {
+/// `wrapguard genkey`: prints a new private key; returns the exit code.
+pub fn genkey() -> i32 {
     let key = PrivateKey::generate(&mut OsRng);
     let text = key.to_base64();
     let mut out = std::io::stdout().lock();
@@ -28,7 +18,9 @@ fn genkey() -> i32 {
     0
 }
 
-fn pubkey() -> i32 {
+/// `wrapguard pubkey`: prints the public key of the private key on stdin;
+/// returns the exit code.
+pub fn pubkey() -> i32 {
     let mut input = Zeroizing::new(String::new());
     // A private key is 44 characters; read a little more to see garbage.
     if std::io::stdin()

@@ -6,20 +6,27 @@
 //! WireGuard + TCP/IP stack + router on a UDP socket) → private control
 //! directory and bridge → child with `LD_PRELOAD` → forward signals → exit
 //! with the child's status. wrapguard never writes to stdout (it belongs to
-//! the child), except for the `genkey`/`pubkey` helpers.
+//! the child), except for the helpers (`genkey`, `pubkey`, `completions`)
+//! and the reports of `--doctor` and `--self-test`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod bridge;
 mod cli;
 mod ctldir;
+mod doctor;
 mod engine;
+mod inspect;
 mod keys;
 mod logging;
+mod probe;
+mod report;
+mod selftest;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Parser;
-use cli::Cli;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Helper, LogLevel};
 use engine::FlowBackend;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -35,10 +42,36 @@ const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 const SHIM_NAME: &str = "libwrapguard.so";
 
 fn main() {
-    if let Some(code) = keys::run_subcommand() {
+    if let Some(code) = probe::run_if_requested() {
         std::process::exit(code);
     }
-    let code = match run() {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match &cli.helper {
+        Some(Helper::Genkey) => std::process::exit(keys::genkey()),
+        Some(Helper::Pubkey) => std::process::exit(keys::pubkey()),
+        Some(Helper::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "wrapguard",
+                &mut std::io::stdout(),
+            );
+            std::process::exit(0);
+        }
+        None => {}
+    }
+    if cli.doctor.is_some() {
+        std::process::exit(doctor::run(&cli));
+    }
+    // The self-test's report is its output; logs only for problems unless asked.
+    let level =
+        if cli.self_test && matches.value_source("log_level") != Some(ValueSource::CommandLine) {
+            LogLevel::Warn
+        } else {
+            cli.log_level
+        };
+    let code = match run(&cli, level) {
         Ok(code) => code,
         Err(e) => {
             // One line: the JSON log line on stderr, or, when logs go to a
@@ -55,32 +88,39 @@ fn main() {
 
 /// Everything; returns the exit code. All guards (control directory…) are
 /// dropped before this returns.
-fn run() -> Result<i32> {
-    let cli = Cli::parse();
-    logging::init(cli.log_level, cli.log_file.as_deref()).with_context(|| {
-        format!(
-            "cannot open log file {}",
-            cli.log_file
-                .as_deref()
-                .unwrap_or(std::path::Path::new(""))
-                .display()
-        )
-    })?;
+fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
+    if let Err(e) = logging::init(level, cli.log_file.as_deref()) {
+        let p = cli.log_file.as_deref().unwrap_or(std::path::Path::new(""));
+        return Err(anyhow!(
+            "cannot open log file {}: {e}; check that its directory exists and is writable, or drop --log-file",
+            p.display()
+        ));
+    }
     info!("WrapGuard v{} initialized", env!("CARGO_PKG_VERSION"));
+    if cli.self_test {
+        return selftest::run(cli);
+    }
 
     let shim = shim_path()?;
     info!("Shim: {}", shim.display());
 
-    std::fs::metadata(&cli.config)
-        .and_then(|m| {
-            if m.is_file() {
-                Ok(())
-            } else {
-                Err(std::io::Error::other("not a regular file"))
-            }
-        })
-        .with_context(|| format!("cannot read config {}", cli.config.display()))?;
-    info!("Config: {}", cli.config.display());
+    let config = cli
+        .config
+        .as_deref()
+        .ok_or_else(|| anyhow!("no config given; pass --config wg0.conf"))?;
+    if let Err(e) = std::fs::metadata(config).and_then(|m| {
+        if m.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a regular file"))
+        }
+    }) {
+        return Err(anyhow!(
+            "cannot read config {}: {e}; check the path given to --config",
+            config.display()
+        ));
+    }
+    info!("Config: {}", config.display());
     if let Some(ip) = cli.exit_node {
         info!("Exit node: {ip}");
     }
@@ -89,7 +129,7 @@ fn run() -> Result<i32> {
     }
 
     let backend: Arc<dyn FlowBackend> = if cli.test_backend_map.is_empty() {
-        Arc::new(engine::tunnel::start(&cli)?)
+        Arc::new(engine::tunnel::start(cli)?)
     } else {
         Arc::new(engine::loopback::HostLoopbackBackend::new(
             cli.test_backend_map
@@ -127,22 +167,27 @@ fn run() -> Result<i32> {
         signals()?
     };
     let dir = ctldir::ControlDir::create()?;
-    let code = rt.block_on(supervise(&cli, &shim, &dir, backend, sigs));
+    let code = rt.block_on(supervise(cli, &shim, &dir, backend, sigs));
     rt.shutdown_background();
     drop(dir);
     code
 }
 
-/// `libwrapguard.so` next to the running binary.
-fn shim_path() -> Result<PathBuf> {
+/// Where `libwrapguard.so` must be: next to the running binary.
+fn shim_location() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the wrapguard binary")?;
     let dir = exe
         .parent()
         .ok_or_else(|| anyhow!("cannot locate the wrapguard binary's directory"))?;
-    let p = dir.join(SHIM_NAME);
+    Ok(dir.join(SHIM_NAME))
+}
+
+/// `libwrapguard.so` next to the running binary, if it is there.
+fn shim_path() -> Result<PathBuf> {
+    let p = shim_location()?;
     if !p.is_file() {
         return Err(anyhow!(
-            "{SHIM_NAME} not found next to the wrapguard binary (expected {})",
+            "{SHIM_NAME} not found next to the wrapguard binary (expected {}); keep the two files together (cargo build --release puts both in target/release/)",
             p.display()
         ));
     }
@@ -158,10 +203,15 @@ fn ld_preload_value(shim: &std::path::Path) -> OsString {
     v
 }
 
-/// The signals forwarded to the child, with their numbers.
-type Signals = Vec<(i32, tokio::signal::unix::Signal)>;
+/// Signal handlers: the ones forwarded to the child (with their numbers),
+/// and SIGUSR1 (status report).
+struct Signals {
+    forward: Vec<(i32, tokio::signal::unix::Signal)>,
+    status: tokio::signal::unix::Signal,
+}
 
-/// Installs handlers for the forwarded signals (needs a runtime context).
+/// Installs handlers for the forwarded signals and SIGUSR1 (needs a
+/// runtime context).
 fn signals() -> Result<Signals> {
     let kinds = [
         SignalKind::interrupt(),
@@ -176,7 +226,28 @@ fn signals() -> Result<Signals> {
             signal(k).context("cannot install signal handlers")?,
         ));
     }
-    Ok(sigs)
+    Ok(Signals {
+        forward: sigs,
+        status: signal(SignalKind::user_defined1()).context("cannot install signal handlers")?,
+    })
+}
+
+/// Logs the per-peer status report at `level`.
+fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
+    let peers = backend.status();
+    let flows: usize = peers.iter().map(|p| p.active_flows).sum();
+    let msg = format!(
+        "Status: {} peer{}, {flows} active flow{}",
+        peers.len(),
+        if peers.len() == 1 { "" } else { "s" },
+        if flows == 1 { "" } else { "s" }
+    );
+    if level == tracing::Level::DEBUG {
+        debug!("{msg}");
+    } else {
+        info!("{msg}");
+    }
+    engine::status::log(&peers, level);
 }
 
 async fn supervise(
@@ -195,7 +266,7 @@ async fn supervise(
     let (prog, args) = cli
         .command
         .split_first()
-        .ok_or_else(|| anyhow!("no command given"))?;
+        .ok_or_else(|| anyhow!("no command given; put it after --, e.g. wrapguard --config wg0.conf -- curl http://10.0.0.1/"))?;
     let shown: Vec<String> = cli
         .command
         .iter()
@@ -217,9 +288,11 @@ async fn supervise(
             } else {
                 126
             };
-            error!("cannot launch {}: {e}", prog.to_string_lossy());
+            let p = prog.to_string_lossy();
+            let msg = format!("cannot launch {p}: {e}; check the name and PATH (wrapguard --doctor {p} explains what is wrong)");
+            error!("{msg}");
             if !logging::to_stderr() {
-                eprintln!("wrapguard: cannot launch {}: {e}", prog.to_string_lossy());
+                eprintln!("wrapguard: {msg}");
             }
             return Ok(code);
         }
@@ -228,7 +301,7 @@ async fn supervise(
 
     let status = loop {
         let next_signal = async {
-            let futs = sigs.iter_mut().map(|(n, s)| {
+            let futs = sigs.forward.iter_mut().map(|(n, s)| {
                 let n = *n;
                 Box::pin(async move {
                     s.recv().await;
@@ -239,6 +312,7 @@ async fn supervise(
         };
         tokio::select! {
             st = child.wait() => break st.context("waiting for the child")?,
+            _ = sigs.status.recv() => log_status(backend.as_ref(), tracing::Level::INFO),
             n = next_signal => {
                 debug!(signal = n, "forwarding signal to the child");
                 if let Some(pid) = pid {
@@ -259,6 +333,9 @@ async fn supervise(
     let deadline = tokio::time::Instant::now() + EXIT_GRACE;
     while backend.active_flows() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if cli.log_level == LogLevel::Debug {
+        log_status(backend.as_ref(), tracing::Level::DEBUG);
     }
     Ok(code)
 }

@@ -24,12 +24,16 @@ pub mod flow;
 pub mod loopback;
 mod packet;
 pub mod stack_thread;
+pub mod status;
 pub mod tunnel;
+
+pub use status::PeerStatus;
 
 use control::{Proto, RouteDecision};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -113,4 +117,20 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn active_flows(&self) -> usize {
         0
     }
+    /// A status snapshot of every peer (empty for backends without peers).
+    fn status(&self) -> Vec<PeerStatus> {
+        Vec::new()
+    }
+    /// Starts a handshake with configured peer `peer` (config order) now;
+    /// the future resolves with the time it took, or never if no answer
+    /// comes (the caller bounds the wait). `None`: this backend has no
+    /// such peer.
+    fn handshake(&self, peer: usize) -> Option<HandshakeWait> {
+        let _ = peer;
+        None
+    }
 }
+
+/// Resolves when a handshake asked for with [`FlowBackend::handshake`]
+/// completes, with the time from the request to the completion.
+pub type HandshakeWait = Pin<Box<dyn Future<Output = Duration> + Send>>;

@@ -11,7 +11,7 @@
 //! stack/device deadline.
 
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
-use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec};
+use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec, PeerStatus};
 use crossbeam_queue::SegQueue;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -60,6 +60,19 @@ pub enum Command {
         sink: InboundSink,
         /// Immediate answer.
         reply: SyncSender<Result<(), Errno>>,
+    },
+    /// Start a handshake with router peer `peer` now; `done` gets the time
+    /// from then to its completion (the self-test's round trip).
+    Handshake {
+        /// Router peer index.
+        peer: usize,
+        /// Completion.
+        done: oneshot::Sender<Duration>,
+    },
+    /// A status snapshot of every peer (SIGUSR1, exit, self-test).
+    Status {
+        /// The answer, one entry per configured peer.
+        reply: SyncSender<Vec<PeerStatus>>,
     },
 }
 
@@ -137,6 +150,8 @@ pub struct Engine {
     ip: Vec<u8>,
     wire: Vec<u8>,
     counters: Counters,
+    /// Handshakes asked for by [`Command::Handshake`], with when.
+    handshake_waiters: Vec<(usize, Instant, oneshot::Sender<Duration>)>,
 }
 
 /// What [`Engine::new`] needs.
@@ -199,6 +214,7 @@ impl Engine {
             ip: vec![0; mtu.max(1500)],
             wire: vec![0; mtu.max(1500) + 64],
             counters: Counters::default(),
+            handshake_waiters: Vec::new(),
         })
     }
 
@@ -333,6 +349,7 @@ impl Engine {
                 self.roam(peer, src);
                 if let Some(&i) = self.by_noise.get(&peer) {
                     debug!(peer = %self.peers[i].label, endpoint = %src, "handshake complete");
+                    self.handshake_done(i, now);
                 }
             }
             Ok(Decapsulated::CookieReceived { peer }) => {
@@ -536,8 +553,64 @@ impl Engine {
                 Command::Listen { spec, sink, reply } => {
                     let _ = reply.send(self.listen(spec, sink));
                 }
+                Command::Handshake { peer, done } => {
+                    if let Some(p) = self.peers.get(peer) {
+                        let id = p.noise;
+                        self.handshake_waiters.push((peer, now, done));
+                        let _ = self.device.force_handshake(id, now);
+                    }
+                }
+                Command::Status { reply } => {
+                    let _ = reply.send(self.status(now));
+                }
             }
         }
+    }
+
+    /// Answers the [`Command::Handshake`]s waiting for peer `i`.
+    fn handshake_done(&mut self, i: usize, now: Instant) {
+        let mut k = 0;
+        while k < self.handshake_waiters.len() {
+            if self.handshake_waiters[k].0 == i {
+                let (_, asked, done) = self.handshake_waiters.swap_remove(k);
+                let _ = done.send(now.saturating_duration_since(asked));
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// One [`PeerStatus`] per configured peer.
+    fn status(&mut self, now: Instant) -> Vec<PeerStatus> {
+        let mut flows = vec![0usize; self.peers.len()];
+        for f in self.flows.values() {
+            let peer = f.peer.or_else(|| {
+                let (ip, port) = (f.remote.ip(), f.remote.port());
+                match self.router.lookup(ip, router::Proto::Tcp, port) {
+                    Route::Peer(p) => Some(p.0 as usize),
+                    Route::Direct => None,
+                }
+            });
+            if let Some(n) = peer.and_then(|p| flows.get_mut(p)) {
+                *n += 1;
+            }
+        }
+        self.peers
+            .iter()
+            .zip(flows)
+            .map(|(p, active_flows)| {
+                let st = self.device.peer_stats(p.noise, now).unwrap_or_default();
+                PeerStatus {
+                    label: p.label.clone(),
+                    endpoint: p.endpoint,
+                    handshake_age: st.last_handshake.map(|t| now.saturating_duration_since(t)),
+                    rx_bytes: st.rx_bytes,
+                    tx_bytes: st.tx_bytes,
+                    active_flows,
+                    has_session: st.has_session,
+                }
+            })
+            .collect()
     }
 
     fn connect(

@@ -9,7 +9,10 @@
 
 use super::flow::{FlowShared, Kick, TunnelStream};
 use super::stack_thread::{Command, Engine, EngineParts, PeerState, WAKER};
-use super::{BackendInfo, BoxedIo, Errno, FlowBackend, InboundSink, ListenSpec, OutboundTcp};
+use super::{
+    BackendInfo, BoxedIo, Errno, FlowBackend, HandshakeWait, InboundSink, ListenSpec, OutboundTcp,
+    PeerStatus,
+};
 use crate::cli::Cli;
 use anyhow::{anyhow, Context, Result};
 use control::{Proto, RouteDecision};
@@ -39,11 +42,16 @@ pub struct TunnelBackend {
     commands: Arc<SegQueue<Command>>,
     next_flow: AtomicU64,
     live: Arc<AtomicUsize>,
+    peer_count: usize,
 }
 
 /// Reads the config and starts the engine thread.
 pub fn start(cli: &Cli) -> Result<TunnelBackend> {
-    let parsed = Config::from_path(&cli.config).map_err(|e| anyhow!("{e}"))?;
+    let path = cli
+        .config
+        .as_deref()
+        .ok_or_else(|| anyhow!("no config given; pass --config wg0.conf"))?;
+    let parsed = Config::from_path(path).map_err(|e| anyhow!("{e}"))?;
     for w in &parsed.warnings {
         warn!("{w}");
     }
@@ -59,7 +67,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             .push(RouteFlag::parse(&text).map_err(|e| anyhow!("--route={text}: {e}"))?);
     }
     let router = Arc::new(Router::new(&config, &options).map_err(|e| anyhow!("{e}"))?);
-    let source = cli.config.display().to_string();
+    let source = path.display().to_string();
 
     // Endpoints first: an unresolvable name stops us before anything starts.
     let mut endpoints = Vec::with_capacity(config.peers.len());
@@ -213,6 +221,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         commands,
         next_flow: AtomicU64::new(1),
         live,
+        peer_count: config.peers.len(),
     })
 }
 
@@ -353,5 +362,26 @@ impl FlowBackend for TunnelBackend {
         answer
             .recv_timeout(COMMAND_WAIT)
             .map_err(|_| libc::ETIMEDOUT)?
+    }
+
+    fn status(&self) -> Vec<PeerStatus> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::Status { reply });
+        answer.recv_timeout(COMMAND_WAIT).unwrap_or_default()
+    }
+
+    fn handshake(&self, peer: usize) -> Option<HandshakeWait> {
+        if peer >= self.peer_count {
+            return None;
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.send(Command::Handshake { peer, done });
+        Some(Box::pin(async move {
+            match wait.await {
+                Ok(d) => d,
+                // The engine dropped the request: it will never complete.
+                Err(_) => std::future::pending().await,
+            }
+        }))
     }
 }
