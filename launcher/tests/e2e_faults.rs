@@ -244,3 +244,116 @@ fn transfer_spans_several_rekeys_with_short_rekey_after_time() {
     );
     assert!(err.contains("TEST FLAG: rekeying after 1 s"));
 }
+
+/// Waits up to `secs` for `child` to exit.
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The peer's wireguard-go is killed (SIGKILL) in the middle of an upload
+/// and started again with the same keys: the new process knows no session
+/// and not our endpoint, so we must handshake again on our own; the one
+/// long-lived TCP connection survives by retransmission and both digests
+/// match.
+#[test]
+fn peer_restart_mid_transfer_long_lived_connection_completes() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("r");
+    let ours = wg::keys();
+    let mut peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32",
+            our_endpoint: None,
+            extra_addrs: &[],
+            extra_peer_args: &[],
+        },
+    );
+    let n = (16 * 1000 * 1000).to_string();
+    let py = common::bins().python.display().to_string();
+    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
+    let cli_py = tmp.write("bulk_client.py", BULK_CLIENT);
+    let srv_log = tmp.join("bulk.log");
+    let _srv = peer
+        .ns
+        .spawn(&[&py, &srv_py.display().to_string(), &n], &srv_log);
+    peer.ns.wait_tcp_listen(9002);
+    // A 2 MB/s bottleneck keeps the upload going long enough to cut it.
+    let relay = Relay::start(
+        &client.name,
+        peer.endpoint().parse().expect("endpoint"),
+        Faults {
+            rate: Some(2_000_000),
+            queue_limit: Some(Duration::from_millis(100)),
+            ..Faults::default()
+        },
+        seed(),
+    );
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private, peer.keys.public, relay.addr
+        ),
+    );
+    let b = common::bins();
+    let log = tmp.join("wrapguard.log");
+    let mut run = client.spawn(
+        &[
+            "timeout",
+            "400",
+            &b.wrapguard.display().to_string(),
+            "--config",
+            &conf.display().to_string(),
+            "--log-level=debug",
+            "--",
+            &py,
+            &cli_py.display().to_string(),
+            &n,
+        ],
+        &log,
+    );
+    // Cut once about 4 MB went up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while relay.stats.forwarded.load(Ordering::Relaxed) < 3000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peer.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    peer.start();
+    let status = wait_exit(&mut run.child, 420);
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()) && out.contains("PASS"),
+        "{status:?}\n{out}\n--- server\n{}\n--- relay {}",
+        std::fs::read_to_string(&srv_log).unwrap_or_default(),
+        relay.stats.line()
+    );
+    let handshakes = out.matches("handshake complete").count();
+    println!(
+        "peer restart: {handshakes} handshakes; {}; relay {}",
+        out.lines().find(|l| l.starts_with("UP ")).unwrap_or("?"),
+        relay.stats.line()
+    );
+    assert!(
+        handshakes >= 2,
+        "no new handshake after the restart:\n{out}"
+    );
+}

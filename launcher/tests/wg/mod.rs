@@ -277,6 +277,50 @@ pub struct WgPeer {
     pub port: u16,
     /// Its interface name (unique on the host).
     pub ifname: String,
+    /// The `wg set …` command that configures it.
+    wg_set: Vec<String>,
+    /// Our tunnel prefixes (routed back into the tunnel).
+    our_allowed: Vec<String>,
+}
+
+/// Starts wireguard-go as `ifname` in `ns`, configures it with `wg_set`,
+/// adds its tunnel addresses and routes `our_allowed` into it.
+fn start_wireguard_go(
+    ns: &Netns,
+    ifname: &str,
+    wg_set: &[String],
+    v4: &str,
+    v6: &str,
+    our_allowed: &[String],
+) -> Bg {
+    let wg = ns
+        .cmd(&["wireguard-go", ifname])
+        .env("WG_PROCESS_FOREGROUND", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wireguard-go");
+    let wg = Bg { child: wg };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ns.run(&["ip", "link", "show", ifname]).status.success() {
+        assert!(Instant::now() < deadline, "wireguard-go did not create wg0");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let args: Vec<&str> = wg_set.iter().map(String::as_str).collect();
+    let out = ns.run(&args);
+    assert!(
+        out.status.success(),
+        "wg set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+    ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+    ns.ip(&["link", "set", ifname, "up"]);
+    // Replies to our tunnel addresses go back through the tunnel.
+    for a in our_allowed {
+        let _ = ns.run(&["ip", "route", "replace", a, "dev", ifname]);
+    }
+    wg
 }
 
 /// What the wireguard-go side knows about us.
@@ -360,55 +404,32 @@ impl WgPeer {
         // wireguard-go's control socket is /var/run/wireguard/<ifname>.sock,
         // shared by every namespace: the name must be unique on the host.
         let ifname = format!("wg{:x}x{n}", std::process::id());
-        let wg = ns
-            .cmd(&["wireguard-go", &ifname])
-            .env("WG_PROCESS_FOREGROUND", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wireguard-go");
-        let wg = Bg { child: wg };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ns.run(&["ip", "link", "show", &ifname]).status.success() {
-            assert!(Instant::now() < deadline, "wireguard-go did not create wg0");
-            std::thread::sleep(Duration::from_millis(20));
-        }
         let key_file = tmp.write(&format!("peer{i}.key"), &keys.private);
         let port = 51820 + u16::from(i);
-        let port_s = port.to_string();
-        let key_s = key_file.display().to_string();
-        let mut args = vec![
+        let mut wg_set: Vec<String> = [
             "wg",
             "set",
             &ifname,
             "private-key",
-            &key_s,
+            &key_file.display().to_string(),
             "listen-port",
-            &port_s,
+            &port.to_string(),
             "peer",
             s.our_public,
             "allowed-ips",
             s.our_allowed,
-        ];
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
         if let Some(ep) = s.our_endpoint {
-            args.extend_from_slice(&["endpoint", ep]);
+            wg_set.extend(["endpoint".to_string(), ep.to_string()]);
         }
-        args.extend_from_slice(s.extra_peer_args);
-        let out = ns.run(&args);
-        assert!(
-            out.status.success(),
-            "wg set: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        wg_set.extend(s.extra_peer_args.iter().map(|a| a.to_string()));
         let v4 = format!("10.{}.0.1", 76 + u32::from(i));
         let v6 = format!("fd{}::1", 76 + u32::from(i));
-        ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", &ifname]);
-        ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", &ifname, "nodad"]);
-        ns.ip(&["link", "set", &ifname, "up"]);
-        // Replies to our tunnel addresses go back through the tunnel.
-        for a in s.our_allowed.split(',') {
-            let _ = ns.run(&["ip", "route", "replace", a, "dev", &ifname]);
-        }
+        let our_allowed: Vec<String> = s.our_allowed.split(',').map(String::from).collect();
+        let wg = start_wireguard_go(&ns, &ifname, &wg_set, &v4, &v6, &our_allowed);
         WgPeer {
             ns,
             wg,
@@ -419,7 +440,46 @@ impl WgPeer {
             v6,
             port,
             ifname,
+            wg_set,
+            our_allowed,
         }
+    }
+
+    /// Kills wireguard-go (SIGKILL: no goodbye, its TUN disappears) and
+    /// starts a fresh one with the same keys, port and addresses: a peer
+    /// restart. The new process has no session and no endpoint for us.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start();
+    }
+
+    /// Kills wireguard-go with SIGKILL and waits for its interface to go.
+    pub fn kill(&mut self) {
+        let _ = self.wg.child.kill();
+        let _ = self.wg.child.wait();
+        let _ = std::fs::remove_file(format!("/var/run/wireguard/{}.sock", self.ifname));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .ns
+            .run(&["ip", "link", "show", &self.ifname])
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "{} did not go away", self.ifname);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts wireguard-go again after [`WgPeer::kill`].
+    pub fn start(&mut self) {
+        self.wg = start_wireguard_go(
+            &self.ns,
+            &self.ifname,
+            &self.wg_set,
+            &self.v4,
+            &self.v6,
+            &self.our_allowed,
+        );
     }
 
     /// `wg show <if> <what>` inside the peer's namespace.
@@ -536,7 +596,7 @@ N = int(sys.argv[1])
 data = random.Random(7).randbytes(N)
 want = hashlib.sha256(data).hexdigest()
 t = time.time()
-s = socket.create_connection(("10.77.0.1", 9001), timeout=60)
+s = socket.create_connection(("10.77.0.1", 9001), timeout=300)
 view = memoryview(data)
 for i in range(0, N, 1 << 20):
     s.sendall(view[i:i + (1 << 20)])
@@ -550,7 +610,7 @@ up = time.time() - t
 n, digest = reply.decode().split()
 assert int(n) == N and digest == want, "upload mismatch %r" % reply
 t = time.time()
-s = socket.create_connection(("10.77.0.1", 9002), timeout=60)
+s = socket.create_connection(("10.77.0.1", 9002), timeout=300)
 h = hashlib.sha256(); got = 0
 while True:
     d = s.recv(1 << 20)
