@@ -11,6 +11,9 @@
 //! * **Queries** (`Route`, `FlowStatus`, `Bind`, `Listen`, `AcceptLookup`,
 //!   `Adopt`):
 //!   the engine answers with one [`Reply`] frame and closes.
+//! * **`DnsInfo`**: answered with [`Reply::DnsInfo`].
+//! * **`Resolve`**: answered with one [`dns::ResolveReply`] in its own long
+//!   frame (see [`dns`]), then the engine closes.
 //! * **`Hello`**: fire and forget, no reply.
 //! * **`Connect`**: the connection *becomes the data socket* of one TCP flow.
 //!   The engine answers with one [`Reply::Connect`]. If it is
@@ -42,10 +45,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+pub mod dns;
+pub use dns::{DnsInfo, QueryName, ResolveKind, ResolveReply, ResolveRequest, ResolveStatus};
+
 /// Version byte carried by every frame; a mismatch is rejected.
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest frame, length prefix included. Every message fits well below it.
-pub const MAX_FRAME: usize = 256;
+pub const MAX_FRAME: usize = 512;
 /// Number of filler bytes the shim writes after an accepted `Connect`.
 ///
 /// Sized so that with the minimum `SO_SNDBUF` of a unix stream socket the
@@ -224,6 +230,11 @@ pub enum Request {
         /// The loopback peer address `accept()` returned.
         peer: SocketAddr,
     },
+    /// How does the engine resolve names? Answered by [`Reply::DnsInfo`].
+    DnsInfo,
+    /// Resolve a name through the tunnel; answered by a
+    /// [`dns::ResolveReply`] frame.
+    Resolve(ResolveRequest),
 }
 
 /// A message from the engine to the shim.
@@ -246,6 +257,8 @@ pub enum Reply {
     Accept(Option<AcceptedPeer>),
     /// Answer to [`Request::Adopt`]; `None` if no live flow has that inode.
     Adopt(Option<FlowInfo>),
+    /// Answer to [`Request::DnsInfo`].
+    DnsInfo(DnsInfo),
 }
 
 /// Why a frame could not be encoded.
@@ -327,6 +340,8 @@ mod tag {
     pub const LISTEN: u8 = 6;
     pub const ACCEPT_LOOKUP: u8 = 7;
     pub const ADOPT: u8 = 8;
+    pub const DNS_INFO: u8 = 9;
+    pub const RESOLVE: u8 = 10;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -335,6 +350,7 @@ mod tag {
     pub const R_DONE: u8 = 0x85;
     pub const R_ACCEPT: u8 = 0x86;
     pub const R_ADOPT: u8 = 0x87;
+    pub const R_DNS_INFO: u8 = 0x88;
 }
 
 /// Length of the `u16` length prefix.
@@ -567,6 +583,8 @@ impl Request {
                 w.addr(&listener);
                 w.addr(&peer);
             }),
+            Request::DnsInfo => frame(buf, tag::DNS_INFO, |_| {}),
+            Request::Resolve(q) => frame(buf, tag::RESOLVE, |w| dns::encode_request(w, &q)),
         }
     }
 
@@ -601,6 +619,8 @@ impl Request {
                 listener: r.addr()?,
                 peer: r.addr()?,
             },
+            tag::DNS_INFO => Request::DnsInfo,
+            tag::RESOLVE => dns::decode_request(&mut r)?,
             other => return Err(DecodeError::BadTag(other)),
         };
         r.finish()?;
@@ -646,6 +666,7 @@ impl Reply {
             }),
             Reply::Bind { redirect } => frame(buf, tag::R_BIND, |w| w.u8(u8::from(redirect))),
             Reply::Done(e) => frame(buf, tag::R_DONE, |w| w.i32(e)),
+            Reply::DnsInfo(i) => frame(buf, tag::R_DNS_INFO, |w| dns::encode_info(w, &i)),
             Reply::Accept(p) => frame(buf, tag::R_ACCEPT, |w| match p {
                 None => w.u8(0),
                 Some(p) => {
@@ -693,6 +714,7 @@ impl Reply {
                 redirect: r.bool()?,
             },
             tag::R_DONE => Reply::Done(r.i32()?),
+            tag::R_DNS_INFO => Reply::DnsInfo(dns::decode_info(&mut r)?),
             tag::R_ACCEPT => Reply::Accept(match r.u8()? {
                 0 => None,
                 1 => Some(AcceptedPeer {

@@ -59,6 +59,19 @@ fn all_requests() -> Vec<Request> {
             listener: v4(127, 0, 0, 1, 5555),
             peer: v6(),
         },
+        Request::DnsInfo,
+        Request::Resolve(ResolveRequest {
+            kind: ResolveKind::Addr { v4: true, v6: false },
+            name: QueryName::new(b"only-tunnel.test").expect("name"),
+        }),
+        Request::Resolve(ResolveRequest {
+            kind: ResolveKind::Reverse(v6().ip()),
+            name: QueryName::empty(),
+        }),
+        Request::Resolve(ResolveRequest {
+            kind: ResolveKind::Raw { class: 1, qtype: 16, search: true },
+            name: QueryName::new(&[b'x'; 255]).expect("longest name"),
+        }),
     ]
 }
 
@@ -84,6 +97,14 @@ fn all_replies() -> Vec<Reply> {
         Reply::Bind { redirect: true },
         Reply::Bind { redirect: false },
         Reply::Done(0),
+        Reply::DnsInfo(DnsInfo {
+            server: Some(v4(10, 77, 0, 1, 0).ip()),
+            host_servers: [Some(v4(127, 0, 0, 53, 0).ip()), Some(v6().ip()), None, None],
+        }),
+        Reply::DnsInfo(DnsInfo {
+            server: None,
+            host_servers: [None; dns::MAX_HOST_NAMESERVERS],
+        }),
         Reply::Done(98),
         Reply::Accept(None),
         Reply::Adopt(None),
@@ -205,7 +226,7 @@ fn bad_version_tag_length_and_fields() {
         Request::decode(&[0xff, 0xff]),
         Err(DecodeError::BadLength(0xffff))
     );
-    assert_eq!(frame_len([0xff, 0]), Err(DecodeError::BadLength(0xff)));
+    assert_eq!(frame_len([0xff, 0x7f]), Err(DecodeError::BadLength(0x7fff)));
 }
 
 #[test]
@@ -282,4 +303,47 @@ fn largest_message_fits_max_frame() {
     .encode(&mut buf)
     .expect("fits");
     assert!(n < 64, "{n}");
+}
+
+#[test]
+fn resolve_reply_round_trips_and_rejects_damage() {
+    let r = ResolveReply {
+        status: ResolveStatus::Ok,
+        name: b"web.only-tunnel.test".to_vec(),
+        addrs: vec![v4(10, 77, 0, 1, 0).ip(), v6().ip()],
+        raw: vec![0xa5; 70_000],
+    };
+    let bytes = r.encode();
+    let back = ResolveReply::decode(&bytes).expect("decodes");
+    assert_eq!(back.status, ResolveStatus::Ok);
+    assert_eq!(back.name, r.name);
+    assert_eq!(back.addrs, r.addrs);
+    // Over-long raw answers are cut at the 16-bit DNS limit.
+    assert_eq!(back.raw.len(), 65_535);
+    let small = ResolveReply::status(ResolveStatus::TryAgain).encode();
+    assert_eq!(
+        ResolveReply::decode(&small),
+        Ok(ResolveReply::status(ResolveStatus::TryAgain))
+    );
+    for n in 0..small.len() {
+        assert!(ResolveReply::decode(&small[..n]).is_err(), "prefix {n}");
+    }
+    let mut bad = small.clone();
+    bad[6] = 9;
+    assert_eq!(
+        ResolveReply::decode(&bad),
+        Err(DecodeError::BadField("resolve status"))
+    );
+    let mut long = small;
+    long.push(0);
+    assert_eq!(ResolveReply::decode(&long), Err(DecodeError::TrailingBytes));
+    assert!(ResolveReply::frame_len([0xff; 4]).is_err());
+}
+
+#[test]
+fn query_names_are_checked() {
+    assert!(QueryName::new(b"").is_none());
+    assert!(QueryName::new(&[b'a'; 256]).is_none());
+    assert!(QueryName::new(&[b'a', 0, b'b']).is_none());
+    assert_eq!(QueryName::new(b"x.test").expect("name").as_bytes(), b"x.test");
 }
