@@ -178,6 +178,9 @@ pub struct AcceptedPeer {
 }
 
 /// A message from the shim to the engine.
+// `Resolve` carries its name inline (~260 bytes) so requests stay `Copy`
+// and allocation-free; one is built per exchange, never stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
     /// A process loaded the shim (at load and after `fork`); no reply.

@@ -61,7 +61,10 @@ fn all_requests() -> Vec<Request> {
         },
         Request::DnsInfo,
         Request::Resolve(ResolveRequest {
-            kind: ResolveKind::Addr { v4: true, v6: false },
+            kind: ResolveKind::Addr {
+                v4: true,
+                v6: false,
+            },
             name: QueryName::new(b"only-tunnel.test").expect("name"),
         }),
         Request::Resolve(ResolveRequest {
@@ -69,7 +72,11 @@ fn all_requests() -> Vec<Request> {
             name: QueryName::empty(),
         }),
         Request::Resolve(ResolveRequest {
-            kind: ResolveKind::Raw { class: 1, qtype: 16, search: true },
+            kind: ResolveKind::Raw {
+                class: 1,
+                qtype: 16,
+                search: true,
+            },
             name: QueryName::new(&[b'x'; 255]).expect("longest name"),
         }),
     ]
@@ -345,5 +352,8 @@ fn query_names_are_checked() {
     assert!(QueryName::new(b"").is_none());
     assert!(QueryName::new(&[b'a'; 256]).is_none());
     assert!(QueryName::new(&[b'a', 0, b'b']).is_none());
-    assert_eq!(QueryName::new(b"x.test").expect("name").as_bytes(), b"x.test");
+    assert_eq!(
+        QueryName::new(b"x.test").expect("name").as_bytes(),
+        b"x.test"
+    );
 }

@@ -380,6 +380,20 @@ impl Lookup {
         self.tcp = false;
         self.try_no += 1;
         if self.try_no >= self.tries_per_query {
+            if !self.raw_mode && !self.addrs.is_empty() {
+                // The other family answered: give what was found, as
+                // glibc does when only one of A/AAAA fails.
+                self.try_no = 0;
+                self.qt += 1;
+                if self.qt >= self.qtypes.len() {
+                    let name = &self.candidates[self.cand];
+                    self.done = Some(Outcome::Addrs {
+                        canonical: self.canonical.take().unwrap_or_else(|| name.clone()),
+                        addrs: std::mem::take(&mut self.addrs),
+                    });
+                }
+                return;
+            }
             // Fail closed and fast: a server that cannot answer is not
             // asked again for the other candidate names.
             self.fail(LookupError::TryAgain);

@@ -3,6 +3,7 @@
 //! the [`FlowBackend`], and splices inbound tunnel connections to the
 //! application's loopback listeners.
 
+use crate::engine::dns_resolver::DnsService;
 use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
@@ -35,6 +36,8 @@ struct Shared {
     /// Engine-side loopback source address → who it stands for.
     inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
     inbound_tx: mpsc::Sender<InboundTcp>,
+    /// The stub resolver, when the config has `DNS =`.
+    dns: Option<Arc<DnsService>>,
 }
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
@@ -42,8 +45,10 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
     let (inbound_tx, mut inbound_rx) = mpsc::channel(64);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
+    let dns = DnsService::new(backend.clone());
     let shared = Arc::new(Shared {
         backend,
+        dns,
         uid,
         next_flow: AtomicU64::new(1),
         flows: Mutex::new(HashMap::new()),
@@ -124,6 +129,24 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             reply(&mut stream, Reply::Route(d)).await;
         }
         Request::Connect(c) => connect(s, stream, c).await,
+        Request::DnsInfo => {
+            let info = s
+                .dns
+                .as_ref()
+                .map(|d| d.info())
+                .unwrap_or(control::DnsInfo {
+                    server: None,
+                    host_servers: [None; control::dns::MAX_HOST_NAMESERVERS],
+                });
+            reply(&mut stream, Reply::DnsInfo(info)).await;
+        }
+        Request::Resolve(q) => {
+            let answer = match &s.dns {
+                Some(d) => d.resolve(q).await,
+                None => control::ResolveReply::status(control::ResolveStatus::NotConfigured),
+            };
+            let _ = stream.write_all(&answer.encode()).await;
+        }
         Request::Adopt { inode } => {
             let info = s.by_inode.lock().ok().and_then(|m| m.get(&inode).copied());
             let info = info.map(|mut i| {

@@ -148,6 +148,15 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     ) else {
         return pass();
     };
+    // `DNS =`: TCP to port 53 of a host nameserver goes to the tunnel's.
+    let dst_raw = match crate::resolve::redirect(dst_raw) {
+        Some(to) if ty == libc::SOCK_STREAM => match (domain, to) {
+            (libc::AF_INET6, _) => addr::in_family(to, domain),
+            (libc::AF_INET, SocketAddr::V4(_)) => to,
+            _ => return fail(libc::ENETUNREACH), // never to the host's resolver
+        },
+        _ => dst_raw,
+    };
     // Leaving the tunnel path: a socket whose earlier tunnel connect failed
     // gets its original TCP socket back first, so the kernel connects it.
     let direct = || {

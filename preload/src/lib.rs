@@ -99,6 +99,7 @@ pub mod engine;
 pub mod exec;
 pub mod hooks;
 pub mod real;
+pub mod resolve;
 pub mod sys;
 pub mod table;
 pub mod udp;

@@ -65,3 +65,32 @@ real! {
     fn posix_spawn(pid: *mut pid_t, path: *const c_char, fa: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
     fn posix_spawnp(pid: *mut pid_t, file: *const c_char, fa: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
 }
+
+// Name resolution (hooked only when the engine resolves names: `DNS =`).
+real! {
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo, res: *mut *mut libc::addrinfo) -> c_int;
+    fn getnameinfo(sa: *const sockaddr, salen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int;
+    fn gethostbyname2_r(name: *const c_char, af: c_int, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn gethostbyname_r(name: *const c_char, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn res_query(dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
+    fn res_search(dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
+    fn res_nquery(statp: *mut c_void, dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
+    fn res_nsearch(statp: *mut c_void, dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
+}
+
+/// `gethostbyname2` (returns a pointer, so outside the `real!` shape).
+///
+/// # Safety
+/// As for the libc function.
+pub unsafe fn gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent {
+    static CACHE: AtomicUsize = AtomicUsize::new(0);
+    let p = resolve(&CACHE, b"gethostbyname2\0");
+    if p == 0 {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the symbol has this C signature in every libc we support.
+    let f: unsafe extern "C" fn(*const c_char, c_int) -> *mut libc::hostent =
+        unsafe { std::mem::transmute(p) };
+    // SAFETY: forwarded from the caller.
+    unsafe { f(name, af) }
+}

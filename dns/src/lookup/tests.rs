@@ -378,3 +378,31 @@ fn no_servers_or_bad_name_fail_at_once() {
         "{o:?}"
     );
 }
+
+#[test]
+fn one_family_failing_keeps_the_other() {
+    let l = Lookup::new(
+        Query::Addr {
+            name: "h.test".into(),
+            v4: true,
+            v6: true,
+        },
+        &cfg(&["10.0.0.53"], &[]),
+        10,
+    );
+    let (o, seen) = drive(l, |t| {
+        if qname(&t.payload).1 == TYPE_A {
+            Event::Response(answer(&t.payload, 0, false, &[(TYPE_A, vec![4, 4, 4, 4])]))
+        } else {
+            Event::Response(answer(&t.payload, 5, false, &[])) // REFUSED
+        }
+    });
+    assert_eq!(
+        o,
+        Outcome::Addrs {
+            canonical: "h.test".into(),
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(4, 4, 4, 4))]
+        }
+    );
+    assert_eq!(seen.len(), 3);
+}

@@ -73,6 +73,7 @@ impl FlowBackend for HostLoopbackBackend {
                 .map(|(c, t)| format!("test map {c} -> {t}"))
                 .collect(),
             interface: Vec::new(),
+            ..BackendInfo::default()
         }
     }
 

@@ -20,6 +20,8 @@
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
+pub mod dns_resolver;
+mod dns_udp;
 pub mod flow;
 pub mod loopback;
 mod packet;
@@ -94,7 +96,15 @@ pub struct BackendInfo {
     /// One line per peer (`"<public key> endpoint <addr>"`, never a key
     /// that is secret).
     pub peers: Vec<String>,
+    /// `DNS =` servers (empty: names are resolved by the host).
+    pub dns: Vec<IpAddr>,
+    /// `DNS =` search domains.
+    pub dns_search: Vec<String>,
 }
+
+/// The answer to one DNS query sent over UDP through the tunnel; the
+/// sender is dropped if the server cannot be reached.
+pub type DnsAnswer = tokio::sync::oneshot::Receiver<Vec<u8>>;
 
 /// What carries the child's flows. Methods are called from tokio tasks.
 pub trait FlowBackend: Send + Sync + 'static {
@@ -112,6 +122,11 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn open_tcp(&self, dst: SocketAddr) -> Result<OutboundTcp, Errno>;
     /// Accepts tunnel connections for `spec` (idempotent per port).
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno>;
+    /// Sends one DNS query over UDP to `server` through the tunnel.
+    fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {
+        let _ = (server, payload);
+        Err(libc::ENETUNREACH)
+    }
     /// Flows still open (the launcher waits briefly for them at exit, so
     /// their closing log lines are written).
     fn active_flows(&self) -> usize {

@@ -74,6 +74,16 @@ pub enum Command {
         /// The answer, one entry per configured peer.
         reply: SyncSender<Vec<PeerStatus>>,
     },
+    /// Send one DNS query over UDP to `server` (through the router's peer);
+    /// the first answer goes to `reply`, which is dropped on failure.
+    DnsUdp {
+        /// The DNS server (port 53).
+        server: SocketAddr,
+        /// The DNS message.
+        payload: Vec<u8>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<u8>>,
+    },
 }
 
 /// One configured peer as the engine thread sees it.
@@ -152,6 +162,7 @@ pub struct Engine {
     counters: Counters,
     /// Handshakes asked for by [`Command::Handshake`], with when.
     handshake_waiters: Vec<(usize, Instant, oneshot::Sender<Duration>)>,
+    dns: super::dns_udp::DnsUdp,
 }
 
 /// What [`Engine::new`] needs.
@@ -215,6 +226,7 @@ impl Engine {
             wire: vec![0; mtu.max(1500) + 64],
             counters: Counters::default(),
             handshake_waiters: Vec::new(),
+            dns: Default::default(),
         })
     }
 
@@ -562,6 +574,22 @@ impl Engine {
                 }
                 Command::Status { reply } => {
                     let _ = reply.send(self.status(now));
+                }
+                Command::DnsUdp {
+                    server,
+                    payload,
+                    reply,
+                } => {
+                    let local = self.stack.config().addresses.iter().copied();
+                    let local = local.clone().find(|a| a.is_ipv4() == server.is_ipv4());
+                    if let Some(local) = local {
+                        let r = self
+                            .dns
+                            .start(&mut self.stack, local, server, &payload, reply);
+                        if let Err(e) = r {
+                            debug!(server = %server, errno = e, "dns query not sent");
+                        }
+                    }
                 }
             }
         }
@@ -968,7 +996,11 @@ impl Engine {
                     SocketEventKind::Incoming => {}
                 }
             }
-            SocketHandle::Udp(_) => {}
+            SocketHandle::Udp(h) => {
+                if self.dns.owns(h) {
+                    self.dns.event(&mut self.stack, h, kind);
+                }
+            }
         }
     }
 

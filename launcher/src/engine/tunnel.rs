@@ -10,8 +10,8 @@
 use super::flow::{FlowShared, Kick, TunnelStream};
 use super::stack_thread::{Command, Engine, EngineParts, PeerState, WAKER};
 use super::{
-    BackendInfo, BoxedIo, Errno, FlowBackend, HandshakeWait, InboundSink, ListenSpec, OutboundTcp,
-    PeerStatus,
+    BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink, ListenSpec,
+    OutboundTcp, PeerStatus,
 };
 use crate::cli::Cli;
 use anyhow::{anyhow, Context, Result};
@@ -215,6 +215,8 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             addresses: addresses.clone(),
             peers: peer_lines,
             interface,
+            dns: config.interface.dns.clone(),
+            dns_search: config.interface.dns_search.clone(),
         },
         addresses,
         kick,
@@ -354,6 +356,19 @@ impl FlowBackend for TunnelBackend {
 
     fn active_flows(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {
+        let server = SocketAddr::new(canonical_ip(server.ip()), server.port());
+        // Only through the tunnel: a server no peer routes is unreachable.
+        self.lookup(server, Proto::Udp)?.ok_or(libc::ENETUNREACH)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Command::DnsUdp {
+            server,
+            payload,
+            reply,
+        });
+        Ok(answer)
     }
 
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {

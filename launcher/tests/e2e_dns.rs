@@ -1,0 +1,407 @@
+//! `DNS =` end to end, against wireguard-go: a dnsmasq on the far side of
+//! the tunnel knows names nobody else knows; in the client namespace the
+//! host's resolver (`/etc/resolv.conf`, bind-mounted by `ip netns exec`
+//! from `/etc/netns/<ns>/`) is a listener we wrote that counts every query
+//! and answers them all with 127.7.7.7. Wrapped programs must get the far
+//! side's answers, and the host listener must count zero queries — and we
+//! prove it counts when a program runs without wrapguard, and when the
+//! config has no `DNS =`. Needs root, wireguard-go, wireguard-tools and
+//! dnsmasq; prints `SKIPPED:` and passes otherwise.
+
+mod common;
+#[macro_use]
+mod wg;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wg::{show, token, wrapguard, Bg, Netns, PeerSetup, TempDir, WgPeer};
+
+/// The host resolver's address inside the client namespace.
+const HOST_NS: &str = "127.0.0.77";
+
+/// Counts DNS queries (UDP and TCP) on HOST_NS:53, one line each in the
+/// log, and answers every A query with 127.7.7.7.
+const HOST_LISTENER: &str = r#"
+import select, socket, struct, sys
+log = open(sys.argv[2], "a")
+def answer(q):
+    # question name, for the log
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i+1:i+1+q[i]].decode("ascii", "replace")); i += 1 + q[i]
+    qtype = struct.unpack("!H", q[i+1:i+3])[0] if i + 3 <= len(q) else 0
+    log.write("QUERY %s %d\n" % (".".join(labels), qtype)); log.flush()
+    hdr = q[:2] + b"\x81\x80" + q[4:6] + (b"\x00\x01" if qtype == 1 else b"\x00\x00") + b"\x00\x00\x00\x00"
+    body = q[12:i+5]
+    if qtype == 1:
+        body += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([127, 7, 7, 7])
+    return hdr + body
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((sys.argv[1], 53))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((sys.argv[1], 53)); t.listen(8)
+log.write("READY\n"); log.flush()
+while True:
+    r, _, _ = select.select([u, t], [], [])
+    if u in r:
+        q, a = u.recvfrom(4096); u.sendto(answer(q), a)
+    if t in r:
+        c, _ = t.accept(); c.settimeout(5)
+        try:
+            n = struct.unpack("!H", c.recv(2))[0]; q = b""
+            while len(q) < n: q += c.recv(n - len(q))
+            a = answer(q); c.sendall(struct.pack("!H", len(a)) + a)
+        except Exception as e:
+            log.write("TCPERR %r\n" % e); log.flush()
+        c.close()
+"#;
+
+/// The world of one test: peer with dnsmasq + HTTP server, client
+/// namespace with the counting host resolver.
+struct World {
+    peer: WgPeer,
+    client: Netns,
+    tmp: TempDir,
+    netns_etc: PathBuf,
+    host_log: PathBuf,
+    _host: Bg,
+    dnsmasq: Option<Bg>,
+    dnsmasq_log: PathBuf,
+    /// A name only the far side's dnsmasq knows (→ 10.77.0.1).
+    name: String,
+    /// Its first label (found through the `DNS =` search domain).
+    short: String,
+    ours_private: String,
+    tok: String,
+    _http: Bg,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.netns_etc);
+    }
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn world() -> World {
+    let tmp = TempDir::new();
+    let client = Netns::new("d");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32,fd77::2/128",
+            our_endpoint: None,
+            extra_addrs: &[],
+            extra_peer_args: &[],
+        },
+    );
+    // The client namespace's host resolver: ours, counting.
+    let netns_etc = PathBuf::from("/etc/netns").join(&client.name);
+    std::fs::create_dir_all(&netns_etc).expect("/etc/netns/<ns>");
+    std::fs::write(
+        netns_etc.join("resolv.conf"),
+        format!("nameserver {HOST_NS}\noptions attempts:1 timeout:2\n"),
+    )
+    .expect("resolv.conf");
+    let listener = tmp.write("host_listener.py", HOST_LISTENER);
+    let host_log = tmp.join("host-dns.log");
+    client.ip(&["addr", "add", &format!("{HOST_NS}/8"), "dev", "lo"]);
+    let host = client.spawn(
+        &[
+            "python3",
+            &listener.display().to_string(),
+            HOST_NS,
+            &host_log.display().to_string(),
+        ],
+        &tmp.join("host-listener.out"),
+    );
+    wait_for("the host listener", || {
+        std::fs::read_to_string(&host_log).is_ok_and(|l| l.contains("READY"))
+    });
+
+    let n = token("dns").to_lowercase();
+    let short = format!("n{}", n.replace(['-', '_'], "").trim_start_matches("token"));
+    let name = format!("{short}.only-tunnel.test");
+    let tok = token("page");
+    let root = tmp.join("www");
+    std::fs::create_dir_all(&root).expect("webroot");
+    std::fs::write(root.join("index.html"), &tok).expect("index.html");
+    let http = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let dnsmasq_log = tmp.join("dnsmasq.log");
+    let mut w = World {
+        peer,
+        client,
+        tmp,
+        netns_etc,
+        host_log,
+        _host: host,
+        dnsmasq: None,
+        dnsmasq_log,
+        name,
+        short,
+        ours_private: ours.private,
+        tok,
+        _http: http,
+    };
+    w.start_dnsmasq();
+    w
+}
+
+impl World {
+    fn start_dnsmasq(&mut self) {
+        // Exact records (the PTR of 10.77.0.1 comes from the first), and
+        // every domain answered locally: NODATA / NXDOMAIN, never REFUSED.
+        let rec = format!("--host-record={},10.77.0.1", self.name);
+        let rec_short = format!("--host-record={}.search.test,10.77.0.1", self.short);
+        let bg = self.peer.ns.spawn(
+            &[
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--user=root",
+                "--pid-file",
+                "--bind-interfaces",
+                &format!("--listen-address={}", self.peer.v4),
+                "--port=53",
+                &rec,
+                &rec_short,
+                "--local=/only-tunnel.test/",
+                "--local=/search.test/",
+                "--local=/nx.test/",
+                "--log-queries",
+                "--log-facility=-",
+            ],
+            &self.dnsmasq_log,
+        );
+        self.dnsmasq = Some(bg);
+        let ns = &self.peer.ns;
+        wait_for("dnsmasq", || {
+            let out = ns.run(&["ss", "-Hlun", "sport = :53"]);
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        });
+    }
+
+    fn stop_dnsmasq(&mut self) {
+        if let Some(mut d) = self.dnsmasq.take() {
+            d.terminate();
+        }
+        let ns = &self.peer.ns;
+        wait_for("dnsmasq to stop", || {
+            let out = ns.run(&["ss", "-Hlun", "sport = :53"]);
+            String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        });
+    }
+
+    fn conf(&self, dns: bool) -> PathBuf {
+        let dns_line = if dns {
+            format!("DNS = {}, search.test\n", self.peer.v4)
+        } else {
+            String::new()
+        };
+        self.tmp.write(
+            if dns { "dns.conf" } else { "nodns.conf" },
+            &format!(
+                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{dns_line}\n\
+                 [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
+                self.ours_private,
+                self.peer.keys.public,
+                self.peer.endpoint()
+            ),
+        )
+    }
+
+    /// Queries the host resolver has seen so far.
+    fn host_queries(&self) -> Vec<String> {
+        read(&self.host_log)
+            .lines()
+            .filter(|l| l.starts_with("QUERY"))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn skip_without_dnsmasq() -> bool {
+    if !wg::on_path("dnsmasq") {
+        eprintln!("SKIPPED: dnsmasq not installed (apt-get install -y dnsmasq)");
+        println!("SKIPPED: dnsmasq not installed");
+        return true;
+    }
+    false
+}
+
+/// Lookups of every kind, one line each, by a python3 program.
+const PY_LOOKUPS: &str = r#"
+import ctypes, socket, sys
+name, short = sys.argv[1], sys.argv[2]
+def show(tag, f):
+    try:
+        print(tag, f())
+    except OSError as e:
+        print(tag, "ERR", e.errno)
+    sys.stdout.flush()
+show("GAI", lambda: sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)}))
+show("GAI6", lambda: sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET6)}))
+show("CANON", lambda: socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)[0][3])
+show("SEARCH", lambda: socket.gethostbyname(short))
+show("GHBN", lambda: socket.gethostbyname_ex(name)[2])
+show("NAMEINFO", lambda: socket.getnameinfo(("10.77.0.1", 80), socket.NI_NAMEREQD)[0])
+show("NX", lambda: socket.getaddrinfo("gone.nx.test", 80))
+libc = ctypes.CDLL(None)
+buf = ctypes.create_string_buffer(4096)
+n = libc.res_query(name.encode(), 1, 1, buf, 4096)
+print("RESQ", n, bytes([10, 77, 0, 1]) in buf.raw[:max(n, 0)])
+n = libc.res_search(short.encode(), 1, 1, buf, 4096)
+print("RESS", n, bytes([10, 77, 0, 1]) in buf.raw[:max(n, 0)])
+libc.__h_errno_location.restype = ctypes.POINTER(ctypes.c_int)
+n = libc.res_query(b"gone.nx.test", 1, 1, buf, 4096)
+print("RESNX", n, libc.__h_errno_location().contents.value)
+"#;
+
+#[test]
+fn names_resolve_through_the_tunnel_and_never_reach_the_host_resolver() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let w = world();
+    // The host listener works: without wrapguard the host resolver is asked.
+    let out = w.client.run(&["getent", "hosts", &w.name]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("127.7.7.7"),
+        "control run without wrapguard: {}",
+        show(&out)
+    );
+    let before = w.host_queries();
+    assert!(
+        before.iter().any(|q| q.contains(&w.name)),
+        "the host listener saw nothing: {before:?}"
+    );
+
+    let conf = w.conf(true);
+    let py = w.tmp.write("lookups.py", PY_LOOKUPS);
+    let script = format!(
+        "getent hosts {name}; echo GETENT=$?; getent ahosts {name} | head -n1; \
+         python3 {py} {name} {short}; \
+         node -e \"require('dns').lookup('{name}', {{family: 4}}, (e, a) => console.log('NODE', e ? e.code : a))\"; \
+         curl -sS --max-time 20 http://{name}:8080/; echo; echo CURL=$?",
+        name = w.name,
+        short = w.short,
+        py = py.display()
+    );
+    let out = wrapguard(
+        &w.client,
+        &conf,
+        &["--log-level=debug"],
+        &["sh", "-c", &script],
+    );
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let shown = show(&out);
+    let line = |tag: &str| -> String {
+        so.lines()
+            .find(|l| l.starts_with(tag))
+            .unwrap_or_else(|| panic!("no {tag} line\n{shown}"))
+            .to_string()
+    };
+    assert!(
+        so.contains(&format!("10.77.0.1       {}", w.name)),
+        "getent hosts\n{shown}"
+    );
+    assert!(so.contains("GETENT=0"), "{shown}");
+    assert!(
+        so.contains("10.77.0.1       STREAM"),
+        "getent ahosts\n{shown}"
+    );
+    assert_eq!(line("GAI "), "GAI ['10.77.0.1']", "{shown}");
+    // dnsmasq has no AAAA for it: no IPv6 address (EAI_NODATA = -5).
+    assert_eq!(line("GAI6"), "GAI6 ERR -5", "{shown}");
+    assert_eq!(line("CANON"), format!("CANON {}", w.name), "{shown}");
+    assert_eq!(line("SEARCH"), "SEARCH 10.77.0.1", "{shown}");
+    assert_eq!(line("GHBN"), "GHBN ['10.77.0.1']", "{shown}");
+    assert_eq!(line("NAMEINFO"), format!("NAMEINFO {}", w.name), "{shown}");
+    assert_eq!(line("NX"), "NX ERR -2", "EAI_NONAME\n{shown}");
+    assert!(line("RESQ").ends_with("True"), "{shown}");
+    assert!(line("RESS").ends_with("True"), "{shown}");
+    assert_eq!(line("RESNX"), "RESNX -1 1", "HOST_NOT_FOUND\n{shown}");
+    assert_eq!(line("NODE"), "NODE 10.77.0.1", "{shown}");
+    assert!(
+        so.contains(&w.tok),
+        "curl fetched the page by name\n{shown}"
+    );
+    // The far side's dnsmasq answered (the query went through the tunnel)…
+    let dl = read(&w.dnsmasq_log);
+    assert!(
+        dl.contains(&format!("query[A] {} from 10.77.0.2", w.name)),
+        "dnsmasq log:\n{dl}\n{shown}"
+    );
+    // …and the host resolver saw nothing more.
+    assert_eq!(w.host_queries(), before, "host resolver was asked\n{shown}");
+}
+
+#[test]
+fn lookups_fail_closed_when_the_tunnel_dns_server_is_down() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let mut w = world();
+    w.stop_dnsmasq();
+    let conf = w.conf(true);
+    let script = format!(
+        "getent hosts {name}; echo GETENT=$?; \
+         python3 -c \"import socket\ntry:\n  socket.getaddrinfo('{name}', 80)\n  print('GAI ok')\nexcept socket.gaierror as e:\n  print('GAI', e.errno == socket.EAI_AGAIN)\"",
+        name = w.name
+    );
+    let out = wrapguard(
+        &w.client,
+        &conf,
+        &["--log-level=debug"],
+        &["sh", "-c", &script],
+    );
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(so.contains("GETENT=2"), "{}", show(&out));
+    assert!(
+        so.contains("GAI True"),
+        "EAI_AGAIN expected\n{}",
+        show(&out)
+    );
+    assert!(!so.contains("127.7.7.7"), "{}", show(&out));
+    assert_eq!(w.host_queries(), Vec::<String>::new(), "{}", show(&out));
+}
+
+#[test]
+fn without_dns_key_the_host_resolver_answers() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let w = world();
+    let conf = w.conf(false);
+    let out = wrapguard(&w.client, &conf, &[], &["getent", "hosts", &w.name]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("127.7.7.7"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        w.host_queries().iter().any(|q| q.contains(&w.name)),
+        "{}",
+        show(&out)
+    );
+    assert!(!read(&w.dnsmasq_log).contains(&w.name));
+}
