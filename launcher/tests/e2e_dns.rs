@@ -405,3 +405,67 @@ fn without_dns_key_the_host_resolver_answers() {
     );
     assert!(!read(&w.dnsmasq_log).contains(&w.name));
 }
+
+/// A raw A query over TCP to HOST:53 by python3 (no libc resolver).
+const PY_TCP_QUERY: &str = r#"
+import socket, struct, sys
+host, name = sys.argv[1], sys.argv[2]
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+s = socket.create_connection((host, 53), timeout=20)
+s.sendall(struct.pack("!H", len(q)) + q)
+n = struct.unpack("!H", s.recv(2))[0]
+a = b""
+while len(a) < n:
+    d = s.recv(n - len(a))
+    if not d: break
+    a += d
+print("TCPQ", host, bytes([10, 77, 0, 1]) in a, bytes([127, 7, 7, 7]) in a)
+"#;
+
+#[test]
+fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let w = world();
+    let py = w.tmp.write("tcpq.py", PY_TCP_QUERY);
+    // Control: without wrapguard the host listener answers over TCP.
+    let out = w
+        .client
+        .run(&["python3", &py.display().to_string(), HOST_NS, &w.name]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("TCPQ {HOST_NS} False True")),
+        "control run: {}",
+        show(&out)
+    );
+    let before = w.host_queries();
+    assert!(!before.is_empty());
+
+    let conf = w.conf(true);
+    let mut script = format!(
+        "python3 {py} {HOST_NS} {name}; python3 {py} 127.0.0.53 {name}",
+        py = py.display(),
+        name = w.name
+    );
+    if wg::on_path("dig") {
+        script.push_str(&format!(
+            "; dig +tcp +short +time=10 +tries=1 @{HOST_NS} {} A | sed 's/^/DIG /'",
+            w.name
+        ));
+    }
+    let out = wrapguard(&w.client, &conf, &[], &["sh", "-c", &script]);
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        so.contains(&format!("TCPQ {HOST_NS} True False")),
+        "{}",
+        show(&out)
+    );
+    assert!(so.contains("TCPQ 127.0.0.53 True False"), "{}", show(&out));
+    if wg::on_path("dig") {
+        assert!(so.contains("DIG 10.77.0.1"), "{}", show(&out));
+    }
+    assert_eq!(w.host_queries(), before, "{}", show(&out));
+    assert!(read(&w.dnsmasq_log).contains(&format!("query[A] {} from 10.77.0.2", w.name)));
+}

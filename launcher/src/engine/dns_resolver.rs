@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Environment variable naming the hosts file to use instead of
 /// `/etc/hosts` (tests).
@@ -62,6 +62,14 @@ impl DnsService {
             }
         }
         host_servers.truncate(control::dns::MAX_HOST_NAMESERVERS);
+        for server in &info.dns {
+            let at = std::net::SocketAddr::new(*server, 53);
+            if backend.route(at, control::Proto::Udp) != control::RouteDecision::Tunnel {
+                warn!(
+                    "DNS server {server} is not routed into the tunnel (no AllowedIPs or Route covers it): lookups sent to it will fail"
+                );
+            }
+        }
         debug!(servers = ?info.dns, search = ?info.dns_search, redirected = ?host_servers, "names resolved through the tunnel");
         Some(Arc::new(DnsService {
             config: LookupConfig {

@@ -580,8 +580,11 @@ impl Engine {
                     payload,
                     reply,
                 } => {
-                    let local = self.stack.config().addresses.iter().copied();
-                    let local = local.clone().find(|a| a.is_ipv4() == server.is_ipv4());
+                    let addresses = &self.stack.config().addresses;
+                    let local = addresses
+                        .iter()
+                        .copied()
+                        .find(|a| a.is_ipv4() == server.is_ipv4());
                     if let Some(local) = local {
                         let r = self
                             .dns
