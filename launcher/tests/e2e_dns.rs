@@ -158,31 +158,47 @@ fn world() -> World {
 }
 
 impl World {
+    /// A name with 40 A records (10.77.1.1–40): its answer does not fit
+    /// 512 bytes, so dnsmasq truncates it over UDP.
+    fn big_name(&self) -> String {
+        format!("big.{}", self.name)
+    }
+
     fn start_dnsmasq(&mut self) {
         // Exact records (the PTR of 10.77.0.1 comes from the first), and
         // every domain answered locally: NODATA / NXDOMAIN, never REFUSED.
         let rec = format!("--host-record={},10.77.0.1", self.name);
         let rec_short = format!("--host-record={}.search.test,10.77.0.1", self.short);
+        let big: Vec<String> = (1..=40)
+            .map(|i| format!("--host-record={},10.77.1.{i}", self.big_name()))
+            .collect();
+        let listen6 = format!("--listen-address={}", self.peer.v6);
+        let mut args: Vec<&str> = big.iter().map(String::as_str).collect();
+        args.push(&listen6);
         let bg = self.peer.ns.spawn(
             &[
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--user=root",
-                "--pid-file",
-                "--bind-interfaces",
-                &format!("--listen-address={}", self.peer.v4),
-                "--port=53",
-                &rec,
-                &rec_short,
-                "--local=/only-tunnel.test/",
-                "--local=/search.test/",
-                "--local=/nx.test/",
-                "--log-queries",
-                "--log-facility=-",
-            ],
+                &[
+                    "dnsmasq",
+                    "--keep-in-foreground",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--conf-file=/dev/null",
+                    "--user=root",
+                    "--pid-file",
+                    "--bind-interfaces",
+                    &format!("--listen-address={}", self.peer.v4),
+                    "--port=53",
+                    &rec,
+                    &rec_short,
+                    "--local=/only-tunnel.test/",
+                    "--local=/search.test/",
+                    "--local=/nx.test/",
+                    "--log-queries",
+                    "--log-facility=-",
+                ][..],
+                &args[..],
+            ]
+            .concat(),
             &self.dnsmasq_log,
         );
         self.dnsmasq = Some(bg);
@@ -205,13 +221,16 @@ impl World {
     }
 
     fn conf(&self, dns: bool) -> PathBuf {
-        let dns_line = if dns {
+        self.conf_with(if dns {
             format!("DNS = {}, search.test\n", self.peer.v4)
         } else {
             String::new()
-        };
+        })
+    }
+
+    fn conf_with(&self, dns_line: String) -> PathBuf {
         self.tmp.write(
-            if dns { "dns.conf" } else { "nodns.conf" },
+            &format!("wg{}.conf", dns_line.len()),
             &format!(
                 "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{dns_line}\n\
                  [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
@@ -468,4 +487,55 @@ fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
     }
     assert_eq!(w.host_queries(), before, "{}", show(&out));
     assert!(read(&w.dnsmasq_log).contains(&format!("query[A] {} from 10.77.0.2", w.name)));
+}
+
+#[test]
+fn truncated_answers_come_over_tcp_and_ipv6_servers_work() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let w = world();
+    let script = format!(
+        "python3 -c \"import socket; print('BIG', len({{a[4][0] for a in socket.getaddrinfo('{big}', 80, socket.AF_INET)}}))\"; \
+         getent hosts {name}",
+        big = w.big_name(),
+        name = w.name
+    );
+    // The big answer needs TCP (dnsmasq truncates it over UDP); the second
+    // config reaches dnsmasq over the tunnel's IPv6.
+    for dns in [w.peer.v4.clone(), w.peer.v6.clone()] {
+        let conf = w.conf_with(format!("DNS = {dns}\n"));
+        let out = wrapguard(
+            &w.client,
+            &conf,
+            &["--log-level=debug"],
+            &["sh", "-c", &script],
+        );
+        let so = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(so.contains("BIG 40"), "DNS = {dns}\n{}", show(&out));
+        assert!(
+            so.contains(&format!("10.77.0.1       {}", w.name)),
+            "{}",
+            show(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tcp_to = if dns.contains(':') {
+            format!("[{dns}]:53")
+        } else {
+            format!("{dns}:53")
+        };
+        assert!(
+            err.lines()
+                .any(|l| l.contains("tunnel connect") && l.contains(&tcp_to)),
+            "no TCP query to {tcp_to}\n{}",
+            show(&out)
+        );
+    }
+    let dl = read(&w.dnsmasq_log);
+    assert!(
+        dl.contains(&format!("query[A] {} from fd77::2", w.name)),
+        "{dl}"
+    );
+    assert_eq!(w.host_queries(), Vec::<String>::new());
 }
