@@ -843,3 +843,78 @@ res_n_hooks! {
     res_nquery / __res_nquery => res_nquery, search: false;
     res_nsearch / __res_nsearch => res_nsearch, search: true;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostent_is_laid_out_in_the_callers_buffer() {
+        // SAFETY: plain old data; all-zero is valid.
+        let mut ent: hostent = unsafe { std::mem::zeroed() };
+        let mut buf = [0u64; 32];
+        let addrs: Vec<IpAddr> = vec![
+            "10.77.0.1".parse().expect("ip"),
+            "10.77.0.9".parse().expect("ip"),
+        ];
+        let len = std::mem::size_of_val(&buf);
+        // SAFETY: `ent` and `buf` are writable for the sizes given.
+        let r = unsafe {
+            fill_hostent(
+                &mut ent,
+                buf.as_mut_ptr() as *mut c_char,
+                len,
+                b"a.test",
+                libc::AF_INET,
+                &addrs,
+            )
+        };
+        assert_eq!(r, Ok(()));
+        // SAFETY: filled just above, pointing into `buf`.
+        unsafe {
+            assert_eq!(CStr::from_ptr(ent.h_name).to_bytes(), b"a.test");
+            assert!((*ent.h_aliases).is_null());
+            assert_eq!(ent.h_addrtype, libc::AF_INET);
+            assert_eq!(ent.h_length, 4);
+            let a0 = std::slice::from_raw_parts(*ent.h_addr_list as *const u8, 4);
+            let a1 = std::slice::from_raw_parts(*ent.h_addr_list.add(1) as *const u8, 4);
+            assert_eq!((a0, a1), (&[10, 77, 0, 1][..], &[10, 77, 0, 9][..]));
+            assert!((*ent.h_addr_list.add(2)).is_null());
+        }
+        // Too small, at every size below what it needs: ERANGE, no write past.
+        for small in 0..40 {
+            // SAFETY: as above, with a shorter length.
+            let r = unsafe {
+                fill_hostent(
+                    &mut ent,
+                    buf.as_mut_ptr() as *mut c_char,
+                    small,
+                    b"a.test",
+                    libc::AF_INET,
+                    &addrs,
+                )
+            };
+            assert_eq!(r, Err(libc::ERANGE), "{small}");
+        }
+    }
+
+    #[test]
+    fn numeric_names_are_left_to_libc() {
+        for n in [&b"10.77.0.1\0"[..], b"127.1\0", b"::1\0", b"fe80::1%eth0\0"] {
+            assert!(
+                is_numeric(CStr::from_bytes_with_nul(n).expect("c str")),
+                "{n:?}"
+            );
+        }
+        for n in [
+            &b"only-tunnel.test\0"[..],
+            b"localhost\0",
+            b"10.77.0.1.example\0",
+        ] {
+            assert!(
+                !is_numeric(CStr::from_bytes_with_nul(n).expect("c str")),
+                "{n:?}"
+            );
+        }
+    }
+}
