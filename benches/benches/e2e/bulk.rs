@@ -1,0 +1,240 @@
+//! Bulk throughput: iperf3 upload and download and a curl download of the
+//! 256 MB file, each through every system, round-robin so that the
+//! systems of one round see the same machine load.
+
+use crate::measure::{uptime, wait_with_cpu};
+use crate::table::{self, Stats};
+use crate::topology::{Topology, Via, BIG_FILE};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// The bulk tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Test {
+    /// `iperf3 -c` (client sends).
+    Upload,
+    /// `iperf3 -c -R` (server sends).
+    Download,
+    /// `curl` of the 256 MB file.
+    Curl,
+}
+
+impl Test {
+    fn label(self) -> &'static str {
+        match self {
+            Test::Upload => "iperf3 upload",
+            Test::Download => "iperf3 download (-R)",
+            Test::Curl => "curl 256 MB download",
+        }
+    }
+}
+
+const TESTS: [Test; 3] = [Test::Upload, Test::Download, Test::Curl];
+const VIAS: [Via; 4] = [Via::Wrapguard, Via::WireguardGo, Via::Onetun, Via::Pair];
+
+/// One measured run.
+#[derive(Clone, Copy)]
+struct Sample {
+    mbit: f64,
+    /// CPU seconds of the wrapguard process per GB moved (wrapguard systems).
+    cpu_per_gb: Option<f64>,
+}
+
+/// Everything the bulk section measured.
+pub struct Report {
+    samples: HashMap<(Test, Via), Vec<Sample>>,
+    notes: Vec<String>,
+    rounds: usize,
+    secs: usize,
+}
+
+/// Runs `rounds` rounds of every test through every available system.
+pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
+    let mut r = Report {
+        samples: HashMap::new(),
+        notes: Vec::new(),
+        rounds,
+        secs,
+    };
+    for via in VIAS {
+        if let Err(why) = topo.available(via) {
+            r.notes.push(format!("{}: skipped: {why}", via.label()));
+        }
+    }
+    for round in 1..=rounds {
+        eprintln!("e2e bulk: round {round}/{rounds} ({})", uptime());
+        for test in TESTS {
+            for via in VIAS.into_iter().filter(|v| topo.available(*v).is_ok()) {
+                match run_one(topo, test, via, secs) {
+                    Ok(s) => {
+                        eprintln!(
+                            "  {:<22} {:<20} {:>8.1} Mbit/s",
+                            test.label(),
+                            via.label(),
+                            s.mbit
+                        );
+                        r.samples.entry((test, via)).or_default().push(s);
+                    }
+                    Err(e) => {
+                        eprintln!("  {:<22} {:<20} FAILED: {e}", test.label(), via.label());
+                        r.notes.push(format!(
+                            "round {round} {} via {}: {e}",
+                            test.label(),
+                            via.label()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    r.notes.push(format!("after the runs: {}", uptime()));
+    r
+}
+
+fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample, String> {
+    let t = topo.target(via);
+    let secs_s = secs.to_string();
+    let port = t.iperf.to_string();
+    let url = format!("http://{}:{}/big.bin", t.host, t.http);
+    let argv: Vec<&str> = match test {
+        Test::Upload => vec![
+            "timeout", "120", "iperf3", "-c", t.host, "-p", &port, "-t", &secs_s, "-J",
+        ],
+        Test::Download => {
+            vec![
+                "timeout", "120", "iperf3", "-c", t.host, "-p", &port, "-t", &secs_s, "-J", "-R",
+            ]
+        }
+        Test::Curl => vec![
+            "timeout",
+            "300",
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{speed_download}",
+            &url,
+        ],
+    };
+    let mut child = topo
+        .client(via, &argv)
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    if let Some(mut so) = child.stdout.take() {
+        let _ = so.read_to_string(&mut out);
+    }
+    let fin = wait_with_cpu(&mut child).map_err(|e| format!("wait: {e}"))?;
+    let err = err_reader.join().unwrap_or_default();
+    if !fin.status.success() {
+        let why = iperf_error(&out).unwrap_or_else(|| err.lines().last().unwrap_or("").to_string());
+        return Err(format!("{}: {why}", fin.status));
+    }
+    let (bytes, bits_per_sec) = match test {
+        Test::Curl => parse_curl(&out)?,
+        _ => parse_iperf(&out)?,
+    };
+    if test == Test::Curl && bytes as usize != BIG_FILE {
+        return Err(format!("curl got {bytes} bytes, want {BIG_FILE}"));
+    }
+    let wrapped = matches!(via, Via::Wrapguard | Via::Pair);
+    Ok(Sample {
+        mbit: bits_per_sec / 1e6,
+        cpu_per_gb: wrapped.then(|| fin.cpu_secs / (bytes / 1e9)),
+    })
+}
+
+/// (bytes received, bits/s at the receiver) from `iperf3 -J`.
+fn parse_iperf(out: &str) -> Result<(f64, f64), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(out).map_err(|e| format!("iperf3 JSON: {e}"))?;
+    if let Some(e) = v.get("error") {
+        return Err(format!("iperf3: {e}"));
+    }
+    let s = &v["end"]["sum_received"];
+    match (s["bytes"].as_f64(), s["bits_per_second"].as_f64()) {
+        (Some(b), Some(r)) if b > 0.0 => Ok((b, r)),
+        _ => Err("iperf3 JSON without end.sum_received".into()),
+    }
+}
+
+fn iperf_error(out: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(out).ok()?;
+    v.get("error").map(|e| e.to_string())
+}
+
+/// (bytes, bits/s) from curl's `-w '%{size_download} %{speed_download}'`.
+fn parse_curl(out: &str) -> Result<(f64, f64), String> {
+    let mut it = out.split_whitespace().map(str::parse::<f64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(b)), Some(Ok(s))) => Ok((b, s * 8.0)),
+        _ => Err(format!("unexpected curl output {out:?}")),
+    }
+}
+
+impl Report {
+    fn stats(&self, test: Test, via: Via) -> Option<Stats> {
+        let v: Vec<f64> = self
+            .samples
+            .get(&(test, via))?
+            .iter()
+            .map(|s| s.mbit)
+            .collect();
+        Stats::of(&v)
+    }
+
+    fn cpu(&self, test: Test, via: Via) -> Option<Stats> {
+        let v: Vec<f64> = self
+            .samples
+            .get(&(test, via))?
+            .iter()
+            .filter_map(|s| s.cpu_per_gb)
+            .filter(|c| c.is_finite())
+            .collect();
+        Stats::of(&v)
+    }
+
+    /// Prints the table (Mbit/s, median (min–max) of the rounds).
+    pub fn print(&self) {
+        println!(
+            "\n## Bulk throughput, Mbit/s: median (min–max) of {} rounds, iperf3 -t {}",
+            self.rounds, self.secs
+        );
+        let mut header = vec!["test"];
+        header.extend(VIAS.iter().map(|v| v.label()));
+        header.extend([
+            "wrapguard / wg-go",
+            "wrapguard / onetun",
+            "wrapguard CPU s/GB",
+        ]);
+        let rows: Vec<Vec<String>> = TESTS
+            .iter()
+            .map(|&t| {
+                let mut row = vec![t.label().to_string()];
+                row.extend(
+                    VIAS.iter()
+                        .map(|&v| self.stats(t, v).map_or("–".into(), |s| s.show(0))),
+                );
+                let ours = self.stats(t, Via::Wrapguard);
+                row.push(table::ratio(ours, self.stats(t, Via::WireguardGo)));
+                row.push(table::ratio(ours, self.stats(t, Via::Onetun)));
+                row.push(
+                    self.cpu(t, Via::Wrapguard)
+                        .map_or("–".into(), |s| s.show(2)),
+                );
+                row
+            })
+            .collect();
+        table::print(&header, &rows);
+        for n in &self.notes {
+            println!("- {n}");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The namespaces, peers and servers every measurement shares (see the
+//! picture in `main.rs`), and how each system under test runs a client.
+
+use crate::bins::Bins;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wrapguard_testnet::{keys, wireguard_go, Bg, Netns, PeerSetup, TempDir, WgPeer};
+
+/// The systems compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// `wrapguard -- client` in namespace B.
+    Wrapguard,
+    /// The client on kernel TCP in namespace C, through wireguard-go's TUN.
+    WireguardGo,
+    /// The client in namespace B to onetun's local port forward.
+    Onetun,
+    /// `wrapguard -- client` against a second wrapguard (namespace P).
+    Pair,
+}
+
+impl Via {
+    /// Column heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Wrapguard => "wrapguard",
+            Via::WireguardGo => "wireguard-go+kernel",
+            Via::Onetun => "onetun",
+            Via::Pair => "wrapguard↔wrapguard",
+        }
+    }
+}
+
+/// Where a client reaches the servers.
+pub struct Target {
+    /// Host to connect to.
+    pub host: &'static str,
+    /// iperf3 port.
+    pub iperf: u16,
+    /// HTTP port (serves `/big.bin`).
+    pub http: u16,
+}
+
+/// Size of the file the curl test downloads.
+pub const BIG_FILE: usize = 256 << 20;
+/// Port of the connect + 1-byte request/response server.
+pub const RR_PORT: u16 = 7000;
+/// Port of the echo server the scale test holds connections to.
+pub const ECHO_PORT: u16 = 7001;
+
+/// Everything built for one bench run; dropping it tears it all down.
+pub struct Topology {
+    // Processes first: dropped (killed) before their namespaces go.
+    _servers: Vec<Bg>,
+    onetun: Result<Bg, String>,
+    _tun_client: Bg,
+    _peer: WgPeer,
+    b: Netns,
+    c: Netns,
+    pair: Netns,
+    wrapguard: PathBuf,
+    conf_b: PathBuf,
+    conf_pair: PathBuf,
+    /// This bench binary (helper subcommands).
+    pub me: PathBuf,
+    _tmp: TempDir,
+}
+
+impl Topology {
+    /// Builds namespaces A, B, C and P, starts every server and peer.
+    pub fn build(bins: &Bins) -> Topology {
+        let tmp = TempDir::new();
+        let b = Netns::new("b");
+        let c = Netns::new("c");
+        let ours = keys();
+        let peer = WgPeer::new(
+            &b,
+            &tmp,
+            PeerSetup {
+                index: 1,
+                our_public: &ours.public,
+                our_allowed: "10.77.0.2/32",
+                our_endpoint: None,
+                extra_addrs: &[],
+                extra_peer_args: &[],
+            },
+        );
+        let conf_b = tmp.write(
+            "b.conf",
+            &format!(
+                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\n\
+                 [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+                ours.private,
+                peer.keys.public,
+                peer.endpoint()
+            ),
+        );
+
+        // Servers behind the peer.
+        let www = tmp.join("www");
+        std::fs::create_dir_all(&www).expect("web root");
+        write_big_file(&www.join("big.bin"));
+        let me = bins.me.display().to_string();
+        let rr = format!("0.0.0.0:{RR_PORT}");
+        let echo = format!("0.0.0.0:{ECHO_PORT}");
+        let servers = vec![
+            peer.ns.spawn(&["iperf3", "-s"], &tmp.join("iperf3.log")),
+            peer.http_server(&www, "0.0.0.0", &tmp.join("http.log")),
+            peer.ns
+                .spawn(&[&me, "__rr-server", &rr], &tmp.join("rr.log")),
+            peer.ns
+                .spawn(&[&me, "__echo-server", &echo], &tmp.join("echo.log")),
+        ];
+        for port in [5201, RR_PORT, ECHO_PORT] {
+            peer.ns.wait_tcp_listen(port);
+        }
+
+        // wireguard-go as a TUN client in C, on a veth of its own.
+        peer.ns.veth_to(&c, "192.168.200.1/24", "192.168.200.2/24");
+        let tun_keys = keys();
+        peer.add_peer(&tun_keys.public, "10.77.0.3/32");
+        let (tun_client, ifname) = wireguard_go(&c);
+        let key_file = tmp.write("c.key", &tun_keys.private);
+        let endpoint = format!("192.168.200.1:{}", peer.port);
+        let key_s = key_file.display().to_string();
+        let out = c.run(&[
+            "wg",
+            "set",
+            &ifname,
+            "private-key",
+            &key_s,
+            "peer",
+            &peer.keys.public,
+            "endpoint",
+            &endpoint,
+            "allowed-ips",
+            "10.77.0.0/24",
+        ]);
+        assert!(out.status.success(), "wg set in C failed");
+        c.ip(&["addr", "add", "10.77.0.3/24", "dev", &ifname]);
+        c.ip(&["link", "set", &ifname, "up"]);
+
+        let onetun = bins
+            .onetun
+            .clone()
+            .map(|bin| start_onetun(&bin, &b, &peer, &tmp));
+
+        // Two wrapguard instances in P, peered over loopback.
+        let pair = Netns::new("p");
+        let (conf_pair_server, conf_pair) = pair_configs(&tmp);
+        let serve = format!(
+            "iperf3 -s & exec python3 -m http.server {} --bind 0.0.0.0 --directory {}",
+            8080,
+            www.display()
+        );
+        let wg = bins.wrapguard.display().to_string();
+        let cs = conf_pair_server.display().to_string();
+        let mut servers = servers;
+        servers.push(pair.spawn(
+            &[
+                &wg,
+                "--config",
+                &cs,
+                "--log-level=warn",
+                "--",
+                "sh",
+                "-c",
+                &serve,
+            ],
+            &tmp.join("pair-server.log"),
+        ));
+        pair.wait_tcp_listen(5201);
+        pair.wait_tcp_listen(8080);
+
+        Topology {
+            _servers: servers,
+            onetun,
+            _tun_client: tun_client,
+            _peer: peer,
+            b,
+            c,
+            pair,
+            wrapguard: bins.wrapguard.clone(),
+            conf_b,
+            conf_pair,
+            me: bins.me.clone(),
+            _tmp: tmp,
+        }
+    }
+
+    /// Whether `via` can be measured, or why not.
+    pub fn available(&self, via: Via) -> Result<(), String> {
+        match (via, &self.onetun) {
+            (Via::Onetun, Err(e)) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where `via`'s clients connect.
+    pub fn target(&self, via: Via) -> Target {
+        match via {
+            Via::Wrapguard | Via::WireguardGo => Target {
+                host: "10.77.0.1",
+                iperf: 5201,
+                http: 8080,
+            },
+            Via::Onetun => Target {
+                host: "127.0.0.1",
+                iperf: 15201,
+                http: 18080,
+            },
+            Via::Pair => Target {
+                host: "10.88.0.1",
+                iperf: 5201,
+                http: 8080,
+            },
+        }
+    }
+
+    /// A command running `argv` as a client of `via` (wrapped by wrapguard
+    /// for the wrapguard systems, so the spawned process *is* wrapguard).
+    pub fn client(&self, via: Via, argv: &[&str]) -> Command {
+        let wrapped = |ns: &Netns, conf: &PathBuf| {
+            let wg = self.wrapguard.display().to_string();
+            let c = conf.display().to_string();
+            let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", "--"];
+            v.extend_from_slice(argv);
+            ns.cmd(&v)
+        };
+        let mut cmd = match via {
+            Via::Wrapguard => wrapped(&self.b, &self.conf_b),
+            Via::Pair => wrapped(&self.pair, &self.conf_pair),
+            Via::WireguardGo => self.c.cmd(argv),
+            Via::Onetun => self.b.cmd(argv),
+        };
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+}
+
+/// Writes `BIG_FILE` bytes of a non-trivial pattern.
+fn write_big_file(path: &std::path::Path) {
+    use std::io::Write;
+    let mut chunk = vec![0u8; 1 << 20];
+    for (i, b) in chunk.iter_mut().enumerate() {
+        *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("big file"));
+    for _ in 0..BIG_FILE / chunk.len() {
+        f.write_all(&chunk).expect("write big file");
+    }
+    f.flush().expect("flush big file");
+}
+
+/// onetun in B forwarding 15201 → iperf3 and 18080 → HTTP as peer 10.77.0.4.
+fn start_onetun(bin: &std::path::Path, b: &Netns, peer: &WgPeer, tmp: &TempDir) -> Bg {
+    let k = keys();
+    peer.add_peer(&k.public, "10.77.0.4/32");
+    let bin = bin.display().to_string();
+    let ep = peer.endpoint();
+    let bg = b.spawn(
+        &[
+            &bin,
+            "127.0.0.1:15201:10.77.0.1:5201:TCP",
+            "127.0.0.1:18080:10.77.0.1:8080:TCP",
+            "--endpoint-addr",
+            &ep,
+            "--endpoint-public-key",
+            &peer.keys.public,
+            "--private-key",
+            &k.private,
+            "--source-peer-ip",
+            "10.77.0.4",
+            "--keep-alive",
+            "10",
+            "--log",
+            "warn",
+        ],
+        &tmp.join("onetun.log"),
+    );
+    b.wait_tcp_listen(15201);
+    std::thread::sleep(Duration::from_millis(200));
+    bg
+}
+
+/// Configs of the two wrapguard instances in P: (server 10.88.0.1, client 10.88.0.2).
+fn pair_configs(tmp: &TempDir) -> (PathBuf, PathBuf) {
+    let (k1, k2) = (keys(), keys());
+    let conf = |k: &wrapguard_testnet::Keys, me: u8, other: &wrapguard_testnet::Keys| {
+        let o = 3 - me;
+        format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.88.0.{me}/24\nListenPort = 5180{me}\n\n\
+             [Peer]\nPublicKey = {}\nEndpoint = 127.0.0.1:5180{o}\nAllowedIPs = 10.88.0.{o}/32\n",
+            k.private, other.public
+        )
+    };
+    (
+        tmp.write("pair1.conf", &conf(&k1, 1, &k2)),
+        tmp.write("pair2.conf", &conf(&k2, 2, &k1)),
+    )
+}

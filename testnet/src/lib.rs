@@ -1,0 +1,67 @@
+//! Shared harness for the end-to-end tests (`launcher/tests`) and the e2e
+//! bench (`benches/e2e`): network namespaces we create (and delete on drop,
+//! even after a panic), veth pairs between them, and a wireguard-go peer
+//! with its TUN inside its own namespace. Clients run in namespaces that
+//! have no route anywhere but the underlay veths, so a leak fails loudly
+//! instead of leaving the machine.
+//!
+//! Topology per test (names carry pid + counter):
+//! ```text
+//!  netns A<i> (peer i)                      netns B (wrapguard)
+//!  wg0: 10.<76+i>.0.1/24, fd<76+i>::1/64     lo
+//!  va: 192.168.<76+i>.1/24  <── veth ──>    vb<i>: 192.168.<76+i>.2/24
+//! ```
+
+mod netns;
+mod peer;
+mod tempdir;
+
+pub use netns::{on_path, sh, Bg, Netns};
+pub use peer::{keys, wireguard_go, Keys, PeerSetup, WgPeer};
+pub use tempdir::TempDir;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Makes namespace, interface and directory names unique within a process.
+pub(crate) static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Why the tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (ip netns and wireguard-go need root)".into());
+    }
+    for tool in ["ip", "wg", "wireguard-go", "curl", "python3"] {
+        if !on_path(tool) {
+            return Some(format!(
+                "{tool} not installed (apt-get install -y wireguard-go wireguard-tools iperf3 curl iproute2)"
+            ));
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun missing".into());
+    }
+    None
+}
+
+/// Shows an output for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A unique token.
+pub fn token(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("TOKEN-{tag}-{}-{n}-{t:x}", std::process::id())
+}
