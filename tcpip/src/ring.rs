@@ -1,4 +1,6 @@
-//! A fixed-capacity byte ring allocated once, at socket creation.
+//! A bounded byte ring whose storage is allocated on first use and grows
+//! on demand up to its capacity, so an idle connection costs a few
+//! kilobytes rather than its full window.
 //!
 //! Besides FIFO enqueue/dequeue it supports reading at an offset without
 //! consuming (TCP retransmission reads the send ring by sequence offset)
@@ -8,22 +10,33 @@
 /// A byte ring buffer.
 #[derive(Debug, Default)]
 pub struct RingBuffer {
+    /// Storage: empty until the first write, then grown by doubling.
     buf: Vec<u8>,
+    /// The most the ring may hold (what windows are computed from).
+    cap: usize,
     head: usize,
     len: usize,
 }
 
+/// First allocation, in bytes (a request/response exchange fits).
+const MIN_ALLOC: usize = 2048;
+
 impl RingBuffer {
-    /// Allocates a ring of `capacity` bytes.
+    /// A ring that holds up to `capacity` bytes; nothing is allocated yet.
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            buf: vec![0; capacity],
+            buf: Vec::new(),
+            cap: capacity,
             head: 0,
             len: 0,
         }
     }
-    /// Capacity in bytes.
+    /// Capacity in bytes (the bound, not the storage allocated so far).
     pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    /// Bytes of storage allocated now.
+    pub fn allocated(&self) -> usize {
         self.buf.len()
     }
     /// Bytes stored.
@@ -36,13 +49,35 @@ impl RingBuffer {
     }
     /// Free bytes.
     pub fn free(&self) -> usize {
-        self.buf.len() - self.len
+        self.cap - self.len
     }
-    /// Releases the storage (used when a connection no longer needs it).
+    /// Releases the storage and the capacity (the connection is done).
     pub fn release(&mut self) {
         self.buf = Vec::new();
+        self.cap = 0;
         self.head = 0;
         self.len = 0;
+    }
+
+    /// Makes the storage hold at least `need` bytes from the head (at most
+    /// the capacity), keeping every byte at its offset from the head,
+    /// uncommitted ones past the end included.
+    fn reserve(&mut self, need: usize) {
+        let need = need.min(self.cap);
+        let old = self.buf.len();
+        if need <= old {
+            return;
+        }
+        let mut n = old.max(MIN_ALLOC);
+        while n < need {
+            n = n.saturating_mul(2);
+        }
+        let mut nb = vec![0u8; n.min(self.cap)];
+        let first = old - self.head;
+        nb[..first].copy_from_slice(&self.buf[self.head..]);
+        nb[first..old].copy_from_slice(&self.buf[..self.head]);
+        self.buf = nb;
+        self.head = 0;
     }
 
     fn wrap(&self, i: usize) -> usize {
@@ -107,6 +142,7 @@ impl RingBuffer {
             return 0;
         }
         let n = data.len().min(free - offset);
+        self.reserve(self.len + offset + n);
         let start = self.wrap(self.head + self.len + offset);
         let first = n.min(self.buf.len() - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
@@ -133,6 +169,33 @@ mod tests {
         assert_eq!(&o[..6], b"ghijkl");
         r.consume(8);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn storage_grows_on_demand_and_keeps_out_of_order_bytes() {
+        let mut r = RingBuffer::new(64 * 1024);
+        assert_eq!(r.allocated(), 0, "nothing before the first write");
+        assert_eq!(r.free(), 64 * 1024, "windows see the full capacity");
+        r.enqueue_slice(b"0123");
+        assert_eq!(r.allocated(), MIN_ALLOC);
+        let mut o = [0u8; 2];
+        r.dequeue_slice(&mut o); // head moves: growth must rotate
+                                 // Out-of-order bytes far past the end force growth; the stored
+                                 // bytes and the hole keep their offsets.
+        let far = vec![0xa5u8; 5000];
+        assert_eq!(r.write_at(3000, &far), 5000);
+        assert!(r.allocated() >= 8002 && r.allocated() <= 64 * 1024);
+        assert_eq!(r.write_at(0, &[7u8; 3000]), 3000);
+        r.commit(8000);
+        let mut all = vec![0u8; 8002];
+        assert_eq!(r.dequeue_slice(&mut all), 8002);
+        assert_eq!(&all[..2], b"23");
+        assert!(all[2..3002].iter().all(|&b| b == 7));
+        assert!(all[3002..].iter().all(|&b| b == 0xa5));
+        // Never beyond the capacity.
+        let big = vec![1u8; 100 * 1024];
+        assert_eq!(r.enqueue_slice(&big), 64 * 1024);
+        assert_eq!(r.allocated(), 64 * 1024);
     }
 
     #[test]
