@@ -320,7 +320,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     }
     set_flow(&s, flow, FlowState::Established);
     debug!(flow, dst = %dst, local = %out.local, "flow opened");
-    let r = tokio::io::copy_bidirectional(&mut stream, &mut io).await;
+    let r = crate::splice::splice(&mut stream, &mut *io).await;
     let (up, down) = r.unwrap_or((0, 0));
     debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
 }
@@ -358,7 +358,7 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         }
     };
     debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
-    let (a, b) = tokio::io::copy_bidirectional(&mut io, &mut app)
+    let (a, b) = crate::splice::splice(&mut *io, &mut app)
         .await
         .unwrap_or((0, 0));
     debug!(peer = %peer, bytes_in = a, bytes_out = b, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");

@@ -22,6 +22,7 @@ mod logging;
 mod probe;
 mod report;
 mod selftest;
+mod splice;
 
 use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
