@@ -62,6 +62,9 @@ impl FlowBackend for Watch {
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {
         self.inner.listen(spec, sink)
     }
+    fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<engine::DnsAnswer, Errno> {
+        self.inner.dns_udp(server, payload)
+    }
     fn active_flows(&self) -> usize {
         self.inner.active_flows()
     }
