@@ -249,6 +249,13 @@ fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
         info!("{msg}");
     }
     engine::status::log(&peers, level);
+    if let Some(c) = backend.counters() {
+        if level == tracing::Level::DEBUG {
+            debug!("Engine counters: {c}");
+        } else {
+            info!("Engine counters: {c}");
+        }
+    }
 }
 
 async fn supervise(

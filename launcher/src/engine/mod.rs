@@ -20,6 +20,7 @@
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
+pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;
 pub mod flow;
@@ -131,6 +132,11 @@ pub trait FlowBackend: Send + Sync + 'static {
     /// their closing log lines are written).
     fn active_flows(&self) -> usize {
         0
+    }
+    /// The engine's counters as one `key=value` line (drops by reason,
+    /// cookie replies…), if this backend keeps any.
+    fn counters(&self) -> Option<String> {
+        None
     }
     /// A status snapshot of every peer (empty for backends without peers).
     fn status(&self) -> Vec<PeerStatus> {

@@ -10,6 +10,7 @@
 //! keepalives), and sleep in `poll` until a datagram, a kick or the next
 //! stack/device deadline.
 
+use super::counters::{Counters, LoadMeter};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
 use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec, PeerStatus};
 use crossbeam_queue::SegQueue;
@@ -69,6 +70,11 @@ pub enum Command {
         /// Completion.
         done: oneshot::Sender<Duration>,
     },
+    /// The engine counters as one `key=value` line (SIGUSR1, exit).
+    Counters {
+        /// The answer.
+        reply: SyncSender<String>,
+    },
     /// A status snapshot of every peer (SIGUSR1, exit, self-test).
     Status {
         /// The answer, one entry per configured peer.
@@ -125,17 +131,6 @@ struct ListenEntry {
     sink: InboundSink,
 }
 
-/// Counters for the exit log.
-#[derive(Default, Debug, Clone, PartialEq, Eq)]
-struct Counters {
-    rx_datagrams: u64,
-    rx_rejected: u64,
-    inbound_source_dropped: u64,
-    no_route_dropped: u64,
-    no_endpoint_dropped: u64,
-    tx_errors: u64,
-}
-
 /// The engine thread's state.
 pub struct Engine {
     stack: Stack,
@@ -160,6 +155,10 @@ pub struct Engine {
     ip: Vec<u8>,
     wire: Vec<u8>,
     counters: Counters,
+    /// Handshake rate, for the under-load switch.
+    load: LoadMeter,
+    /// What the device was last told by `set_under_load`.
+    under_load: bool,
     /// Handshakes asked for by [`Command::Handshake`], with when.
     handshake_waiters: Vec<(usize, Instant, oneshot::Sender<Duration>)>,
     dns: super::dns_udp::DnsUdp,
@@ -225,6 +224,8 @@ impl Engine {
             ip: vec![0; mtu.max(1500)],
             wire: vec![0; mtu.max(1500) + 64],
             counters: Counters::default(),
+            load: LoadMeter::default(),
+            under_load: false,
             handshake_waiters: Vec::new(),
             dns: Default::default(),
         })
@@ -281,6 +282,9 @@ impl Engine {
 
     /// Stack events, timers and output until nothing is left to do now.
     fn turn(&mut self, now: Instant) {
+        if self.under_load && !self.load.under_load(now) {
+            self.set_under_load(false);
+        }
         if self.device.poll_timeout().is_some_and(|d| d <= now) {
             self.device.handle_timeout(now);
             self.check_gave_up(now);
@@ -343,6 +347,11 @@ impl Engine {
                 18
             }
         };
+        if matches!(datagram.first(), Some(1) | Some(2)) {
+            self.counters.rx_handshakes += 1;
+            let busy = self.load.on_handshake(now);
+            self.set_under_load(busy);
+        }
         let mut plain = std::mem::take(&mut self.plain);
         let r = self
             .device
@@ -354,6 +363,8 @@ impl Engine {
                     if let Some(&i) = self.by_noise.get(&p) {
                         debug!(peer = %self.peers[i].label, from = %src, "handshake initiation received; responding");
                     }
+                } else {
+                    self.counters.cookie_replies += 1;
                 }
                 self.send_udp(src, &plain[..len]);
             }
@@ -400,11 +411,36 @@ impl Engine {
                 }
             }
             Err(e) => {
-                self.counters.rx_rejected += 1;
+                match e {
+                    noise::DecapsulateError::Message(_) => self.counters.rx_malformed += 1,
+                    noise::DecapsulateError::InvalidMac1 => self.counters.rx_bad_mac1 += 1,
+                    _ => self.counters.rx_rejected += 1,
+                }
                 trace!(from = %src, error = %e, "datagram rejected");
             }
         }
         self.plain = plain;
+    }
+
+    /// Switches the device's under-load mode (§5.3: cookie replies).
+    fn set_under_load(&mut self, busy: bool) {
+        if busy == self.under_load {
+            return;
+        }
+        self.under_load = busy;
+        self.device.set_under_load(busy);
+        if busy {
+            self.counters.under_load_periods += 1;
+            debug!(
+                periods = self.counters.under_load_periods,
+                "under load: handshakes without a valid mac2 get cookie replies"
+            );
+        } else {
+            debug!(
+                cookie_replies = self.counters.cookie_replies,
+                "no longer under load"
+            );
+        }
     }
 
     /// A peer's endpoint follows its latest authenticated datagram.
@@ -593,6 +629,9 @@ impl Engine {
                             debug!(server = %server, errno = e, "dns query not sent");
                         }
                     }
+                }
+                Command::Counters { reply } => {
+                    let _ = reply.send(self.counters.to_string());
                 }
             }
         }
@@ -1061,7 +1100,10 @@ impl Engine {
     /// Logs the counters at debug level when they changed (every 10 s at most).
     fn log_counters(&mut self, last: &mut (Instant, Counters)) {
         if last.0.elapsed() >= Duration::from_secs(10) && last.1 != self.counters {
-            debug!(counters = ?self.counters, flows = self.flows.len(), "engine counters");
+            debug!(
+                flows = self.flows.len(),
+                "engine counters: {}", self.counters
+            );
             *last = (Instant::now(), self.counters.clone());
         }
     }

@@ -379,6 +379,12 @@ impl FlowBackend for TunnelBackend {
             .map_err(|_| libc::ETIMEDOUT)?
     }
 
+    fn counters(&self) -> Option<String> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::Counters { reply });
+        answer.recv_timeout(COMMAND_WAIT).ok()
+    }
+
     fn status(&self) -> Vec<PeerStatus> {
         let (reply, answer) = sync_channel(1);
         self.send(Command::Status { reply });
