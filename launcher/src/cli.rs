@@ -125,6 +125,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=120))]
     pub test_rekey_after_secs: Option<u64>,
 
+    /// TESTS ONLY: at most this many TCP sockets in the tunnel stack
+    /// (default 65536); new connects past it fail with ENOBUFS and are
+    /// counted (`flows_refused`), inbound SYNs are dropped (`syn_dropped`).
+    #[arg(long = "test-max-flows", hide = true, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub test_max_flows: Option<u64>,
+
     /// The program to run, and its arguments.
     #[arg(
         last = true,

@@ -1,4 +1,4 @@
-//! wrapguard against wireguard-go through a seeded fault relay
+//! Reliability under faults, floods and caps. wrapguard against wireguard-go through a seeded fault relay
 //! ([`faults::Relay`]): bulk transfers under loss, reordering, duplication
 //! and corruption arrive intact (sha256 checked at both ends), and a
 //! throughput table is printed. Needs root, wireguard-go, wireguard-tools;
@@ -610,4 +610,96 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     assert!(c("under_load_periods") >= 1 && c("cookie_replies") >= 1_000);
     assert!(out.contains("under load: handshakes without a valid mac2 get cookie replies"));
     assert!(max_rss < RSS_CAP_KIB, "RSS {max_rss} KiB over the cap");
+}
+
+const ECHO_SERVER: &str = r#"
+import socket, threading
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9100)); s.listen(64)
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#;
+
+const FLOW_CAP_CLIENT: &str = r#"
+import errno, socket, sys
+held = [socket.create_connection(("10.77.0.1", 9100), timeout=30) for _ in range(4)]
+try:
+    socket.create_connection(("10.77.0.1", 9100), timeout=30)
+    print("FAIL: a fifth connection got through the cap"); sys.exit(1)
+except OSError as e:
+    print("fifth connect errno", e.errno)
+    if e.errno != errno.ENOBUFS:
+        print("FAIL: errno", e.errno); sys.exit(1)
+# Old work keeps flowing.
+for i, s in enumerate(held):
+    tok = ("TOKEN-held-%d" % i).encode()
+    s.sendall(tok)
+    got = b""
+    while len(got) < len(tok):
+        d = s.recv(100)
+        if not d: break
+        got += d
+    if got != tok:
+        print("FAIL: held flow %d echoed %r" % (i, got)); sys.exit(1)
+print("PASS")
+"#;
+
+/// With the flow cap lowered to 4 (hidden test flag), a fifth connect
+/// fails with ENOBUFS and is counted, and the four held flows still work.
+#[test]
+fn flow_cap_refuses_new_connects_with_enobufs_and_keeps_old_flows() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("c");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32",
+            our_endpoint: None,
+            extra_addrs: &[],
+            extra_peer_args: &[],
+        },
+    );
+    let py = common::bins().python.display().to_string();
+    let srv = tmp.write("echo.py", ECHO_SERVER);
+    let cli = tmp.write("cap.py", FLOW_CAP_CLIENT);
+    let _srv = peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &tmp.join("echo.log"));
+    peer.ns.wait_tcp_listen(9100);
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    let out = wrapguard_limit(
+        &client,
+        &conf,
+        &["--log-level=debug", "--test-max-flows=4"],
+        &[&py, &cli.display().to_string()],
+        120,
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
+        "{}",
+        show(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("flow cap reached"), "{}", show(&out));
+    assert!(counter(&err, "flows_refused") >= 1, "{}", show(&out));
 }

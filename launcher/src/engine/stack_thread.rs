@@ -631,7 +631,13 @@ impl Engine {
                     }
                 }
                 Command::Counters { reply } => {
-                    let _ = reply.send(self.counters.to_string());
+                    let st = self.stack.stats();
+                    let _ = reply.send(format!(
+                        "{} syn_dropped={} flows={}",
+                        self.counters,
+                        st.syn_dropped,
+                        self.flows.len()
+                    ));
                 }
             }
         }
@@ -717,10 +723,16 @@ impl Engine {
                 return Err(libc::EHOSTUNREACH);
             }
         }
-        let h = self
-            .stack
-            .tcp_connect(now, None, dst)
-            .map_err(|e| e.errno())?;
+        let h = match self.stack.tcp_connect(now, None, dst) {
+            Ok(h) => h,
+            Err(tcpip::Error::NoBufferSpace) => {
+                // The socket table is full: refuse new work, keep the old.
+                self.counters.flows_refused += 1;
+                debug!(dst = %dst, refused = self.counters.flows_refused, "flow cap reached; connect refused (ENOBUFS)");
+                return Err(libc::ENOBUFS);
+            }
+            Err(e) => return Err(e.errno()),
+        };
         let local = self.stack.local_addr(h).map_err(|e| e.errno())?;
         debug!(flow = shared.id, dst = %dst, local = %local, peer = %p.label, "tunnel connect");
         self.by_handle.insert(h, shared.id);

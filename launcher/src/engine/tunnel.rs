@@ -166,6 +166,9 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         addresses: addresses.clone(),
         mtu: usize::from(config.interface.mtu),
         seed: OsRng.next_u64(),
+        max_tcp_sockets: cli
+            .test_max_flows
+            .map_or(StackConfig::default().max_tcp_sockets, |n| n as usize),
         ..StackConfig::default()
     });
 
