@@ -15,6 +15,11 @@
 //! * **`Resolve`**: answered with one [`dns::ResolveReply`] in its own long
 //!   frame (see [`dns`]), then the engine closes.
 //! * **`Hello`**: fire and forget, no reply.
+//! * **`UdpOpen`**: the engine answers one [`Reply::Udp`] frame; when it is
+//!   [`UdpReply::Opened`], the frame carries (`SCM_RIGHTS`) one end of a
+//!   `SOCK_SEQPACKET` socket pair whose other end the engine keeps. Each
+//!   message on it is one datagram: a [`datagram::Header`] followed by the
+//!   payload (see [`datagram`]). `UdpConnect` is a query on an open one.
 //! * **`Connect`**: the connection *becomes the data socket* of one TCP flow.
 //!   The engine answers with one [`Reply::Connect`]. If it is
 //!   [`ConnectReply::Accepted`], the shim writes exactly [`FILLER_LEN`] bytes
@@ -66,6 +71,8 @@ pub const ENV_CONTROL: &str = "WRAPGUARD_CONTROL";
 /// Environment variable holding the absolute path of `libwrapguard.so`, so
 /// the shim can put itself back into `LD_PRELOAD` when a program clears it.
 pub const ENV_PRELOAD: &str = "WRAPGUARD_PRELOAD";
+
+pub mod datagram;
 
 /// Transport protocol of a route query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +184,39 @@ pub struct AcceptedPeer {
     pub local: SocketAddr,
 }
 
+/// What the shim asks for when a datagram socket starts using the tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpOpenRequest {
+    /// Whether the application's socket is AF_INET6 (it then sends and
+    /// receives both families unless `v6_only`).
+    pub v6_socket: bool,
+    /// `IPV6_V6ONLY` of the application's socket.
+    pub v6_only: bool,
+    /// The local address to bind (normalised; a wildcard or one of our
+    /// tunnel addresses; port 0 picks one).
+    pub bind: SocketAddr,
+    /// The default peer, if the socket is connected (normalised).
+    pub connect: Option<SocketAddr>,
+    /// The application's fd number (for logs only).
+    pub fd: i32,
+}
+
+/// The engine's answer to [`Request::UdpOpen`] / [`Request::UdpConnect`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UdpReply {
+    /// Open (or re-connected); for `UdpOpen` the data socket comes with it.
+    Opened {
+        /// Engine-wide id of the datagram flow.
+        flow: u64,
+        /// Our tunnel address and port (`getsockname`).
+        local: SocketAddr,
+        /// The tunnel MTU: larger datagrams fail with `EMSGSIZE`.
+        mtu: u16,
+    },
+    /// Fail the call with this errno.
+    Refused(i32),
+}
+
 /// A message from the shim to the engine.
 // `Resolve` carries its name inline (~260 bytes) so requests stay `Copy`
 // and allocation-free; one is built per exchange, never stored in bulk.
@@ -225,6 +265,16 @@ pub enum Request {
         /// Inode of the socket the application holds.
         inode: u64,
     },
+    /// Open a datagram flow; answered by [`Reply::Udp`] with a data socket.
+    UdpOpen(UdpOpenRequest),
+    /// Set (or clear, `None`) the default peer of a datagram flow; answered
+    /// by [`Reply::Udp`] (no data socket).
+    UdpConnect {
+        /// The id from [`UdpReply::Opened`].
+        flow: u64,
+        /// The new default peer (normalised), or `None` to disconnect.
+        peer: Option<SocketAddr>,
+    },
     /// Who is the tunnel peer behind this accepted loopback connection?
     /// Answered by [`Reply::Accept`].
     AcceptLookup {
@@ -262,6 +312,8 @@ pub enum Reply {
     Adopt(Option<FlowInfo>),
     /// Answer to [`Request::DnsInfo`].
     DnsInfo(DnsInfo),
+    /// Answer to [`Request::UdpOpen`] and [`Request::UdpConnect`].
+    Udp(UdpReply),
 }
 
 /// Why a frame could not be encoded.
@@ -345,6 +397,8 @@ mod tag {
     pub const ADOPT: u8 = 8;
     pub const DNS_INFO: u8 = 9;
     pub const RESOLVE: u8 = 10;
+    pub const UDP_OPEN: u8 = 11;
+    pub const UDP_CONNECT: u8 = 12;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -354,6 +408,7 @@ mod tag {
     pub const R_ACCEPT: u8 = 0x86;
     pub const R_ADOPT: u8 = 0x87;
     pub const R_DNS_INFO: u8 = 0x88;
+    pub const R_UDP: u8 = 0x89;
 }
 
 /// Length of the `u16` length prefix.
@@ -405,6 +460,15 @@ impl<'a> Writer<'a> {
             FlowState::Failed(e) => {
                 self.u8(3);
                 self.i32(e);
+            }
+        }
+    }
+    fn opt_addr(&mut self, a: &Option<SocketAddr>) {
+        match a {
+            None => self.u8(0),
+            Some(a) => {
+                self.u8(1);
+                self.addr(a);
             }
         }
     }
@@ -475,6 +539,13 @@ impl<'a> Reader<'a> {
             3 => FlowState::Failed(self.i32()?),
             _ => return Err(DecodeError::BadField("flow state")),
         })
+    }
+    fn opt_addr(&mut self) -> Result<Option<SocketAddr>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.addr()?)),
+            _ => Err(DecodeError::BadField("address option")),
+        }
     }
     fn addr(&mut self) -> Result<SocketAddr, DecodeError> {
         match self.u8()? {
@@ -582,6 +653,17 @@ impl Request {
                 w.addr(&requested);
                 w.addr(&loopback);
             }),
+            Request::UdpOpen(u) => frame(buf, tag::UDP_OPEN, |w| {
+                w.u8(u8::from(u.v6_socket));
+                w.u8(u8::from(u.v6_only));
+                w.addr(&u.bind);
+                w.opt_addr(&u.connect);
+                w.i32(u.fd);
+            }),
+            Request::UdpConnect { flow, peer } => frame(buf, tag::UDP_CONNECT, |w| {
+                w.u64(flow);
+                w.opt_addr(&peer);
+            }),
             Request::AcceptLookup { listener, peer } => frame(buf, tag::ACCEPT_LOOKUP, |w| {
                 w.addr(&listener);
                 w.addr(&peer);
@@ -617,6 +699,17 @@ impl Request {
             tag::LISTEN => Request::Listen {
                 requested: r.addr()?,
                 loopback: r.addr()?,
+            },
+            tag::UDP_OPEN => Request::UdpOpen(UdpOpenRequest {
+                v6_socket: r.bool()?,
+                v6_only: r.bool()?,
+                bind: r.addr()?,
+                connect: r.opt_addr()?,
+                fd: r.i32()?,
+            }),
+            tag::UDP_CONNECT => Request::UdpConnect {
+                flow: r.u64()?,
+                peer: r.opt_addr()?,
             },
             tag::ACCEPT_LOOKUP => Request::AcceptLookup {
                 listener: r.addr()?,
@@ -670,6 +763,18 @@ impl Reply {
             Reply::Bind { redirect } => frame(buf, tag::R_BIND, |w| w.u8(u8::from(redirect))),
             Reply::Done(e) => frame(buf, tag::R_DONE, |w| w.i32(e)),
             Reply::DnsInfo(i) => frame(buf, tag::R_DNS_INFO, |w| dns::encode_info(w, &i)),
+            Reply::Udp(u) => frame(buf, tag::R_UDP, |w| match u {
+                UdpReply::Opened { flow, local, mtu } => {
+                    w.u8(1);
+                    w.u64(flow);
+                    w.addr(&local);
+                    w.u16(mtu);
+                }
+                UdpReply::Refused(e) => {
+                    w.u8(2);
+                    w.i32(e);
+                }
+            }),
             Reply::Accept(p) => frame(buf, tag::R_ACCEPT, |w| match p {
                 None => w.u8(0),
                 Some(p) => {
@@ -718,6 +823,15 @@ impl Reply {
             },
             tag::R_DONE => Reply::Done(r.i32()?),
             tag::R_DNS_INFO => Reply::DnsInfo(dns::decode_info(&mut r)?),
+            tag::R_UDP => Reply::Udp(match r.u8()? {
+                1 => UdpReply::Opened {
+                    flow: r.u64()?,
+                    local: r.addr()?,
+                    mtu: r.u16()?,
+                },
+                2 => UdpReply::Refused(r.i32()?),
+                _ => return Err(DecodeError::BadField("udp reply")),
+            }),
             tag::R_ACCEPT => Reply::Accept(match r.u8()? {
                 0 => None,
                 1 => Some(AcceptedPeer {

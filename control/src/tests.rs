@@ -79,6 +79,28 @@ fn all_requests() -> Vec<Request> {
             },
             name: QueryName::new(&[b'x'; 255]).expect("longest name"),
         }),
+        Request::UdpOpen(UdpOpenRequest {
+            v6_socket: true,
+            v6_only: false,
+            bind: v4(0, 0, 0, 0, 0),
+            connect: Some(v6()),
+            fd: 9,
+        }),
+        Request::UdpOpen(UdpOpenRequest {
+            v6_socket: false,
+            v6_only: true,
+            bind: v4(10, 77, 0, 2, 53),
+            connect: None,
+            fd: -1,
+        }),
+        Request::UdpConnect {
+            flow: 3,
+            peer: None,
+        },
+        Request::UdpConnect {
+            flow: u64::MAX,
+            peer: Some(v4(10, 77, 0, 1, 9)),
+        },
     ]
 }
 
@@ -126,6 +148,12 @@ fn all_replies() -> Vec<Reply> {
             peer: v4(10, 77, 0, 1, 33000),
             local: v6(),
         })),
+        Reply::Udp(UdpReply::Opened {
+            flow: 12,
+            local: v6(),
+            mtu: 1420,
+        }),
+        Reply::Udp(UdpReply::Refused(101)),
     ]
 }
 

@@ -4,10 +4,11 @@
 //! application's loopback listeners.
 
 use crate::engine::dns_resolver::DnsService;
+use crate::engine::seqpacket;
 use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
-    FILLER_LEN, MAX_FRAME, PREFIX_LEN,
+    UdpReply, FILLER_LEN, MAX_FRAME, PREFIX_LEN,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -147,6 +148,45 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             };
             let _ = stream.write_all(&answer.encode()).await;
         }
+        Request::UdpOpen(u) => {
+            let backend = s.backend.clone();
+            // The engine thread answers within COMMAND_WAIT; do not hold a
+            // runtime worker meanwhile.
+            let r = tokio::task::spawn_blocking(move || backend.open_udp(u))
+                .await
+                .unwrap_or(Err(libc::EIO));
+            match r {
+                Ok(o) => {
+                    debug!(flow = o.flow, fd = u.fd, bind = %u.bind, connect = ?u.connect, local = %o.local, "udp socket through the tunnel");
+                    let rep = Reply::Udp(UdpReply::Opened {
+                        flow: o.flow,
+                        local: o.local,
+                        mtu: o.mtu,
+                    });
+                    reply_with_fd(&mut stream, rep, o.app_end.as_raw_fd()).await;
+                }
+                Err(e) => {
+                    debug!(fd = u.fd, bind = %u.bind, connect = ?u.connect, errno = e, "udp socket refused");
+                    reply(&mut stream, Reply::Udp(UdpReply::Refused(e))).await;
+                }
+            }
+        }
+        Request::UdpConnect { flow, peer } => {
+            let backend = s.backend.clone();
+            let r = tokio::task::spawn_blocking(move || backend.udp_connect(flow, peer))
+                .await
+                .unwrap_or(Err(libc::EIO));
+            debug!(flow, peer = ?peer, result = ?r, "udp connect");
+            let rep = match r {
+                Ok(local) => UdpReply::Opened {
+                    flow,
+                    local,
+                    mtu: 0,
+                },
+                Err(e) => UdpReply::Refused(e),
+            };
+            reply(&mut stream, Reply::Udp(rep)).await;
+        }
         Request::Adopt { inode } => {
             let info = s.by_inode.lock().ok().and_then(|m| m.get(&inode).copied());
             let info = info.map(|mut i| {
@@ -196,6 +236,31 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             debug!(listener = %listener, loopback_peer = %peer, tunnel_peer = ?found.map(|p| p.peer), "accept lookup");
             reply(&mut stream, Reply::Accept(found)).await;
         }
+    }
+}
+
+/// Sends a reply frame with a descriptor attached (`SCM_RIGHTS`); the rest
+/// of the frame, if the socket took only part of it, follows plainly.
+async fn reply_with_fd(stream: &mut UnixStream, r: Reply, pass: std::os::fd::RawFd) {
+    let mut buf = [0u8; MAX_FRAME];
+    let Ok(n) = r.encode(&mut buf) else { return };
+    let sent = loop {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        match stream.try_io(Interest::WRITABLE, || {
+            seqpacket::send_with_fd(stream.as_raw_fd(), &buf[..n], pass)
+        }) {
+            Ok(k) => break k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                debug!(error = %e, "cannot pass the udp data socket");
+                return;
+            }
+        }
+    };
+    if sent < n {
+        let _ = stream.write_all(&buf[sent..n]).await;
     }
 }
 

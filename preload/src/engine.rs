@@ -135,6 +135,41 @@ pub fn query(req: &Request) -> Result<Reply, c_int> {
     r
 }
 
+/// One request/reply exchange whose reply may carry a descriptor
+/// (`UdpOpen`); the descriptor is CLOEXEC and owned by the caller.
+pub fn query_with_fd(req: &Request) -> Result<(Reply, Option<c_int>), c_int> {
+    let engine = config().engine.as_ref().ok_or(libc::ENETUNREACH)?;
+    let fd = engine.open(false)?;
+    let r = send(fd, req).and_then(|()| {
+        let mut buf = [0u8; MAX_FRAME];
+        let (mut got, passed) = sys::recv_with_fd(fd, &mut buf).map_err(timeout_errno)?;
+        let frame = (|| {
+            while got < PREFIX_LEN {
+                sys::recv_exact(fd, &mut buf[got..PREFIX_LEN]).map_err(timeout_errno)?;
+                got = PREFIX_LEN;
+            }
+            let total = control::frame_len([buf[0], buf[1]]).map_err(|_| libc::EPROTO)?;
+            if got < total {
+                sys::recv_exact(fd, &mut buf[got..total]).map_err(timeout_errno)?;
+            }
+            Reply::decode(&buf[..total])
+                .map(|(r, _)| r)
+                .map_err(|_| libc::EPROTO)
+        })();
+        match frame {
+            Ok(r) => Ok((r, passed)),
+            Err(e) => {
+                if let Some(p) = passed {
+                    sys::close(p);
+                }
+                Err(e)
+            }
+        }
+    });
+    sys::close(fd);
+    r
+}
+
 /// Fire-and-forget notification (used for `Hello`); never blocks long.
 pub fn notify(req: &Request) {
     let Some(engine) = config().engine.as_ref() else {

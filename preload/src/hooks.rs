@@ -3,8 +3,10 @@
 //! the logic lives in the `do_*` functions.
 
 use crate::addr;
+use crate::dgram;
 use crate::engine::{self, config};
 use crate::real;
+use crate::redirect;
 use crate::sys::{self, errno, set_errno};
 use crate::table::{self, Kind, OutState};
 use crate::udp::{self, SendPlan};
@@ -112,6 +114,10 @@ const DEFAULT_SNDBUF: c_int = 106_496;
 unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: the application passes a valid (addr, len) to connect.
     let pass = || unsafe { real::connect(fd, a, len) };
+    if table::maybe_udp(fd) && dgram::get(fd).is_some() {
+        // SAFETY: as above.
+        return unsafe { connect_carried_udp(fd, a, len) };
+    }
     // SAFETY: as above.
     let Some(dst_raw) = (unsafe { addr::read(a, len) }) else {
         return pass();
@@ -169,18 +175,29 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         (domain, dst_raw),
         (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
     );
-    if !family_ok || addr::is_local(&dst_raw) {
+    let proto = if ty == libc::SOCK_DGRAM {
+        Proto::Udp
+    } else {
+        Proto::Tcp
+    };
+    let dst = redirect::outbound(control::normalize(dst_raw), proto);
+    if !family_ok || addr::is_local(&dst) {
         return direct();
     }
-    let dst = control::normalize(dst_raw);
 
     if ty == libc::SOCK_DGRAM {
-        // UDP is not carried yet: never let a routed datagram socket leak.
         return match engine::query(&Request::Route {
             dst,
             proto: Proto::Udp,
         }) {
             Ok(Reply::Route(RouteDecision::Direct)) => direct(),
+            Ok(Reply::Route(RouteDecision::Tunnel)) => {
+                match dgram::open(fd, None, Some((dst_raw, dst)), &regs) {
+                    Ok(()) => 0,
+                    Err(e) => fail(e),
+                }
+            }
+            // Never let a routed datagram socket leak.
             _ => fail(libc::ENETUNREACH),
         };
     }
@@ -288,6 +305,34 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     }
 }
 
+/// `connect()` on a datagram socket we carry: a new default peer (which
+/// must be in the tunnel) or, with `AF_UNSPEC`, none.
+unsafe fn connect_carried_udp(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
+    if a.is_null() || (len as usize) < std::mem::size_of::<libc::sa_family_t>() {
+        return fail(libc::EINVAL);
+    }
+    // SAFETY: at least the family field is readable.
+    let fam = c_int::from(unsafe { std::ptr::read_unaligned(a as *const libc::sa_family_t) });
+    let to = if fam == libc::AF_UNSPEC {
+        None
+    } else {
+        // SAFETY: the application's (addr, len).
+        let Some(raw) = (unsafe { addr::read(a, len) }) else {
+            return fail(libc::EAFNOSUPPORT);
+        };
+        let eff = redirect::outbound(control::normalize(raw), Proto::Udp);
+        if addr::is_local(&eff) || !udp::routed(eff) {
+            // A carried socket talks only to the tunnel.
+            return fail(libc::ENETUNREACH);
+        }
+        Some((raw, eff))
+    };
+    match dgram::reconnect(fd, to) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
 /// Puts the original TCP socket (`shadow`) back at `fd` and forgets the
 /// tunnel state.
 fn restore_shadow(fd: c_int, shadow: c_int) {
@@ -373,7 +418,7 @@ fn rebind_as_requested(fd: c_int, requested: SocketAddr, family: c_int) -> Resul
 /// CLOEXEC and O_NONBLOCK flags and moving its epoll registrations (made
 /// before connect) onto the data socket; returns the shadow fd that keeps
 /// the original TCP socket alive.
-fn swap(
+pub(crate) fn swap(
     fd: c_int,
     data: c_int,
     reuse_shadow: Option<c_int>,
@@ -605,6 +650,24 @@ unsafe fn do_getsockopt(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::getsockopt(target, level, name, val, len) };
+    if let Some(Kind::Udp { shadow, family, .. }) = table::get(fd) {
+        if level != libc::SOL_SOCKET {
+            return pass(shadow);
+        }
+        let v = match name {
+            libc::SO_ERROR => dgram::take_error(fd),
+            libc::SO_TYPE => libc::SOCK_DGRAM,
+            libc::SO_DOMAIN => family,
+            libc::SO_PROTOCOL => libc::IPPROTO_UDP,
+            libc::SO_ACCEPTCONN => 0,
+            n if on_data_socket(n) || n == libc::SO_RCVBUF || n == libc::SO_SNDBUF => {
+                return pass(fd)
+            }
+            _ => return pass(shadow),
+        };
+        // SAFETY: application buffer, checked in put_int.
+        return unsafe { put_int(val, len, v) };
+    }
     let Some(Kind::Outbound { shadow, family, .. }) = table::get(fd) else {
         let r = pass(fd);
         // An inherited tunnel socket (after exec) answers as AF_UNIX: adopt it.
@@ -669,6 +732,22 @@ unsafe fn do_setsockopt(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::setsockopt(target, level, name, val, len) };
+    if let Some(Kind::Udp { shadow, .. }) = table::get(fd) {
+        if level != libc::SOL_SOCKET {
+            return pass(shadow);
+        }
+        return match name {
+            n if on_data_socket(n) => pass(fd),
+            libc::SO_SNDBUF | libc::SO_SNDBUFFORCE | libc::SO_RCVBUF | libc::SO_RCVBUFFORCE => {
+                let r = pass(shadow);
+                if r == 0 {
+                    let _ = pass(fd);
+                }
+                r
+            }
+            _ => pass(shadow),
+        };
+    }
     let Some(Kind::Outbound { shadow, state, .. }) = table::get(fd) else {
         let r = pass(fd);
         if r != 0 && level != libc::SOL_SOCKET && adopted(fd) {
@@ -718,6 +797,7 @@ unsafe fn do_getsockname(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_
     let shown = match table::get(fd) {
         Some(Kind::Outbound { local, family, .. }) => addr::in_family(local, family),
         Some(Kind::Accepted { local, family, .. }) => addr::in_family(local, family),
+        Some(Kind::Udp { local, family, .. }) => addr::in_family(local, family),
         Some(Kind::Listener { requested, .. }) => {
             let Ok((ss, l)) = sys::getsockname(fd) else {
                 return pass();
@@ -755,6 +835,10 @@ unsafe fn do_getpeername(fd: c_int, a: *mut sockaddr, len: *mut socklen_t) -> c_
             _ => return fail(libc::ENOTCONN),
         },
         Some(Kind::Accepted { peer, family, .. }) => addr::in_family(peer, family),
+        Some(Kind::Udp { peer, .. }) => match peer {
+            Some(p) => p,
+            None => return fail(libc::ENOTCONN),
+        },
         _ => {
             let r = pass();
             // SAFETY: after success the kernel filled `a`/`len`.
@@ -787,10 +871,17 @@ unsafe fn do_bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     ) else {
         return pass();
     };
-    if ty != libc::SOCK_STREAM || !matches!(domain, libc::AF_INET | libc::AF_INET6) {
+    if !matches!(domain, libc::AF_INET | libc::AF_INET6) {
         return pass();
     }
     let norm = control::normalize(requested);
+    if ty == libc::SOCK_DGRAM {
+        // SAFETY: forwarded application arguments.
+        return unsafe { bind_udp(fd, norm, pass) };
+    }
+    if ty != libc::SOCK_STREAM {
+        return pass();
+    }
     if norm.ip().is_loopback() || norm.ip().is_multicast() {
         return pass();
     }
@@ -819,6 +910,34 @@ unsafe fn do_bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         }
     }
     r
+}
+
+/// `bind()` of a datagram socket: a fixed port on a wildcard, or any port
+/// on one of our tunnel addresses, makes it a tunnel socket at once (a
+/// server); anything else (port 0 on a wildcard, loopback, host
+/// addresses) stays the kernel's.
+unsafe fn bind_udp(fd: c_int, norm: SocketAddr, pass: impl FnOnce() -> c_int) -> c_int {
+    let regs = match table::get(fd) {
+        Some(Kind::Udp { .. }) => return fail(libc::EINVAL), // already bound
+        Some(Kind::Fresh { regs }) => regs,
+        _ => [None; table::MAX_EPOLL_REGS],
+    };
+    let ip = norm.ip();
+    if ip.is_loopback() || ip.is_multicast() || (ip.is_unspecified() && norm.port() == 0) {
+        return pass();
+    }
+    let carry = ip.is_unspecified()
+        || matches!(
+            engine::query(&Request::Bind { addr: norm }),
+            Ok(Reply::Bind { redirect: true })
+        );
+    if !carry {
+        return pass();
+    }
+    match dgram::open(fd, Some(norm), None, &regs) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
 }
 
 fn do_listen(fd: c_int, backlog: c_int) -> c_int {
@@ -911,7 +1030,9 @@ fn do_socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
         if let Some(stale) = table::take(fd) {
             table::release(&stale);
         }
-        if matches!(domain, libc::AF_INET | libc::AF_INET6) && ty & 0xf == libc::SOCK_STREAM {
+        if matches!(domain, libc::AF_INET | libc::AF_INET6)
+            && matches!(ty & 0xf, libc::SOCK_STREAM | libc::SOCK_DGRAM)
+        {
             table::set(
                 fd,
                 Kind::Fresh {
@@ -1169,6 +1290,13 @@ pub unsafe extern "C" fn epoll_ctl(
     )
 }
 
+/// Opens a datagram flow for a first send into the tunnel; the state to
+/// send with.
+fn open_for_send(fd: c_int, regs: &[Option<table::EpollReg>]) -> Result<dgram::Udp, c_int> {
+    dgram::open(fd, None, None, regs)?;
+    dgram::get(fd).ok_or(libc::EBADF)
+}
+
 unsafe fn do_sendto(
     fd: c_int,
     buf: *const c_void,
@@ -1177,6 +1305,9 @@ unsafe fn do_sendto(
     a: *const sockaddr,
     alen: socklen_t,
 ) -> isize {
+    // SAFETY: the application's arguments.
+    let dst = || unsafe { addr::read(a, alen) };
+    let iov = dgram::iov1(buf, len);
     // SAFETY: the application's arguments.
     match unsafe { udp::plan(fd, a, alen, flags) } {
         // SAFETY: forwarded application arguments.
@@ -1206,6 +1337,16 @@ unsafe fn do_sendto(
             set_errno(libc::ENETUNREACH);
             -1
         }
+        // SAFETY: one iovec over the application's buffer.
+        SendPlan::Carried(st) => unsafe { dgram::send(fd, &st, dst(), &iov, 1, flags) },
+        SendPlan::Open(regs) => match open_for_send(fd, &regs) {
+            // SAFETY: as above.
+            Ok(st) => unsafe { dgram::send(fd, &st, dst(), &iov, 1, flags) },
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        },
     }
 }
 
@@ -1218,14 +1359,28 @@ unsafe fn do_sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize
     // SAFETY: non-null msghdr from the application.
     let mut copy = unsafe { *msg };
     // SAFETY: msg_name/msg_namelen describe the application's address.
-    match unsafe {
+    let plan = unsafe {
         udp::plan(
             fd,
             copy.msg_name as *const sockaddr,
             copy.msg_namelen,
             flags,
         )
-    } {
+    };
+    let carried = |st: dgram::Udp| {
+        // SAFETY: the application's msghdr.
+        unsafe {
+            dgram::send(
+                fd,
+                &st,
+                dgram::msg_dst(&copy),
+                copy.msg_iov,
+                dgram::iovlen(&copy),
+                flags,
+            )
+        }
+    };
+    match plan {
         SendPlan::Pass => pass(msg, flags),
         SendPlan::DropAddress => {
             copy.msg_name = std::ptr::null_mut();
@@ -1245,6 +1400,14 @@ unsafe fn do_sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize
             set_errno(libc::ENETUNREACH);
             -1
         }
+        SendPlan::Carried(st) => carried(st),
+        SendPlan::Open(regs) => match open_for_send(fd, &regs) {
+            Ok(st) => carried(st),
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        },
     }
 }
 
@@ -1254,27 +1417,379 @@ unsafe fn do_sendmmsg(
     vlen: libc::c_uint,
     flags: c_int,
 ) -> c_int {
-    let mut n = vlen;
-    if !msgs.is_null() {
-        for i in 0..vlen {
-            // SAFETY: `vlen` entries per the application.
-            let h = unsafe { (*msgs.add(i as usize)).msg_hdr };
-            // SAFETY: the entry's address, as the application gave it.
-            let plan =
-                unsafe { udp::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags) };
-            if let SendPlan::Refuse = plan {
-                if i == 0 {
-                    return fail(libc::ENETUNREACH);
+    if msgs.is_null() || vlen == 0 {
+        // SAFETY: forwarded application arguments.
+        return unsafe { real::sendmmsg(fd, msgs, vlen, flags) };
+    }
+    let vlen = vlen.min(1024);
+    // Decide on the first datagram; a carried socket then sends each one
+    // through the hook (partial counts as the kernel reports them).
+    // SAFETY: `vlen` entries per the application.
+    let first = unsafe { (*msgs).msg_hdr };
+    // SAFETY: the entry's address, as the application gave it.
+    let plan = unsafe {
+        udp::plan(
+            fd,
+            first.msg_name as *const sockaddr,
+            first.msg_namelen,
+            flags,
+        )
+    };
+    let st = match plan {
+        SendPlan::Carried(st) => st,
+        SendPlan::Open(regs) => match open_for_send(fd, &regs) {
+            Ok(st) => st,
+            Err(e) => return fail(e),
+        },
+        SendPlan::Refuse => return fail(libc::ENETUNREACH),
+        _ => {
+            // Not carried: the kernel's, unless a later datagram is routed.
+            let mut n = vlen;
+            for i in 1..vlen {
+                // SAFETY: `vlen` entries per the application.
+                let h = unsafe { (*msgs.add(i as usize)).msg_hdr };
+                // SAFETY: the entry's address, as the application gave it.
+                let p =
+                    unsafe { udp::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags) };
+                if matches!(p, SendPlan::Refuse | SendPlan::Open(_)) {
+                    // Send the part before it, as the kernel reports a
+                    // partial batch; the next call carries the rest.
+                    n = i;
+                    break;
                 }
-                // Send the part before the first refused datagram, as the
-                // kernel reports a partial batch.
-                n = i;
-                break;
             }
+            // SAFETY: forwarded application arguments (a prefix of them).
+            return unsafe { real::sendmmsg(fd, msgs, n, flags) };
+        }
+    };
+    let mut sent = 0;
+    for i in 0..vlen {
+        // SAFETY: `vlen` entries per the application.
+        let m = unsafe { &mut *msgs.add(i as usize) };
+        // SAFETY: the application's msghdr.
+        let r = unsafe {
+            dgram::send(
+                fd,
+                &st,
+                dgram::msg_dst(&m.msg_hdr),
+                m.msg_hdr.msg_iov,
+                dgram::iovlen(&m.msg_hdr),
+                flags,
+            )
+        };
+        if r < 0 {
+            if sent == 0 {
+                return -1;
+            }
+            break;
+        }
+        m.msg_len = r as libc::c_uint;
+        sent += 1;
+    }
+    sent
+}
+
+/// A receive on a carried socket into `iov`, as `recvmsg` would return it.
+///
+/// # Safety
+/// As for `recvmsg(2)` with these pieces.
+#[allow(clippy::too_many_arguments)]
+unsafe fn recv_carried(
+    fd: c_int,
+    st: &dgram::Udp,
+    iov: *const libc::iovec,
+    iovlen: usize,
+    flags: c_int,
+    name: *mut sockaddr,
+    namelen: *mut socklen_t,
+    msg_flags: Option<&mut c_int>,
+) -> isize {
+    // SAFETY: per the caller.
+    match unsafe { dgram::recv(fd, st, iov, iovlen, flags, name, namelen) } {
+        Ok(r) => {
+            if let Some(f) = msg_flags {
+                *f = r.msg_flags;
+            }
+            r.len as isize
+        }
+        Err(e) => {
+            set_errno(e);
+            -1
         }
     }
-    // SAFETY: forwarded application arguments (a prefix of them).
-    unsafe { real::sendmmsg(fd, msgs, n, flags) }
+}
+
+/// Interposed `recvfrom(2)`: strips the datagram header on carried sockets
+/// and reports the peer's tunnel address.
+///
+/// # Safety
+/// As for `recvfrom(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    a: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::recvfrom(fd, buf, len, flags, a, alen) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: one iovec over the application's buffer.
+            Some(st) => unsafe {
+                recv_carried(fd, &st, &dgram::iov1(buf, len), 1, flags, a, alen, None)
+            },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `recv(2)`.
+///
+/// # Safety
+/// As for `recv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::recv(fd, buf, len, flags) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: as in recvfrom.
+            Some(st) => unsafe {
+                recv_carried(
+                    fd,
+                    &st,
+                    &dgram::iov1(buf, len),
+                    1,
+                    flags,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    None,
+                )
+            },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `read(2)` (only carried datagram sockets are looked at).
+///
+/// # Safety
+/// As for `read(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::read(fd, buf, len) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: as in recvfrom.
+            Some(st) => unsafe {
+                recv_carried(
+                    fd,
+                    &st,
+                    &dgram::iov1(buf, len),
+                    1,
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    None,
+                )
+            },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `recvmsg(2)`.
+///
+/// # Safety
+/// As for `recvmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::recvmsg(fd, msg, flags) };
+    if msg.is_null() || !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            Some(st) => {
+                // SAFETY: non-null msghdr from the application.
+                let m = unsafe { &mut *msg };
+                m.msg_controllen = 0;
+                let mut out_flags = 0;
+                // SAFETY: the application's msghdr pieces.
+                let r = unsafe {
+                    recv_carried(
+                        fd,
+                        &st,
+                        m.msg_iov,
+                        dgram::iovlen(m),
+                        flags,
+                        m.msg_name as *mut sockaddr,
+                        &mut m.msg_namelen,
+                        Some(&mut out_flags),
+                    )
+                };
+                m.msg_flags = out_flags;
+                r
+            }
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `recvmmsg(2)` (the timeout is not applied on carried sockets).
+///
+/// # Safety
+/// As for `recvmmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::recvmmsg(fd, msgs, vlen, flags, timeout) };
+    if msgs.is_null() || !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || {
+            let Some(st) = dgram::get(fd) else {
+                return pass();
+            };
+            let mut got = 0;
+            for i in 0..vlen.min(1024) {
+                let mut f = flags & !libc::MSG_WAITFORONE;
+                if i > 0 && flags & libc::MSG_WAITFORONE != 0 {
+                    f |= libc::MSG_DONTWAIT;
+                }
+                // SAFETY: `vlen` entries per the application.
+                let m = unsafe { &mut (*msgs.add(i as usize)).msg_hdr };
+                m.msg_controllen = 0;
+                let mut out_flags = 0;
+                // SAFETY: the application's msghdr pieces.
+                let r = unsafe {
+                    recv_carried(
+                        fd,
+                        &st,
+                        m.msg_iov,
+                        dgram::iovlen(m),
+                        f,
+                        m.msg_name as *mut sockaddr,
+                        &mut m.msg_namelen,
+                        Some(&mut out_flags),
+                    )
+                };
+                if r < 0 {
+                    if got == 0 {
+                        return -1;
+                    }
+                    break;
+                }
+                m.msg_flags = out_flags;
+                // SAFETY: as above.
+                unsafe { (*msgs.add(i as usize)).msg_len = r as libc::c_uint };
+                got += 1;
+            }
+            got
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `shutdown(2)`: on a carried datagram socket it only checks
+/// the arguments (shutting the data socket would end the flow; a UDP
+/// socket keeps receiving after `SHUT_WR`).
+///
+/// # Safety
+/// As for `shutdown(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    // SAFETY: integer arguments.
+    let pass = || unsafe { real::shutdown(fd, how) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            Some(_) if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) => {
+                fail(libc::EINVAL)
+            }
+            Some(st) if st.peer.is_none() => fail(libc::ENOTCONN),
+            Some(_) => 0,
+            None => pass(),
+        },
+        libc::EINVAL,
+    )
+}
+
+/// Interposed `send(2)`.
+///
+/// # Safety
+/// As for `send(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::send(fd, buf, len, flags) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: one iovec over the application's buffer.
+            Some(st) => unsafe { dgram::send(fd, &st, None, &dgram::iov1(buf, len), 1, flags) },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `write(2)` (only carried datagram sockets are looked at).
+///
+/// # Safety
+/// As for `write(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::write(fd, buf, len) };
+    if !table::maybe_udp(fd) {
+        return pass();
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: as in send.
+            Some(st) => unsafe { dgram::send(fd, &st, None, &dgram::iov1(buf, len), 1, 0) },
+            None => pass(),
+        },
+        libc::EIO,
+    )
 }
 
 /// Interposed `sendto(2)` (see [`udp`]).
@@ -1290,7 +1805,7 @@ pub unsafe extern "C" fn sendto(
     a: *const sockaddr,
     alen: socklen_t,
 ) -> isize {
-    if a.is_null() {
+    if a.is_null() && !table::maybe_udp(fd) {
         // Fast path: no destination, nothing to decide.
         // SAFETY: forwarded application arguments.
         return unsafe { real::sendto(fd, buf, len, flags, a, alen) };
@@ -1311,7 +1826,7 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     // SAFETY: a non-null msghdr is readable per the sendmsg contract.
-    if msg.is_null() || unsafe { (*msg).msg_name.is_null() } {
+    if msg.is_null() || (unsafe { (*msg).msg_name.is_null() } && !table::maybe_udp(fd)) {
         // SAFETY: forwarded application arguments.
         return unsafe { real::sendmsg(fd, msg, flags) };
     }

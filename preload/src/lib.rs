@@ -95,10 +95,12 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod dgram;
 pub mod engine;
 pub mod exec;
 pub mod hooks;
 pub mod real;
+pub mod redirect;
 pub mod resolve;
 pub mod sys;
 pub mod table;

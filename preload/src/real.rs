@@ -56,6 +56,13 @@ real! {
     fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize;
     fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize;
     fn sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int;
+    fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;
+    fn recvfrom(fd: c_int, buf: *mut c_void, len: usize, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> isize;
+    fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize;
+    fn recvmmsg(fd: c_int, msgs: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int, timeout: *mut libc::timespec) -> c_int;
+    fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize;
+    fn write(fd: c_int, buf: *const c_void, len: usize) -> isize;
+    fn shutdown(fd: c_int, how: c_int) -> c_int;
     fn dup(fd: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;

@@ -110,6 +110,26 @@ pub fn redirect(dst: SocketAddr) -> Option<SocketAddr> {
     }
 }
 
+/// The inverse of [`redirect`] for a datagram's source: a reply from the
+/// tunnel's DNS server is shown as coming from the host's (first)
+/// nameserver, which is where the program sent its query.
+pub fn unredirect(src: SocketAddr) -> Option<SocketAddr> {
+    if src.port() != 53 {
+        return None;
+    }
+    let Mode::Tunnel(info) = mode() else {
+        return None;
+    };
+    if info.server != Some(control::normalize(src).ip()) {
+        return None;
+    }
+    info.host_servers
+        .iter()
+        .flatten()
+        .next()
+        .map(|h| SocketAddr::new(*h, 53))
+}
+
 /// One `Resolve` exchange; `Err` if the engine cannot be asked.
 fn ask(kind: ResolveKind, name: &[u8]) -> Result<ResolveReply, ()> {
     let name = if name.is_empty() {

@@ -253,6 +253,62 @@ pub fn recv_exact(fd: c_int, buf: &mut [u8]) -> Result<(), c_int> {
     Ok(())
 }
 
+/// Receives up to `buf.len()` bytes and at most one descriptor passed with
+/// `SCM_RIGHTS` (made CLOEXEC); EINTR retried, EOF is `ECONNRESET`.
+pub fn recv_with_fd(fd: c_int, buf: &mut [u8]) -> Result<(usize, Option<c_int>), c_int> {
+    let mut cbuf = [0u64; 8];
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: plain old data; all-zero is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        // SAFETY: `msg` describes live buffers for the duration of the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_recvmsg,
+                fd as c_long,
+                &mut msg as *mut libc::msghdr,
+                libc::MSG_CMSG_CLOEXEC as c_long,
+            )
+        };
+        let n = match check(r) {
+            Ok(0) => return Err(libc::ECONNRESET),
+            Ok(n) => n as usize,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut passed = None;
+        // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG
+        // macros walk within them.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(c) as *const c_int;
+                    let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                        / std::mem::size_of::<c_int>();
+                    for i in 0..count {
+                        let got = std::ptr::read_unaligned(data.add(i));
+                        if passed.is_none() {
+                            passed = Some(got);
+                        } else {
+                            close(got);
+                        }
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        return Ok((n, passed));
+    }
+}
+
 /// `ppoll(2)` on one fd; `timeout_ms < 0` waits forever. EINTR is returned.
 pub fn poll1(fd: c_int, events: i16, timeout_ms: i64) -> Result<i16, c_int> {
     let mut p = libc::pollfd {

@@ -53,7 +53,7 @@ pub struct EpollReg {
 /// What the shim knows about one fd.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
-    /// A new AF_INET/AF_INET6 stream socket, not yet connected or bound
+    /// A new AF_INET/AF_INET6 stream or datagram socket, not yet connected or bound
     /// through us: only its epoll registrations are remembered, so they can
     /// be moved to the data socket if it connects through the tunnel.
     Fresh {
@@ -88,6 +88,26 @@ pub enum Kind {
         /// Whether `listen()` was called (before that, a `connect()` to a
         /// destination outside the tunnel re-binds it as asked).
         listening: bool,
+    },
+    /// A datagram socket carried through the tunnel: the fd is now one end
+    /// of a `SOCK_SEQPACKET` pair to the engine (see [`crate::dgram`]).
+    Udp {
+        /// Engine flow id.
+        flow: u64,
+        /// The original kernel UDP socket, kept (CLOEXEC) to answer
+        /// IP-level socket options.
+        shadow: c_int,
+        /// The application's address family.
+        family: c_int,
+        /// Our tunnel address and port (normalised; may be a wildcard).
+        local: SocketAddr,
+        /// The default peer as the application named it, if connected.
+        peer: Option<SocketAddr>,
+        /// Where datagrams for `peer` really go (normalised; see
+        /// [`crate::redirect`]).
+        peer_eff: Option<SocketAddr>,
+        /// The tunnel MTU.
+        mtu: u16,
     },
     /// A connection accepted from a redirected listener, made by the engine
     /// on behalf of a tunnel peer.
@@ -197,6 +217,27 @@ pub fn get(fd: c_int) -> Option<Kind> {
     }
 }
 
+/// Whether `fd` is tracked as a datagram socket of ours, without checking
+/// that the file is still the same (cheap: for the read/write fast path;
+/// callers then use [`get`]).
+pub fn maybe_udp(fd: c_int) -> bool {
+    let Some(s) = slot(fd, false) else {
+        return false;
+    };
+    if !s.used.load(Ordering::Acquire) {
+        return false;
+    }
+    s.with(|e| {
+        matches!(
+            e,
+            Some(Entry {
+                kind: Kind::Udp { .. },
+                ..
+            })
+        )
+    })
+}
+
 /// Starts or replaces tracking of `fd`; returns what it replaces.
 pub fn set(fd: c_int, kind: Kind) -> Option<Kind> {
     let id = crate::sys::file_id(fd)?;
@@ -230,7 +271,7 @@ pub fn take(fd: c_int) -> Option<Kind> {
 
 /// Frees what a state owns (the shadow fd of an outbound socket).
 pub fn release(kind: &Kind) {
-    if let Kind::Outbound { shadow, .. } = kind {
+    if let Kind::Outbound { shadow, .. } | Kind::Udp { shadow, .. } = kind {
         crate::sys::close(*shadow);
     }
 }
@@ -256,6 +297,26 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
                 peer,
                 local,
                 sndbuf,
+            })
+        }
+        Kind::Udp {
+            flow,
+            shadow,
+            family,
+            local,
+            peer,
+            peer_eff,
+            mtu,
+        } => {
+            let shadow = crate::sys::fcntl(shadow, libc::F_DUPFD_CLOEXEC, 0).ok()?;
+            Some(Kind::Udp {
+                flow,
+                shadow,
+                family,
+                local,
+                peer,
+                peer_eff,
+                mtu,
             })
         }
         // Registrations belong to the (file, fd) pair: the new fd has none.

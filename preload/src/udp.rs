@@ -1,9 +1,9 @@
-//! Datagrams are not carried through the tunnel yet, but they must not leak
-//! either: `sendto`/`sendmsg`/`sendmmsg` with an explicit destination that
-//! the engine routes into the tunnel fail with `ENETUNREACH` (as `connect()`
-//! of a datagram socket already does). Decisions are cached per destination
-//! for a few seconds in a small fixed table, so a busy UDP program costs one
-//! engine round trip per destination, not per datagram.
+//! The send-side decision for sockets the shim may carry: a datagram to a
+//! destination the engine routes into the tunnel opens a datagram flow
+//! ([`dgram`]); other routed datagrams (raw sockets) fail with
+//! `ENETUNREACH`, so nothing routed leaks. Decisions are cached per
+//! destination for a few seconds in a small fixed table, so a busy UDP
+//! program costs one engine round trip per destination, not per datagram.
 //!
 //! Also here: `sendto`/`sendmsg` with an address on a tunnel TCP socket (the
 //! kernel ignores the address on a connected TCP socket; our AF_UNIX data
@@ -11,9 +11,11 @@
 //! TCP socket, which is an implicit `connect()` and goes through ours.
 
 use crate::addr;
+use crate::dgram;
 use crate::engine;
+use crate::redirect;
 use crate::sys;
-use crate::table::{self, Kind};
+use crate::table::{self, EpollReg, Kind, MAX_EPOLL_REGS};
 use control::{Proto, Reply, Request, RouteDecision};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,8 +83,9 @@ fn slot_of(dst: &SocketAddr) -> usize {
     (h % CACHE as u64) as usize
 }
 
-/// Whether a datagram to `dst` (normalised, non-local) must be refused.
-fn routed(dst: SocketAddr) -> bool {
+/// Whether the engine routes datagrams to `dst` (normalised, non-local)
+/// into the tunnel (or cannot say: fail closed).
+pub(crate) fn routed(dst: SocketAddr) -> bool {
     let now = now_ms();
     let i = slot_of(&dst);
     if let Some(hit) = ROUTES.with(|e| e[i].filter(|x| x.dst == dst && x.expires_ms > now)) {
@@ -105,7 +108,7 @@ fn routed(dst: SocketAddr) -> bool {
     routed
 }
 
-/// What to do with a send that names a destination.
+/// What to do with a send on `fd`.
 pub enum SendPlan {
     /// Pass the call through unchanged.
     Pass,
@@ -113,11 +116,17 @@ pub enum SendPlan {
     DropAddress,
     /// `MSG_FASTOPEN` on a new TCP socket: connect through the shim first.
     ConnectFirst,
-    /// Refuse with `ENETUNREACH` (routed datagram).
+    /// Refuse with `ENETUNREACH` (routed, but not a datagram socket we can
+    /// carry, e.g. raw).
     Refuse,
+    /// The socket is carried through the tunnel already (see [`dgram`]).
+    Carried(dgram::Udp),
+    /// A datagram socket's first send into the tunnel: open a flow (moving
+    /// these epoll registrations), then send through it.
+    Open([Option<EpollReg>; MAX_EPOLL_REGS]),
 }
 
-/// Decides for a send on `fd` to `(a, len)` with `flags`.
+/// Decides for a send on `fd` to `(a, len)` (null: no address) with `flags`.
 ///
 /// # Safety
 /// `a` must be null or point to `len` readable bytes.
@@ -127,32 +136,38 @@ pub unsafe fn plan(
     len: libc::socklen_t,
     flags: libc::c_int,
 ) -> SendPlan {
+    let mut regs = [None; MAX_EPOLL_REGS];
+    match table::get(fd) {
+        Some(Kind::Udp { .. }) => {
+            return dgram::get(fd).map_or(SendPlan::Pass, SendPlan::Carried);
+        }
+        Some(Kind::Outbound { .. }) if !a.is_null() => return SendPlan::DropAddress,
+        Some(Kind::Fresh { .. }) if flags & libc::MSG_FASTOPEN != 0 => {
+            return SendPlan::ConnectFirst
+        }
+        Some(Kind::Fresh { regs: r }) => regs = r,
+        Some(_) => return SendPlan::Pass,
+        None => {}
+    }
     // SAFETY: per the caller.
     let Some(dst) = (unsafe { addr::read(a, len) }) else {
         return SendPlan::Pass;
     };
-    match table::get(fd) {
-        Some(Kind::Outbound { .. }) => return SendPlan::DropAddress,
-        Some(Kind::Fresh { .. }) if flags & libc::MSG_FASTOPEN != 0 => {
-            return SendPlan::ConnectFirst
-        }
-        Some(Kind::Fresh { .. } | Kind::Listener { .. } | Kind::Accepted { .. }) => {
-            return SendPlan::Pass
-        }
-        None => {}
-    }
-    if addr::is_local(&dst) {
+    let eff = redirect::outbound(control::normalize(dst), Proto::Udp);
+    if addr::is_local(&eff) {
         return SendPlan::Pass;
     }
     // Only datagram/raw sockets reach here in practice; a stream socket
     // that the shim did not take over ignores (or refuses) the address.
     match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) {
         Ok(libc::SOCK_STREAM) | Err(_) => SendPlan::Pass,
-        Ok(_) => {
-            if routed(control::normalize(dst)) {
-                SendPlan::Refuse
-            } else {
+        Ok(ty) => {
+            if !routed(eff) {
                 SendPlan::Pass
+            } else if ty == libc::SOCK_DGRAM {
+                SendPlan::Open(regs)
+            } else {
+                SendPlan::Refuse
             }
         }
     }

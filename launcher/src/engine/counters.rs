@@ -48,6 +48,11 @@ pub struct Counters {
     pub tx_errors: u64,
     /// New connections refused because the flow cap was reached.
     pub flows_refused: u64,
+    /// Messages from an application's UDP data socket without a valid
+    /// header: dropped.
+    pub udp_malformed: u64,
+    /// Datagrams for an application whose receive queue was full: dropped.
+    pub udp_app_queue_full: u64,
 }
 
 impl fmt::Display for Counters {
@@ -57,7 +62,8 @@ impl fmt::Display for Counters {
             f,
             "rx_datagrams={} rx_malformed={} rx_bad_mac1={} rx_rejected={} rx_handshakes={} \
              cookie_replies={} under_load_periods={} inbound_source_dropped={} \
-             no_route_dropped={} no_endpoint_dropped={} tx_errors={} flows_refused={}",
+             no_route_dropped={} no_endpoint_dropped={} tx_errors={} flows_refused={} \
+             udp_malformed={} udp_app_queue_full={}",
             self.rx_datagrams,
             self.rx_malformed,
             self.rx_bad_mac1,
@@ -69,7 +75,9 @@ impl fmt::Display for Counters {
             self.no_route_dropped,
             self.no_endpoint_dropped,
             self.tx_errors,
-            self.flows_refused
+            self.flows_refused,
+            self.udp_malformed,
+            self.udp_app_queue_full
         )
     }
 }

@@ -17,6 +17,11 @@
 //!    through the [`InboundSink`], which splices it to the application's
 //!    loopback listener and answers the shim's `AcceptLookup`.
 //!
+//! 4. [`FlowBackend::open_udp`] opens a datagram flow: the engine keeps one
+//!    end of a `SOCK_SEQPACKET` pair and returns the other for the shim
+//!    (see [`seqpacket`] and `control::datagram`); [`FlowBackend::udp_connect`]
+//!    sets its default peer.
+//!
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
@@ -26,15 +31,18 @@ mod dns_udp;
 pub mod flow;
 pub mod loopback;
 mod packet;
+pub mod seqpacket;
 pub mod stack_thread;
 pub mod status;
 pub mod tunnel;
+mod udp_flows;
 
 pub use status::PeerStatus;
 
-use control::{Proto, RouteDecision};
+use control::{Proto, RouteDecision, UdpOpenRequest};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -83,6 +91,19 @@ pub struct InboundTcp {
     pub io: BoxedIo,
 }
 
+/// A datagram flow the engine opened.
+#[derive(Debug)]
+pub struct OpenedUdp {
+    /// Engine-wide id.
+    pub flow: u64,
+    /// Our tunnel address and port (`getsockname`).
+    pub local: SocketAddr,
+    /// The tunnel MTU.
+    pub mtu: u16,
+    /// The shim's end of the data socket.
+    pub app_end: OwnedFd,
+}
+
 /// Where a backend delivers inbound connections.
 pub type InboundSink = mpsc::Sender<InboundTcp>;
 
@@ -126,6 +147,15 @@ pub trait FlowBackend: Send + Sync + 'static {
     /// Sends one DNS query over UDP to `server` through the tunnel.
     fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {
         let _ = (server, payload);
+        Err(libc::ENETUNREACH)
+    }
+    /// Opens a datagram flow (bound, and connected if asked).
+    fn open_udp(&self, _req: UdpOpenRequest) -> Result<OpenedUdp, Errno> {
+        Err(libc::ENETUNREACH)
+    }
+    /// Sets (`Some`) or clears the default peer of a datagram flow;
+    /// returns our address for it.
+    fn udp_connect(&self, _flow: u64, _peer: Option<SocketAddr>) -> Result<SocketAddr, Errno> {
         Err(libc::ENETUNREACH)
     }
     /// Flows still open (the launcher waits briefly for them at exit, so

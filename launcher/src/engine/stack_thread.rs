@@ -12,6 +12,7 @@
 
 use super::counters::{Counters, LoadMeter};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
+use super::udp_flows::{self, UdpFlow};
 use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec, PeerStatus};
 use crossbeam_queue::SegQueue;
 use mio::net::UdpSocket;
@@ -21,11 +22,12 @@ use router::{Route, Router};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tcpip::{ListenerHandle, SocketEventKind, SocketHandle, Stack, TcpHandle};
+use tcpip::{ListenerHandle, SocketEventKind, SocketHandle, Stack, TcpHandle, UdpHandle};
 use tokio::sync::oneshot;
 use tracing::{debug, trace, warn};
 
@@ -52,6 +54,24 @@ pub enum Command {
         reply: SyncSender<Result<SocketAddr, Errno>>,
         /// Completion of the TCP handshake.
         done: oneshot::Sender<Result<(), Errno>>,
+    },
+    /// Open a datagram flow on the engine end `fd` of a data socket pair.
+    UdpOpen {
+        /// What the shim asked for.
+        req: control::UdpOpenRequest,
+        /// The engine's end of the pair (non-blocking).
+        fd: OwnedFd,
+        /// Immediate answer: (id, our address, MTU), or the errno.
+        reply: SyncSender<Result<(u64, SocketAddr, u16), Errno>>,
+    },
+    /// Set or clear the default peer of a datagram flow.
+    UdpConnect {
+        /// The flow.
+        flow: u64,
+        /// The peer, or `None` to disconnect.
+        peer: Option<SocketAddr>,
+        /// Our address for it, or the errno.
+        reply: SyncSender<Result<SocketAddr, Errno>>,
     },
     /// Accept tunnel connections for `spec`.
     Listen {
@@ -133,19 +153,26 @@ struct ListenEntry {
 
 /// The engine thread's state.
 pub struct Engine {
-    stack: Stack,
+    pub(super) stack: Stack,
     device: Device,
-    router: Arc<Router>,
+    pub(super) router: Arc<Router>,
     peers: Vec<PeerState>,
     by_noise: HashMap<noise::PeerId, usize>,
     sock: UdpSocket,
     /// Whether the socket is IPv6 (dual-stack): IPv4 endpoints are mapped.
     sock_v6: bool,
-    poll: Poll,
+    pub(super) poll: Poll,
     kick: Arc<Kick>,
     commands: Arc<SegQueue<Command>>,
-    live: Arc<AtomicUsize>,
+    pub(super) live: Arc<AtomicUsize>,
     flows: HashMap<u64, Flow>,
+    pub(super) udp_flows: HashMap<u64, UdpFlow>,
+    pub(super) udp_by_handle: HashMap<UdpHandle, u64>,
+    /// Datagram flows whose data socket may have messages to read.
+    pub(super) udp_ready: Vec<u64>,
+    pub(super) next_udp: u64,
+    /// Buffer for one message of a data socket.
+    pub(super) dgram: Vec<u8>,
     by_handle: HashMap<TcpHandle, u64>,
     listeners: HashMap<ListenerHandle, ListenEntry>,
     listening: HashMap<SocketAddr, ListenerHandle>,
@@ -154,7 +181,7 @@ pub struct Engine {
     plain: Vec<u8>,
     ip: Vec<u8>,
     wire: Vec<u8>,
-    counters: Counters,
+    pub(super) counters: Counters,
     /// Handshake rate, for the under-load switch.
     load: LoadMeter,
     /// What the device was last told by `set_under_load`.
@@ -215,6 +242,11 @@ impl Engine {
             commands: p.commands,
             live: p.live,
             flows: HashMap::new(),
+            udp_flows: HashMap::new(),
+            udp_by_handle: HashMap::new(),
+            udp_ready: Vec::new(),
+            next_udp: 1,
+            dgram: vec![0; udp_flows::MESSAGE],
             by_handle: HashMap::new(),
             listeners: HashMap::new(),
             listening: HashMap::new(),
@@ -250,23 +282,32 @@ impl Engine {
             let more_rx = self.receive(now);
             self.run_commands(now);
             self.run_kicks(now);
+            self.udp_service_ready();
             self.turn(now);
 
             // Sleep unless work is known to be waiting.
             self.kick.sleeping.store(true, Ordering::SeqCst);
-            let busy = more_rx || !self.kick.queue.is_empty() || !self.commands.is_empty();
+            let busy = more_rx
+                || !self.kick.queue.is_empty()
+                || !self.commands.is_empty()
+                || !self.udp_ready.is_empty();
             let timeout = if busy {
                 Some(Duration::ZERO)
             } else {
                 self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
-            if timeout != Some(Duration::ZERO) {
-                if let Err(e) = self.poll.poll(&mut events, timeout) {
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        warn!(error = %e, "engine poll failed");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
+            // Polled even when busy (timeout 0): datagram flows learn
+            // their readiness only from the poller.
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(error = %e, "engine poll failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            for ev in events.iter() {
+                if let Some(id) = ev.token().0.checked_sub(udp_flows::TOKEN_BASE) {
+                    self.udp_ready.push(id as u64);
                 }
             }
             self.kick.sleeping.store(false, Ordering::SeqCst);
@@ -597,6 +638,12 @@ impl Engine {
                 } => {
                     let r = self.connect(dst, peer, shared, done, now);
                     let _ = reply.send(r);
+                }
+                Command::UdpOpen { req, fd, reply } => {
+                    let _ = reply.send(self.udp_open(req, fd));
+                }
+                Command::UdpConnect { flow, peer, reply } => {
+                    let _ = reply.send(self.udp_set_peer(flow, peer));
                 }
                 Command::Listen { spec, sink, reply } => {
                     let _ = reply.send(self.listen(spec, sink));
@@ -1053,6 +1100,12 @@ impl Engine {
             SocketHandle::Udp(h) => {
                 if self.dns.owns(h) {
                     self.dns.event(&mut self.stack, h, kind);
+                    return;
+                }
+                match kind {
+                    SocketEventKind::Readable => self.udp_down(h),
+                    SocketEventKind::Error(e) => self.udp_error(h, e.errno()),
+                    _ => {}
                 }
             }
         }
@@ -1114,6 +1167,7 @@ impl Engine {
         if last.0.elapsed() >= Duration::from_secs(10) && last.1 != self.counters {
             debug!(
                 flows = self.flows.len(),
+                udp_flows = self.udp_flows.len(),
                 "engine counters: {}", self.counters
             );
             *last = (Instant::now(), self.counters.clone());

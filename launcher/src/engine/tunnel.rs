@@ -10,12 +10,12 @@
 use super::flow::{FlowShared, Kick, TunnelStream};
 use super::stack_thread::{Command, Engine, EngineParts, PeerState, WAKER};
 use super::{
-    BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink, ListenSpec,
-    OutboundTcp, PeerStatus,
+    seqpacket, BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
+    ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
 };
 use crate::cli::Cli;
 use anyhow::{anyhow, Context, Result};
-use control::{Proto, RouteDecision};
+use control::{Proto, RouteDecision, UdpOpenRequest};
 use crossbeam_queue::SegQueue;
 use noise::rand_core::{OsRng, RngCore};
 use noise::Device;
@@ -372,6 +372,48 @@ impl FlowBackend for TunnelBackend {
             reply,
         });
         Ok(answer)
+    }
+
+    fn open_udp(&self, mut req: UdpOpenRequest) -> Result<OpenedUdp, Errno> {
+        req.bind = SocketAddr::new(canonical_ip(req.bind.ip()), req.bind.port());
+        if let Some(dst) = req.connect {
+            let dst = SocketAddr::new(canonical_ip(dst.ip()), dst.port());
+            self.lookup(dst, Proto::Udp)?.ok_or(libc::ENETUNREACH)?;
+            req.connect = Some(dst);
+        }
+        let (ours, theirs) =
+            seqpacket::pair().map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE))?;
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::UdpOpen {
+            req,
+            fd: ours,
+            reply,
+        });
+        let (flow, local, mtu) = answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)??;
+        Ok(OpenedUdp {
+            flow,
+            local,
+            mtu,
+            app_end: theirs,
+        })
+    }
+
+    fn udp_connect(&self, flow: u64, peer: Option<SocketAddr>) -> Result<SocketAddr, Errno> {
+        let peer = match peer {
+            Some(dst) => {
+                let dst = SocketAddr::new(canonical_ip(dst.ip()), dst.port());
+                self.lookup(dst, Proto::Udp)?.ok_or(libc::ENETUNREACH)?;
+                Some(dst)
+            }
+            None => None,
+        };
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::UdpConnect { flow, peer, reply });
+        answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)?
     }
 
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {

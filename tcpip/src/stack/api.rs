@@ -414,6 +414,14 @@ impl Stack {
         Ok(())
     }
 
+    /// Clears the default peer: datagrams from anyone are accepted again.
+    pub fn udp_disconnect(&mut self, h: UdpHandle) -> Result<(), Error> {
+        let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
+        s.remote = None;
+        s.error = None;
+        Ok(())
+    }
+
     /// Queues one datagram to `dst`.
     pub fn udp_send_to(
         &mut self,

@@ -1,0 +1,387 @@
+//! Datagram flows on the engine thread: each is one or two stack UDP
+//! sockets (IPv4 and/or IPv6) tied to the engine's end of a
+//! `SOCK_SEQPACKET` pair whose other end is the application's fd.
+//!
+//! Up: the pair is registered in the engine's poller; when readable, up to
+//! [`UP_BUDGET`] messages per turn are read, their destination checked
+//! against the router (only routed destinations are carried; others are
+//! dropped and counted) and queued on the stack socket. Down: a stack
+//! `Readable` event drains the socket into the pair without blocking; when
+//! the application's receive queue (the pair's buffer) is full, datagrams
+//! are dropped and counted, as a kernel UDP socket would. ICMP errors on a
+//! connected socket become an error message (see `control::datagram`).
+
+use super::seqpacket;
+use super::stack_thread::Engine;
+use super::Errno;
+use control::datagram::{Header, HEADER_LEN};
+use control::UdpOpenRequest;
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use router::Route;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+use tcpip::UdpHandle;
+use tracing::{debug, trace};
+
+/// mio tokens at and above this are datagram flows (token - base = id).
+pub const TOKEN_BASE: usize = 1 << 32;
+/// Messages read from one flow per loop turn.
+pub const UP_BUDGET: usize = 64;
+/// Largest message on a data socket.
+pub const MESSAGE: usize = HEADER_LEN + 65_536;
+
+/// One datagram flow.
+pub struct UdpFlow {
+    fd: OwnedFd,
+    v4: Option<UdpHandle>,
+    v6: Option<UdpHandle>,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    app_fd: i32,
+    started: Instant,
+    dgrams_out: u64,
+    bytes_out: u64,
+    dgrams_in: u64,
+    bytes_in: u64,
+    dropped_out: u64,
+    dropped_in: u64,
+}
+
+impl UdpFlow {
+    fn handle_for(&self, v4: bool) -> Option<UdpHandle> {
+        if v4 {
+            self.v4
+        } else {
+            self.v6
+        }
+    }
+}
+
+fn wildcard(v4: bool, port: u16) -> SocketAddr {
+    if v4 {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+    } else {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)
+    }
+}
+
+impl Engine {
+    fn first_address(&self, v4: bool) -> Option<IpAddr> {
+        self.stack
+            .config()
+            .addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == v4)
+    }
+
+    /// Opens a flow for the shim; returns (id, our address, MTU).
+    pub(super) fn udp_open(
+        &mut self,
+        req: UdpOpenRequest,
+        fd: OwnedFd,
+    ) -> Result<(u64, SocketAddr, u16), Errno> {
+        let bind = req.bind;
+        let families: Vec<bool> = if !bind.ip().is_unspecified() {
+            if !self.stack.config().addresses.contains(&bind.ip()) {
+                return Err(libc::EADDRNOTAVAIL);
+            }
+            vec![bind.is_ipv4()]
+        } else if !req.v6_socket {
+            vec![true]
+        } else if req.v6_only {
+            vec![false]
+        } else {
+            vec![true, false]
+        };
+        // Only families we have an address in.
+        let families: Vec<bool> = families
+            .into_iter()
+            .filter(|v4| self.first_address(*v4).is_some())
+            .collect();
+        if let Some(dst) = req.connect {
+            if !families.contains(&dst.is_ipv4()) {
+                return Err(libc::ENETUNREACH);
+            }
+        }
+        if families.is_empty() {
+            return Err(libc::EADDRNOTAVAIL);
+        }
+        let mut port = bind.port();
+        let mut made: Vec<(bool, UdpHandle)> = Vec::new();
+        for v4 in families {
+            let at = if bind.ip().is_unspecified() {
+                wildcard(v4, port)
+            } else {
+                SocketAddr::new(bind.ip(), port)
+            };
+            match self.stack.udp_bind(at) {
+                Ok(h) => {
+                    if port == 0 {
+                        port = self.stack.udp_local_addr(h).map(|a| a.port()).unwrap_or(0);
+                    }
+                    made.push((v4, h));
+                }
+                Err(e) => {
+                    for (_, h) in made {
+                        let _ = self.stack.udp_close(h);
+                    }
+                    return Err(e.errno());
+                }
+            }
+        }
+        let v4h = made.iter().find(|m| m.0).map(|m| m.1);
+        let v6h = made.iter().find(|m| !m.0).map(|m| m.1);
+        let id = self.next_udp;
+        self.next_udp += 1;
+        let registered = self.poll.registry().register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(TOKEN_BASE + id as usize),
+            Interest::READABLE,
+        );
+        if let Err(e) = registered {
+            for (_, h) in made {
+                let _ = self.stack.udp_close(h);
+            }
+            return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
+        }
+        for (_, h) in &made {
+            self.udp_by_handle.insert(*h, id);
+        }
+        let flow = UdpFlow {
+            fd,
+            v4: v4h,
+            v6: v6h,
+            local: SocketAddr::new(bind.ip(), port),
+            peer: None,
+            app_fd: req.fd,
+            started: Instant::now(),
+            dgrams_out: 0,
+            bytes_out: 0,
+            dgrams_in: 0,
+            bytes_in: 0,
+            dropped_out: 0,
+            dropped_in: 0,
+        };
+        let mtu = u16::try_from(self.stack.config().mtu).unwrap_or(u16::MAX);
+        self.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(flow = id, fd = req.fd, local = %flow.local, "udp flow opened");
+        let local = if let Some(dst) = req.connect {
+            self.udp_flows.insert(id, flow);
+            match self.udp_set_peer(id, Some(dst)) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.udp_close(id, "refused");
+                    return Err(e);
+                }
+            }
+        } else {
+            self.udp_flows.insert(id, flow);
+            SocketAddr::new(bind.ip(), port)
+        };
+        // Datagrams may already be waiting (the shim sends right after).
+        self.udp_ready.push(id);
+        Ok((id, local, mtu))
+    }
+
+    /// Sets or clears the default peer; returns our address for it.
+    pub(super) fn udp_set_peer(
+        &mut self,
+        id: u64,
+        peer: Option<SocketAddr>,
+    ) -> Result<SocketAddr, Errno> {
+        let first = peer.and_then(|p| self.first_address(p.is_ipv4()));
+        let f = self.udp_flows.get_mut(&id).ok_or(libc::EBADF)?;
+        match peer {
+            Some(dst) => {
+                let h = f.handle_for(dst.is_ipv4()).ok_or(libc::ENETUNREACH)?;
+                self.stack.udp_connect(h, dst).map_err(|e| e.errno())?;
+                f.peer = Some(dst);
+                let local = if f.local.ip().is_unspecified() {
+                    SocketAddr::new(first.unwrap_or(f.local.ip()), f.local.port())
+                } else {
+                    f.local
+                };
+                debug!(flow = id, peer = %dst, local = %local, "udp flow connected");
+                Ok(local)
+            }
+            None => {
+                for h in [f.v4, f.v6].into_iter().flatten() {
+                    let _ = self.stack.udp_disconnect(h);
+                }
+                f.peer = None;
+                debug!(flow = id, "udp flow disconnected");
+                Ok(f.local)
+            }
+        }
+    }
+
+    /// Reads what the applications sent on the flows marked ready.
+    pub(super) fn udp_service_ready(&mut self) {
+        if self.udp_ready.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.udp_ready);
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            if self.udp_up(id) {
+                self.udp_ready.push(id);
+            }
+        }
+    }
+
+    /// Up to [`UP_BUDGET`] datagrams from the application; true if more wait.
+    fn udp_up(&mut self, id: u64) -> bool {
+        let mut buf = std::mem::take(&mut self.dgram);
+        let mut more = false;
+        for i in 0..=UP_BUDGET {
+            let Some(f) = self.udp_flows.get(&id) else {
+                break;
+            };
+            if i == UP_BUDGET {
+                more = true;
+                break;
+            }
+            match seqpacket::recv(f.fd.as_raw_fd(), &mut buf) {
+                Ok(0) => {
+                    self.udp_close(id, "closed");
+                    break;
+                }
+                Ok(n) => self.udp_send_one(id, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    trace!(flow = id, error = %e, "udp data socket");
+                    self.udp_close(id, "failed");
+                    break;
+                }
+            }
+        }
+        self.dgram = buf;
+        more
+    }
+
+    fn udp_send_one(&mut self, id: u64, msg: &[u8]) {
+        let Some(f) = self.udp_flows.get_mut(&id) else {
+            return;
+        };
+        let dst = match Header::decode(msg) {
+            Ok(Header::Datagram(d)) => super::stack_thread::canonical(d),
+            _ => {
+                f.dropped_out += 1;
+                self.counters.udp_malformed += 1;
+                return;
+            }
+        };
+        let payload = &msg[HEADER_LEN..];
+        // Only what the router sends to a peer is carried (the shim asks
+        // first; this is the engine's own guarantee).
+        if !matches!(
+            self.router.lookup(dst.ip(), router::Proto::Udp, dst.port()),
+            Route::Peer(_)
+        ) {
+            f.dropped_out += 1;
+            self.counters.no_route_dropped += 1;
+            return;
+        }
+        let Some(h) = f.handle_for(dst.is_ipv4()) else {
+            f.dropped_out += 1;
+            return;
+        };
+        match self.stack.udp_send_to(h, payload, dst) {
+            Ok(_) => {
+                f.dgrams_out += 1;
+                f.bytes_out += payload.len() as u64;
+            }
+            Err(e) => {
+                f.dropped_out += 1;
+                trace!(flow = id, error = %e, "udp datagram not queued");
+            }
+        }
+    }
+
+    /// A stack socket has datagrams: hand them to the application.
+    pub(super) fn udp_down(&mut self, h: UdpHandle) {
+        let Some(&id) = self.udp_by_handle.get(&h) else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.dgram);
+        let mut gone = false;
+        while let Ok((n, from)) = self.stack.udp_recv_from(h, &mut buf[HEADER_LEN..]) {
+            let Some(f) = self.udp_flows.get_mut(&id) else {
+                break;
+            };
+            let head = Header::Datagram(from).encode();
+            buf[..HEADER_LEN].copy_from_slice(&head);
+            match seqpacket::send2(
+                f.fd.as_raw_fd(),
+                &buf[..HEADER_LEN],
+                &buf[HEADER_LEN..HEADER_LEN + n],
+            ) {
+                Ok(()) => {
+                    f.dgrams_in += 1;
+                    f.bytes_in += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    f.dropped_in += 1;
+                    self.counters.udp_app_queue_full += 1;
+                }
+                Err(_) => {
+                    gone = true;
+                    break;
+                }
+            }
+        }
+        self.dgram = buf;
+        if gone {
+            self.udp_close(id, "closed");
+        }
+    }
+
+    /// An ICMP error on a connected stack socket: tell the application.
+    pub(super) fn udp_error(&mut self, h: UdpHandle, errno: Errno) {
+        let Some(&id) = self.udp_by_handle.get(&h) else {
+            return;
+        };
+        let Some(f) = self.udp_flows.get(&id) else {
+            return;
+        };
+        debug!(flow = id, peer = ?f.peer, errno, "udp flow: ICMP error");
+        let head = Header::Error(errno).encode();
+        let _ = seqpacket::send2(f.fd.as_raw_fd(), &head, &[]);
+    }
+
+    /// Closes a flow and its stack sockets.
+    pub(super) fn udp_close(&mut self, id: u64, why: &str) {
+        let Some(f) = self.udp_flows.remove(&id) else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&f.fd.as_raw_fd()));
+        for h in [f.v4, f.v6].into_iter().flatten() {
+            self.udp_by_handle.remove(&h);
+            let _ = self.stack.udp_close(h);
+        }
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(
+            flow = id,
+            fd = f.app_fd,
+            local = %f.local,
+            peer = ?f.peer,
+            datagrams_out = f.dgrams_out,
+            bytes_out = f.bytes_out,
+            datagrams_in = f.dgrams_in,
+            bytes_in = f.bytes_in,
+            dropped_out = f.dropped_out,
+            dropped_in = f.dropped_in,
+            duration_ms = f.started.elapsed().as_millis() as u64,
+            "udp flow {why}"
+        );
+    }
+}
