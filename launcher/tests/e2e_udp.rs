@@ -168,7 +168,7 @@ fn udp_echo_python_v4_connected_unconnected_msg() {
     let l = std::fs::read_to_string(&log).unwrap_or_default();
     for tag in ["A", "B", "C", "D", "E", "F", "G"] {
         assert!(
-            l.contains(&format!("FROM 10.77.0.2 ")) && l.contains(&format!("{tag}{tok}")),
+            l.contains("FROM 10.77.0.2 ") && l.contains(&format!("{tag}{tok}")),
             "server did not see {tag} from our tunnel address: {l}"
         );
     }
