@@ -1168,7 +1168,8 @@ impl Engine {
             debug!(
                 flows = self.flows.len(),
                 udp_flows = self.udp_flows.len(),
-                "engine counters: {}", self.counters
+                "engine counters: {}",
+                self.counters
             );
             *last = (Instant::now(), self.counters.clone());
         }
