@@ -132,6 +132,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub test_max_flows: Option<u64>,
 
+    /// TESTS ONLY: data retransmissions before a tunnel TCP connection
+    /// times out (default 15, as Linux's tcp_retries2), so a test can see a
+    /// vanished peer time out in seconds instead of many minutes.
+    #[arg(long = "test-tcp-data-retries", hide = true, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=15))]
+    pub test_tcp_data_retries: Option<u32>,
+
     /// The program to run, and its arguments.
     #[arg(
         last = true,

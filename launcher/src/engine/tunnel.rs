@@ -169,6 +169,12 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         max_tcp_sockets: cli
             .test_max_flows
             .map_or(StackConfig::default().max_tcp_sockets, |n| n as usize),
+        tcp: tcpip::TcpConfig {
+            data_retries: cli
+                .test_tcp_data_retries
+                .unwrap_or(tcpip::TcpConfig::default().data_retries),
+            ..tcpip::TcpConfig::default()
+        },
         ..StackConfig::default()
     });
 

@@ -1,0 +1,278 @@
+//! Clean ends against a wireguard-go peer: the wrapped program exits → its
+//! connection ends with a FIN the peer reads as EOF; wrapguard is killed
+//! with SIGKILL → the program's socket gets EOF or a reset at once instead
+//! of hanging; the peer vanishes mid-transfer → the connection times out
+//! after the TCP retransmissions (fewer with a hidden test flag) and the
+//! program gets an error. Needs root, wireguard-go, wireguard-tools; prints
+//! `SKIPPED:` and passes otherwise.
+
+mod common;
+#[macro_use]
+mod wg;
+
+use std::time::{Duration, Instant};
+use wg::{show, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+
+struct Setup {
+    peer: WgPeer,
+    client: Netns,
+    conf: std::path::PathBuf,
+    tmp: TempDir,
+}
+
+fn setup(tag: &str) -> Setup {
+    let tmp = TempDir::new();
+    let client = Netns::new(tag);
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32",
+            our_endpoint: None,
+            extra_addrs: &[],
+            extra_peer_args: &[],
+        },
+    );
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    Setup {
+        peer,
+        client,
+        conf,
+        tmp,
+    }
+}
+
+/// Waits up to `secs` for a line of `path` that starts with one of
+/// `what` (so the logged command line, which quotes the script, does not
+/// count); returns that line, or "" on timeout.
+fn wait_for(path: &std::path::Path, what: &[&str], secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
+            return l.to_string();
+        }
+        if Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pid of the `wrapguard` process in namespace `ns`.
+fn wrapguard_pid(ns: &Netns) -> Option<i32> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", &ns.name])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "wrapguard")
+        })
+}
+
+/// Peer side: accepts one connection, reads to the end and logs how it
+/// ended (`EOF <bytes>` for a FIN, `ERR <errno>` for a reset).
+const ONE_SHOT_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9200)); s.listen(1)
+c, a = s.accept()
+c.settimeout(120)
+got = b""
+try:
+    while True:
+        d = c.recv(65536)
+        if not d:
+            print("EOF", len(got), got.decode(errors="replace"), "from", a[0], flush=True); break
+        got += d
+except OSError as e:
+    print("ERR", e.errno, got.decode(errors="replace"), flush=True)
+"#;
+
+const ECHO_SERVER: &str = r#"
+import socket, threading
+def echo(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9100)); s.listen(16)
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#;
+
+#[test]
+fn child_exit_closes_its_flow_with_a_fin() {
+    skip_unless_ready!();
+    let t = setup("e");
+    let py = common::bins().python.display().to_string();
+    let srv = t.tmp.write("one.py", ONE_SHOT_SERVER);
+    let srv_log = t.tmp.join("one.log");
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, "-u", &srv.display().to_string()], &srv_log);
+    t.peer.ns.wait_tcp_listen(9200);
+    let tok = wg::token("fin");
+    // Send, then exit without close() or shutdown(): the exit closes it.
+    let code = format!(
+        "import os, socket\ns = socket.create_connection(('10.77.0.1', 9200), timeout=20)\n\
+         s.sendall(b'{tok}')\nos._exit(0)\n"
+    );
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &["--log-level=debug"],
+        &[&py, "-c", &code],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let log = wait_for(&srv_log, &["EOF", "ERR"], 60);
+    let log = if log.is_empty() {
+        std::fs::read_to_string(&srv_log).unwrap_or_default()
+    } else {
+        log
+    };
+    assert!(
+        log.contains(&format!("EOF {} {tok} from 10.77.0.2", tok.len())),
+        "the peer should read our bytes then EOF (a FIN), got: {log}\n{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
+    skip_unless_ready!();
+    let t = setup("g");
+    let py = common::bins().python.display().to_string();
+    let srv = t.tmp.write("echo.py", ECHO_SERVER);
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
+    t.peer.ns.wait_tcp_listen(9100);
+    let code = "import socket, sys, time\n\
+         s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
+         s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
+         print('READY', flush=True)\n\
+         s.settimeout(90); t = time.time()\n\
+         try:\n    d = s.recv(10)\n    print('ENDED EOF' if not d else 'ENDED DATA', flush=True)\n\
+         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
+    let b = common::bins();
+    let log = t.tmp.join("run.log");
+    let _run = t.client.spawn(
+        &[
+            &b.wrapguard.display().to_string(),
+            "--config",
+            &t.conf.display().to_string(),
+            "--",
+            &py,
+            "-c",
+            code,
+        ],
+        &log,
+    );
+    let s = wait_for(&log, &["READY"], 60);
+    assert_eq!(
+        s,
+        "READY",
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let pid = wrapguard_pid(&t.client).expect("wrapguard pid");
+    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let killed = Instant::now();
+    let s = wait_for(&log, &["ENDED"], 60);
+    assert!(
+        s == "ENDED EOF" || s == "ENDED ERR 104",
+        "the program's recv should end with EOF or ECONNRESET: {s:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Well before the program's own 90 s timeout (not a timing claim: a
+    // hang would run into it).
+    assert!(killed.elapsed() < Duration::from_secs(60), "{s}");
+}
+
+#[test]
+fn vanished_peer_times_out_the_connection_after_retransmissions() {
+    skip_unless_ready!();
+    let mut t = setup("v");
+    let py = common::bins().python.display().to_string();
+    let srv = t.tmp.write("echo.py", ECHO_SERVER);
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
+    t.peer.ns.wait_tcp_listen(9100);
+    // Keep sending until something fails; report how.
+    let code = "import socket, sys, time\n\
+         s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
+         s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
+         print('READY', flush=True)\n\
+         s.settimeout(300)\n\
+         try:\n    while True:\n        s.sendall(b'x' * 1000)\n        time.sleep(0.05)\n\
+         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
+    let b = common::bins();
+    let log = t.tmp.join("run.log");
+    let mut run = t.client.spawn(
+        &[
+            "timeout",
+            "300",
+            &b.wrapguard.display().to_string(),
+            "--config",
+            &t.conf.display().to_string(),
+            "--log-level=debug",
+            "--test-tcp-data-retries=4",
+            "--",
+            &py,
+            "-c",
+            code,
+        ],
+        &log,
+    );
+    let s = wait_for(&log, &["READY"], 60);
+    assert_eq!(
+        s,
+        "READY",
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    t.peer.kill();
+    let killed = Instant::now();
+    let s = wait_for(&log, &["ENDED"], 240);
+    let _ = run.child.wait();
+    let all = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        s.starts_with("ENDED ERR"),
+        "the program should get an error once TCP gives up: {s:?}\n{all}"
+    );
+    println!(
+        "vanished peer: {s} after {:?}; {}",
+        killed.elapsed(),
+        all.lines()
+            .filter(|l| l.contains("tunnel flow closed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
