@@ -96,6 +96,7 @@ pub struct Cli {
         long = "self-test-timeout",
         value_name = "SECS",
         default_value_t = 10,
+        requires = "self_test",
         hide = true
     )]
     pub self_test_timeout: u64,

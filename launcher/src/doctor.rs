@@ -24,6 +24,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Public key of the (published) private key in example-wg0.conf.
+const EXAMPLE_PUBLIC_KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+
 /// How long a probe child may take.
 const PROBE_WAIT: Duration = Duration::from_secs(10);
 
@@ -315,6 +318,12 @@ pub fn config_checks(path: &Path, cli: &Cli) -> Vec<Check> {
         "keys valid; our public key is {} (each peer lists it as a [Peer] PublicKey)",
         ours.as_str()
     )));
+    if ours.as_str() == EXAMPLE_PUBLIC_KEY {
+        v.push(Check::warn(
+            format!("{shown} uses the private key of example-wg0.conf, which everyone can read"),
+            "make your own: wrapguard genkey > wg0.key, put it in PrivateKey, and give wrapguard pubkey < wg0.key to the peer",
+        ));
+    }
     for p in &config.peers {
         if p.public_key.as_bytes() == private.public_key().as_bytes() {
             v.push(Check::fail(

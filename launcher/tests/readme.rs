@@ -154,6 +154,10 @@ const EXERCISED: &[(&str, &str)] = &[
         ".ci/run (README quick start section)",
     ),
     ("examples/demo.sh", ".ci/run and tests/demo.rs"),
+    (
+        "export PATH=",
+        "every test here runs target/…/wrapguard by its path, as this line makes `wrapguard` mean",
+    ),
     ("cargo test --workspace", ".ci/run"),
     (
         "cargo bench -p wrapguard-benches",
@@ -198,7 +202,7 @@ fn every_command_in_the_readme_is_exercised() {
         }
         let line = raw.trim_start();
         let line = line.strip_prefix("$ ").unwrap_or(line);
-        let is_command = ["wrapguard ", "cargo ", "examples/", "cp "]
+        let is_command = ["wrapguard ", "cargo ", "examples/", "cp ", "export "]
             .iter()
             .any(|p| line.starts_with(p));
         if !is_command {
@@ -315,6 +319,10 @@ fn quick_start_config_steps_work_on_the_example() {
     );
     assert!(
         t.contains("ok    config wg0.conf parsed: address 10.150.0.2/24, fd00:150::2/64, 1 peer"),
+        "{t}"
+    );
+    assert!(
+        t.contains("warn  wg0.conf uses the private key of example-wg0.conf, which everyone can read  — make your own: wrapguard genkey"),
         "{t}"
     );
     assert!(!t.contains("\nfail  ") && !t.starts_with("fail"), "{t}");

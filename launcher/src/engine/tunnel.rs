@@ -264,7 +264,13 @@ fn bind_udp(port: Option<u16>) -> Result<(std::net::UdpSocket, bool)> {
                     s.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
                     Ok(s)
                 })
-                .with_context(|| format!("cannot bind UDP port {port} (IPv6: {e6})"))?;
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot bind UDP port {port} (ListenPort): {e} (IPv6: {e6}); \
+                         stop the program using it (another wrapguard or WireGuard?), \
+                         pick another ListenPort, or remove ListenPort for an ephemeral port"
+                    )
+                })?;
             (s, false)
         }
     };
