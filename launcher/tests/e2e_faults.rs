@@ -578,6 +578,9 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     }
     let sent = flooder.join().expect("flood thread");
     max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
+    // The status report on SIGUSR1 carries the counters too.
+    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     let status = wait_exit(&mut run.child, 420);
     let out = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -610,6 +613,12 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     assert!(c("under_load_periods") >= 1 && c("cookie_replies") >= 1_000);
     assert!(out.contains("under load: handshakes without a valid mac2 get cookie replies"));
     assert!(max_rss < RSS_CAP_KIB, "RSS {max_rss} KiB over the cap");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("\"level\":\"info\"")
+                && l.contains("Engine counters: rx_datagrams=")),
+        "no counters in the SIGUSR1 status report:\n{out}"
+    );
 }
 
 const ECHO_SERVER: &str = r#"
