@@ -94,7 +94,8 @@ fn mode() -> Mode {
 }
 
 /// Where port-53 traffic to `dst` goes instead, if `dst` is one of the
-/// host's nameservers (or 127.0.0.53) and the config has `DNS =`.
+/// host's nameservers (or 127.0.0.53) and the config has `DNS =`. The
+/// original is remembered for [`unredirect`].
 pub fn redirect(dst: SocketAddr) -> Option<SocketAddr> {
     if dst.port() != 53 {
         return None;
@@ -102,17 +103,55 @@ pub fn redirect(dst: SocketAddr) -> Option<SocketAddr> {
     let Mode::Tunnel(info) = mode() else {
         return None;
     };
-    let ip = control::normalize(dst).ip();
-    if info.host_servers.iter().flatten().any(|h| *h == ip) {
+    let original = control::normalize(dst);
+    if info
+        .host_servers
+        .iter()
+        .flatten()
+        .any(|h| *h == original.ip())
+    {
+        LAST_ORIGINAL.with(|o| *o = Some(original));
         info.server.map(|s| SocketAddr::new(s, 53))
     } else {
         None
     }
 }
 
+/// The host nameserver address most recently redirected.
+struct LastOriginal {
+    lock: std::sync::atomic::AtomicBool,
+    addr: std::cell::UnsafeCell<Option<SocketAddr>>,
+}
+
+// SAFETY: `addr` is only accessed while `lock` is held.
+unsafe impl Sync for LastOriginal {}
+
+static LAST_ORIGINAL: LastOriginal = LastOriginal {
+    lock: std::sync::atomic::AtomicBool::new(false),
+    addr: std::cell::UnsafeCell::new(None),
+};
+
+impl LastOriginal {
+    fn with<R>(&self, f: impl FnOnce(&mut Option<SocketAddr>) -> R) -> R {
+        use std::sync::atomic::Ordering;
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the lock is held.
+        let r = f(unsafe { &mut *self.addr.get() });
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+}
+
 /// The inverse of [`redirect`] for a datagram's source: a reply from the
-/// tunnel's DNS server is shown as coming from the host's (first)
-/// nameserver, which is where the program sent its query.
+/// tunnel's DNS server is shown as coming from the host nameserver the
+/// program last sent to (resolvers such as c-ares check the source), or
+/// the first host nameserver if none was.
 pub fn unredirect(src: SocketAddr) -> Option<SocketAddr> {
     if src.port() != 53 {
         return None;
@@ -123,11 +162,13 @@ pub fn unredirect(src: SocketAddr) -> Option<SocketAddr> {
     if info.server != Some(control::normalize(src).ip()) {
         return None;
     }
-    info.host_servers
-        .iter()
-        .flatten()
-        .next()
-        .map(|h| SocketAddr::new(*h, 53))
+    LAST_ORIGINAL.with(|o| *o).or_else(|| {
+        info.host_servers
+            .iter()
+            .flatten()
+            .next()
+            .map(|h| SocketAddr::new(*h, 53))
+    })
 }
 
 /// One `Resolve` exchange; `Err` if the engine cannot be asked.
