@@ -46,7 +46,9 @@ fn main() {
     if let Some(code) = probe::run_if_requested() {
         std::process::exit(code);
     }
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_error(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match &cli.helper {
         Some(Helper::Genkey) => std::process::exit(keys::genkey()),
@@ -85,6 +87,38 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Prints a command-line error as one line (what, then clap's tip, then
+/// where to look) and exits with status 2; help and version pass through.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let l = l.trim();
+        if l.starts_with("Usage:") {
+            // Usage and "For more information" follow the message.
+            break;
+        }
+        if !l.is_empty() && !l.starts_with("For more information") {
+            parts.push(l.trim_start_matches("error: ").to_string());
+        }
+    }
+    let mut line = parts.join("; ");
+    if e.kind() == ErrorKind::MissingRequiredArgument && line.contains("<COMMAND>") {
+        line.push_str(" (put the program after --, e.g. wrapguard --config wg0.conf -- curl http://10.0.0.1/, or use --self-test)");
+    }
+    eprintln!("wrapguard: {line}; see wrapguard --help");
+    std::process::exit(2);
 }
 
 /// Everything; returns the exit code. All guards (control directory…) are

@@ -280,7 +280,25 @@ fn completions_for_each_shell() {
         .output()
         .expect("completions");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'tcsh'"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrapguard: invalid value 'tcsh'"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // Other command-line mistakes: one line each, status 2.
+    for args in [
+        &["--config", "x.conf"][..],
+        &["--config", "x.conf", "curl"][..],
+        &["--route", "bad", "--config", "x", "--", "true"][..],
+        &["--self-test"][..],
+    ] {
+        let out = Command::new(&b.wrapguard).args(args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("wrapguard: ") && err.trim_end().ends_with("; see wrapguard --help"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
