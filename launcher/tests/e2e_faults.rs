@@ -712,3 +712,128 @@ fn flow_cap_refuses_new_connects_with_enobufs_and_keeps_old_flows() {
     assert!(err.contains("flow cap reached"), "{}", show(&out));
     assert!(counter(&err, "flows_refused") >= 1, "{}", show(&out));
 }
+
+const TICK_CLIENT: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("10.77.0.1", 9100), timeout=120)
+for i in range(60):
+    tok = ("TOKEN-tick-%d" % i).encode()
+    s.sendall(tok)
+    got = b""
+    while len(got) < len(tok):
+        d = s.recv(100)
+        if not d: break
+        got += d
+    if got != tok:
+        print("FAIL tick %d: %r" % (i, got)); sys.exit(1)
+    time.sleep(0.2)
+print("PASS")
+"#;
+
+/// The peer moves to another address (127.0.0.1:R1 → 127.0.0.2:R2, a
+/// different IP, through a second relay) in the middle of a long-lived
+/// connection: we follow its first authenticated datagram from the new
+/// address and every echo still arrives.
+#[test]
+fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
+    skip_unless_ready!();
+    let tmp = TempDir::new();
+    let client = Netns::new("m");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32",
+            our_endpoint: None,
+            extra_addrs: &[],
+            // The peer speaks first after it moved.
+            extra_peer_args: &["persistent-keepalive", "1"],
+        },
+    );
+    let py = common::bins().python.display().to_string();
+    let srv = tmp.write("echo.py", ECHO_SERVER);
+    let cli = tmp.write("tick.py", TICK_CLIENT);
+    let _srv = peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &tmp.join("echo.log"));
+    peer.ns.wait_tcp_listen(9100);
+    let upstream = peer.endpoint().parse().expect("endpoint");
+    let relay1 = Relay::start(&client.name, upstream, Faults::default(), seed());
+    let port = 51_901u16;
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\nListenPort = {port}\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
+            ours.private, peer.keys.public, relay1.addr
+        ),
+    );
+    let b = common::bins();
+    let log = tmp.join("wrapguard.log");
+    let mut run = client.spawn(
+        &[
+            "timeout",
+            "200",
+            &b.wrapguard.display().to_string(),
+            "--config",
+            &conf.display().to_string(),
+            "--log-level=debug",
+            "--",
+            &py,
+            &cli.display().to_string(),
+        ],
+        &log,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while relay1.stats.forwarded.load(Ordering::Relaxed) < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // The move: the old path dies, the peer now talks from 127.0.0.2:R2.
+    let relay2 = Relay::start_at(
+        &client.name,
+        "127.0.0.2:0".parse().expect("addr"),
+        upstream,
+        Faults::default(),
+        seed(),
+        Some(format!("127.0.0.1:{port}").parse().expect("addr")),
+    );
+    drop(relay1);
+    let outer = format!("192.168.77.2:{}", relay2.outer.port());
+    let out = peer.ns.run(&[
+        "wg",
+        "set",
+        &peer.ifname,
+        "peer",
+        &ours.public,
+        "endpoint",
+        &outer,
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let status = wait_exit(&mut run.child, 220);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()) && text.lines().any(|l| l == "PASS"),
+        "{status:?}\n{text}\n--- relay2 {}",
+        relay2.stats.line()
+    );
+    let new = relay2.addr.to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("peer endpoint updated") && l.contains(&new)),
+        "no move to {new} logged:\n{text}"
+    );
+    assert!(
+        relay2.stats.forwarded.load(Ordering::Relaxed) > 10,
+        "{}",
+        relay2.stats.line()
+    );
+}

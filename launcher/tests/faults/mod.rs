@@ -133,6 +133,8 @@ pub fn enter_netns(name: &str) {
 pub struct Relay {
     /// Where wrapguard should send (its `Endpoint =`).
     pub addr: SocketAddr,
+    /// The relay's address as the peer sees it (port on the wildcard).
+    pub outer: SocketAddr,
     /// What the relay did so far.
     pub stats: Arc<RelayStats>,
     stop: Arc<AtomicBool>,
@@ -186,6 +188,21 @@ fn udp_socket(bind: SocketAddr) -> UdpSocket {
 impl Relay {
     /// Starts a relay in namespace `ns` that forwards to `upstream`.
     pub fn start(ns: &str, upstream: SocketAddr, faults: Faults, seed: u64) -> Relay {
+        let bind = "127.0.0.1:0".parse().expect("addr");
+        Relay::start_at(ns, bind, upstream, faults, seed, None)
+    }
+
+    /// Like [`Relay::start`], with the inner socket bound to `bind` and,
+    /// if given, the wrapguard address to send the peer's datagrams to
+    /// before wrapguard has sent anything through this relay.
+    pub fn start_at(
+        ns: &str,
+        bind: SocketAddr,
+        upstream: SocketAddr,
+        faults: Faults,
+        seed: u64,
+        client: Option<SocketAddr>,
+    ) -> Relay {
         let stats = Arc::new(RelayStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -195,20 +212,24 @@ impl Relay {
             .name("fault-relay".into())
             .spawn(move || {
                 enter_netns(&ns);
-                let inner = udp_socket("127.0.0.1:0".parse().expect("addr"));
+                let inner = udp_socket(bind);
                 let outer = udp_socket(if upstream.is_ipv4() {
                     "0.0.0.0:0".parse().expect("addr")
                 } else {
                     "[::]:0".parse().expect("addr")
                 });
-                tx.send(inner.local_addr().expect("local addr"))
-                    .expect("report address");
-                run(inner, outer, upstream, faults, seed, &st, &sp);
+                tx.send((
+                    inner.local_addr().expect("local addr"),
+                    outer.local_addr().expect("local addr"),
+                ))
+                .expect("report address");
+                run(inner, outer, upstream, client, faults, seed, &st, &sp);
             })
             .expect("spawn relay");
-        let addr = rx.recv().expect("relay address");
+        let (addr, outer) = rx.recv().expect("relay address");
         Relay {
             addr,
+            outer,
             stats,
             stop,
             thread: Some(thread),
@@ -216,17 +237,19 @@ impl Relay {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     inner: UdpSocket,
     outer: UdpSocket,
     upstream: SocketAddr,
+    client: Option<SocketAddr>,
     f: Faults,
     seed: u64,
     stats: &RelayStats,
     stop: &AtomicBool,
 ) {
     let mut rng = Rng::new(seed);
-    let mut client: Option<SocketAddr> = None;
+    let mut client = client;
     let mut heap: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
     let mut seq = 0u64;
     // When each direction's link is free again (bandwidth cap).
