@@ -280,6 +280,7 @@ show("CANON", lambda: socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK
 show("SEARCH", lambda: socket.gethostbyname(short))
 show("GHBN", lambda: socket.gethostbyname_ex(name)[2])
 show("NAMEINFO", lambda: socket.getnameinfo(("10.77.0.1", 80), socket.NI_NAMEREQD)[0])
+show("GHBA", lambda: socket.gethostbyaddr("10.77.0.1")[0])
 show("NX", lambda: socket.getaddrinfo("gone.nx.test", 80))
 libc = ctypes.CDLL(None)
 buf = ctypes.create_string_buffer(4096)
@@ -316,6 +317,7 @@ fn names_resolve_through_the_tunnel_and_never_reach_the_host_resolver() {
     let py = w.tmp.write("lookups.py", PY_LOOKUPS);
     let script = format!(
         "getent hosts {name}; echo GETENT=$?; getent ahosts {name} | head -n1; \
+         getent hosts 10.77.0.1 | sed 's/^/REV /'; \
          python3 {py} {name} {short}; \
          node -e \"require('dns').lookup('{name}', {{family: 4}}, (e, a) => console.log('NODE', e ? e.code : a))\"; \
          curl -sS --max-time 20 http://{name}:8080/; echo; echo CURL=$?",
@@ -353,6 +355,12 @@ fn names_resolve_through_the_tunnel_and_never_reach_the_host_resolver() {
     assert_eq!(line("SEARCH"), "SEARCH 10.77.0.1", "{shown}");
     assert_eq!(line("GHBN"), "GHBN ['10.77.0.1']", "{shown}");
     assert_eq!(line("NAMEINFO"), format!("NAMEINFO {}", w.name), "{shown}");
+    assert_eq!(line("GHBA"), format!("GHBA {}", w.name), "{shown}");
+    assert_eq!(
+        line("REV").split_whitespace().collect::<Vec<_>>(),
+        ["REV", "10.77.0.1", w.name.as_str()],
+        "{shown}"
+    );
     assert_eq!(line("NX"), "NX ERR -2", "EAI_NONAME\n{shown}");
     assert!(line("RESQ").ends_with("True"), "{shown}");
     assert!(line("RESS").ends_with("True"), "{shown}");

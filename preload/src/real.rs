@@ -24,6 +24,7 @@ macro_rules! real {
         ///
         /// # Safety
         /// As for the libc function of the same name.
+        #[allow(clippy::too_many_arguments)] // C signatures
         pub unsafe fn $name($($a: $t),*) -> $r {
             static CACHE: AtomicUsize = AtomicUsize::new(0);
             let p = resolve(&CACHE, concat!(stringify!($name), "\0").as_bytes());
@@ -79,10 +80,28 @@ real! {
     fn getnameinfo(sa: *const sockaddr, salen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int;
     fn gethostbyname2_r(name: *const c_char, af: c_int, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
     fn gethostbyname_r(name: *const c_char, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn gethostbyaddr_r(addr: *const c_void, len: socklen_t, ty: c_int, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
     fn res_query(dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
     fn res_search(dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
     fn res_nquery(statp: *mut c_void, dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
     fn res_nsearch(statp: *mut c_void, dname: *const c_char, class: c_int, ty: c_int, answer: *mut u8, anslen: c_int) -> c_int;
+}
+
+/// `gethostbyaddr` (returns a pointer, so outside the `real!` shape).
+///
+/// # Safety
+/// As for the libc function.
+pub unsafe fn gethostbyaddr(addr: *const c_void, len: socklen_t, ty: c_int) -> *mut libc::hostent {
+    static CACHE: AtomicUsize = AtomicUsize::new(0);
+    let p = resolve(&CACHE, b"gethostbyaddr\0");
+    if p == 0 {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the symbol has this C signature in every libc we support.
+    let f: unsafe extern "C" fn(*const c_void, socklen_t, c_int) -> *mut libc::hostent =
+        unsafe { std::mem::transmute(p) };
+    // SAFETY: forwarded from the caller.
+    unsafe { f(addr, len, ty) }
 }
 
 /// `gethostbyname2` (returns a pointer, so outside the `real!` shape).

@@ -2,7 +2,8 @@
 //!
 //! glibc's resolver sends its queries with internal socket calls that no
 //! preload can see, so the shim takes over the resolver's entry points
-//! instead — `getaddrinfo`, `gethostbyname{,2}{,_r}`, `getnameinfo`,
+//! instead — `getaddrinfo`, `gethostbyname{,2}{,_r}`, `gethostbyaddr{,_r}`,
+//! `getnameinfo`,
 //! `res_{n,}{query,search}` — and asks the engine (`Resolve`), which
 //! consults `/etc/hosts` and then queries the `DNS =` servers through the
 //! tunnel. Without `DNS =` (the engine says so once per process, `DnsInfo`)
@@ -584,17 +585,9 @@ thread_local! {
     static SLOT: std::cell::UnsafeCell<Option<Box<HostentSlot>>> = const { std::cell::UnsafeCell::new(None) };
 }
 
-/// `gethostbyname2`, through the tunnel when the config has `DNS =`.
-///
-/// # Safety
-/// As for libc's `gethostbyname2`.
-#[no_mangle]
-pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut hostent {
-    if !matches!(mode(), Mode::Tunnel(_)) {
-        // SAFETY: forwarded unchanged.
-        return unsafe { real::gethostbyname2(name, af) };
-    }
-    let slot = SLOT.try_with(|s| {
+/// This thread's `hostent` slot (made on first use).
+fn slot() -> Option<*mut HostentSlot> {
+    SLOT.try_with(|s| {
         // SAFETY: only this thread touches its slot, and never re-entrantly
         // (the returned pointer is the caller's until its next call).
         let s = unsafe { &mut *s.get() };
@@ -606,8 +599,21 @@ pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut 
             })
         });
         &mut **b as *mut HostentSlot
-    });
-    let Ok(slot) = slot else {
+    })
+    .ok()
+}
+
+/// `gethostbyname2`, through the tunnel when the config has `DNS =`.
+///
+/// # Safety
+/// As for libc's `gethostbyname2`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut hostent {
+    if !matches!(mode(), Mode::Tunnel(_)) {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::gethostbyname2(name, af) };
+    }
+    let Some(slot) = slot() else {
         set_h_errno(NO_RECOVERY);
         return std::ptr::null_mut();
     };
@@ -639,6 +645,140 @@ pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut 
 pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
     // SAFETY: as for gethostbyname2.
     unsafe { gethostbyname2(name, libc::AF_INET) }
+}
+
+/// The `gethostbyaddr_r` logic; `None` means "let libc do it".
+#[allow(clippy::too_many_arguments)] // the C signature
+unsafe fn hostbyaddr(
+    addr: *const c_void,
+    len: socklen_t,
+    ty: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: usize,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> Option<c_int> {
+    if addr.is_null() || result.is_null() || h_errnop.is_null() || ret.is_null() {
+        return None;
+    }
+    let ip = match (ty, len) {
+        (libc::AF_INET, 4) => {
+            let mut o = [0u8; 4];
+            // SAFETY: the caller's 4-byte address.
+            unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, o.as_mut_ptr(), 4) };
+            IpAddr::from(o)
+        }
+        (libc::AF_INET6, 16) => {
+            let mut o = [0u8; 16];
+            // SAFETY: the caller's 16-byte address.
+            unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, o.as_mut_ptr(), 16) };
+            IpAddr::from(o)
+        }
+        _ => return None,
+    };
+    // SAFETY: out-parameters from the caller.
+    let fail = |herr: c_int, rc: c_int| unsafe {
+        *result = std::ptr::null_mut();
+        *h_errnop = herr;
+        Some(rc)
+    };
+    match mode() {
+        Mode::Host => return None,
+        Mode::Broken => return fail(TRY_AGAIN, libc::EAGAIN),
+        Mode::Tunnel(_) => {}
+    }
+    let Ok(reply) = ask(ResolveKind::Reverse(ip), b"") else {
+        return fail(TRY_AGAIN, libc::EAGAIN);
+    };
+    match reply.status {
+        ResolveStatus::Ok if !reply.name.is_empty() && !reply.name.contains(&0) => {}
+        ResolveStatus::NotConfigured => return None,
+        ResolveStatus::TryAgain => return fail(TRY_AGAIN, libc::EAGAIN),
+        ResolveStatus::NoRecovery => return fail(NO_RECOVERY, 0),
+        _ => return fail(HOST_NOT_FOUND, 0),
+    }
+    // SAFETY: the caller's buffers.
+    match unsafe { fill_hostent(ret, buf, buflen, &reply.name, ty, &[ip]) } {
+        Ok(()) => {
+            // SAFETY: the caller's out-parameters.
+            unsafe {
+                *result = ret;
+                *h_errnop = 0;
+            }
+            Some(0)
+        }
+        Err(e) => fail(NETDB_INTERNAL, e),
+    }
+}
+
+/// `gethostbyaddr_r`, reverse lookups through the tunnel when the config
+/// has `DNS =`.
+///
+/// # Safety
+/// As for libc's `gethostbyaddr_r`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyaddr_r(
+    addr: *const c_void,
+    len: socklen_t,
+    ty: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: usize,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    let pass =
+        // SAFETY: forwarded unchanged.
+        || unsafe { real::gethostbyaddr_r(addr, len, ty, ret, buf, buflen, result, h_errnop) };
+    hook(
+        pass,
+        || {
+            // SAFETY: the caller's arguments, as above.
+            unsafe { hostbyaddr(addr, len, ty, ret, buf, buflen, result, h_errnop) }
+                .unwrap_or_else(pass)
+        },
+        libc::EIO,
+    )
+}
+
+/// `gethostbyaddr`, through the tunnel when the config has `DNS =`.
+///
+/// # Safety
+/// As for libc's `gethostbyaddr`.
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyaddr(
+    addr: *const c_void,
+    len: socklen_t,
+    ty: c_int,
+) -> *mut hostent {
+    if !matches!(mode(), Mode::Tunnel(_)) {
+        // SAFETY: forwarded unchanged.
+        return unsafe { real::gethostbyaddr(addr, len, ty) };
+    }
+    let Some(slot) = slot() else {
+        set_h_errno(NO_RECOVERY);
+        return std::ptr::null_mut();
+    };
+    let mut result: *mut hostent = std::ptr::null_mut();
+    let mut herr: c_int = 0;
+    // SAFETY: the slot lives as long as the thread; sizes match.
+    unsafe {
+        gethostbyaddr_r(
+            addr,
+            len,
+            ty,
+            &mut (*slot).ent,
+            (*slot).buf.as_mut_ptr() as *mut c_char,
+            std::mem::size_of_val(&(*slot).buf),
+            &mut result,
+            &mut herr,
+        )
+    };
+    if result.is_null() {
+        set_h_errno(herr);
+    }
+    result
 }
 
 // ---------------------------------------------------------------- getnameinfo
