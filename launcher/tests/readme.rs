@@ -166,6 +166,10 @@ const EXERCISED: &[(&str, &str)] = &[
     ("wrapguard genkey", "here and tests/demo.rs"),
     ("wrapguard pubkey", "here and tests/demo.rs"),
     ("wrapguard completions", "here"),
+    (
+        "mkdir -p ~/.local/share/bash-completion/completions",
+        "the completion install step (here: bash -n on the script)",
+    ),
     ("cp example-wg0.conf wg0.conf", "here"),
     (
         "wrapguard --config wg0.conf --doctor curl",
@@ -202,9 +206,16 @@ fn every_command_in_the_readme_is_exercised() {
         }
         let line = raw.trim_start();
         let line = line.strip_prefix("$ ").unwrap_or(line);
-        let is_command = ["wrapguard ", "cargo ", "examples/", "cp ", "export "]
-            .iter()
-            .any(|p| line.starts_with(p));
+        let is_command = [
+            "wrapguard ",
+            "cargo ",
+            "examples/",
+            "cp ",
+            "export ",
+            "mkdir ",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p));
         if !is_command {
             continue;
         }
