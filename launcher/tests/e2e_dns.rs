@@ -618,3 +618,39 @@ fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
     }
     assert_eq!(w.host_queries(), before, "{}", show(&out));
 }
+
+/// Prints the cost of a lookup through the tunnel (no assertion on time:
+/// `cargo test -p wrapguard --test e2e_dns -- --ignored --nocapture`).
+#[test]
+#[ignore = "measurement; run by hand"]
+fn measure_lookup_latency() {
+    skip_unless_ready!();
+    if skip_without_dnsmasq() {
+        return;
+    }
+    let w = world();
+    let conf = w.conf(true);
+    let code = format!(
+        "import socket, time\n\
+         socket.getaddrinfo('{n}', 80, socket.AF_INET)\n\
+         t = time.perf_counter()\n\
+         for _ in range(500): socket.getaddrinfo('{n}', 80, socket.AF_INET)\n\
+         a = (time.perf_counter() - t) / 500\n\
+         t = time.perf_counter()\n\
+         for _ in range(500): socket.getaddrinfo('localhost', 80, socket.AF_INET)\n\
+         b = (time.perf_counter() - t) / 500\n\
+         print('LAT tunnel-dns %.3f ms, hosts-file %.3f ms' % (a * 1e3, b * 1e3))",
+        n = w.name
+    );
+    let out = wrapguard(&w.client, &conf, &[], &["python3", "-c", &code]);
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(so.contains("LAT"), "{}", show(&out));
+    println!("{so}");
+    let out = w
+        .client
+        .run(&["python3", "-c", &code.replace(&w.name, "localhost")]);
+    println!(
+        "without wrapguard (hosts file): {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
