@@ -169,6 +169,25 @@ fn refused_and_reset() {
 }
 
 #[test]
+fn icmp_port_unreachable_reaches_a_wildcard_bound_connected_udp_socket() {
+    let mut p = Pair::new(
+        stack(A, 5, 64 * 1024),
+        stack(B, 6, 64 * 1024),
+        LinkConfig::default(),
+        8,
+    );
+    let any = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+    let u = p.a.udp_bind(any).expect("bind");
+    let closed = SocketAddr::new(B, 7999);
+    p.a.udp_connect(u, closed).expect("connect");
+    assert_eq!(p.a.udp_send(u, b"anyone?"), Ok(7));
+    let mut buf = [0u8; 16];
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        p.a.udp_recv_from(u, &mut buf) == Err(Error::ConnectionRefused)
+    }));
+}
+
+#[test]
 fn bulk_20mb_with_5pct_loss_and_reordering() {
     let link = LinkConfig {
         loss: 0.05,

@@ -418,7 +418,15 @@ impl Stack {
                 self.after_tcb(idx, now);
             }
             IpProtocol::Udp => {
-                let idx = self.udp_map.get(&local).copied();
+                // A socket bound to the wildcard sent it from our address.
+                let idx = self.udp_map.get(&local).copied().or_else(|| {
+                    let any = if isrc.is_ipv4() {
+                        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                    } else {
+                        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                    };
+                    self.udp_map.get(&SocketAddr::new(any, sport)).copied()
+                });
                 let Some(idx) = idx else { return };
                 let gen = self.udp.gen(idx);
                 if let Some(s) = self.udp.at_mut(idx) {
