@@ -75,11 +75,12 @@
 //! * Until established, the app's `SO_SNDBUF` request is remembered and
 //!   applied afterwards; TCP options reach the shadow socket, not yet the
 //!   engine's TCP (next session: forward TCP_NODELAY/keepalive).
-//! * UDP is not carried yet: `connect()`/`sendto()`/`sendmsg()`/`sendmmsg()`
-//!   of a datagram to a routed destination fail with `ENETUNREACH` (see
-//!   [`udp`]); nothing routed leaks.
-//! * `io_uring_setup` (libc wrapper or `syscall()`) is not intercepted yet;
-//!   the plan is to fail it with `ENOSYS` so runtimes fall back.
+//! * UDP is carried through the tunnel by [`dgram`] (a SEQPACKET pair per
+//!   socket with a per-datagram header); see its limits. Raw sockets to
+//!   routed destinations fail with `ENETUNREACH` ([`udp`]); nothing routed
+//!   leaks.
+//! * `io_uring_setup` (libc wrapper or `syscall()`) fails with `ENOSYS`
+//!   ([`uring`]) so runtimes fall back to epoll.
 //! * `execl*` (variadic) are not hooked; statically linked programs and
 //!   setuid programs are out of reach of LD_PRELOAD.
 //!
@@ -105,6 +106,7 @@ pub mod resolve;
 pub mod sys;
 pub mod table;
 pub mod udp;
+pub mod uring;
 
 /// The raw bytes of an environment variable, if set (no allocation beyond
 /// the copy; safe before `main`).
