@@ -24,7 +24,7 @@
 //! `cmd/internal/buildid` (name `"Go"`, type 4), its build info section
 //! `.go.buildinfo` (`debug/buildinfo`).
 
-use crate::report::Check;
+use crate::report::{Check, Level};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -816,6 +816,25 @@ enum Next {
     Done,
     /// A script: look at its interpreter next.
     Interpreter(PathBuf, Option<OsString>),
+}
+
+/// Why the shim cannot enter the program `argv0` (resolved on `path`), as
+/// one failed [`Check`]: statically linked, set-user-ID/set-group-ID/file
+/// capabilities, Go, musl, another architecture. `None` when the shim can
+/// enter it, or when it cannot be launched at all (missing, not
+/// executable…), which launching itself reports.
+pub fn refusal(argv0: &OsStr, path: Option<&OsStr>, own: &ElfInfo) -> Option<Check> {
+    let launchable = |c: &Check| {
+        c.what.starts_with("command ")
+            || c.what.ends_with("does not exist")
+            || c.what.starts_with("cannot read ")
+            || c.what.contains(" is not executable ")
+            || c.what.contains("neither an ELF program")
+            || c.what.starts_with("interpreter of ")
+    };
+    shim_entry(argv0, path, own)
+        .into_iter()
+        .find(|c| c.level == Level::Fail && !launchable(c))
 }
 
 fn entry_of_file(file: &Path, own: &ElfInfo, out: &mut Vec<Check>) -> Next {

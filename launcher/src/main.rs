@@ -121,6 +121,39 @@ fn usage_error(e: clap::Error) -> ! {
     std::process::exit(2);
 }
 
+/// Environment variable that lets a program the shim cannot enter run
+/// anyway (its traffic then bypasses the tunnel).
+const ENV_ALLOW_UNCARRIED: &str = "WRAPGUARD_ALLOW_UNCARRIED";
+
+/// Refuses, before anything starts, a program the shim cannot enter
+/// (static, set-user-ID, Go…): its traffic would silently bypass the
+/// tunnel. `WRAPGUARD_ALLOW_UNCARRIED=1` runs it anyway, with a warning.
+fn refuse_unreachable_program(cli: &Cli) -> Result<()> {
+    let Some(prog) = cli.command.first() else {
+        return Ok(());
+    };
+    let Ok(own) = inspect::ElfInfo::own() else {
+        return Ok(()); // cannot compare; the loader will tell
+    };
+    let path = std::env::var_os("PATH");
+    let Some(c) = inspect::refusal(prog, path.as_deref(), &own) else {
+        return Ok(());
+    };
+    if std::env::var_os(ENV_ALLOW_UNCARRIED).is_some_and(|v| v == "1") {
+        tracing::warn!(
+            "{}; running it anyway ({ENV_ALLOW_UNCARRIED}=1): its traffic bypasses the tunnel",
+            c.what
+        );
+        return Ok(());
+    }
+    Err(anyhow!(
+        "refusing to run {}: {}; {} (or set {ENV_ALLOW_UNCARRIED}=1 to run it outside the tunnel)",
+        prog.to_string_lossy(),
+        c.what,
+        c.fix
+    ))
+}
+
 /// Everything; returns the exit code. All guards (control directory…) are
 /// dropped before this returns.
 fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
@@ -138,6 +171,7 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
 
     let shim = shim_path()?;
     info!("Shim: {}", shim.display());
+    refuse_unreachable_program(cli)?;
 
     let config = cli
         .config
