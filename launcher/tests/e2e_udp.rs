@@ -22,6 +22,11 @@ struct One {
 }
 
 fn one_peer() -> One {
+    one_peer_with("")
+}
+
+/// [`one_peer`] with extra lines in our `[Peer]` section.
+fn one_peer_with(peer_extra: &str) -> One {
     let tmp = TempDir::new();
     let client = Netns::new("u");
     let ours = wg::keys();
@@ -41,7 +46,7 @@ fn one_peer() -> One {
         "wg0.conf",
         &format!(
             "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n{peer_extra}\n",
             ours.private,
             peer.keys.public,
             peer.endpoint()
@@ -72,11 +77,12 @@ while True:
         s.sendto(b"ECHO:" + d, a)
 "#;
 
+/// Waits (20 s at most) until a line of `path` starts with `what`.
 fn wait_for(path: &Path, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let l = std::fs::read_to_string(path).unwrap_or_default();
-        if l.contains(what) || Instant::now() > deadline {
+        if l.lines().any(|x| x.starts_with(what)) || Instant::now() > deadline {
             return l;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -90,7 +96,10 @@ fn echo_server(t: &One, port: u16) -> (Bg, PathBuf) {
         &log,
     );
     let l = wait_for(&log, "READY");
-    assert!(l.contains("READY"), "echo server did not start: {l}");
+    assert!(
+        l.lines().any(|x| x.starts_with("READY")),
+        "echo server did not start: {l}"
+    );
     (bg, log)
 }
 
@@ -230,4 +239,352 @@ fn udp_echo_socat() {
         l.contains("FROM 10.77.0.2 ") && l.contains(&tok),
         "server log: {l}"
     );
+}
+
+/// Runs until `READY` appears in `log` (or 20 s).
+fn spawn_wrapped(t: &One, argv: &[&str], log: &Path) -> Bg {
+    let b = common::bins();
+    let wg = b.wrapguard.display().to_string();
+    let c = t.conf.display().to_string();
+    let mut v: Vec<&str> = vec![
+        "timeout",
+        "55",
+        &wg,
+        "--config",
+        &c,
+        "--log-level=debug",
+        "--",
+    ];
+    v.extend_from_slice(argv);
+    t.client.spawn(&v, log)
+}
+
+/// A UDP server under wrapguard (dual-stack `[::]`): logs every peer it
+/// hears from and answers `REPLY:<token>:<data>`; ends after two peers.
+const WRAPPED_SERVER: &str = r#"
+import socket, sys
+tok, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", port))
+print("READY", s.getsockname()[1], flush=True)
+seen = set()
+s.settimeout(40)
+while len(seen) < 2:
+    d, a = s.recvfrom(2048)
+    print("SAW", a[0], a[1], d.decode(), flush=True)
+    s.sendto(("REPLY:%s:" % tok).encode() + d, a)
+    seen.add(a[0])
+print("DONE", flush=True)
+"#;
+
+/// The far side of [`WRAPPED_SERVER`]: sends until answered.
+const PEER_CLIENT: &str = r#"
+import socket, sys, time
+host, port, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(0.5)
+end = time.time() + 30
+while time.time() < end:
+    s.sendto(msg, (host, port))
+    try:
+        d, a = s.recvfrom(2048)
+        print("GOT", a[0], d.decode(), flush=True); sys.exit(0)
+    except socket.timeout:
+        pass
+print("NO ANSWER", flush=True); sys.exit(1)
+"#;
+
+#[test]
+fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
+    skip_unless_ready!();
+    // Keepalive: we handshake at start, so the peer knows our endpoint.
+    let t = one_peer_with("PersistentKeepalive = 25");
+    let tok = token("srv");
+    let log = t.tmp.join("server.log");
+    let _srv = spawn_wrapped(
+        &t,
+        &["python3", "-u", "-c", WRAPPED_SERVER, &tok, "9000"],
+        &log,
+    );
+    let l = wait_for(&log, "READY");
+    assert!(
+        l.lines().any(|x| x == "READY 9000"),
+        "server did not start: {l}"
+    );
+    for (dst, from, tag) in [
+        ("10.77.0.2", "10.77.0.1", "v4"),
+        ("fd77::2", "fd77::1", "v6"),
+    ] {
+        let msg = format!("{tag}-{tok}");
+        let out = t
+            .peer
+            .ns
+            .run(&["python3", "-c", PEER_CLIENT, dst, "9000", &msg]);
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            got.contains(&format!("GOT {dst} REPLY:{tok}:{msg}")),
+            "peer got no reply from {dst}: {}",
+            show(&out)
+        );
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            l.lines()
+                .any(|x| x.starts_with("SAW ") && x.contains(from) && x.ends_with(&msg)),
+            "server did not see {from}: {l}"
+        );
+    }
+    let l = wait_for(&log, "DONE");
+    assert!(l.lines().any(|x| x == "DONE"), "{l}");
+}
+
+#[test]
+fn icmp_port_unreachable_is_econnrefused_on_connected_socket() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let script = r#"
+import errno, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(20)
+s.connect(("10.77.0.1", 7999))
+s.send(b"anyone?")
+try:
+    s.recv(100); print("FAIL got data"); sys.exit(1)
+except ConnectionRefusedError:
+    pass
+# The error is reported once; the socket stays usable, and a second
+# datagram to the closed port is refused again on the next call.
+s.send(b"again")
+t = time.time() + 20
+while time.time() < t:
+    try:
+        s.send(b"x"); time.sleep(0.2)
+    except ConnectionRefusedError:
+        print("OK refused twice"); sys.exit(0)
+print("FAIL second refusal"); sys.exit(1)
+"#;
+    let out = python(&t, script, &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK refused twice"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ICMP error"),
+        "{}",
+        show(&out)
+    );
+}
+
+const URING: &str = r#"
+import ctypes, ctypes.util, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+ctypes.set_errno(0)
+r = libc.syscall(425, 8, params)
+e = ctypes.get_errno()
+if r >= 0:
+    os.close(r)
+print("SYSCALL", r, e)
+try:
+    f = libc.io_uring_setup
+except AttributeError:
+    print("SYMBOL absent")
+else:
+    ctypes.set_errno(0)
+    r = f(8, params)
+    print("SYMBOL", r, ctypes.get_errno())
+"#;
+
+#[test]
+fn io_uring_setup_fails_with_enosys_in_the_child() {
+    skip_unless_ready!();
+    let t = one_peer();
+    // Outside wrapguard the kernel must allow it, or the test proves nothing.
+    let base = t.client.run(&["python3", "-c", URING]);
+    let base_out = String::from_utf8_lossy(&base.stdout).to_string();
+    if !base_out
+        .lines()
+        .any(|l| l.starts_with("SYSCALL ") && !l.starts_with("SYSCALL -1"))
+    {
+        eprintln!("SKIPPED: io_uring is not available on this kernel: {base_out}");
+        return;
+    }
+    let out = python(&t, URING, &[]);
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(o.contains("SYSCALL -1 38"), "syscall(): {}", show(&out));
+    assert!(
+        o.contains("SYMBOL -1 38"),
+        "io_uring_setup symbol: {}",
+        show(&out)
+    );
+}
+
+#[test]
+fn static_program_is_refused_before_launch() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let src = t.tmp.write(
+        "hello.c",
+        "#include <stdio.h>\nint main(void){puts(\"hello-static-ran\");return 0;}\n",
+    );
+    let bin = t.tmp.join("hello-static");
+    let built = std::process::Command::new("gcc")
+        .args(["-static", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    if !built.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: gcc -static failed (gcc or static libc missing: apt-get install gcc libc6-dev)");
+        return;
+    }
+    let b = bin.display().to_string();
+    let out = wrapguard(&t.client, &t.conf, &[], &[&b]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to run") && err.contains("statically linked"),
+        "{}",
+        show(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hello-static-ran"));
+    // The escape hatch runs it (outside the tunnel), with a warning.
+    let wg = common::bins().wrapguard.display().to_string();
+    let c = t.conf.display().to_string();
+    let out = t.client.run(&[
+        "env",
+        "WRAPGUARD_ALLOW_UNCARRIED=1",
+        "timeout",
+        "55",
+        &wg,
+        "--config",
+        &c,
+        "--",
+        &b,
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello-static-ran"));
+}
+
+const MMSG_C: &str = r#"
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct timeval tv = {20, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in to = {0};
+    to.sin_family = AF_INET; to.sin_port = htons(7003);
+    inet_pton(AF_INET, "10.77.0.1", &to.sin_addr);
+    char out[3][64]; struct iovec oiov[3]; struct mmsghdr om[3];
+    memset(om, 0, sizeof om);
+    for (int i = 0; i < 3; i++) {
+        snprintf(out[i], 64, "M%d-%s", i, argv[1]);
+        oiov[i].iov_base = out[i]; oiov[i].iov_len = strlen(out[i]);
+        om[i].msg_hdr.msg_iov = &oiov[i]; om[i].msg_hdr.msg_iovlen = 1;
+        om[i].msg_hdr.msg_name = &to; om[i].msg_hdr.msg_namelen = sizeof to;
+    }
+    int n = sendmmsg(s, om, 3, 0);
+    if (n != 3) { printf("sendmmsg %d\n", n); return 1; }
+    char in[3][128]; struct iovec iiov[3]; struct mmsghdr im[3];
+    struct sockaddr_in from[3];
+    int got = 0;
+    while (got < 3) {
+        memset(im, 0, sizeof im);
+        for (int i = 0; i < 3; i++) {
+            iiov[i].iov_base = in[i]; iiov[i].iov_len = 127;
+            im[i].msg_hdr.msg_iov = &iiov[i]; im[i].msg_hdr.msg_iovlen = 1;
+            im[i].msg_hdr.msg_name = &from[i]; im[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int r = recvmmsg(s, im, 3 - got, MSG_WAITFORONE, NULL);
+        if (r <= 0) { printf("recvmmsg %d\n", r); return 1; }
+        for (int i = 0; i < r; i++) {
+            char a[32];
+            inet_ntop(AF_INET, &from[i].sin_addr, a, sizeof a);
+            in[i][im[i].msg_len] = 0;
+            printf("RECV %s %d %s\n", a, ntohs(from[i].sin_port), in[i]);
+        }
+        got += r;
+    }
+    return 0;
+}
+"#;
+
+#[test]
+fn sendmmsg_recvmmsg_from_c() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let (_srv, log) = echo_server(&t, 7003);
+    let src = t.tmp.write("mmsg.c", MMSG_C);
+    let bin = t.tmp.join("mmsg");
+    let built = std::process::Command::new("gcc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("gcc");
+    assert!(built.status.success(), "gcc: {}", show(&built));
+    let tok = token("mmsg");
+    let out = wrapguard(&t.client, &t.conf, &[], &[&bin.display().to_string(), &tok]);
+    assert!(out.status.success(), "{}", show(&out));
+    let o = String::from_utf8_lossy(&out.stdout);
+    for i in 0..3 {
+        assert!(
+            o.contains(&format!("RECV 10.77.0.1 7003 ECHO:M{i}-{tok}")),
+            "{}",
+            show(&out)
+        );
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            l.contains(&format!("M{i}-{tok}")) && l.contains("FROM 10.77.0.2 "),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn iperf3_udp_completes_through_the_tunnel() {
+    skip_unless_ready!();
+    if !wg::on_path("iperf3") {
+        eprintln!("SKIPPED: iperf3 not installed");
+        return;
+    }
+    let t = one_peer();
+    let slog = t.tmp.join("iperf3-server.log");
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&["iperf3", "-s", "-1", "-B", "10.77.0.1"], &slog);
+    t.peer.ns.wait_tcp_listen(5201);
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[
+            "iperf3",
+            "-u",
+            "-c",
+            "10.77.0.1",
+            "-b",
+            "20M",
+            "-t",
+            "3",
+            "-l",
+            "1200",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let o = String::from_utf8_lossy(&out.stdout);
+    // The receiver (the far side) counted our datagrams.
+    let packets = o
+        .split("\"sum\"")
+        .nth(1)
+        .and_then(|x| x.split("\"packets\":").nth(1))
+        .and_then(|x| x.trim().split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(packets > 100, "too few packets ({packets}): {}", show(&out));
+    let sl = std::fs::read_to_string(&slog).unwrap_or_default();
+    assert!(sl.contains("10.77.0.2"), "server log: {sl}");
 }
