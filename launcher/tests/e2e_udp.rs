@@ -22,14 +22,20 @@ struct One {
 }
 
 fn one_peer() -> One {
-    one_peer_with("")
+    one_peer_with("", None)
 }
 
-/// [`one_peer`] with extra lines in our `[Peer]` section.
-fn one_peer_with(peer_extra: &str) -> One {
+/// [`one_peer`] with extra lines in our `[Peer]` section and, if given, a
+/// fixed `ListenPort` that the peer knows as our endpoint (so it can start
+/// a handshake itself).
+fn one_peer_with(peer_extra: &str, listen_port: Option<u16>) -> One {
     let tmp = TempDir::new();
     let client = Netns::new("u");
     let ours = wg::keys();
+    let our_endpoint = listen_port.map(|p| format!("192.168.77.2:{p}"));
+    let iface_extra = listen_port
+        .map(|p| format!("ListenPort = {p}\n"))
+        .unwrap_or_default();
     let peer = WgPeer::new(
         &client,
         &tmp,
@@ -37,7 +43,7 @@ fn one_peer_with(peer_extra: &str) -> One {
             index: 1,
             our_public: &ours.public,
             our_allowed: "10.77.0.2/32,fd77::2/128",
-            our_endpoint: None,
+            our_endpoint: our_endpoint.as_deref(),
             extra_addrs: &[],
             extra_peer_args: &[],
         },
@@ -45,7 +51,7 @@ fn one_peer_with(peer_extra: &str) -> One {
     let conf = tmp.write(
         "wg0.conf",
         &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\n\
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{iface_extra}\n\
              [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n{peer_extra}\n",
             ours.private,
             peer.keys.public,
@@ -299,7 +305,7 @@ print("NO ANSWER", flush=True); sys.exit(1)
 fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
     skip_unless_ready!();
     // Keepalive: we handshake at start, so the peer knows our endpoint.
-    let t = one_peer_with("PersistentKeepalive = 25");
+    let t = one_peer_with("PersistentKeepalive = 25", Some(51820));
     let tok = token("srv");
     let log = t.tmp.join("server.log");
     let _srv = spawn_wrapped(
@@ -324,8 +330,9 @@ fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
         let got = String::from_utf8_lossy(&out.stdout);
         assert!(
             got.contains(&format!("GOT {dst} REPLY:{tok}:{msg}")),
-            "peer got no reply from {dst}: {}",
-            show(&out)
+            "peer got no reply from {dst}: {}\n--- wrapguard and server:\n{}",
+            show(&out),
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         let l = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
