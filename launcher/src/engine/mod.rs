@@ -36,6 +36,7 @@ pub mod stack_thread;
 pub mod status;
 pub mod tunnel;
 mod udp_flows;
+mod udp_tx;
 
 pub use status::PeerStatus;
 

@@ -13,6 +13,7 @@
 use super::counters::{Counters, LoadMeter};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
 use super::udp_flows::{self, UdpFlow};
+use super::udp_tx::TxBatch;
 use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec, PeerStatus};
 use crossbeam_queue::SegQueue;
 use mio::net::UdpSocket;
@@ -181,6 +182,8 @@ pub struct Engine {
     plain: Vec<u8>,
     ip: Vec<u8>,
     wire: Vec<u8>,
+    /// Encrypted datagrams waiting to leave together (UDP GSO).
+    tx: TxBatch,
     pub(super) counters: Counters,
     /// Handshake rate, for the under-load switch.
     load: LoadMeter,
@@ -255,6 +258,7 @@ impl Engine {
             plain: vec![0; DATAGRAM],
             ip: vec![0; mtu.max(1500)],
             wire: vec![0; mtu.max(1500) + 64],
+            tx: TxBatch::new(true),
             counters: Counters::default(),
             load: LoadMeter::default(),
             under_load: false,
@@ -499,34 +503,41 @@ impl Engine {
 
     // ---- network output ----
 
-    fn send_udp(&mut self, to: SocketAddr, data: &[u8]) {
-        let to = if self.sock_v6 {
-            match to {
-                SocketAddr::V4(a) => SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
-                v6 => v6,
+    /// The address to send to on our socket (IPv4-mapped on a v6 socket).
+    fn wire_addr(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(a) if self.sock_v6 => {
+                SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
             }
-        } else {
-            to
-        };
-        loop {
-            match self.sock.send_to(data, to) {
-                Ok(_) => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The socket buffer is full: wait briefly for room
-                    // rather than lose a packet TCP must then recover.
-                    if !wait_writable(&self.sock) {
-                        self.counters.tx_errors += 1;
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.counters.tx_errors += 1;
-                    trace!(to = %to, error = %e, "udp send failed");
-                    return;
-                }
-            }
+            other => other,
         }
+    }
+
+    /// Sends one datagram now (after whatever is batched, keeping order).
+    fn send_udp(&mut self, to: SocketAddr, data: &[u8]) {
+        self.queue_udp(to, data);
+        self.flush_tx();
+    }
+
+    /// Adds a datagram to the outgoing batch, sending the batch first if
+    /// the datagram cannot join it.
+    fn queue_udp(&mut self, to: SocketAddr, data: &[u8]) {
+        let to = self.wire_addr(to);
+        if !self.tx.fits(to, data.len()) {
+            self.flush_tx();
+        }
+        self.tx.push(to, data);
+    }
+
+    /// Sends the batched datagrams.
+    fn flush_tx(&mut self) {
+        use std::os::fd::AsRawFd;
+        if self.tx.is_empty() {
+            return;
+        }
+        let sock = &self.sock;
+        let lost = self.tx.send(sock.as_raw_fd(), || wait_writable(sock));
+        self.counters.tx_errors += lost as u64;
     }
 
     /// Sends the stack's packets to the peers the router names.
@@ -551,6 +562,7 @@ impl Engine {
             }
         }
         self.ip = ip;
+        self.flush_tx();
         n_sent
     }
 
@@ -562,7 +574,7 @@ impl Engine {
         let mut wire = std::mem::take(&mut self.wire);
         match self.device.encapsulate(id, pkt, now, &mut wire) {
             Ok(Encapsulated::Data(len)) | Ok(Encapsulated::Handshake(len)) => match endpoint {
-                Some(ep) => self.send_udp(ep, &wire[..len]),
+                Some(ep) => self.queue_udp(ep, &wire[..len]),
                 None => self.counters.no_endpoint_dropped += 1,
             },
             Ok(Encapsulated::Queued) => {}
