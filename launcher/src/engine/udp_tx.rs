@@ -77,7 +77,12 @@ impl TxBatch {
         if self.count > 1 {
             match send_retrying(fd, dst, &self.buf, Some(self.seg), &mut wait) {
                 Ok(()) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT)
+                    ) =>
+                {
                     tracing::debug!(error = %e, "UDP GSO refused; sending datagrams one by one");
                     self.gso = false;
                     for d in self.buf.chunks(self.seg) {
