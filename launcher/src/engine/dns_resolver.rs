@@ -249,3 +249,123 @@ fn to_reply(o: Outcome) -> ResolveReply {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{
+        BackendInfo, DnsAnswer, InboundSink, ListenSpec, OutboundTcp, RouteDecision,
+    };
+    use control::{Proto, QueryName};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A backend whose "tunnel" DNS server answers A queries for
+    /// `known.test` with 10.77.0.1 and NXDOMAIN otherwise, or is
+    /// unreachable; it counts the queries it carries.
+    struct Fake {
+        reachable: bool,
+        queries: AtomicUsize,
+    }
+
+    impl FlowBackend for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                dns: vec!["10.77.0.1".parse().expect("ip")],
+                dns_search: vec!["corp.test".into()],
+                ..BackendInfo::default()
+            }
+        }
+        fn route(&self, _dst: SocketAddr, _proto: Proto) -> RouteDecision {
+            RouteDecision::Tunnel
+        }
+        fn open_tcp(&self, _dst: SocketAddr) -> Result<OutboundTcp, Errno> {
+            Err(libc::ECONNREFUSED)
+        }
+        fn listen(&self, _spec: ListenSpec, _sink: InboundSink) -> Result<(), Errno> {
+            Ok(())
+        }
+        fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {
+            assert_eq!(server, "10.77.0.1:53".parse().expect("sa"));
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self.reachable {
+                let mut r = payload.clone();
+                r[2] |= 0x80; // QR
+                let known = payload.windows(5).any(|w| w == b"known");
+                if known && r[r.len() - 3] == 1 {
+                    r[7] = 1; // ANCOUNT
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 1]);
+                } else {
+                    r[3] |= 3; // NXDOMAIN
+                }
+                let _ = tx.send(r);
+            } // else: dropped, as the engine does on ICMP unreachable
+            Ok(rx)
+        }
+    }
+
+    fn service(reachable: bool, hosts: &str) -> (Arc<DnsService>, Arc<Fake>) {
+        let fake = Arc::new(Fake {
+            reachable,
+            queries: AtomicUsize::new(0),
+        });
+        let dir = std::env::temp_dir().join(format!(
+            "wrapguard-dns-unit-{}-{}",
+            std::process::id(),
+            reachable
+        ));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let hosts_path = dir.join("hosts");
+        std::fs::write(&hosts_path, hosts).expect("hosts");
+        let mut s = DnsService::new(fake.clone()).expect("DNS = configured");
+        Arc::get_mut(&mut s).expect("sole owner").hosts_path = hosts_path;
+        (s, fake)
+    }
+
+    fn addr(name: &str) -> ResolveRequest {
+        ResolveRequest {
+            kind: ResolveKind::Addr {
+                v4: true,
+                v6: false,
+            },
+            name: QueryName::new(name.as_bytes()).expect("name"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_file_first_then_the_tunnel_server() {
+        let (s, fake) = service(true, "10.9.9.9 printer.lan\n");
+        let r = s.resolve(addr("printer.lan")).await;
+        assert_eq!(r.status, ResolveStatus::Ok);
+        assert_eq!(r.addrs, ["10.9.9.9".parse::<IpAddr>().expect("ip")]);
+        assert_eq!(
+            fake.queries.load(Ordering::Relaxed),
+            0,
+            "hosts file answered"
+        );
+        let r = s.resolve(addr("known")).await;
+        assert_eq!(r.status, ResolveStatus::Ok, "{r:?}");
+        assert_eq!(r.name, b"known.corp.test");
+        assert_eq!(r.addrs, ["10.77.0.1".parse::<IpAddr>().expect("ip")]);
+        let r = s.resolve(addr("gone.example")).await;
+        assert_eq!(r.status, ResolveStatus::NxDomain);
+        assert_eq!(s.info().server, Some("10.77.0.1".parse().expect("ip")));
+        assert!(s
+            .info()
+            .host_servers
+            .contains(&Some("127.0.0.53".parse().expect("ip"))));
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_try_again_never_the_host() {
+        let (s, fake) = service(false, "");
+        let r = s.resolve(addr("known")).await;
+        assert_eq!(r.status, ResolveStatus::TryAgain);
+        // Every try went to the tunnel server (2 rounds × 1 server).
+        assert_eq!(fake.queries.load(Ordering::Relaxed), 2);
+    }
+}
