@@ -136,6 +136,16 @@ check(s.recv(4096) == ("ECHO:B" + tok).encode(), "second datagram (boundaries ke
 big = (tok * 100).encode()[:1300]
 s.send(big)
 check(s.recv(4096) == b"ECHO:" + big, "1300-byte datagram")
+# through syscall() (libuv does this): sendto/recvfrom on the carried socket
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+m = ("H" + tok).encode()
+check(libc.syscall(44, s.fileno(), m, len(m), 0, None, 0) == len(m), "syscall(SYS_sendto)")
+buf = ctypes.create_string_buffer(4096)
+select.select([s], [], [], 20)  # settimeout made the fd non-blocking
+n = libc.syscall(45, s.fileno(), buf, 4096, 0, None, None)
+check(buf.raw[:n] == b"ECHO:" + m, "syscall(SYS_recvfrom) %r" % buf.raw[:max(n, 0)])
 # non-blocking: EAGAIN, then poll readiness
 s.setblocking(False)
 try:
@@ -181,7 +191,7 @@ fn udp_echo_python_v4_connected_unconnected_msg() {
         show(&out)
     );
     let l = std::fs::read_to_string(&log).unwrap_or_default();
-    for tag in ["A", "B", "C", "D", "E", "F", "G"] {
+    for tag in ["A", "B", "C", "D", "E", "F", "G", "H"] {
         assert!(
             l.contains("FROM 10.77.0.2 ") && l.contains(&format!("{tag}{tok}")),
             "server did not see {tag} from our tunnel address: {l}"
@@ -594,4 +604,116 @@ fn iperf3_udp_completes_through_the_tunnel() {
     assert!(packets > 100, "too few packets ({packets}): {}", show(&out));
     let sl = std::fs::read_to_string(&slog).unwrap_or_default();
     assert!(sl.contains("10.77.0.2"), "server log: {sl}");
+}
+
+/// Counts frames on one interface whose IP destination is a tunnel address
+/// (10.77.0.0/24, fd77::/64): prints `LEAK <dst>` for each.
+const LEAK_COUNTER: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+print("READY", flush=True)
+while True:
+    f = s.recv(65535)
+    t = struct.unpack("!H", f[12:14])[0]
+    if t == 0x0800 and f[30:33] == bytes([10, 77, 0]):
+        print("LEAK", socket.inet_ntop(socket.AF_INET, f[30:34]), flush=True)
+    elif t == 0x86DD and f[38:46] == bytes.fromhex("fd77000000000000"):
+        print("LEAK", socket.inet_ntop(socket.AF_INET6, f[38:54]), flush=True)
+"#;
+
+fn link_starting_with(ns: &Netns, prefix: &str) -> String {
+    let out = ns.run(&["ip", "-o", "link", "show"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .find(|n| n.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no link {prefix}* in {}", ns.name))
+}
+
+fn leaks(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("LEAK "))
+        .count()
+}
+
+#[test]
+fn nothing_for_the_tunnel_reaches_the_host_network_even_when_the_tunnel_is_down() {
+    skip_unless_ready!();
+    let mut t = one_peer();
+    let (_srv, _elog) = echo_server(&t, 7004);
+    // The client namespace *could* send tunnel destinations out of its
+    // underlay interface: a leak would arrive on the peer's veth.
+    t.client
+        .ip(&["route", "add", "10.77.0.0/24", "via", "192.168.77.1"]);
+    t.client
+        .ip(&["-6", "route", "add", "fd77::/64", "via", "fd00:77::1"]);
+    let va = link_starting_with(&t.peer.ns, "wa");
+    let clog = t.tmp.join("leaks.log");
+    let _cap = t
+        .peer
+        .ns
+        .spawn(&["python3", "-u", "-c", LEAK_COUNTER, &va], &clog);
+    let l = wait_for(&clog, "READY");
+    assert!(l.lines().any(|x| x == "READY"), "capture: {l}");
+
+    // The detector works: an unwrapped program's datagrams are seen.
+    let send = r#"
+import socket
+for fam, host in ((socket.AF_INET, "10.77.0.1"), (socket.AF_INET6, "fd77::1")):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (host, 7004))
+    except OSError as e:
+        print("send", host, e)
+"#;
+    let _ = t.client.run(&["python3", "-c", send]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leaks(&clog) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = leaks(&clog);
+    assert!(
+        seen >= 2,
+        "the detector did not see plain sends: {}",
+        std::fs::read_to_string(&clog).unwrap_or_default()
+    );
+
+    // Wrapped: UDP (connected, unconnected, v4 and v6) and TCP, tunnel up.
+    let tok = token("leak");
+    let out = python(&t, CLIENT, &[&tok, "10.77.0.1", "7004"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = python(&t, CLIENT, &[&tok, "fd77::1", "7004"]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    // Tunnel down: sends and connects fail or vanish into the engine, fast.
+    t.peer.kill();
+    let down = r#"
+import errno, socket, time
+t0 = time.time()
+for fam, host in ((socket.AF_INET, "10.77.0.1"), (socket.AF_INET6, "fd77::1")):
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.sendto(b"down", (host, 7004))
+    u.connect((host, 7004)); u.send(b"down2")
+    c = socket.socket(fam, socket.SOCK_STREAM); c.settimeout(5)
+    try:
+        c.connect((host, 7004)); print("TCP connected?!")
+    except OSError as e:
+        print("TCP", host, type(e).__name__, errno.errorcode.get(e.errno, e.errno))
+print("DONE %.1f" % (time.time() - t0))
+"#;
+    let out = python(&t, down, &[]);
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(o.contains("DONE"), "{}", show(&out));
+    assert!(!o.contains("connected?!"), "{}", show(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        leaks(&clog),
+        seen,
+        "wrapped traffic reached the host network: {}",
+        std::fs::read_to_string(&clog).unwrap_or_default()
+    );
 }

@@ -94,6 +94,87 @@ pub unsafe extern "C" fn syscall(
         crate::sys::set_errno(libc::ENOSYS);
         return -1;
     }
+    // Socket calls made through syscall() (libuv does) on a datagram socket
+    // the shim carries go through the same hooks as the libc calls.
+    if is_datagram_io(n) && crate::table::maybe_udp(a as libc::c_int) {
+        // SAFETY: the application's arguments, as the kernel would take them.
+        return unsafe { datagram_io(n, a, b, c, d, e, f) };
+    }
     // SAFETY: forwarded application arguments.
     unsafe { real_syscall(n, a, b, c, d, e, f) }
+}
+
+fn is_datagram_io(n: c_long) -> bool {
+    matches!(
+        n,
+        libc::SYS_sendto
+            | libc::SYS_recvfrom
+            | libc::SYS_sendmsg
+            | libc::SYS_recvmsg
+            | libc::SYS_sendmmsg
+            | libc::SYS_recvmmsg
+            | libc::SYS_read
+            | libc::SYS_write
+    )
+}
+
+/// Dispatches a socket system call on a carried fd to its hook.
+///
+/// # Safety
+/// The arguments must be valid for system call `n`.
+unsafe fn datagram_io(
+    n: c_long,
+    a: c_long,
+    b: c_long,
+    c: c_long,
+    d: c_long,
+    e: c_long,
+    f: c_long,
+) -> c_long {
+    use crate::hooks;
+    let fd = a as libc::c_int;
+    // SAFETY: in each arm the pointers and lengths come from the caller as
+    // the kernel's ABI defines them for this call.
+    let r: c_long = unsafe {
+        match n {
+            libc::SYS_sendto => hooks::sendto(
+                fd,
+                b as *const c_void,
+                c as usize,
+                d as libc::c_int,
+                e as *const libc::sockaddr,
+                f as libc::socklen_t,
+            ) as c_long,
+            libc::SYS_recvfrom => hooks::recvfrom(
+                fd,
+                b as *mut c_void,
+                c as usize,
+                d as libc::c_int,
+                e as *mut libc::sockaddr,
+                f as *mut libc::socklen_t,
+            ) as c_long,
+            libc::SYS_sendmsg => {
+                hooks::sendmsg(fd, b as *const libc::msghdr, c as libc::c_int) as c_long
+            }
+            libc::SYS_recvmsg => {
+                hooks::recvmsg(fd, b as *mut libc::msghdr, c as libc::c_int) as c_long
+            }
+            libc::SYS_sendmmsg => c_long::from(hooks::sendmmsg(
+                fd,
+                b as *mut libc::mmsghdr,
+                c as libc::c_uint,
+                d as libc::c_int,
+            )),
+            libc::SYS_recvmmsg => c_long::from(hooks::recvmmsg(
+                fd,
+                b as *mut libc::mmsghdr,
+                c as libc::c_uint,
+                d as libc::c_int,
+                e as *mut libc::timespec,
+            )),
+            libc::SYS_read => hooks::read(fd, b as *mut c_void, c as usize) as c_long,
+            _ => hooks::write(fd, b as *const c_void, c as usize) as c_long,
+        }
+    };
+    r
 }
