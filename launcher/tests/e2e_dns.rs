@@ -597,23 +597,35 @@ fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
 
     let conf = w.conf(true);
     // Unconnected sendto/recvfrom (the source shown must be the nameserver
-    // asked), and c-ares (node's dns.resolve4, its own resolver reading
-    // resolv.conf). dig over UDP is not in the list: libuv sends with
-    // syscall(SYS_sendmmsg), which the shim does not see (it fails, and
-    // leaks nothing: see the fail-closed test).
-    let script = format!(
+    // asked), c-ares (node's dns.resolve4, its own resolver reading
+    // resolv.conf), and dig (libuv, its own resolver) to each nameserver.
+    let mut script = format!(
         "python3 {py} {HOST_NS} {name}; python3 {py} 127.0.0.53 {name}; \
          node -e \"require('dns').resolve4('{name}', (e, a) => console.log('CARES', e ? e.code : a.join(',')))\"",
         name = w.name,
         py = py.display()
     );
-    let out = wrapguard(&w.client, &conf, &[], &["sh", "-c", &script]);
-    let so = String::from_utf8_lossy(&out.stdout).into_owned();
-    for want in [
+    let mut wants = vec![
         format!("UDPQ {HOST_NS} True False ('{HOST_NS}', 53)"),
         "UDPQ 127.0.0.53 True False ('127.0.0.53', 53)".to_string(),
         "CARES 10.77.0.1".to_string(),
-    ] {
+    ];
+    if wg::on_path("dig") {
+        for (tag, at) in [
+            ("DIG1", format!("@{HOST_NS}")),
+            ("DIG2", "@127.0.0.53".into()),
+            ("DIG3", String::new()),
+        ] {
+            script.push_str(&format!(
+                "; dig +short +time=10 +tries=1 {at} {} A | sed 's/^/{tag} /'",
+                w.name
+            ));
+            wants.push(format!("{tag} 10.77.0.1"));
+        }
+    }
+    let out = wrapguard(&w.client, &conf, &[], &["sh", "-c", &script]);
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    for want in wants {
         assert!(so.contains(&want), "missing {want:?}\n{}", show(&out));
     }
     assert_eq!(w.host_queries(), before, "{}", show(&out));
