@@ -341,6 +341,47 @@ fn isns_follow_rfc6528_and_are_seeded() {
 }
 
 #[test]
+fn tsvals_keep_increasing_across_connections_to_one_peer() {
+    // A peer in TIME-WAIT for an earlier connection on the same ports
+    // accepts a new SYN only if its TSval is newer (RFC 6191): the offset
+    // must follow the address pair, not the connection.
+    let t0 = Instant::now();
+    let mut st = stack();
+    let tsval = |st: &mut Stack, now: Instant, port: u16| {
+        st.tcp_connect(
+            now,
+            Some(SocketAddr::new(IpAddr::V4(US4), port)),
+            SocketAddr::new(IpAddr::V4(PEER4), 80),
+        )
+        .expect("connect");
+        let p = out(st, now).remove(0);
+        let ip = ipv4::Packet::new_checked(&p[..]).expect("ip");
+        let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");
+        let r = tcp::Repr::parse(&t, IpAddr::V4(US4), IpAddr::V4(PEER4)).expect("repr");
+        r.options.timestamp.expect("SYN carries a timestamp").0
+    };
+    let a = tsval(&mut st, t0, 40000);
+    let b = tsval(&mut st, t0 + Duration::from_millis(500), 40001);
+    let c = tsval(&mut st, t0 + Duration::from_millis(1500), 40002);
+    assert_eq!(b.wrapping_sub(a), 500, "one clock per address pair");
+    assert_eq!(c.wrapping_sub(b), 1000);
+    // Another peer gets another (unpredictable) offset.
+    let other = st
+        .tcp_connect(
+            t0,
+            Some(SocketAddr::new(IpAddr::V4(US4), 40003)),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 80),
+        )
+        .map(|_| out(&mut st, t0).remove(0))
+        .expect("connect");
+    let ip = ipv4::Packet::new_checked(&other[..]).expect("ip");
+    let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");
+    let r = tcp::Repr::parse(&t, IpAddr::V4(US4), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)))
+        .expect("repr");
+    assert_ne!(r.options.timestamp.map(|t| t.0), Some(a));
+}
+
+#[test]
 fn keepalive_can_be_enabled_per_socket() {
     let now = Instant::now();
     let mut st = stack();

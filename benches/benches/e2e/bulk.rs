@@ -121,6 +121,9 @@ fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample,
         .client(via, &argv)
         .spawn()
         .map_err(|e| format!("spawn: {e}"))?;
+    let profiler = (via == Via::Wrapguard)
+        .then(|| profile(child.id(), test))
+        .flatten();
     let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -132,6 +135,10 @@ fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample,
         let _ = so.read_to_string(&mut out);
     }
     let fin = wait_with_cpu(&mut child).map_err(|e| format!("wait: {e}"))?;
+    if let Some(mut p) = profiler {
+        // perf record -p ends by itself when the process it follows exits.
+        let _ = p.wait();
+    }
     let err = err_reader.join().unwrap_or_default();
     if !fin.status.success() {
         let why = iperf_error(&out).unwrap_or_else(|| err.lines().last().unwrap_or("").to_string());
@@ -149,6 +156,21 @@ fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample,
         mbit: bits_per_sec / 1e6,
         cpu_per_gb: wrapped.then(|| fin.cpu_secs / (bytes / 1e9)),
     })
+}
+
+/// With `E2E_PERF_DIR` set: `perf record -g` on the wrapguard process
+/// `pid` into `<dir>/<test>-<pid>.data` (read with `perf report -i`).
+fn profile(pid: u32, test: Test) -> Option<std::process::Child> {
+    let dir = std::env::var_os("E2E_PERF_DIR")?;
+    let out = std::path::Path::new(&dir).join(format!("{test:?}-{pid}.data").to_lowercase());
+    std::process::Command::new("perf")
+        .args(["record", "-g", "-q", "-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| eprintln!("e2e: perf record: {e}"))
+        .ok()
 }
 
 /// (bytes received, bits/s at the receiver) from `iperf3 -J`.

@@ -22,6 +22,9 @@
 //! - scale: `E2E_CONNS` (default 10,000) concurrent connections, RSS of the
 //!   wrapguard process idle, at 1,000 and at the full count.
 //!
+//! `E2E_PERF_DIR=<dir>` also runs `perf record -g` on the wrapguard process
+//! of every bulk run (`perf report -i <dir>/upload-<pid>.data`).
+//!
 //! Needs root, ip, wg, wireguard-go, iperf3, curl, python3; without them it
 //! says why and exits 0. The release `wrapguard` and `libwrapguard.so` are
 //! built by the bench (`cargo build --release`) unless `WRAPGUARD_BIN_DIR`

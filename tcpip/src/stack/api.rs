@@ -155,7 +155,7 @@ impl Stack {
             return Err(Error::NoBufferSpace);
         }
         let iss = Seq(self.isn(now, local, remote));
-        let ts_off = self.rng.next_u64() as u32;
+        let ts_off = self.ts_offset(now, local.ip(), remote.ip());
         let t = Tcb::connect(
             &self.cfg.tcp,
             local,

@@ -231,7 +231,7 @@ impl Stack {
                 window: seg.window,
                 options: seg.options,
             };
-            let ts_off = self.rng.next_u64() as u32;
+            let ts_off = self.ts_offset(now, local.ip(), remote.ip());
             let mut t = Tcb::accept_syn(
                 &self.cfg.tcp,
                 local,

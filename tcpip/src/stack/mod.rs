@@ -308,6 +308,27 @@ impl Stack {
         m.wrapping_add(siphash(self.isn_key, &b[..n]) as u32)
     }
 
+    /// The TSval offset of a new connection, as Linux picks it: a clock in
+    /// milliseconds since the stack started plus a keyed hash of the
+    /// address pair only (not the ports). TSvals towards one peer then keep
+    /// increasing from one connection to the next, so a peer still holding
+    /// TIME-WAIT for an earlier connection on the same ports accepts our
+    /// new SYN (RFC 6191) instead of answering it with an ACK for the old
+    /// one — with a random offset per connection half of those SYNs were
+    /// refused and waited for a 1 s retransmission.
+    pub(crate) fn ts_offset(&self, now: Instant, local: IpAddr, remote: IpAddr) -> u32 {
+        let ms = self
+            .epoch
+            .map_or(0, |e| now.saturating_duration_since(e).as_millis() as u32);
+        let mut b = [0u8; 36];
+        let n = addr_bytes(
+            SocketAddr::new(local, 0),
+            SocketAddr::new(remote, 0),
+            &mut b,
+        );
+        ms.wrapping_add(siphash(self.isn_key, &b[..n]) as u32)
+    }
+
     fn mss_for(&self, addr: IpAddr) -> u16 {
         let hdr = if addr.is_ipv4() { 40 } else { 60 };
         (self.cfg.mtu - hdr) as u16
