@@ -155,20 +155,27 @@ fn hold_client(addr: SocketAddr, steps: &[usize]) -> std::io::Result<()> {
         Ok(())
     };
     let mut held: Vec<TcpStream> = Vec::new();
+    let mut failed = None;
     for &target in steps {
-        while held.len() < target {
-            let mut s = TcpStream::connect(addr).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("connection {}: {e}", held.len() + 1))
-            })?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            exchange(&mut s)?;
-            held.push(s);
+        while held.len() < target && failed.is_none() {
+            match TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+                    exchange(&mut s)?;
+                    held.push(s);
+                }
+                // Report what was reached (RSS is still measured there).
+                Err(e) => failed = Some(format!("connection {}: {e}", held.len() + 1)),
+            }
         }
         for s in held.iter_mut() {
             exchange(s)?;
         }
         println!("HELD {}", held.len());
         wait()?;
+        if let Some(e) = failed {
+            return Err(std::io::Error::other(e));
+        }
     }
     Ok(())
 }
