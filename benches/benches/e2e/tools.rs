@@ -9,7 +9,11 @@
 //! - `__hold-client ADDR STEP…`: prints `READY`, then for each STEP opens
 //!   connections up to that many (each exchanging 64 bytes with the echo
 //!   server), exchanges once more on all of them, prints `HELD <n>` and
-//!   waits for a line on stdin before going on.
+//!   waits for a line on stdin before going on. Above
+//!   [`CONNS_PER_PROCESS`] connections it splits the work over child
+//!   processes (each inherits the shim), so no one process needs more
+//!   descriptors than a 20,000 hard `RLIMIT_NOFILE` allows (the shim keeps
+//!   two per tunnelled socket).
 
 use crate::table::quantile;
 use std::io::{BufRead, Read, Write};
@@ -28,7 +32,10 @@ pub fn run(cmd: &str, args: &[String]) -> i32 {
         "__rr-server" => rr_server(addr),
         "__rr-client" => rr_client(addr, nums.first().copied().unwrap_or(1000)),
         "__echo-server" => echo_server(addr),
-        "__hold-client" => hold_client(addr, &nums),
+        "__hold-client" => match hold_processes(&nums) {
+            0 | 1 => hold_client(addr, &nums),
+            procs => hold_split(addr, &nums, procs),
+        },
         _ => Err(std::io::Error::other(format!("unknown helper {cmd}"))),
     };
     match r {
@@ -131,6 +138,93 @@ fn echo_server(addr: SocketAddr) -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// Most connections one hold-client process opens.
+const CONNS_PER_PROCESS: usize = 4_000;
+
+/// How many processes hold `steps` (1 inside a child of [`hold_split`]).
+fn hold_processes(steps: &[usize]) -> usize {
+    if std::env::var_os("E2E_HOLD_CHILD").is_some() {
+        return 1;
+    }
+    steps
+        .iter()
+        .max()
+        .map_or(1, |&n| n.div_ceil(CONNS_PER_PROCESS))
+}
+
+/// `__hold-client` over `procs` child processes: each holds its share of
+/// every step; the parent speaks the same READY/HELD protocol with the
+/// summed counts.
+fn hold_split(addr: SocketAddr, steps: &[usize], procs: usize) -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    let me = std::env::current_exe()?;
+    let mut kids = Vec::new();
+    for i in 0..procs {
+        let share: Vec<String> = steps
+            .iter()
+            .map(|&s| (s / procs + usize::from(i < s % procs)).to_string())
+            .collect();
+        let mut child = Command::new(&me)
+            .arg("__hold-client")
+            .arg(addr.to_string())
+            .args(&share)
+            .env("E2E_HOLD_CHILD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("hold child without pipes"));
+        };
+        kids.push((stdin, std::io::BufReader::new(stdout), child));
+    }
+    // The next line of every child: its count after "HELD", or 0 for READY.
+    let gather = |kids: &mut Vec<(_, std::io::BufReader<_>, _)>| -> std::io::Result<usize> {
+        let mut total = 0;
+        for (_, out, _) in kids.iter_mut() {
+            let mut line = String::new();
+            if out.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::other("a hold child ended early"));
+            }
+            total += line
+                .trim()
+                .strip_prefix("HELD ")
+                .and_then(|k| k.parse::<usize>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    };
+    let go_on = |kids: &mut Vec<(std::process::ChildStdin, _, _)>| -> std::io::Result<()> {
+        let mut line = String::new();
+        std::io::stdout().flush()?;
+        std::io::stdin().lock().read_line(&mut line)?;
+        for (input, _, _) in kids.iter_mut() {
+            input.write_all(b"\n")?;
+        }
+        Ok(())
+    };
+    gather(&mut kids)?;
+    println!("READY");
+    go_on(&mut kids)?;
+    let mut result = Ok(());
+    for _ in steps {
+        match gather(&mut kids) {
+            Ok(total) => println!("HELD {total}"),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        go_on(&mut kids)?;
+    }
+    for (input, _, mut child) in kids {
+        drop(input);
+        if !child.wait()?.success() && result.is_ok() {
+            result = Err(std::io::Error::other("a hold child failed"));
+        }
+    }
+    result
 }
 
 fn hold_client(addr: SocketAddr, steps: &[usize]) -> std::io::Result<()> {
