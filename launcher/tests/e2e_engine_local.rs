@@ -153,3 +153,82 @@ except OSError as e:
     let (stdout, stderr) = text(&out);
     assert!(stdout.contains("ERRNO EHOSTUNREACH"), "{stdout}\n{stderr}");
 }
+
+/// A host-name endpoint is resolved again while handshakes fail: the name
+/// first points at an address where nothing answers, then (the hosts file
+/// rewritten in place, inside a private mount and network namespace) at a
+/// local UDP socket, which then receives wrapguard's handshake initiation.
+#[test]
+fn hostname_endpoint_is_resolved_again_while_handshakes_fail() {
+    let private_ns_ok = std::process::Command::new("unshare")
+        .args(["-nm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !private_ns_ok {
+        eprintln!("SKIPPED: needs unshare -nm (root)");
+        return;
+    }
+    let port = 40_000 + (std::process::id() % 20_000) as u16;
+    let dir = std::env::temp_dir().join(format!("wgreresolve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.9 wgpeer.test\n").expect("hosts");
+    let c = conf(
+        "reresolve.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
+             [Peer]\nPublicKey = {PEER}\nEndpoint = wgpeer.test:{port}\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n"
+        ),
+        0o600,
+    );
+    // The wrapped program is the "peer": it binds 127.0.0.1:port, points
+    // the name there, and waits for a handshake initiation (type 1, 148 bytes).
+    let script = r#"
+import socket, sys, time
+hosts, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", port))
+time.sleep(1)
+with open(hosts, "w") as f:
+    f.write("127.0.0.1 wgpeer.test\n")
+s.settimeout(90)
+t = time.time()
+while True:
+    d, a = s.recvfrom(2048)
+    if len(d) == 148 and d[0] == 1:
+        print("GOT_INITIATION after %.1f s" % (time.time() - t), flush=True)
+        break
+"#;
+    let b = bins();
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-nm",
+            "sh",
+            "-c",
+            r#"ip link set lo up && mount --bind "$0" /etc/hosts && exec "$@""#,
+        ])
+        .arg(&hosts)
+        .arg(&b.wrapguard)
+        .arg("--config")
+        .arg(&c)
+        .args(["--", "python3", "-c", script])
+        .arg(&hosts)
+        .arg(port.to_string())
+        .output()
+        .expect("run wrapguard");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("endpoint 127.0.0.9:"),
+        "first resolution used: {stderr}"
+    );
+    assert!(stdout.contains("GOT_INITIATION"), "{stdout}\n{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("peer endpoint re-resolved")
+                && l.contains(&format!("127.0.0.1:{port}"))),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PRIVATE), "private key in the log");
+}

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tcpip::{ListenerHandle, SocketEventKind, SocketHandle, Stack, TcpHandle, UdpHandle};
 use tokio::sync::oneshot;
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 /// mio token of the UDP socket.
 pub const UDP: Token = Token(0);
@@ -101,6 +101,14 @@ pub enum Command {
         /// The answer, one entry per configured peer.
         reply: SyncSender<Vec<PeerStatus>>,
     },
+    /// A name `Endpoint =` of peer `peer` was resolved again (`None`: it
+    /// did not resolve; the last address stays).
+    Reresolved {
+        /// Router peer index.
+        peer: usize,
+        /// The new address.
+        addr: Option<SocketAddr>,
+    },
     /// Send one DNS query over UDP to `server` (through the router's peer);
     /// the first answer goes to `reply`, which is dropped on failure.
     DnsUdp {
@@ -128,7 +136,19 @@ pub struct PeerState {
     /// The last handshake attempt gave up and nothing authenticated came
     /// since: new connections fail at once (like a failed neighbour entry).
     pub gave_up: bool,
+    /// `Endpoint =` as a host name and port: resolved again while
+    /// handshakes keep failing (a peer on a dynamic address).
+    pub host: Option<(String, u16)>,
+    /// Since when handshakes have been failing (no session), for the
+    /// re-resolution cadence.
+    pub failing_since: Option<Instant>,
+    /// A re-resolution runs on a helper thread.
+    pub reresolving: bool,
 }
+
+/// How long handshakes to a peer with a host-name endpoint fail before
+/// the name is resolved again (three handshake retries).
+const RERESOLVE_AFTER: Duration = Duration::from_secs(15);
 
 /// A TCP flow on the engine side.
 struct Flow {
@@ -333,6 +353,7 @@ impl Engine {
         if self.device.poll_timeout().is_some_and(|d| d <= now) {
             self.device.handle_timeout(now);
             self.check_gave_up(now);
+            self.check_reresolve(now);
         }
         // poll_transmit runs due TCP timers itself; this also covers the
         // others (fragment reassembly expiry).
@@ -632,7 +653,78 @@ impl Engine {
                 for id in ids {
                     self.fail_connect(id, libc::EHOSTUNREACH, now);
                 }
+                if self.peers[i].host.is_some() {
+                    self.peers[i].failing_since = Some(now);
+                    self.spawn_reresolve(i);
+                }
             }
+        }
+    }
+
+    /// Resolves the host-name endpoint of each peer whose handshakes have
+    /// been failing for [`RERESOLVE_AFTER`] again (as wireguard-tools'
+    /// reresolve-dns does), on a helper thread: the name may now point
+    /// elsewhere (dynamic DNS, a moved server).
+    fn check_reresolve(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            if self.peers[i].host.is_none() || self.peers[i].reresolving {
+                continue;
+            }
+            let id = self.peers[i].noise;
+            let Some(st) = self.device.peer_stats(id, now) else {
+                continue;
+            };
+            if st.has_session || st.handshake_attempts == 0 {
+                self.peers[i].failing_since = None;
+                continue;
+            }
+            let since = *self.peers[i].failing_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= RERESOLVE_AFTER {
+                self.peers[i].failing_since = Some(now);
+                self.spawn_reresolve(i);
+            }
+        }
+    }
+
+    /// Starts resolving peer `i`'s endpoint name; the answer comes back as
+    /// [`Command::Reresolved`] (the engine thread never blocks on DNS).
+    fn spawn_reresolve(&mut self, i: usize) {
+        let Some((host, port)) = self.peers[i].host.clone() else {
+            return;
+        };
+        debug!(peer = %self.peers[i].label, %host, "handshakes failing: resolving the endpoint again");
+        let commands = Arc::clone(&self.commands);
+        let kick = Arc::clone(&self.kick);
+        let spawned = std::thread::Builder::new()
+            .name("wg-reresolve".into())
+            .spawn(move || {
+                let addr = super::tunnel::resolve(&host, port).ok();
+                commands.push(Command::Reresolved { peer: i, addr });
+                kick.wake();
+            });
+        self.peers[i].reresolving = spawned.is_ok();
+    }
+
+    /// Takes a re-resolved endpoint: a new address is used at once (a
+    /// handshake is started towards it).
+    fn reresolved(&mut self, i: usize, addr: Option<SocketAddr>, now: Instant) {
+        let Some(p) = self.peers.get_mut(i) else {
+            return;
+        };
+        p.reresolving = false;
+        let host = p.host.as_ref().map_or("", |(h, _)| h.as_str());
+        match addr {
+            None => {
+                debug!(peer = %p.label, %host, "endpoint name did not resolve; keeping the last address");
+            }
+            Some(a) if p.endpoint != Some(a) => {
+                info!(peer = %p.label, %host, old = ?p.endpoint, new = %a, "peer endpoint re-resolved");
+                p.endpoint = Some(a);
+                p.gave_up = false;
+                let id = p.noise;
+                let _ = self.device.force_handshake(id, now);
+            }
+            Some(_) => {}
         }
     }
 
@@ -689,6 +781,7 @@ impl Engine {
                         }
                     }
                 }
+                Command::Reresolved { peer, addr } => self.reresolved(peer, addr, now),
                 Command::Counters { reply } => {
                     let st = self.stack.stats();
                     let _ = reply.send(format!(

@@ -137,6 +137,12 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             dropped_seen: 0,
             keepalive: p.persistent_keepalive.is_some_and(|k| k > 0),
             gave_up: false,
+            host: match &p.endpoint {
+                Some(Endpoint::Host { host, port }) => Some((host.clone(), *port)),
+                _ => None,
+            },
+            failing_since: None,
+            reresolving: false,
         });
     }
 
@@ -236,7 +242,8 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
     })
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+/// The address of `host:port`, IPv4 first (as wg does when both exist).
+pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     // Prefer IPv4, as wg does when both exist.
     addrs.sort_by_key(|a| a.is_ipv6());
