@@ -16,6 +16,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use wg::{show, TempDir};
 
+/// `cmd.output()`, retried while the executable just copied for the test
+/// is busy: another test thread may have forked while the copy's file was
+/// open for writing, and its child holds that descriptor until it execs
+/// (ETXTBSY, errno 26, in the meantime).
+fn output_retrying(cmd: &mut Command) -> std::io::Result<Output> {
+    let mut tries = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -326,7 +343,7 @@ fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
     let exe = tmp.join("wrapguard");
     std::fs::copy(&b.wrapguard, &exe).expect("copy the binary alone");
     let expected = tmp.join("libwrapguard.so");
-    let out = Command::new(&exe).arg("--doctor").output().expect("doctor");
+    let out = output_retrying(Command::new(&exe).arg("--doctor")).expect("doctor");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
@@ -336,14 +353,12 @@ fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
     assert!(t.contains("copy or install them together"), "{t}");
 
     let (_, two, _) = pair(&tmp);
-    let out = Command::new(&exe)
-        .args([
-            OsStr::new("--config"),
-            two.as_os_str(),
-            OsStr::new("--self-test"),
-        ])
-        .output()
-        .expect("self-test");
+    let out = output_retrying(Command::new(&exe).args([
+        OsStr::new("--config"),
+        two.as_os_str(),
+        OsStr::new("--self-test"),
+    ]))
+    .expect("self-test");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
@@ -353,16 +368,14 @@ fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
     assert!(t.contains("self-test: FAILED"), "{t}");
 
     // A normal run: one line on stderr, nothing launched.
-    let out = Command::new(&exe)
-        .args([
-            OsStr::new("--config"),
-            two.as_os_str(),
-            OsStr::new("--"),
-            OsStr::new("echo"),
-            OsStr::new("LAUNCHED"),
-        ])
-        .output()
-        .expect("run");
+    let out = output_retrying(Command::new(&exe).args([
+        OsStr::new("--config"),
+        two.as_os_str(),
+        OsStr::new("--"),
+        OsStr::new("echo"),
+        OsStr::new("LAUNCHED"),
+    ]))
+    .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);

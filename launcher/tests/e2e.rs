@@ -447,18 +447,26 @@ fn missing_shim_or_config_fails_before_launch() {
     if !exe.exists() {
         std::fs::copy(&b.wrapguard, &exe).expect("copy");
     }
-    let out = std::process::Command::new(&exe)
-        .args(["--config"])
-        .arg(config())
-        .args([
-            "--test-backend-map=10.77.0.0/16=127.0.0.1",
-            "--",
-            "sh",
-            "-c",
-            "echo LAUNCHED",
-        ])
-        .output()
-        .expect("run");
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(["--config"]).arg(config()).args([
+        "--test-backend-map=10.77.0.0/16=127.0.0.1",
+        "--",
+        "sh",
+        "-c",
+        "echo LAUNCHED",
+    ]);
+    // The copy may be busy (ETXTBSY, errno 26) while a child that another
+    // test thread forked still holds the descriptor it was written through.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.expect("run"),
+        }
+    };
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("libwrapguard.so not found"));
