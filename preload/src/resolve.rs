@@ -603,6 +603,34 @@ fn slot() -> Option<*mut HostentSlot> {
     .ok()
 }
 
+/// Runs a `*_r` lookup into this thread's static slot, as the non-`_r`
+/// functions do: the result (or null, with `h_errno` set) is the caller's
+/// until the thread's next such call.
+fn in_slot(
+    lookup: impl FnOnce(*mut hostent, *mut c_char, usize, *mut *mut hostent, *mut c_int) -> c_int,
+) -> *mut hostent {
+    let Some(slot) = slot() else {
+        set_h_errno(NO_RECOVERY);
+        return std::ptr::null_mut();
+    };
+    let mut result: *mut hostent = std::ptr::null_mut();
+    let mut herr: c_int = 0;
+    // SAFETY: the slot lives as long as the thread and is not borrowed
+    // elsewhere; the buffer length is its real size.
+    let (ent, buf, len) = unsafe {
+        (
+            std::ptr::addr_of_mut!((*slot).ent),
+            (*slot).buf.as_mut_ptr() as *mut c_char,
+            std::mem::size_of_val(&(*slot).buf),
+        )
+    };
+    lookup(ent, buf, len, &mut result, &mut herr);
+    if result.is_null() {
+        set_h_errno(herr);
+    }
+    result
+}
+
 /// `gethostbyname2`, through the tunnel when the config has `DNS =`.
 ///
 /// # Safety
@@ -613,28 +641,10 @@ pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut 
         // SAFETY: forwarded unchanged.
         return unsafe { real::gethostbyname2(name, af) };
     }
-    let Some(slot) = slot() else {
-        set_h_errno(NO_RECOVERY);
-        return std::ptr::null_mut();
-    };
-    let mut result: *mut hostent = std::ptr::null_mut();
-    let mut herr: c_int = 0;
-    // SAFETY: the slot lives as long as the thread; sizes match.
-    unsafe {
-        gethostbyname2_r(
-            name,
-            af,
-            &mut (*slot).ent,
-            (*slot).buf.as_mut_ptr() as *mut c_char,
-            std::mem::size_of_val(&(*slot).buf),
-            &mut result,
-            &mut herr,
-        )
-    };
-    if result.is_null() {
-        set_h_errno(herr);
-    }
-    result
+    // SAFETY: `in_slot` hands over a live hostent and buffer of that size.
+    in_slot(|ent, buf, len, result, herr| unsafe {
+        gethostbyname2_r(name, af, ent, buf, len, result, herr)
+    })
 }
 
 /// `gethostbyname` (IPv4), through the tunnel when the config has `DNS =`.
@@ -756,29 +766,10 @@ pub unsafe extern "C" fn gethostbyaddr(
         // SAFETY: forwarded unchanged.
         return unsafe { real::gethostbyaddr(addr, len, ty) };
     }
-    let Some(slot) = slot() else {
-        set_h_errno(NO_RECOVERY);
-        return std::ptr::null_mut();
-    };
-    let mut result: *mut hostent = std::ptr::null_mut();
-    let mut herr: c_int = 0;
-    // SAFETY: the slot lives as long as the thread; sizes match.
-    unsafe {
-        gethostbyaddr_r(
-            addr,
-            len,
-            ty,
-            &mut (*slot).ent,
-            (*slot).buf.as_mut_ptr() as *mut c_char,
-            std::mem::size_of_val(&(*slot).buf),
-            &mut result,
-            &mut herr,
-        )
-    };
-    if result.is_null() {
-        set_h_errno(herr);
-    }
-    result
+    // SAFETY: `in_slot` hands over a live hostent and buffer of that size.
+    in_slot(|ent, buf, buflen, result, herr| unsafe {
+        gethostbyaddr_r(addr, len, ty, ent, buf, buflen, result, herr)
+    })
 }
 
 // ---------------------------------------------------------------- getnameinfo
