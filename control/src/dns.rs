@@ -117,6 +117,26 @@ pub struct DnsInfo {
     pub host_servers: [Option<IpAddr>; MAX_HOST_NAMESERVERS],
 }
 
+impl DnsInfo {
+    /// Where UDP/TCP traffic to `dst` goes instead: the tunnel DNS server
+    /// at port 53 when `dst` is port 53 of one of the host's nameservers
+    /// (compared normalised: an IPv4-mapped address matches its IPv4) and
+    /// names are resolved through the tunnel; `None` otherwise. The one
+    /// rule for the shim and the seccomp supervisor alike.
+    pub fn redirect(&self, dst: std::net::SocketAddr) -> Option<std::net::SocketAddr> {
+        if dst.port() != 53 {
+            return None;
+        }
+        let server = self.server?;
+        let asked = super::normalize(dst).ip();
+        self.host_servers
+            .iter()
+            .flatten()
+            .any(|h| *h == asked)
+            .then_some(std::net::SocketAddr::new(server, 53))
+    }
+}
+
 /// How a resolution ended (glibc meanings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResolveStatus {

@@ -20,6 +20,9 @@
 //!   `SOCK_SEQPACKET` socket pair whose other end the engine keeps. Each
 //!   message on it is one datagram: a [`datagram::Header`] followed by the
 //!   payload (see [`datagram`]). `UdpConnect` is a query on an open one.
+//!   With [`DatagramFraming::Plain`] (a program that reads the socket
+//!   itself, seccomp mode) each message is exactly one payload and the flow
+//!   is connected to one peer; see [`DatagramFraming`].
 //! * **`Connect`**: the connection *becomes the data socket* of one TCP flow.
 //!   The engine answers with one [`Reply::Connect`]. If it is
 //!   [`ConnectReply::Accepted`], the shim writes exactly [`FILLER_LEN`] bytes
@@ -184,7 +187,39 @@ pub struct AcceptedPeer {
     pub local: SocketAddr,
 }
 
-/// What the shim asks for when a datagram socket starts using the tunnel.
+/// What one message on a UDP data socket holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatagramFraming {
+    /// A [`datagram::Header`] (peer address, or an error) then the payload:
+    /// the shim reads and writes the socket and translates (any peer).
+    Headers,
+    /// Exactly one payload, nothing else: the program reads and writes the
+    /// socket itself (seccomp mode), so the flow must be connected
+    /// ([`UdpOpenRequest::connect`] is required). Outgoing messages go to
+    /// that peer; only datagrams from that peer are delivered, as on a
+    /// connected UDP socket. An empty message is an empty datagram. ICMP
+    /// errors cannot be shown in-band: they are counted and logged only.
+    Plain,
+}
+
+impl DatagramFraming {
+    fn to_byte(self) -> u8 {
+        match self {
+            DatagramFraming::Headers => 0,
+            DatagramFraming::Plain => 1,
+        }
+    }
+    fn from_byte(b: u8) -> Result<Self, DecodeError> {
+        match b {
+            0 => Ok(DatagramFraming::Headers),
+            1 => Ok(DatagramFraming::Plain),
+            _ => Err(DecodeError::BadField("datagram framing")),
+        }
+    }
+}
+
+/// What the shim (or the seccomp supervisor) asks for when a datagram
+/// socket starts using the tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpOpenRequest {
     /// Whether the application's socket is AF_INET6 (it then sends and
@@ -199,6 +234,9 @@ pub struct UdpOpenRequest {
     pub connect: Option<SocketAddr>,
     /// The application's fd number (for logs only).
     pub fd: i32,
+    /// What a message on the data socket holds; [`DatagramFraming::Plain`]
+    /// requires `connect` (decoding refuses it without).
+    pub framing: DatagramFraming,
 }
 
 /// The engine's answer to [`Request::UdpOpen`] / [`Request::UdpConnect`].
@@ -659,6 +697,7 @@ impl Request {
                 w.addr(&u.bind);
                 w.opt_addr(&u.connect);
                 w.i32(u.fd);
+                w.u8(u.framing.to_byte());
             }),
             Request::UdpConnect { flow, peer } => frame(buf, tag::UDP_CONNECT, |w| {
                 w.u64(flow);
@@ -700,13 +739,20 @@ impl Request {
                 requested: r.addr()?,
                 loopback: r.addr()?,
             },
-            tag::UDP_OPEN => Request::UdpOpen(UdpOpenRequest {
-                v6_socket: r.bool()?,
-                v6_only: r.bool()?,
-                bind: r.addr()?,
-                connect: r.opt_addr()?,
-                fd: r.i32()?,
-            }),
+            tag::UDP_OPEN => {
+                let u = UdpOpenRequest {
+                    v6_socket: r.bool()?,
+                    v6_only: r.bool()?,
+                    bind: r.addr()?,
+                    connect: r.opt_addr()?,
+                    fd: r.i32()?,
+                    framing: DatagramFraming::from_byte(r.u8()?)?,
+                };
+                if u.framing == DatagramFraming::Plain && u.connect.is_none() {
+                    return Err(DecodeError::BadField("plain framing without a peer"));
+                }
+                Request::UdpOpen(u)
+            }
             tag::UDP_CONNECT => Request::UdpConnect {
                 flow: r.u64()?,
                 peer: r.opt_addr()?,

@@ -85,6 +85,15 @@ fn all_requests() -> Vec<Request> {
             bind: v4(0, 0, 0, 0, 0),
             connect: Some(v6()),
             fd: 9,
+            framing: DatagramFraming::Headers,
+        }),
+        Request::UdpOpen(UdpOpenRequest {
+            v6_socket: false,
+            v6_only: false,
+            bind: v4(0, 0, 0, 0, 0),
+            connect: Some(v4(10, 77, 0, 1, 53)),
+            fd: 7,
+            framing: DatagramFraming::Plain,
         }),
         Request::UdpOpen(UdpOpenRequest {
             v6_socket: false,
@@ -92,6 +101,7 @@ fn all_requests() -> Vec<Request> {
             bind: v4(10, 77, 0, 2, 53),
             connect: None,
             fd: -1,
+            framing: DatagramFraming::Headers,
         }),
         Request::UdpConnect {
             flow: 3,
@@ -262,6 +272,80 @@ fn bad_version_tag_length_and_fields() {
         Err(DecodeError::BadLength(0xffff))
     );
     assert_eq!(frame_len([0xff, 0x7f]), Err(DecodeError::BadLength(0x7fff)));
+}
+
+#[test]
+fn udp_open_framing_is_checked() {
+    let plain = UdpOpenRequest {
+        v6_socket: true,
+        v6_only: false,
+        bind: v4(0, 0, 0, 0, 0),
+        connect: Some(v6()),
+        fd: 4,
+        framing: DatagramFraming::Plain,
+    };
+    let mut buf = [0xa5u8; MAX_FRAME];
+    let n = Request::UdpOpen(plain).encode(&mut buf).expect("fits");
+    // The framing is the last byte of the frame.
+    assert_eq!(buf[n - 1], 1);
+    let mut b = buf;
+    b[n - 1] = 2;
+    assert_eq!(
+        Request::decode(&b[..n]),
+        Err(DecodeError::BadField("datagram framing"))
+    );
+    // Plain framing needs a peer: there is no header to name one.
+    let n = Request::UdpOpen(UdpOpenRequest {
+        connect: None,
+        ..plain
+    })
+    .encode(&mut buf)
+    .expect("fits");
+    assert_eq!(
+        Request::decode(&buf[..n]),
+        Err(DecodeError::BadField("plain framing without a peer"))
+    );
+    // The same without a peer is fine with headers.
+    let headers = UdpOpenRequest {
+        connect: None,
+        framing: DatagramFraming::Headers,
+        ..plain
+    };
+    let n = Request::UdpOpen(headers).encode(&mut buf).expect("fits");
+    assert_eq!(
+        Request::decode(&buf[..n]),
+        Ok((Request::UdpOpen(headers), n))
+    );
+}
+
+#[test]
+fn dns_redirect_applies_to_port_53_of_host_nameservers_only() {
+    let tunnel: IpAddr = "10.77.0.1".parse().expect("ip");
+    let info = DnsInfo {
+        server: Some(tunnel),
+        host_servers: [
+            Some("127.0.0.53".parse().expect("ip")),
+            Some("192.0.2.53".parse().expect("ip")),
+            None,
+            None,
+        ],
+    };
+    let to = SocketAddr::new(tunnel, 53);
+    assert_eq!(info.redirect(v4(127, 0, 0, 53, 53)), Some(to));
+    assert_eq!(info.redirect(v4(192, 0, 2, 53, 53)), Some(to));
+    // v4-mapped on an AF_INET6 socket.
+    assert_eq!(
+        info.redirect("[::ffff:192.0.2.53]:53".parse().expect("addr")),
+        Some(to)
+    );
+    assert_eq!(info.redirect(v4(192, 0, 2, 53, 5353)), None);
+    assert_eq!(info.redirect(v4(192, 0, 2, 54, 53)), None);
+    // Without `DNS =` nothing is redirected.
+    let host = DnsInfo {
+        server: None,
+        ..info
+    };
+    assert_eq!(host.redirect(v4(127, 0, 0, 53, 53)), None);
 }
 
 #[test]

@@ -33,7 +33,7 @@ use crate::redirect;
 use crate::sys::{self, set_errno};
 use crate::table::{self, EpollReg, Kind};
 use control::datagram::{Header, HEADER_LEN};
-use control::{Proto, Reply, Request, UdpOpenRequest, UdpReply};
+use control::{DatagramFraming, Proto, Reply, Request, UdpOpenRequest, UdpReply};
 use libc::{c_int, c_void, iovec, sockaddr, socklen_t};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -111,6 +111,7 @@ pub fn open(
         bind,
         connect: connect.map(|c| c.1),
         fd,
+        framing: DatagramFraming::Headers,
     });
     let (flow, local, mtu, data) = match engine::query_with_fd(&req) {
         Ok((Reply::Udp(UdpReply::Opened { flow, local, mtu }), Some(data))) => {

@@ -104,18 +104,9 @@ pub fn redirect(dst: SocketAddr) -> Option<SocketAddr> {
     let Mode::Tunnel(info) = mode() else {
         return None;
     };
-    let original = control::normalize(dst);
-    if info
-        .host_servers
-        .iter()
-        .flatten()
-        .any(|h| *h == original.ip())
-    {
-        LAST_ORIGINAL.with(|o| *o = Some(original));
-        info.server.map(|s| SocketAddr::new(s, 53))
-    } else {
-        None
-    }
+    let to = info.redirect(dst)?;
+    LAST_ORIGINAL.with(|o| *o = Some(control::normalize(dst)));
+    Some(to)
 }
 
 /// The host nameserver address most recently redirected.

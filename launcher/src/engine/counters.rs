@@ -53,6 +53,12 @@ pub struct Counters {
     pub udp_malformed: u64,
     /// Datagrams for an application whose receive queue was full: dropped.
     pub udp_app_queue_full: u64,
+    /// Datagrams for a plain (header-less) flow from another address than
+    /// its peer, or sent by the application while it had no peer: dropped.
+    pub udp_plain_dropped: u64,
+    /// ICMP errors on a plain flow, which has no way to carry them to the
+    /// application: logged and counted only.
+    pub udp_plain_errors_unreported: u64,
 }
 
 impl fmt::Display for Counters {
@@ -63,7 +69,8 @@ impl fmt::Display for Counters {
             "rx_datagrams={} rx_malformed={} rx_bad_mac1={} rx_rejected={} rx_handshakes={} \
              cookie_replies={} under_load_periods={} inbound_source_dropped={} \
              no_route_dropped={} no_endpoint_dropped={} tx_errors={} flows_refused={} \
-             udp_malformed={} udp_app_queue_full={}",
+             udp_malformed={} udp_app_queue_full={} udp_plain_dropped={} \
+             udp_plain_errors_unreported={}",
             self.rx_datagrams,
             self.rx_malformed,
             self.rx_bad_mac1,
@@ -77,7 +84,9 @@ impl fmt::Display for Counters {
             self.tx_errors,
             self.flows_refused,
             self.udp_malformed,
-            self.udp_app_queue_full
+            self.udp_app_queue_full,
+            self.udp_plain_dropped,
+            self.udp_plain_errors_unreported
         )
     }
 }

@@ -20,7 +20,9 @@
 //! 4. [`FlowBackend::open_udp`] opens a datagram flow: the engine keeps one
 //!    end of a `SOCK_SEQPACKET` pair and returns the other for the shim
 //!    (see [`seqpacket`] and `control::datagram`); [`FlowBackend::udp_connect`]
-//!    sets its default peer.
+//!    sets its default peer. With `DatagramFraming::Plain` (seccomp mode,
+//!    where the program reads the socket itself) messages are bare payloads
+//!    and the flow is connected to one peer (see `udp_flows`).
 //!
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
@@ -36,6 +38,8 @@ pub mod stack_thread;
 pub mod status;
 pub mod tunnel;
 mod udp_flows;
+#[cfg(test)]
+mod udp_plain_tests;
 mod udp_tx;
 
 pub use status::PeerStatus;

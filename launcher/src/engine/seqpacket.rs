@@ -47,6 +47,19 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Whether the other end of the pair is gone (`POLLHUP`/`POLLRDHUP`), so a
+/// `recv` of 0 bytes is end of file rather than an empty message.
+pub fn hung_up(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
+}
+
 /// Sends one message made of `head` then `body`, without blocking.
 pub fn send2(fd: RawFd, head: &[u8], body: &[u8]) -> io::Result<()> {
     let mut iov = [
@@ -130,7 +143,12 @@ mod tests {
             recv(a.as_raw_fd(), &mut buf).map_err(|e| e.kind()),
             Err(io::ErrorKind::WouldBlock)
         );
+        // An empty message reads as 0 bytes too; only a hang-up is EOF.
+        send2(b.as_raw_fd(), b"", b"").expect("send empty");
+        assert_eq!(recv(a.as_raw_fd(), &mut buf).expect("empty"), 0);
+        assert!(!hung_up(a.as_raw_fd()));
         drop(b);
+        assert!(hung_up(a.as_raw_fd()));
         assert_eq!(recv(a.as_raw_fd(), &mut buf).expect("eof"), 0);
     }
 }

@@ -10,12 +10,20 @@
 //! the application's receive queue (the pair's buffer) is full, datagrams
 //! are dropped and counted, as a kernel UDP socket would. ICMP errors on a
 //! connected socket become an error message (see `control::datagram`).
+//!
+//! A *plain* flow ([`DatagramFraming::Plain`], for programs that read the
+//! socket themselves in seccomp mode) has no headers: one message is one
+//! payload, sent to the flow's peer; it has one stack socket, of the peer's
+//! family, connected to the peer, and only that peer's datagrams are handed
+//! down (as on a connected UDP socket). An empty message is an empty
+//! datagram (end of file is told apart by the peer having hung up). ICMP
+//! errors cannot be carried in-band on it: they are counted and logged.
 
 use super::seqpacket;
 use super::stack_thread::Engine;
 use super::Errno;
 use control::datagram::{Header, HEADER_LEN};
-use control::UdpOpenRequest;
+use control::{DatagramFraming, UdpOpenRequest};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use router::Route;
@@ -40,6 +48,8 @@ pub struct UdpFlow {
     v6: Option<UdpHandle>,
     local: SocketAddr,
     peer: Option<SocketAddr>,
+    /// Header-less messages (see the module doc).
+    plain: bool,
     app_fd: i32,
     started: Instant,
     dgrams_out: u64,
@@ -84,8 +94,22 @@ impl Engine {
         req: UdpOpenRequest,
         fd: OwnedFd,
     ) -> Result<(u64, SocketAddr, u16), Errno> {
+        let plain = req.framing == DatagramFraming::Plain;
         let bind = req.bind;
-        let families: Vec<bool> = if !bind.ip().is_unspecified() {
+        let families: Vec<bool> = if plain {
+            // One socket, of the peer's family: a second, unconnected one
+            // would take datagrams from anyone.
+            let dst = req.connect.ok_or(libc::EDESTADDRREQ)?;
+            if !bind.ip().is_unspecified() {
+                if !self.stack.config().addresses.contains(&bind.ip()) {
+                    return Err(libc::EADDRNOTAVAIL);
+                }
+                if bind.is_ipv4() != dst.is_ipv4() {
+                    return Err(libc::EINVAL);
+                }
+            }
+            vec![dst.is_ipv4()]
+        } else if !bind.ip().is_unspecified() {
             if !self.stack.config().addresses.contains(&bind.ip()) {
                 return Err(libc::EADDRNOTAVAIL);
             }
@@ -157,6 +181,7 @@ impl Engine {
             v6: v6h,
             local: SocketAddr::new(bind.ip(), port),
             peer: None,
+            plain,
             app_fd: req.fd,
             started: Instant::now(),
             dgrams_out: 0,
@@ -168,7 +193,7 @@ impl Engine {
         };
         let mtu = u16::try_from(self.stack.config().mtu).unwrap_or(u16::MAX);
         self.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        debug!(flow = id, fd = req.fd, local = %flow.local, "udp flow opened");
+        debug!(flow = id, fd = req.fd, local = %flow.local, plain, "udp flow opened");
         let local = if let Some(dst) = req.connect {
             self.udp_flows.insert(id, flow);
             match self.udp_set_peer(id, Some(dst)) {
@@ -247,6 +272,10 @@ impl Engine {
                 break;
             }
             match seqpacket::recv(f.fd.as_raw_fd(), &mut buf) {
+                Ok(0) if f.plain && !seqpacket::hung_up(f.fd.as_raw_fd()) => {
+                    // An empty datagram (every headered message has a header).
+                    self.udp_send_one(id, &[]);
+                }
                 Ok(0) => {
                     self.udp_close(id, "closed");
                     break;
@@ -269,15 +298,24 @@ impl Engine {
         let Some(f) = self.udp_flows.get_mut(&id) else {
             return;
         };
-        let dst = match Header::decode(msg) {
-            Ok(Header::Datagram(d)) => super::stack_thread::canonical(d),
-            _ => {
+        let (dst, payload) = if f.plain {
+            let Some(peer) = f.peer else {
+                // Disconnected (AF_UNSPEC): nowhere to send, as EDESTADDRREQ.
                 f.dropped_out += 1;
-                self.counters.udp_malformed += 1;
+                self.counters.udp_plain_dropped += 1;
                 return;
+            };
+            (peer, msg)
+        } else {
+            match Header::decode(msg) {
+                Ok(Header::Datagram(d)) => (super::stack_thread::canonical(d), &msg[HEADER_LEN..]),
+                _ => {
+                    f.dropped_out += 1;
+                    self.counters.udp_malformed += 1;
+                    return;
+                }
             }
         };
-        let payload = &msg[HEADER_LEN..];
         // Only what the router sends to a peer is carried (the shim asks
         // first; this is the engine's own guarantee).
         if !matches!(
@@ -315,11 +353,23 @@ impl Engine {
             let Some(f) = self.udp_flows.get_mut(&id) else {
                 break;
             };
-            let head = Header::Datagram(from).encode();
-            buf[..HEADER_LEN].copy_from_slice(&head);
+            let head_len = if f.plain {
+                // The stack socket is connected to the peer; this is the
+                // engine's own check that nothing else reaches the program.
+                if f.peer != Some(super::stack_thread::canonical(from)) {
+                    f.dropped_in += 1;
+                    self.counters.udp_plain_dropped += 1;
+                    continue;
+                }
+                0
+            } else {
+                let head = Header::Datagram(from).encode();
+                buf[..HEADER_LEN].copy_from_slice(&head);
+                HEADER_LEN
+            };
             match seqpacket::send2(
                 f.fd.as_raw_fd(),
-                &buf[..HEADER_LEN],
+                &buf[HEADER_LEN - head_len..HEADER_LEN],
                 &buf[HEADER_LEN..HEADER_LEN + n],
             ) {
                 Ok(()) => {
@@ -350,7 +400,12 @@ impl Engine {
         let Some(f) = self.udp_flows.get(&id) else {
             return;
         };
-        debug!(flow = id, peer = ?f.peer, errno, "udp flow: ICMP error");
+        debug!(flow = id, peer = ?f.peer, errno, plain = f.plain, "udp flow: ICMP error");
+        if f.plain {
+            // No way to tell the program in-band (see the module doc).
+            self.counters.udp_plain_errors_unreported += 1;
+            return;
+        }
         let head = Header::Error(errno).encode();
         let _ = seqpacket::send2(f.fd.as_raw_fd(), &head, &[]);
     }
@@ -374,6 +429,7 @@ impl Engine {
             fd = f.app_fd,
             local = %f.local,
             peer = ?f.peer,
+            plain = f.plain,
             datagrams_out = f.dgrams_out,
             bytes_out = f.bytes_out,
             datagrams_in = f.dgrams_in,
