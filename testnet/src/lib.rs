@@ -1,21 +1,51 @@
 //! Shared harness for the end-to-end tests (`launcher/tests`) and the e2e
 //! bench (`benches/e2e`): network namespaces we create (and delete on drop,
 //! even after a panic), veth pairs between them, and a wireguard-go peer
-//! with its TUN inside its own namespace. Clients run in namespaces that
-//! have no route anywhere but the underlay veths, so a leak fails loudly
-//! instead of leaving the machine.
+//! with its TUN inside its own namespace.
 //!
 //! Topology per test (names carry pid + counter):
 //! ```text
 //!  netns A<i> (peer i)                      netns B (wrapguard)
 //!  wg0: 10.<76+i>.0.1/24, fd<76+i>::1/64     lo
 //!  va: 192.168.<76+i>.1/24  <── veth ──>    vb<i>: 192.168.<76+i>.2/24
+//!      fd00:<76+i>::1/64                         fd00:<76+i>::2/64
+//!                                           default via 192.168.<76+i>.1 (bait)
 //! ```
+//!
+//! # Leak guard (on by default)
+//!
+//! [`WgPeer::new`] makes its client namespace B a guarded one: a
+//! [`LeakGuard`] captures on every non-loopback interface of B and counts
+//! each packet leaving outside the WireGuard UDP flow to the peer
+//! endpoints (reports name the tunnel range a leak was headed for). B gets
+//! bait default routes (v4 and v6) toward the first peer's underlay, so a
+//! packet that escapes wrapguard is really sent — and seen — instead of
+//! failing with ENETUNREACH; it still cannot leave the machine (the peer
+//! namespace routes nowhere else). When B's [`Netns`] is dropped at the end
+//! of the test, after its processes are killed, the guard's verdict fails
+//! the test with every leaked packet (src, dst, protocol, ports) listed.
+//!
+//! A test using the harness needs nothing more. What it can do:
+//! - `client.leak_guard().expect_leaks_to(&["10.98.0.1"], || …)` when it
+//!   *means* to send something to the host network (a positive control,
+//!   a destination no rule carries): the closure's packets to those
+//!   addresses are accepted, and the call panics if none was seen, so an
+//!   expectation never passes vacuously; other leaks still count.
+//! - `client.leak_guard().leaks()` / `.finish()` to look or assert earlier.
+//! - Traffic that is not the tunnel's but must leave B on purpose (e.g. a
+//!   test talking to the peer's underlay over TCP) goes through
+//!   `expect_leaks_to` too.
+//!
+//! Namespaces made with `unshare -n` (loopback only) need no guard:
+//! nothing can leave them.
 
+mod leakguard;
 mod netns;
 mod peer;
+mod sniff;
 mod tempdir;
 
+pub use leakguard::{Leak, LeakGuard};
 pub use netns::{on_path, sh, Bg, Netns};
 pub use peer::{keys, wireguard_go, Keys, PeerSetup, WgPeer};
 pub use tempdir::TempDir;

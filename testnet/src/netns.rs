@@ -1,10 +1,12 @@
 //! Network namespaces we create (and delete on drop, with every process in
 //! them, even after a panic) and background processes killed on drop.
 
+use crate::leakguard::LeakGuard;
 use crate::COUNTER;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Whether `tool` is an executable on PATH.
@@ -32,9 +34,15 @@ pub fn sh(args: &[&str]) -> String {
 }
 
 /// A network namespace, deleted (with every process in it) on drop.
+///
+/// If it has a leak guard (started by [`Netns::leak_guard`], which
+/// [`crate::WgPeer::new`] calls on the client namespace), the drop checks it
+/// after the processes are killed and fails the test with the list of
+/// leaked packets.
 pub struct Netns {
     /// Its name.
     pub name: String,
+    guard: OnceLock<LeakGuard>,
 }
 
 impl Netns {
@@ -43,9 +51,43 @@ impl Netns {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("wge{tag}{}x{n}", std::process::id());
         sh(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
+        let ns = Netns {
+            name,
+            guard: OnceLock::new(),
+        };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// The namespace's leak guard, started on first use: from then on every
+    /// packet leaving a non-loopback interface outside the WireGuard flow
+    /// fails the test when the namespace is dropped.
+    pub fn leak_guard(&self) -> &LeakGuard {
+        self.guard.get_or_init(|| LeakGuard::start(&self.name))
+    }
+
+    /// Guards this namespace as the wrapguard side of a peer reached at
+    /// `underlay`/`underlay6` whose tunnel ranges are `ranges`: UDP to the
+    /// underlay is the WireGuard flow, and default routes toward the peer
+    /// (added if there is none yet) are the bait that makes an escaped
+    /// packet leave — and be seen — instead of failing with ENETUNREACH.
+    pub(crate) fn guard_peer(&self, underlay: &str, underlay6: &str, ranges: &[String]) {
+        let g = self.leak_guard();
+        for ip in [underlay, underlay6] {
+            g.allow_endpoint(ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}")));
+        }
+        for r in ranges {
+            g.add_tunnel_range(r);
+        }
+        for (family, via) in [("-4", underlay), ("-6", underlay6)] {
+            let has = Command::new("ip")
+                .args(["-n", &self.name, family, "route", "show", "default"])
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty());
+            if !has {
+                self.ip(&[family, "route", "add", "default", "via", via]);
+            }
+        }
     }
 
     /// `ip -n <ns> args…`.
@@ -131,6 +173,25 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        self.kill_all();
+        // After the kills: nothing more can be sent.
+        let verdict = self.guard.get().map(LeakGuard::finish_once);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        if let Some(Err(report)) = verdict {
+            if std::thread::panicking() {
+                eprintln!("{report}");
+            } else {
+                panic!("{report}");
+            }
+        }
+    }
+}
+
+impl Netns {
+    /// SIGKILLs every process in the namespace.
+    fn kill_all(&self) {
         if let Ok(out) = Command::new("ip")
             .args(["netns", "pids", &self.name])
             .output()
@@ -142,9 +203,6 @@ impl Drop for Netns {
                 }
             }
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
     }
 }
 

@@ -180,6 +180,13 @@ impl WgPeer {
         for a in s.extra_addrs {
             ns.ip(&["addr", "add", a, "dev", "lo"]);
         }
+        // The client side is guarded against leaks (see `leakguard`).
+        let mut ranges = vec![
+            format!("10.{}.0.0/24", 76 + u32::from(i)),
+            format!("fd{}::/64", 76 + u32::from(i)),
+        ];
+        ranges.extend(s.extra_addrs.iter().map(|a| a.to_string()));
+        client.guard_peer(&underlay, &underlay6, &ranges);
 
         let keys = keys();
         // wireguard-go's control socket is /var/run/wireguard/<ifname>.sock,

@@ -1,8 +1,9 @@
 //! Harness for the end-to-end tests against wireguard-go: the namespaces
 //! and wireguard-go peers of `wrapguard-testnet` (shared with the e2e
-//! bench), plus wrapguard run in a client namespace that has no route
-//! anywhere but the underlay veths, so a leak fails loudly instead of
-//! leaving the machine.
+//! bench), plus wrapguard run in a client namespace whose only links are
+//! the underlay veths. Every client namespace joined to a peer is watched
+//! by the testnet leak guard: a packet leaving it outside the WireGuard
+//! flow fails the test (see `wrapguard_testnet`'s module doc).
 //!
 //! Topology per test (names carry pid + counter):
 //! ```text
