@@ -276,3 +276,133 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
             .join("\n")
     );
 }
+
+/// Wrapped client for the dead-peer test: one echo while the peer is up;
+/// after `killed` appears, two connects (the first may wait for the peer
+/// to be found down, the second must fail at once); after `restarted`
+/// appears, connects until one works and echoes a token.
+const DEAD_PEER_CLIENT: &str = r#"
+import errno, os, socket, sys, time
+tok, flag_dir = sys.argv[1].encode(), sys.argv[2]
+def wait_flag(name):
+    while not os.path.exists(os.path.join(flag_dir, name)):
+        time.sleep(0.1)
+def echo(timeout):
+    s = socket.create_connection(("10.77.0.1", 9100), timeout=timeout)
+    s.sendall(tok); got = b""
+    while len(got) < len(tok):
+        d = s.recv(100)
+        if not d: break
+        got += d
+    s.close()
+    return got
+assert echo(20) == tok
+print("UP1", flush=True)
+wait_flag("killed")
+for n in (1, 2):
+    t = time.time()
+    try:
+        echo(120); print("FAIL%d connected?!" % n, flush=True)
+    except OSError as e:
+        print("FAIL%d %s %.1f" % (n, errno.errorcode.get(e.errno, e.errno), time.time() - t), flush=True)
+print("DOWN-DONE", flush=True)
+wait_flag("restarted")
+t = time.time(); tries = 0
+while time.time() - t < 90:
+    tries += 1
+    try:
+        if echo(30) == tok:
+            print("UP2 %d tries %.1f s" % (tries, time.time() - t), flush=True); break
+    except OSError as e:
+        last = e.errno
+        time.sleep(0.5)
+else:
+    print("NEVER-UP", last, flush=True)
+"#;
+
+#[test]
+fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns() {
+    skip_unless_ready!();
+    let mut t = setup("d");
+    let py = common::bins().python.display().to_string();
+    let srv = t.tmp.write("echo.py", ECHO_SERVER);
+    let _srv = t
+        .peer
+        .ns
+        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
+    t.peer.ns.wait_tcp_listen(9100);
+
+    // The shared leak guard watches the client namespace (bait default
+    // routes make an escaped packet really leave); asserted below too.
+    let guard = t.client.leak_guard();
+    let tok = wg::token("dead");
+    let flags = t.tmp.join("flags");
+    std::fs::create_dir_all(&flags).expect("flag dir");
+    let code = t.tmp.write("client.py", DEAD_PEER_CLIENT);
+    let b = common::bins();
+    let log = t.tmp.join("run.log");
+    let mut run = t.client.spawn(
+        &[
+            "timeout",
+            "400",
+            &b.wrapguard.display().to_string(),
+            "--config",
+            &t.conf.display().to_string(),
+            "--log-level=debug",
+            "--",
+            &py,
+            "-u",
+            &code.display().to_string(),
+            &tok,
+            &flags.display().to_string(),
+        ],
+        &log,
+    );
+    let all = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(wait_for(&log, &["UP1"], 60), "UP1", "{}", all());
+
+    t.peer.kill();
+    std::fs::write(flags.join("killed"), "").expect("flag");
+    let done = wait_for(&log, &["DOWN-DONE"], 200);
+    assert_eq!(done, "DOWN-DONE", "{}", all());
+    let fail1 = wait_for(&log, &["FAIL1"], 1);
+    let fail2 = wait_for(&log, &["FAIL2"], 1);
+    let secs = |l: &str| -> f64 {
+        l.split_whitespace()
+            .nth(2)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(f64::MAX)
+    };
+    // The first connect waits until the peer is found down (its session
+    // goes unanswered, then two handshake initiations), well before the
+    // 90 s handshake give-up; the second fails at once.
+    assert!(
+        fail1.starts_with("FAIL1 EHOSTUNREACH ") && secs(&fail1) < 60.0,
+        "{fail1}\n{}",
+        all()
+    );
+    assert!(
+        fail2.starts_with("FAIL2 EHOSTUNREACH ") && secs(&fail2) < 5.0,
+        "the second connect should fail at once: {fail2}\n{}",
+        all()
+    );
+    assert!(
+        all().contains("peer unreachable: no answer to handshakes"),
+        "{}",
+        all()
+    );
+
+    // The peer returns: the next connects work without restarting wrapguard.
+    t.peer.start();
+    std::fs::write(flags.join("restarted"), "").expect("flag");
+    let up2 = wait_for(&log, &["UP2", "NEVER-UP"], 150);
+    let _ = run.child.wait();
+    assert!(up2.starts_with("UP2 "), "{up2:?}\n{}", all());
+    assert!(all().contains("peer reachable again"), "{}", all());
+    let leaks = guard.leaks();
+    assert!(
+        leaks.is_empty(),
+        "wrapped traffic reached the host network: {leaks:?}"
+    );
+    println!("dead peer: {fail1}; {fail2}; {up2}");
+}

@@ -55,6 +55,13 @@ pub struct PeerStats {
     pub has_session: bool,
     /// Retransmissions of the current handshake so far.
     pub handshake_attempts: u32,
+    /// When the first initiation of the handshake in progress was sent
+    /// (retransmissions keep it); `None` when no handshake is in progress
+    /// (none started, completed, or given up after `REKEY_ATTEMPT_TIME`).
+    pub handshake_started: Option<Instant>,
+    /// When the last authenticated message from the peer arrived (a
+    /// handshake message, data or keepalive).
+    pub last_received: Option<Instant>,
 }
 
 /// One transport session with its creation time and role.
@@ -211,8 +218,9 @@ impl Peer {
         self.timers.stop(Timer::SendKeepalive);
     }
 
-    fn timers_any_authenticated_packet_received(&mut self) {
+    fn timers_any_authenticated_packet_received(&mut self, now: Instant) {
         self.timers.stop(Timer::NewHandshake);
+        self.stats.last_received = Some(now);
     }
 
     fn timers_handshake_initiated(&mut self, ctx: &mut Ctx, now: Instant) {
@@ -222,6 +230,7 @@ impl Peer {
 
     fn timers_handshake_complete(&mut self, now: Instant) {
         self.timers.stop(Timer::RetransmitHandshake);
+        self.stats.handshake_started = None;
         self.handshake_attempts = 0;
         self.sent_last_minute_handshake = false;
         self.stats.last_handshake = Some(now);
@@ -438,6 +447,7 @@ impl Peer {
         );
         self.handshake = Some(sent);
         self.last_initiation_sent = Some(now);
+        self.stats.handshake_started.get_or_insert(now);
         self.timers_any_authenticated_packet_traversal(now);
         self.timers_any_authenticated_packet_sent();
         self.timers_handshake_initiated(ctx, now);
@@ -495,6 +505,7 @@ impl Peer {
         if let Some(old) = self.handshake.take() {
             ctx.free_index(old.local_index);
         }
+        self.stats.handshake_started = None;
         // Responder: the new session waits in `next` until the initiator uses it.
         for old in [self.next.take(), self.previous.take()]
             .into_iter()
@@ -504,7 +515,7 @@ impl Peer {
         }
         self.next = Some(Keypair::new(keys, now));
         self.timers_any_authenticated_packet_traversal(now);
-        self.timers_any_authenticated_packet_received();
+        self.timers_any_authenticated_packet_received(now);
         self.timers_session_derived(now);
         self.timers_any_authenticated_packet_sent();
         Ok(RESPONSE_LEN)
@@ -542,7 +553,7 @@ impl Peer {
         }
         self.current = Some(kp);
         self.timers_any_authenticated_packet_traversal(now);
-        self.timers_any_authenticated_packet_received();
+        self.timers_any_authenticated_packet_received(now);
         self.timers_session_derived(now);
         self.timers_handshake_complete(now);
         // Confirm the session to the responder: queued data or a keepalive.
@@ -618,7 +629,7 @@ impl Peer {
             self.current = self.next.take();
             self.timers_handshake_complete(now);
         }
-        self.timers_any_authenticated_packet_received();
+        self.timers_any_authenticated_packet_received(now);
         self.timers_any_authenticated_packet_traversal(now);
         if slot != Slot::Previous {
             self.keep_key_fresh_receiving(now);
@@ -649,6 +660,7 @@ impl Peer {
                         if let Some(old) = self.handshake.take() {
                             ctx.free_index(old.local_index);
                         }
+                        self.stats.handshake_started = None;
                         if !self.timers.is_set(Timer::ZeroKeyMaterial) {
                             self.timers
                                 .set(Timer::ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_AFTER);
@@ -688,6 +700,7 @@ impl Peer {
         if let Some(hs) = self.handshake.take() {
             ctx.free_index(hs.local_index);
         }
+        self.stats.handshake_started = None;
         self.want_keepalive = false;
     }
 

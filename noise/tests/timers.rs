@@ -114,6 +114,8 @@ fn retransmit_every_rekey_timeout_plus_jitter_then_give_up_after_rekey_attempt_t
     assert!(last - t0 <= REKEY_ATTEMPT_TIME + REKEY_TIMEOUT_JITTER_MAX * MAX_TIMER_HANDSHAKES);
     // Given up: the queued packet was dropped and counted.
     let stats = p.a.peer_stats(p.peer_b, p.now).expect("peer");
+    assert_eq!(stats.handshake_started, None, "no handshake in progress");
+    assert_eq!(stats.last_received, None, "nothing ever came");
     assert_eq!((stats.queued, stats.dropped), (0, 1));
     assert_eq!(p.a.peer_timer(p.peer_b, Timer::RetransmitHandshake), None);
 }
@@ -423,4 +425,38 @@ fn crossing_initiations_still_converge() {
         p.delivered,
         vec![(Side::B, ipv4(10, 1)), (Side::A, ipv4(10, 2))]
     );
+}
+
+#[test]
+fn handshake_started_spans_the_retransmissions_and_ends_with_an_answer() {
+    let mut p = Pair::new(40, None, None);
+    p.link_up = false;
+    let t0 = p.now;
+    p.send(Side::A, &ipv4(10, 1));
+    let st = p.a.peer_stats(p.peer_b, t0).expect("peer");
+    assert_eq!(st.handshake_started, Some(t0));
+    // Two retransmissions later it still names the first initiation.
+    for _ in 0..2 {
+        let t = p.a.poll_timeout().expect("retransmit timer");
+        p.now = t;
+        p.a.handle_timeout(t);
+        p.drive();
+    }
+    let st = p.a.peer_stats(p.peer_b, p.now).expect("peer");
+    assert_eq!((st.handshake_started, st.handshake_attempts), (Some(t0), 2));
+    assert_eq!(st.last_received, None);
+    // The link comes back: the next retransmission is answered.
+    p.link_up = true;
+    let t = p.a.poll_timeout().expect("retransmit timer");
+    p.now = t;
+    p.a.handle_timeout(t);
+    p.drive();
+    let st = p.a.peer_stats(p.peer_b, p.now).expect("peer");
+    assert_eq!(st.handshake_started, None, "completed");
+    assert_eq!(st.last_received, Some(t), "the response was heard");
+    assert!(st.has_session);
+    // The responder heard the initiation too.
+    let sb = p.b.peer_stats(p.peer_a, p.now).expect("peer");
+    assert_eq!(sb.last_received, Some(t));
+    assert_eq!(sb.handshake_started, None);
 }

@@ -59,6 +59,10 @@ pub struct Counters {
     /// ICMP errors on a plain flow, which has no way to carry them to the
     /// application: logged and counted only.
     pub udp_plain_errors_unreported: u64,
+    /// Times a peer went down (handshakes unanswered, see `reach`).
+    pub peers_down: u64,
+    /// Connects refused at once (`EHOSTUNREACH`) because their peer was down.
+    pub connects_unreachable: u64,
 }
 
 impl fmt::Display for Counters {
@@ -70,7 +74,7 @@ impl fmt::Display for Counters {
              cookie_replies={} under_load_periods={} inbound_source_dropped={} \
              no_route_dropped={} no_endpoint_dropped={} tx_errors={} flows_refused={} \
              udp_malformed={} udp_app_queue_full={} udp_plain_dropped={} \
-             udp_plain_errors_unreported={}",
+             udp_plain_errors_unreported={} peers_down={} connects_unreachable={}",
             self.rx_datagrams,
             self.rx_malformed,
             self.rx_bad_mac1,
@@ -86,7 +90,9 @@ impl fmt::Display for Counters {
             self.udp_malformed,
             self.udp_app_queue_full,
             self.udp_plain_dropped,
-            self.udp_plain_errors_unreported
+            self.udp_plain_errors_unreported,
+            self.peers_down,
+            self.connects_unreachable
         )
     }
 }

@@ -33,6 +33,7 @@ mod dns_udp;
 pub mod flow;
 pub mod loopback;
 mod packet;
+pub mod reach;
 pub mod seqpacket;
 pub mod stack_thread;
 pub mod status;

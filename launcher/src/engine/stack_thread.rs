@@ -11,6 +11,7 @@
 //! stack/device deadline.
 
 use super::counters::{Counters, LoadMeter};
+use super::reach::{Change, Facts, Reach, Verdict, UNREACHABLE_AFTER};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
 use super::udp_flows::{self, UdpFlow};
 use super::udp_tx::TxBatch;
@@ -133,9 +134,9 @@ pub struct PeerState {
     pub dropped_seen: u64,
     /// Whether `PersistentKeepalive` is on.
     pub keepalive: bool,
-    /// The last handshake attempt gave up and nothing authenticated came
-    /// since: new connections fail at once (like a failed neighbour entry).
-    pub gave_up: bool,
+    /// Whether it answers: connects to a peer known down fail at once
+    /// (like a failed neighbour entry); see [`super::reach`].
+    pub reach: Reach,
     /// `Endpoint =` as a host name and port: resolved again while
     /// handshakes keep failing (a peer on a dynamic address).
     pub host: Option<(String, u16)>,
@@ -352,6 +353,9 @@ impl Engine {
         }
         if self.device.poll_timeout().is_some_and(|d| d <= now) {
             self.device.handle_timeout(now);
+            for i in 0..self.peers.len() {
+                self.update_reach(i, now);
+            }
             self.check_gave_up(now);
             self.check_reresolve(now);
         }
@@ -514,8 +518,10 @@ impl Engine {
         let Some(&i) = self.by_noise.get(&peer) else {
             return;
         };
+        if self.peers[i].reach.is_down() {
+            self.update_reach(i, Instant::now());
+        }
         let p = &mut self.peers[i];
-        p.gave_up = false;
         if p.endpoint != Some(src) {
             debug!(peer = %p.label, old = ?p.endpoint, new = %src, "peer endpoint updated");
             p.endpoint = Some(src);
@@ -626,24 +632,26 @@ impl Engine {
         n
     }
 
-    /// Fails connections waiting on a peer whose handshake gave up.
-    fn check_gave_up(&mut self, now: Instant) {
-        for i in 0..self.peers.len() {
-            let Some(st) = self.device.peer_stats(self.peers[i].noise, now) else {
-                continue;
-            };
-            let rose = st.dropped > self.peers[i].dropped_seen;
-            self.peers[i].dropped_seen = st.dropped;
-            let retrying = self
-                .device
-                .peer_timer(
-                    self.peers[i].noise,
-                    noise::timers::Timer::RetransmitHandshake,
-                )
-                .is_some();
-            if rose && !st.has_session && !retrying {
-                self.peers[i].gave_up = true;
-                debug!(peer = %self.peers[i].label, "handshake gave up; failing pending connections");
+    /// Re-evaluates whether peer `i` answers (see [`super::reach`]) and
+    /// acts on a change: fails the connects waiting on a peer that went
+    /// down, restarts handshakes in the background while programs want it.
+    fn update_reach(&mut self, i: usize, now: Instant) {
+        let Some(p) = self.peers.get_mut(i) else {
+            return;
+        };
+        let Some(st) = self.device.peer_stats(p.noise, now) else {
+            return;
+        };
+        match p.reach.update(now, Facts::from_stats(&st)) {
+            None => {}
+            Some(Change::Down) => {
+                self.counters.peers_down += 1;
+                warn!(
+                    peer = %p.label,
+                    endpoint = ?p.endpoint,
+                    "peer unreachable: no answer to handshakes for {} s; connections to it fail with EHOSTUNREACH until it answers (handshakes go on in the background)",
+                    UNREACHABLE_AFTER.as_secs()
+                );
                 let ids: Vec<u64> = self
                     .flows
                     .iter()
@@ -653,6 +661,31 @@ impl Engine {
                 for id in ids {
                     self.fail_connect(id, libc::EHOSTUNREACH, now);
                 }
+            }
+            Some(Change::Up) => {
+                info!(peer = %p.label, endpoint = ?p.endpoint, "peer reachable again");
+            }
+            Some(Change::Retry) => {
+                debug!(peer = %p.label, "peer still unreachable: handshaking again in the background");
+                let id = p.noise;
+                let _ = self.device.force_handshake(id, now);
+            }
+            Some(Change::Forgotten) => {
+                debug!(peer = %p.label, "unreachable peer not asked for lately: background handshakes stop; the next connect tries afresh");
+            }
+        }
+    }
+
+    /// Resolves a host-name endpoint again when a handshake gives up.
+    fn check_gave_up(&mut self, now: Instant) {
+        for i in 0..self.peers.len() {
+            let Some(st) = self.device.peer_stats(self.peers[i].noise, now) else {
+                continue;
+            };
+            let rose = st.dropped > self.peers[i].dropped_seen;
+            self.peers[i].dropped_seen = st.dropped;
+            if rose && !st.has_session && st.handshake_started.is_none() {
+                debug!(peer = %self.peers[i].label, "handshake gave up");
                 if self.peers[i].host.is_some() {
                     self.peers[i].failing_since = Some(now);
                     self.spawn_reresolve(i);
@@ -720,7 +753,6 @@ impl Engine {
             Some(a) if p.endpoint != Some(a) => {
                 info!(peer = %p.label, %host, old = ?p.endpoint, new = %a, "peer endpoint re-resolved");
                 p.endpoint = Some(a);
-                p.gave_up = false;
                 let id = p.noise;
                 let _ = self.device.force_handshake(id, now);
             }
@@ -855,26 +887,24 @@ impl Engine {
             debug!(dst = %dst, peer = %p.label, "no endpoint known for the peer");
             return Err(libc::EHOSTUNREACH);
         }
-        if p.gave_up {
-            // Fail fast, but try again in the background so the peer is
+        let id = p.noise;
+        let facts = self
+            .device
+            .peer_stats(id, now)
+            .map(|st| Facts::from_stats(&st))
+            .unwrap_or_default();
+        let p = &mut self.peers[peer];
+        if let Verdict::Refuse { retry_now } = p.reach.on_connect(now, facts) {
+            // Fail fast; handshakes go on in the background so the peer is
             // usable as soon as it answers.
-            let id = p.noise;
-            debug!(dst = %dst, peer = %p.label, "peer unreachable (handshake gave up); retrying in the background");
-            let has_session = self
-                .device
-                .peer_stats(id, now)
-                .is_some_and(|st| st.has_session);
-            if !has_session {
-                let retrying = self
-                    .device
-                    .peer_timer(id, noise::timers::Timer::RetransmitHandshake)
-                    .is_some();
-                if !retrying {
-                    let _ = self.device.force_handshake(id, now);
-                }
-                return Err(libc::EHOSTUNREACH);
+            self.counters.connects_unreachable += 1;
+            debug!(dst = %dst, peer = %p.label, "connect refused at once: peer unreachable (EHOSTUNREACH)");
+            if retry_now {
+                let _ = self.device.force_handshake(id, now);
             }
+            return Err(libc::EHOSTUNREACH);
         }
+        let p = &self.peers[peer];
         let h = match self.stack.tcp_connect(now, None, dst) {
             Ok(h) => h,
             Err(tcpip::Error::NoBufferSpace) => {

@@ -136,7 +136,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
             label,
             dropped_seen: 0,
             keepalive: p.persistent_keepalive.is_some_and(|k| k > 0),
-            gave_up: false,
+            reach: Default::default(),
             host: match &p.endpoint {
                 Some(Endpoint::Host { host, port }) => Some((host.clone(), *port)),
                 _ => None,
