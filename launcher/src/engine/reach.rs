@@ -184,7 +184,11 @@ mod tests {
         let mut r = Reach::default();
         assert_eq!(r.update(t0, Facts::default()), None);
         assert_eq!(r.on_connect(t0, started(t0)), Verdict::Proceed);
-        assert_eq!(r.update(secs(t0, 5), started(t0)), None, "one retry is not enough");
+        assert_eq!(
+            r.update(secs(t0, 5), started(t0)),
+            None,
+            "one retry is not enough"
+        );
         assert_eq!(r.update(secs(t0, 10), started(t0)), Some(Change::Down));
         assert!(r.is_down());
         assert_eq!(r.update(secs(t0, 11), started(t0)), None, "reported once");

@@ -11,8 +11,8 @@
 //! stack/device deadline.
 
 use super::counters::{Counters, LoadMeter};
-use super::reach::{Change, Facts, Reach, Verdict, UNREACHABLE_AFTER};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
+use super::reach::{Change, Facts, Reach, Verdict, UNREACHABLE_AFTER};
 use super::udp_flows::{self, UdpFlow};
 use super::udp_tx::TxBatch;
 use super::{packet, BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec, PeerStatus};
