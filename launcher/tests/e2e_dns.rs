@@ -224,16 +224,7 @@ fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
     let w = world();
     let py = w.tmp.write("tcpq.py", PY_TCP_QUERY);
     // Control: without wrapguard the host listener answers over TCP.
-    let out = w
-        .client
-        .run(&["python3", &py.display().to_string(), HOST_NS, &w.name]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("TCPQ {HOST_NS} False True")),
-        "control run: {}",
-        show(&out)
-    );
-    let before = w.host_queries();
-    assert!(!before.is_empty());
+    let before = w.control_query(&py, &format!("TCPQ {HOST_NS} False True"));
 
     let conf = w.conf(true);
     let mut script = format!(
@@ -336,16 +327,7 @@ fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
     let w = world();
     let py = w.tmp.write("udpq.py", PY_UDP_QUERY);
     // Control: without wrapguard, the query reaches the host listener.
-    let out = w
-        .client
-        .run(&["python3", &py.display().to_string(), HOST_NS, &w.name]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("False True"),
-        "control run: {}",
-        show(&out)
-    );
-    let before = w.host_queries();
-    assert!(!before.is_empty());
+    let before = w.control_query(&py, "False True");
 
     let conf = w.conf(true);
     // Unconnected sendto/recvfrom (the source shown must be the nameserver

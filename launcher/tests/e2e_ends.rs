@@ -11,79 +11,13 @@ mod common;
 mod wg;
 
 use std::time::{Duration, Instant};
-use wg::{show, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+use wg::{peer_server, python, read, show, spawn_wrapguard, wait_line, wrapguard, Conf, OnePeer};
 
-struct Setup {
-    peer: WgPeer,
-    client: Netns,
-    conf: std::path::PathBuf,
-    tmp: TempDir,
-}
-
-fn setup(tag: &str) -> Setup {
-    let tmp = TempDir::new();
-    let client = Netns::new(tag);
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
-    );
-    Setup {
-        peer,
-        client,
-        conf,
-        tmp,
-    }
-}
-
-/// Waits up to `secs` for a line of `path` that starts with one of
-/// `what` (so the logged command line, which quotes the script, does not
-/// count); returns that line, or "" on timeout.
-fn wait_for(path: &std::path::Path, what: &[&str], secs: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
-            return l.to_string();
-        }
-        if Instant::now() > deadline {
-            return String::new();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The pid of the `wrapguard` process in namespace `ns`.
-fn wrapguard_pid(ns: &Netns) -> Option<i32> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", &ns.name])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() == "wrapguard")
-        })
+/// Peer 1 and our IPv4 config for it.
+fn setup(tag: &str) -> (OnePeer, std::path::PathBuf) {
+    let t = OnePeer::new(tag);
+    let conf = t.conf("wg0.conf", Conf::V4);
+    (t, conf)
 }
 
 /// Peer side: accepts one connection, reads to the end and logs how it
@@ -125,15 +59,9 @@ while True:
 #[test]
 fn child_exit_closes_its_flow_with_a_fin() {
     skip_unless_ready!();
-    let t = setup("e");
-    let py = common::bins().python.display().to_string();
-    let srv = t.tmp.write("one.py", ONE_SHOT_SERVER);
-    let srv_log = t.tmp.join("one.log");
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, "-u", &srv.display().to_string()], &srv_log);
-    t.peer.ns.wait_tcp_listen(9200);
+    let (t, conf) = setup("e");
+    let py = python();
+    let (_srv, srv_log) = peer_server(&t.peer, &t.tmp, "one", ONE_SHOT_SERVER, 9200);
     let tok = wg::token("fin");
     // Send, then exit without close() or shutdown(): the exit closes it.
     let code = format!(
@@ -142,17 +70,13 @@ fn child_exit_closes_its_flow_with_a_fin() {
     );
     let out = wrapguard(
         &t.client,
-        &t.conf,
+        &conf,
         &["--log-level=debug"],
         &[&py, "-c", &code],
     );
     assert!(out.status.success(), "{}", show(&out));
-    let log = wait_for(&srv_log, &["EOF", "ERR"], 60);
-    let log = if log.is_empty() {
-        std::fs::read_to_string(&srv_log).unwrap_or_default()
-    } else {
-        log
-    };
+    let log = wait_line(&srv_log, &["EOF", "ERR"], 60);
+    let log = if log.is_empty() { read(&srv_log) } else { log };
     assert!(
         log.contains(&format!("EOF {} {tok} from 10.77.0.2", tok.len())),
         "the peer should read our bytes then EOF (a FIN), got: {log}\n{}",
@@ -163,14 +87,9 @@ fn child_exit_closes_its_flow_with_a_fin() {
 #[test]
 fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     skip_unless_ready!();
-    let t = setup("g");
-    let py = common::bins().python.display().to_string();
-    let srv = t.tmp.write("echo.py", ECHO_SERVER);
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
-    t.peer.ns.wait_tcp_listen(9100);
+    let (t, conf) = setup("g");
+    let py = python();
+    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
     let code = "import socket, sys, time\n\
          s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
          s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
@@ -178,36 +97,19 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
          s.settimeout(90); t = time.time()\n\
          try:\n    d = s.recv(10)\n    print('ENDED EOF' if not d else 'ENDED DATA', flush=True)\n\
          except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
-    let b = common::bins();
     let log = t.tmp.join("run.log");
-    let _run = t.client.spawn(
-        &[
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &t.conf.display().to_string(),
-            "--",
-            &py,
-            "-c",
-            code,
-        ],
-        &log,
-    );
-    let s = wait_for(&log, &["READY"], 60);
-    assert_eq!(
-        s,
-        "READY",
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let pid = wrapguard_pid(&t.client).expect("wrapguard pid");
+    let _run = spawn_wrapguard(&t.client, &conf, &[], &[&py, "-c", code], &log, 300);
+    let s = wait_line(&log, &["READY"], 60);
+    assert_eq!(s, "READY", "{}", read(&log));
+    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
     // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = Instant::now();
-    let s = wait_for(&log, &["ENDED"], 60);
+    let s = wait_line(&log, &["ENDED"], 60);
     assert!(
         s == "ENDED EOF" || s == "ENDED ERR 104",
         "the program's recv should end with EOF or ECONNRESET: {s:?}\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        read(&log)
     );
     // Well before the program's own 90 s timeout (not a timing claim: a
     // hang would run into it).
@@ -217,14 +119,9 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
 #[test]
 fn vanished_peer_times_out_the_connection_after_retransmissions() {
     skip_unless_ready!();
-    let mut t = setup("v");
-    let py = common::bins().python.display().to_string();
-    let srv = t.tmp.write("echo.py", ECHO_SERVER);
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
-    t.peer.ns.wait_tcp_listen(9100);
+    let (mut t, conf) = setup("v");
+    let py = python();
+    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
     // Keep sending until something fails; report how.
     let code = "import socket, sys, time\n\
          s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
@@ -233,36 +130,22 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
          s.settimeout(300)\n\
          try:\n    while True:\n        s.sendall(b'x' * 1000)\n        time.sleep(0.05)\n\
          except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
-    let b = common::bins();
     let log = t.tmp.join("run.log");
-    let mut run = t.client.spawn(
-        &[
-            "timeout",
-            "300",
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &t.conf.display().to_string(),
-            "--log-level=debug",
-            "--test-tcp-data-retries=4",
-            "--",
-            &py,
-            "-c",
-            code,
-        ],
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug", "--test-tcp-data-retries=4"],
+        &[&py, "-c", code],
         &log,
+        300,
     );
-    let s = wait_for(&log, &["READY"], 60);
-    assert_eq!(
-        s,
-        "READY",
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    let s = wait_line(&log, &["READY"], 60);
+    assert_eq!(s, "READY", "{}", read(&log));
     t.peer.kill();
     let killed = Instant::now();
-    let s = wait_for(&log, &["ENDED"], 240);
+    let s = wait_line(&log, &["ENDED"], 240);
     let _ = run.child.wait();
-    let all = std::fs::read_to_string(&log).unwrap_or_default();
+    let all = read(&log);
     assert!(
         s.starts_with("ENDED ERR"),
         "the program should get an error once TCP gives up: {s:?}\n{all}"
@@ -323,14 +206,9 @@ else:
 #[test]
 fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns() {
     skip_unless_ready!();
-    let mut t = setup("d");
-    let py = common::bins().python.display().to_string();
-    let srv = t.tmp.write("echo.py", ECHO_SERVER);
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
-    t.peer.ns.wait_tcp_listen(9100);
+    let (mut t, conf) = setup("d");
+    let py = python();
+    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
 
     // The shared leak guard watches the client namespace (bait default
     // routes make an escaped packet really leave); asserted below too.
@@ -339,17 +217,12 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
     let flags = t.tmp.join("flags");
     std::fs::create_dir_all(&flags).expect("flag dir");
     let code = t.tmp.write("client.py", DEAD_PEER_CLIENT);
-    let b = common::bins();
     let log = t.tmp.join("run.log");
-    let mut run = t.client.spawn(
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
         &[
-            "timeout",
-            "400",
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &t.conf.display().to_string(),
-            "--log-level=debug",
-            "--",
             &py,
             "-u",
             &code.display().to_string(),
@@ -357,16 +230,17 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
             &flags.display().to_string(),
         ],
         &log,
+        400,
     );
-    let all = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(wait_for(&log, &["UP1"], 60), "UP1", "{}", all());
+    let all = || read(&log);
+    assert_eq!(wait_line(&log, &["UP1"], 60), "UP1", "{}", all());
 
     t.peer.kill();
     std::fs::write(flags.join("killed"), "").expect("flag");
-    let done = wait_for(&log, &["DOWN-DONE"], 200);
+    let done = wait_line(&log, &["DOWN-DONE"], 200);
     assert_eq!(done, "DOWN-DONE", "{}", all());
-    let fail1 = wait_for(&log, &["FAIL1"], 1);
-    let fail2 = wait_for(&log, &["FAIL2"], 1);
+    let fail1 = wait_line(&log, &["FAIL1"], 1);
+    let fail2 = wait_line(&log, &["FAIL2"], 1);
     let secs = |l: &str| -> f64 {
         l.split_whitespace()
             .nth(2)
@@ -395,7 +269,7 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
     // The peer returns: the next connects work without restarting wrapguard.
     t.peer.start();
     std::fs::write(flags.join("restarted"), "").expect("flag");
-    let up2 = wait_for(&log, &["UP2", "NEVER-UP"], 150);
+    let up2 = wait_line(&log, &["UP2", "NEVER-UP"], 150);
     let _ = run.child.wait();
     assert!(up2.starts_with("UP2 "), "{up2:?}\n{}", all());
     assert!(all().contains("peer reachable again"), "{}", all());

@@ -14,7 +14,10 @@ mod wg;
 use faults::{Faults, Relay};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use wg::{show, wrapguard_limit, Netns, PeerSetup, TempDir, WgPeer, BULK_CLIENT, BULK_SERVER};
+use wg::{
+    bulk_server, python, read, show, spawn_wrapguard, wrapguard_limit, Conf, Endpoint, OnePeer,
+    PeerOpts,
+};
 
 /// Bytes each way per run.
 const N: usize = 50 * 1000 * 1000;
@@ -46,51 +49,47 @@ fn faults_at(loss: f64) -> Faults {
     }
 }
 
+/// A relay with `faults` (seed from [`seed`]) in front of the peer, and
+/// our IPv4 config `wg0.conf` with `interface` lines, pointing at it.
+fn through_relay(t: &OnePeer, faults: Faults, interface: &str) -> (Relay, std::path::PathBuf) {
+    let upstream = t.peer.endpoint().parse().expect("endpoint");
+    let relay = Relay::start(&t.client.name, upstream, faults, seed());
+    let at = relay.addr.to_string();
+    let conf = t.conf(
+        "wg0.conf",
+        Conf {
+            endpoint: Endpoint::At(&at),
+            interface,
+            ..Conf::V4
+        },
+    );
+    (relay, conf)
+}
+
 /// Runs the bulk client through a fresh relay with `faults`; panics with
 /// all logs if the transfer fails or a digest differs.
 fn bulk_through_relay(losses: &[f64], n: usize, limit_secs: u32) -> Vec<Row> {
-    let tmp = TempDir::new();
-    let client = Netns::new("f");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let py = common::bins().python.display().to_string();
-    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
-    let cli_py = tmp.write("bulk_client.py", BULK_CLIENT);
-    let srv_log = tmp.join("bulk.log");
-    let n_s = n.to_string();
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv_py.display().to_string(), &n_s], &srv_log);
-    peer.ns.wait_tcp_listen(9002);
-    let upstream = peer.endpoint().parse().expect("peer endpoint");
+    let t = OnePeer::new("f");
+    let py = python();
+    let bulk = bulk_server(&t.peer, &t.tmp, n);
+    let upstream = t.peer.endpoint().parse().expect("peer endpoint");
     let mut rows = Vec::new();
     for (i, &loss) in losses.iter().enumerate() {
         let seed = seed().wrapping_add(i as u64);
-        let relay = Relay::start(&client.name, upstream, faults_at(loss), seed);
-        let conf = tmp.write(
+        let relay = Relay::start(&t.client.name, upstream, faults_at(loss), seed);
+        let at = relay.addr.to_string();
+        let conf = t.conf(
             &format!("wg{i}.conf"),
-            &format!(
-                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-                 [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-                ours.private, peer.keys.public, relay.addr
-            ),
+            Conf {
+                endpoint: Endpoint::At(&at),
+                ..Conf::V4
+            },
         );
         let out = wrapguard_limit(
-            &client,
+            &t.client,
             &conf,
             &["--log-level=debug"],
-            &[&py, &cli_py.display().to_string(), &n_s],
+            &[&py, &bulk.client, &bulk.n],
             limit_secs,
         );
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -98,7 +97,7 @@ fn bulk_through_relay(losses: &[f64], n: usize, limit_secs: u32) -> Vec<Row> {
             out.status.success() && stdout.contains("PASS"),
             "loss {loss} seed {seed}: {}\n--- server\n{}\n--- relay {}",
             show(&out),
-            std::fs::read_to_string(&srv_log).unwrap_or_default(),
+            read(&bulk.log),
             relay.stats.line()
         );
         // The traffic really went through the relay, which really dropped.
@@ -172,53 +171,15 @@ fn bulk_50mb_each_way_intact_at_10_percent_loss_long() {
 #[test]
 fn transfer_spans_several_rekeys_with_short_rekey_after_time() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("k");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let n = (12 * 1000 * 1000).to_string();
-    let py = common::bins().python.display().to_string();
-    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
-    let cli_py = tmp.write("bulk_client.py", BULK_CLIENT);
-    let srv_log = tmp.join("bulk.log");
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv_py.display().to_string(), &n], &srv_log);
-    peer.ns.wait_tcp_listen(9002);
-    let relay = Relay::start(
-        &client.name,
-        peer.endpoint().parse().expect("endpoint"),
-        Faults {
-            rate: Some(1_000_000),
-            queue_limit: Some(Duration::from_millis(100)),
-            ..Faults::default()
-        },
-        seed(),
-    );
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public, relay.addr
-        ),
-    );
+    let t = OnePeer::new("k");
+    let py = python();
+    let bulk = bulk_server(&t.peer, &t.tmp, 12 * 1000 * 1000);
+    let (relay, conf) = through_relay(&t, Faults::bottleneck(1_000_000), "");
     let out = wrapguard_limit(
-        &client,
+        &t.client,
         &conf,
         &["--log-level=debug", "--test-rekey-after-secs=1"],
-        &[&py, &cli_py.display().to_string(), &n],
+        &[&py, &bulk.client, &bulk.n],
         600,
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -265,85 +226,31 @@ fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process:
 #[test]
 fn peer_restart_mid_transfer_long_lived_connection_completes() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("r");
-    let ours = wg::keys();
-    let mut peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let n = (16 * 1000 * 1000).to_string();
-    let py = common::bins().python.display().to_string();
-    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
-    let cli_py = tmp.write("bulk_client.py", BULK_CLIENT);
-    let srv_log = tmp.join("bulk.log");
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv_py.display().to_string(), &n], &srv_log);
-    peer.ns.wait_tcp_listen(9002);
+    let mut t = OnePeer::new("r");
+    let py = python();
+    let bulk = bulk_server(&t.peer, &t.tmp, 16 * 1000 * 1000);
     // A 2 MB/s bottleneck keeps the upload going long enough to cut it.
-    let relay = Relay::start(
-        &client.name,
-        peer.endpoint().parse().expect("endpoint"),
-        Faults {
-            rate: Some(2_000_000),
-            queue_limit: Some(Duration::from_millis(100)),
-            ..Faults::default()
-        },
-        seed(),
-    );
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public, relay.addr
-        ),
-    );
-    let b = common::bins();
-    let log = tmp.join("wrapguard.log");
-    let mut run = client.spawn(
-        &[
-            "timeout",
-            "400",
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &conf.display().to_string(),
-            "--log-level=debug",
-            "--",
-            &py,
-            &cli_py.display().to_string(),
-            &n,
-        ],
+    let (relay, conf) = through_relay(&t, Faults::bottleneck(2_000_000), "");
+    let log = t.tmp.join("wrapguard.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
+        &[&py, &bulk.client, &bulk.n],
         &log,
+        400,
     );
     // Cut once about 4 MB went up.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while relay.stats.forwarded.load(Ordering::Relaxed) < 3000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no traffic: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    peer.kill();
+    relay.wait_forwarded(3000, 120, &log);
+    t.peer.kill();
     std::thread::sleep(Duration::from_secs(2));
-    peer.start();
+    t.peer.start();
     let status = wait_exit(&mut run.child, 420);
-    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    let out = read(&log);
     assert!(
         status.is_some_and(|s| s.success()) && out.contains("PASS"),
         "{status:?}\n{out}\n--- server\n{}\n--- relay {}",
-        std::fs::read_to_string(&srv_log).unwrap_or_default(),
+        read(&bulk.log),
         relay.stats.line()
     );
     let handshakes = out.matches("handshake complete").count();
@@ -448,21 +355,6 @@ fn rss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The pid of the `wrapguard` process in namespace `ns`.
-fn wrapguard_pid(ns: &Netns) -> Option<i32> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", &ns.name])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() == "wrapguard")
-        })
-}
-
 /// `key=value` from the `Engine counters:` line.
 fn counter(log: &str, key: &str) -> u64 {
     log.lines()
@@ -489,82 +381,32 @@ const RSS_CAP_KIB: u64 = 64 * 1024;
 #[test]
 fn handshake_and_garbage_floods_during_a_transfer() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("d");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let n = (20 * 1000 * 1000).to_string();
-    let py = common::bins().python.display().to_string();
-    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
-    let cli_py = tmp.write("bulk_client.py", BULK_CLIENT);
-    let srv_log = tmp.join("bulk.log");
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv_py.display().to_string(), &n], &srv_log);
-    peer.ns.wait_tcp_listen(9002);
+    let t = OnePeer::new("d");
+    let py = python();
+    let bulk = bulk_server(&t.peer, &t.tmp, 20 * 1000 * 1000);
     // The transfer goes through a 2 MB/s relay so it outlasts the floods;
     // the floods go straight to our port.
-    let relay = Relay::start(
-        &client.name,
-        peer.endpoint().parse().expect("endpoint"),
-        Faults {
-            rate: Some(2_000_000),
-            queue_limit: Some(Duration::from_millis(100)),
-            ..Faults::default()
-        },
-        seed(),
-    );
     let port = 51_900u16;
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\nListenPort = {port}\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public, relay.addr
-        ),
+    let (relay, conf) = through_relay(
+        &t,
+        Faults::bottleneck(2_000_000),
+        &format!("ListenPort = {port}"),
     );
-    let pool = stranger_initiations(&ours.public, 64);
-    let b = common::bins();
-    let log = tmp.join("wrapguard.log");
-    let mut run = client.spawn(
-        &[
-            "timeout",
-            "400",
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &conf.display().to_string(),
-            "--log-level=debug",
-            "--",
-            &py,
-            &cli_py.display().to_string(),
-            &n,
-        ],
+    let pool = stranger_initiations(&t.ours.public, 64);
+    let log = t.tmp.join("wrapguard.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
+        &[&py, &bulk.client, &bulk.n],
         &log,
+        400,
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while relay.stats.forwarded.load(Ordering::Relaxed) < 1000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no traffic: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = wrapguard_pid(&client).expect("wrapguard pid");
+    relay.wait_forwarded(1000, 120, &log);
+    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
     let target = format!("192.168.77.2:{port}").parse().expect("target");
     let flooder = flood(
-        peer.ns.name.clone(),
+        t.peer.ns.name.clone(),
         target,
         pool,
         100_000,
@@ -582,11 +424,11 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     let status = wait_exit(&mut run.child, 420);
-    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    let out = read(&log);
     assert!(
         status.is_some_and(|s| s.success()) && out.contains("PASS"),
         "{status:?}\n{out}\n--- server\n{}\n--- relay {}",
-        std::fs::read_to_string(&srv_log).unwrap_or_default(),
+        read(&bulk.log),
         relay.stats.line()
     );
     let c = |k: &str| counter(&out, k);
@@ -635,6 +477,11 @@ while True:
     c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
 "#;
 
+/// [`ECHO_SERVER`] on the peer, listening.
+fn echo_server(t: &OnePeer) -> wg::Bg {
+    wg::peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100).0
+}
+
 const FLOW_CAP_CLIENT: &str = r#"
 import errno, socket, sys
 held = [socket.create_connection(("10.77.0.1", 9100), timeout=30) for _ in range(4)]
@@ -664,40 +511,13 @@ print("PASS")
 #[test]
 fn flow_cap_refuses_new_connects_with_enobufs_and_keeps_old_flows() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("c");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let py = common::bins().python.display().to_string();
-    let srv = tmp.write("echo.py", ECHO_SERVER);
-    let cli = tmp.write("cap.py", FLOW_CAP_CLIENT);
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &tmp.join("echo.log"));
-    peer.ns.wait_tcp_listen(9100);
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
-    );
+    let t = OnePeer::new("c");
+    let py = python();
+    let cli = t.tmp.write("cap.py", FLOW_CAP_CLIENT);
+    let _srv = echo_server(&t);
+    let conf = t.conf("wg0.conf", Conf::V4);
     let out = wrapguard_limit(
-        &client,
+        &t.client,
         &conf,
         &["--log-level=debug", "--test-max-flows=4"],
         &[&py, &cli.display().to_string()],
@@ -737,69 +557,34 @@ print("PASS")
 #[test]
 fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("m");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
+    let t = OnePeer::with(
+        "m",
+        PeerOpts {
             // The peer speaks first after it moved.
             extra_peer_args: &["persistent-keepalive", "1"],
+            ..PeerOpts::default()
         },
     );
-    let py = common::bins().python.display().to_string();
-    let srv = tmp.write("echo.py", ECHO_SERVER);
-    let cli = tmp.write("tick.py", TICK_CLIENT);
-    let _srv = peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &tmp.join("echo.log"));
-    peer.ns.wait_tcp_listen(9100);
-    let upstream = peer.endpoint().parse().expect("endpoint");
-    let relay1 = Relay::start(&client.name, upstream, Faults::default(), seed());
+    let py = python();
+    let cli = t.tmp.write("tick.py", TICK_CLIENT);
+    let _srv = echo_server(&t);
+    let upstream = t.peer.endpoint().parse().expect("endpoint");
     let port = 51_901u16;
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\nListenPort = {port}\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public, relay1.addr
-        ),
-    );
-    let b = common::bins();
-    let log = tmp.join("wrapguard.log");
-    let mut run = client.spawn(
-        &[
-            "timeout",
-            "200",
-            &b.wrapguard.display().to_string(),
-            "--config",
-            &conf.display().to_string(),
-            "--log-level=debug",
-            "--",
-            &py,
-            &cli.display().to_string(),
-        ],
+    let (relay1, conf) = through_relay(&t, Faults::default(), &format!("ListenPort = {port}"));
+    let log = t.tmp.join("wrapguard.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
+        &[&py, &cli.display().to_string()],
         &log,
+        200,
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while relay1.stats.forwarded.load(Ordering::Relaxed) < 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no traffic: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    relay1.wait_forwarded(20, 60, &log);
     std::thread::sleep(Duration::from_secs(2));
     // The move: the old path dies, the peer now talks from 127.0.0.2:R2.
     let relay2 = Relay::start_at(
-        &client.name,
+        &t.client.name,
         "127.0.0.2:0".parse().expect("addr"),
         upstream,
         Faults::default(),
@@ -808,18 +593,18 @@ fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
     );
     drop(relay1);
     let outer = format!("192.168.77.2:{}", relay2.outer.port());
-    let out = peer.ns.run(&[
+    let out = t.peer.ns.run(&[
         "wg",
         "set",
-        &peer.ifname,
+        &t.peer.ifname,
         "peer",
-        &ours.public,
+        &t.ours.public,
         "endpoint",
         &outer,
     ]);
     assert!(out.status.success(), "{}", show(&out));
     let status = wait_exit(&mut run.child, 220);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = read(&log);
     assert!(
         status.is_some_and(|s| s.success()) && text.lines().any(|l| l == "PASS"),
         "{status:?}\n{text}\n--- relay2 {}",

@@ -25,7 +25,12 @@
 //! of the test, after its processes are killed, the guard's verdict fails
 //! the test with every leaked packet (src, dst, protocol, ports) listed.
 //!
-//! A test using the harness needs nothing more. What it can do:
+//! Most tests start from [`OnePeer`] (client namespace + peer 1 + keys +
+//! temp dir) and write their config with [`OnePeer::conf`] from
+//! [`Conf::DUAL`] or [`Conf::V4`]; tests with several peers call
+//! [`WgPeer::new`] on one client namespace.
+//!
+//! A test using the harness needs nothing more for the leak guard. What it can do:
 //! - `client.leak_guard().expect_leaks_to(&["10.98.0.1"], || …)` when it
 //!   *means* to send something to the host network (a positive control,
 //!   a destination no rule carries): the closure's packets to those
@@ -41,12 +46,14 @@
 
 mod leakguard;
 mod netns;
+mod one_peer;
 mod peer;
 mod sniff;
 mod tempdir;
 
 pub use leakguard::{Leak, LeakGuard};
 pub use netns::{on_path, sh, Bg, Netns};
+pub use one_peer::{read, Conf, Endpoint, OnePeer, PeerOpts, OUR_ALLOWED, OUR_V4};
 pub use peer::{keys, wireguard_go, Keys, PeerSetup, WgPeer};
 pub use tempdir::TempDir;
 

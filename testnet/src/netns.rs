@@ -156,6 +156,20 @@ impl Netns {
         (va, vb)
     }
 
+    /// The pid of a process in the namespace whose command is `comm`.
+    pub fn pid_named(&self, comm: &str) -> Option<i32> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+            })
+    }
+
     /// Waits until something listens on TCP `port` in the namespace.
     pub fn wait_tcp_listen(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(10);

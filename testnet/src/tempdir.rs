@@ -34,6 +34,16 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// A web root `name` inside whose `index.html` is `text`.
+    pub fn webroot(&self, name: &str, text: &str) -> PathBuf {
+        let d = self.join(name);
+        std::fs::create_dir_all(&d).expect("webroot");
+        std::fs::write(d.join("index.html"), text).expect("index.html");
+        d
+    }
+}
+
 impl Default for TempDir {
     fn default() -> Self {
         TempDir::new()

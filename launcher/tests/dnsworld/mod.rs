@@ -7,7 +7,8 @@
 
 #![allow(dead_code)]
 
-use crate::wg::{token, Bg, Netns, PeerSetup, TempDir, WgPeer};
+pub use crate::wg::read;
+use crate::wg::{show, token, Bg, Conf, OnePeer};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,9 +54,9 @@ while True:
 /// The world of one test: peer with dnsmasq + HTTP server, client
 /// namespace with the counting host resolver.
 pub struct World {
-    pub peer: WgPeer,
-    pub client: Netns,
-    pub tmp: TempDir,
+    /// Client namespace, peer, keys and files; `w.client`, `w.peer`,
+    /// `w.tmp` reach them through `Deref`.
+    pub t: OnePeer,
     pub netns_etc: PathBuf,
     pub host_log: PathBuf,
     pub _host: Bg,
@@ -68,6 +69,19 @@ pub struct World {
     pub ours_private: String,
     pub tok: String,
     pub _http: Bg,
+}
+
+impl std::ops::Deref for World {
+    type Target = OnePeer;
+    fn deref(&self) -> &OnePeer {
+        &self.t
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut OnePeer {
+        &mut self.t
+    }
 }
 
 impl Drop for World {
@@ -85,21 +99,8 @@ pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 pub fn world() -> World {
-    let tmp = TempDir::new();
-    let client = Netns::new("d");
-    let ours = crate::wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
+    let t = OnePeer::new("d");
+    let (client, tmp) = (&t.client, &t.tmp);
     // The client namespace's host resolver: ours, counting.
     let netns_etc = PathBuf::from("/etc/netns").join(&client.name);
     std::fs::create_dir_all(&netns_etc).expect("/etc/netns/<ns>");
@@ -128,15 +129,11 @@ pub fn world() -> World {
     let short = format!("n{}", n.replace(['-', '_'], "").trim_start_matches("token"));
     let name = format!("{short}.only-tunnel.test");
     let tok = token("page");
-    let root = tmp.join("www");
-    std::fs::create_dir_all(&root).expect("webroot");
-    std::fs::write(root.join("index.html"), &tok).expect("index.html");
-    let http = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let (http, _) = t.serve_page(&tok, "0.0.0.0");
     let dnsmasq_log = tmp.join("dnsmasq.log");
+    let ours_private = t.ours.private.clone();
     let mut w = World {
-        peer,
-        client,
-        tmp,
+        t,
         netns_etc,
         host_log,
         _host: host,
@@ -144,7 +141,7 @@ pub fn world() -> World {
         dnsmasq_log,
         name,
         short,
-        ours_private: ours.private,
+        ours_private,
         tok,
         _http: http,
     };
@@ -224,16 +221,30 @@ impl World {
     }
 
     pub fn conf_with(&self, dns_line: String) -> PathBuf {
-        self.tmp.write(
+        self.t.conf(
             &format!("wg{}.conf", dns_line.len()),
-            &format!(
-                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{dns_line}\n\
-                 [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
-                self.ours_private,
-                self.peer.keys.public,
-                self.peer.endpoint()
-            ),
+            Conf {
+                interface: &dns_line,
+                ..Conf::DUAL
+            },
         )
+    }
+
+    /// Control run of `py` (a raw query script taking `HOST name`) without
+    /// wrapguard: the host listener answers (`want` in the output) and
+    /// counts it. Returns the host's queries so far.
+    pub fn control_query(&self, py: &Path, want: &str) -> Vec<String> {
+        let out = self
+            .client
+            .run(&["python3", &py.display().to_string(), HOST_NS, &self.name]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(want),
+            "control run: {}",
+            show(&out)
+        );
+        let before = self.host_queries();
+        assert!(!before.is_empty());
+        before
     }
 
     /// Queries the host resolver has seen so far.
@@ -244,10 +255,6 @@ impl World {
             .map(str::to_string)
             .collect()
     }
-}
-
-pub fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
 }
 
 pub fn skip_without_dnsmasq() -> bool {

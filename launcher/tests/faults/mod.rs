@@ -49,6 +49,18 @@ pub struct Faults {
     pub queue_limit: Option<Duration>,
 }
 
+impl Faults {
+    /// No faults but a drop-tail bottleneck of `rate` bytes per second
+    /// (100 ms of queue): keeps a transfer going long enough to act on it.
+    pub fn bottleneck(rate: u64) -> Faults {
+        Faults {
+            rate: Some(rate),
+            queue_limit: Some(Duration::from_millis(100)),
+            ..Faults::default()
+        }
+    }
+}
+
 /// Counters of what the relay did (both directions).
 #[derive(Debug, Default)]
 pub struct RelayStats {
@@ -233,6 +245,23 @@ impl Relay {
             stats,
             stop,
             thread: Some(thread),
+        }
+    }
+}
+
+impl Relay {
+    /// Waits up to `secs` until the relay has forwarded `n` datagrams;
+    /// panics with the text of `log` (wrapguard's) otherwise.
+    pub fn wait_forwarded(&self, n: u64, secs: u64, log: &std::path::Path) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.stats.forwarded.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no traffic through the relay ({}): {}",
+                self.stats.line(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -112,3 +112,122 @@ assert got == N and h.hexdigest() == want, "download mismatch %d" % got
 print("UP %.2f s %.1f Mbit/s DOWN %.2f s %.1f Mbit/s" % (up, N * 8 / up / 1e6, down, N * 8 / down / 1e6))
 print("PASS")
 "#;
+
+/// The real python3 executable, as an argument.
+pub fn python() -> String {
+    crate::common::bins().python.display().to_string()
+}
+
+/// Starts `timeout secs wrapguard --config conf [flags] -- argv` in `ns` in
+/// the background, output to `log`.
+pub fn spawn_wrapguard(
+    ns: &Netns,
+    conf: &Path,
+    flags: &[&str],
+    argv: &[&str],
+    log: &Path,
+    secs: u32,
+) -> Bg {
+    let b = crate::common::bins();
+    let wg = b.wrapguard.display().to_string();
+    let c = conf.display().to_string();
+    let limit = secs.to_string();
+    let mut v: Vec<&str> = vec!["timeout", &limit, &wg, "--config", &c];
+    v.extend_from_slice(flags);
+    v.push("--");
+    v.extend_from_slice(argv);
+    ns.spawn(&v, log)
+}
+
+/// `curl` in `ns`, retried for up to `secs` until it gets an answer (a
+/// wrapped server that is still starting resets or does not answer).
+pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
+    let limit = secs.to_string();
+    ns.run(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "5",
+        "--retry",
+        "40",
+        "--retry-delay",
+        "0",
+        "--retry-all-errors",
+        "--retry-max-time",
+        &limit,
+        url,
+    ])
+}
+
+/// Waits up to `secs` for a line of `path` that starts with one of `what`
+/// (so a logged command line quoting a script does not count); returns
+/// that line, or "" on timeout.
+pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let s = read(path);
+        if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
+            return l.to_string();
+        }
+        if std::time::Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// [`BULK_SERVER`] running on the peer for `n` bytes, and the path of
+/// [`BULK_CLIENT`] to run wrapped.
+pub struct Bulk {
+    /// The server (killed on drop).
+    pub server: Bg,
+    /// Its output.
+    pub log: std::path::PathBuf,
+    /// The client script.
+    pub client: String,
+    /// Bytes each way, as an argument.
+    pub n: String,
+}
+
+/// Starts [`BULK_SERVER`] for `n` bytes in `peer`'s namespace and waits
+/// until it listens.
+pub fn bulk_server(peer: &WgPeer, tmp: &TempDir, n: usize) -> Bulk {
+    let py = python();
+    let srv_py = tmp.write("bulk_server.py", BULK_SERVER);
+    let client = tmp
+        .write("bulk_client.py", BULK_CLIENT)
+        .display()
+        .to_string();
+    let log = tmp.join("bulk.log");
+    let n = n.to_string();
+    let server = peer
+        .ns
+        .spawn(&[&py, &srv_py.display().to_string(), &n], &log);
+    peer.ns.wait_tcp_listen(9002);
+    Bulk {
+        server,
+        log,
+        client,
+        n,
+    }
+}
+
+/// Runs the python `script` (unbuffered) in `peer`'s namespace, output to
+/// `<name>.log` in `tmp`, and waits until it listens on TCP `port`.
+/// Returns the process and its log.
+pub fn peer_server(
+    peer: &WgPeer,
+    tmp: &TempDir,
+    name: &str,
+    script: &str,
+    port: u16,
+) -> (Bg, std::path::PathBuf) {
+    let file = tmp.write(&format!("{name}.py"), script);
+    let log = tmp.join(&format!("{name}.log"));
+    let bg = peer
+        .ns
+        .spawn(&[&python(), "-u", &file.display().to_string()], &log);
+    peer.ns.wait_tcp_listen(port);
+    (bg, log)
+}
