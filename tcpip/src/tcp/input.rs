@@ -5,9 +5,11 @@
 //! (acceptability table), RFC 5961 §3–§5 (RST/SYN challenge ACKs, ACK
 //! acceptability), RFC 7323 §5 (PAWS), §4.3 (TS.Recent update), RFC 6675
 //! §5 (entering loss recovery), RFC 6582 §3.2 (NewReno partial ACKs),
+//! RFC 8985 §6.2 (RACK on every ACK), §7.4 (TLP episodes), RFC 2883 §4
+//! (sending and reading DSACK), RFC 6937 (PRR),
 //! RFC 1337 (ignore RST in TIME-WAIT).
 
-use super::{ev, Seq, State, Tcb, Timer};
+use super::{ev, Prr, Seq, State, Tcb, Timer};
 use crate::error::Error;
 use crate::wire::tcp::{Flags, Repr};
 use std::time::{Duration, Instant};
@@ -141,6 +143,10 @@ impl Tcb {
             } else {
                 if !f.has(Flags::RST) {
                     self.ack_now = true;
+                    if !payload.is_empty() && seq + payload.len() <= nxt && self.sack_ok {
+                        // Already received: say so (DSACK, RFC 2883 §4).
+                        self.dsack = Some((seq, seq + payload.len()));
+                    }
                     if self.state == State::TimeWait && fin {
                         self.timers.set(Timer::Linger, now + self.cfg.time_wait);
                     }
@@ -151,6 +157,10 @@ impl Tcb {
         // Trim to the window: drop what we already have on the left...
         if seq < nxt {
             let skip = (nxt - seq).min(payload.len());
+            if skip > 0 && self.sack_ok && !f.has(Flags::RST) {
+                // The part we had already (DSACK, RFC 2883 §4.1).
+                self.dsack = Some((seq, seq + skip));
+            }
             payload = &payload[skip..];
             seq = nxt;
             if f.has(Flags::SYN) {
@@ -368,6 +378,10 @@ impl Tcb {
             // Out of order: place it and remember the range; ACK at once
             // with SACK (RFC 5681 §4.2).
             let end = seq + payload.len();
+            if self.sack_ok && self.ooo.containing(seq).is_some_and(|e| e >= end) {
+                // A duplicate of out-of-order data (DSACK, RFC 2883 §4.1).
+                self.dsack = Some((seq, end));
+            }
             if self.ooo.insert(seq, end) {
                 // Fits: the payload was trimmed to the window above.
                 self.rx.write_at(off, payload);
@@ -378,17 +392,44 @@ impl Tcb {
 
     fn process_ack(&mut self, now: Instant, seg: &Repr<'_>, seq: Seq, ack: Seq, pure: bool) {
         let window = usize::from(seg.window) << self.snd_wscale;
-        // SACK scoreboard (RFC 6675 §4).
+        let mss = self.payload_mss();
+        // SACK scoreboard (RFC 6675 §4) and DSACK (RFC 2883 §4): a first
+        // block below the cumulative ACK, or inside the second block,
+        // reports a duplicate.
+        self.rack.start_ack();
+        let mut delivered = 0;
         let mut new_sack = false;
+        let mut dsack = false;
         if self.sack_ok {
             let o = &seg.options;
-            for &(l, r) in &o.sack[..usize::from(o.sack_len)] {
+            let blocks = &o.sack[..usize::from(o.sack_len).min(o.sack.len())];
+            for (k, &(l, r)) in blocks.iter().enumerate() {
                 let (l, r) = (Seq(l), Seq(r));
-                if l < r && l >= ack && r <= self.snd_max && self.sacked.bytes_above(l) < r - l {
-                    new_sack |= self.sacked.insert(l, r);
+                if k == 0 {
+                    let inside_next = blocks
+                        .get(1)
+                        .is_some_and(|&(l2, r2)| Seq(l2) <= l && r <= Seq(r2));
+                    if l < r && (r <= ack || inside_next) {
+                        dsack = true;
+                        // Duplicates we did not cause by retransmitting
+                        // (the network copied a packet) say nothing about
+                        // reordering (as Linux's tcp_dsack_seen).
+                        self.dsack_dups += ((r - l) / mss.max(1)).max(1) as u64;
+                        if self.dsack_dups <= self.retransmits {
+                            self.rack.on_dsack(self.snd_una, self.snd_max);
+                            self.dsack_undo_step();
+                        }
+                        continue;
+                    }
+                }
+                if l < r && l >= ack && r <= self.snd_max {
+                    let n = self.sent.sack(l, r, &mut self.rack, now);
+                    new_sack |= n > 0;
+                    delivered += n;
                 }
             }
         }
+        let una_before = self.snd_una;
         if ack > self.snd_una {
             let acked = ack - self.snd_una;
             let data_acked = (ack - self.tx_base).min(self.tx.len());
@@ -405,41 +446,44 @@ impl Tcb {
             if self.snd_nxt < ack {
                 self.snd_nxt = ack;
             }
-            if self.high_rxt < ack {
-                self.high_rxt = ack;
-            }
-            self.sacked.remove_below(ack);
+            delivered += self.sent.ack(ack, &mut self.rack, now);
             self.take_rtt_sample(now, seg, ack);
             if let (Some((saved, retx_ts)), Some((_, ecr))) = (&self.undo, seg.options.timestamp) {
                 // Eifel detection (RFC 3522): the ACK echoes a timestamp from
-                // before the retransmission, so the original arrived.
+                // before the retransmission, so the original arrived: the
+                // window comes back; the episode goes on for other holes.
                 if (ecr.wrapping_sub(*retx_ts) as i32) < 0 {
                     self.cc = saved.clone();
-                    self.recovery = None;
-                    self.dupacks = 0;
+                    self.prr = None;
                 }
                 self.undo = None;
             }
             match self.recovery {
                 Some(recover) if ack >= recover => {
                     self.recovery = None;
-                    self.rxt_round_mark = None;
+                    self.prr = None;
                     self.dupacks = 0;
                 }
                 Some(_) => {
-                    // Partial ACK (RFC 6582 §3.2 step 5): retransmit the next hole.
+                    // Partial ACK (RFC 6582 §3.2 step 5): without SACK,
+                    // the next hole is the segment at the new SND.UNA.
                     if !self.sack_ok {
-                        self.high_rxt = self.snd_una;
+                        self.sent.mark_first_lost();
                     }
                 }
                 None => {
-                    let cwnd_limited = flight_before + self.payload_mss() >= self.cc.window();
+                    let cwnd_limited = flight_before + mss >= self.cc.window();
                     self.cc.on_ack(now, acked, self.rtt.srtt(), cwnd_limited);
                     self.dupacks = 0;
                 }
             }
             self.backoff = 0;
             self.retries = 0;
+            if self.recovery.is_none() && self.snd_una >= self.recover_prev {
+                if let Some(since) = self.loss_since.take() {
+                    self.recovery_time += now.saturating_duration_since(since);
+                }
+            }
             if self.snd_una >= self.snd_max {
                 self.timers.stop(Timer::Rto);
             } else {
@@ -451,40 +495,40 @@ impl Tcb {
             && (window == self.snd_wnd || new_sack)
         {
             self.dupacks += 1;
+            if !self.sack_ok {
+                // RFC 6937 §3.1: without SACK a duplicate ACK stands for
+                // one delivered segment.
+                delivered += mss;
+            }
         }
         if ack == self.snd_una && window == 0 {
             self.retries = 0; // the peer is alive and answering probes
         }
 
-        // Lost retransmission: data sent after the last retransmission round
-        // is SACKed (DupThresh segments' worth) while a hole is still open.
-        if let (Some(_), Some(mark)) = (self.recovery, self.rxt_round_mark) {
-            if self.sacked.bytes_above(mark) >= DUP_THRESH as usize * self.payload_mss() {
-                self.high_rxt = self.snd_una;
-                self.rxt_round_mark = None;
-            }
-        }
+        self.tlp_ack(ack, una_before, dsack, new_sack);
 
-        // Enter loss recovery (RFC 5681 §3.2, RFC 6675 §5, RFC 6582 §3.2 step 2).
-        if self.recovery.is_none() && self.snd_una >= self.recover_prev {
-            let sack_loss = self.sack_ok
-                && self.sacked.total() > (DUP_THRESH as usize - 1) * self.payload_mss();
-            if self.dupacks >= DUP_THRESH || sack_loss {
-                let flight = self.snd_max - self.snd_una;
-                self.undo = if self.ts_ok {
-                    Some((self.cc.clone(), self.ts_now(now)))
-                } else {
-                    None
-                };
-                self.cc.on_congestion(flight);
-                self.recovery = Some(self.snd_max);
-                self.rxt_round_mark = None;
-                self.recover_prev = self.snd_max;
-                self.high_rxt = self.snd_una;
-                self.rtt_seq = None;
-                self.recoveries += 1;
-            }
+        // Loss detection: RACK (RFC 8985 §6.2) with or without SACK, and
+        // fast retransmit on DupThresh duplicate ACKs without SACK
+        // (RFC 5681 §3.2).
+        if !self.sack_ok
+            && self.dupacks == DUP_THRESH
+            && self.recovery.is_none()
+            && self.snd_una >= self.recover_prev
+        {
+            self.sent.mark_first_lost();
+            self.enter_recovery(now);
         }
+        if self.sent.has_sacked()
+            || self.recovery.is_some()
+            || self.snd_una < self.recover_prev
+            || self.timers.is_set(Timer::Reorder)
+        {
+            self.detect_losses(now);
+        }
+        if let Some(p) = &mut self.prr {
+            p.on_ack(delivered, self.sent.pipe(self.snd_max - self.snd_una), mss);
+        }
+        self.arm_probe(now);
 
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -499,6 +543,95 @@ impl Tcb {
                     self.backoff = 0;
                 }
             }
+        }
+    }
+
+    /// RACK loss detection (RFC 8985 §6.2 steps 4–6): marks lost segments,
+    /// arms the reordering timer for those that may still arrive, and
+    /// starts fast recovery on a first loss.
+    pub(crate) fn detect_losses(&mut self, now: Instant) {
+        if !self.is_synchronized() {
+            return;
+        }
+        let recovering = self.recovery.is_some() || self.snd_una < self.recover_prev;
+        let dupthresh = self.sent.sacked_bytes() >= DUP_THRESH as usize * self.payload_mss();
+        let reo = self.rack.reo_wnd(recovering, dupthresh, self.rtt.srtt());
+        let scan = self.sent.detect_losses(&self.rack, reo, now);
+        match scan.timeout {
+            Some(at) => self.timers.set(Timer::Reorder, at),
+            None => self.timers.stop(Timer::Reorder),
+        }
+        if scan.newly_lost > 0 {
+            self.timers.stop(Timer::Probe);
+            if self.recovery.is_none() && self.snd_una >= self.recover_prev {
+                self.enter_recovery(now);
+            }
+        }
+    }
+
+    /// Enters fast recovery (RFC 6675 §5 step 4, RFC 6582 §3.2 step 2):
+    /// one window reduction for every loss below the recovery point,
+    /// paced by PRR (RFC 6937).
+    fn enter_recovery(&mut self, now: Instant) {
+        let flight = self.snd_max - self.snd_una;
+        self.undo = if self.ts_ok {
+            Some((self.cc.clone(), self.ts_now(now)))
+        } else {
+            None
+        };
+        self.dsack_undo = Some((self.cc.clone(), 0));
+        self.cc.on_congestion(flight);
+        self.prr = Some(Prr::new(flight, self.cc.ssthresh(), self.payload_mss()));
+        self.recovery = Some(self.snd_max);
+        self.recover_prev = self.snd_max;
+        self.rtt_seq = None;
+        self.recoveries += 1;
+        self.rack.on_recovery();
+        self.tlp = None;
+        self.loss_since.get_or_insert(now);
+    }
+
+    /// One retransmission of the last recovery was a duplicate (DSACK):
+    /// when that was the last one outstanding, none was needed, and the
+    /// window comes back (RFC 3708 §3, as Linux's undo_retrans).
+    fn dsack_undo_step(&mut self) {
+        if let Some((saved, n)) = &mut self.dsack_undo {
+            if *n == 0 {
+                return;
+            }
+            *n -= 1;
+            if *n == 0 {
+                if saved.window() > self.cc.window() {
+                    self.cc = saved.clone();
+                    self.prr = None;
+                }
+                self.dsack_undo = None;
+                self.undo = None;
+            }
+        }
+    }
+
+    /// Ends a tail loss probe episode (RFC 8985 §7.4): a probe of new
+    /// data, or one whose duplicate the peer reported (DSACK), needed
+    /// nothing; an ACK that covers a retransmitted probe without a DSACK
+    /// means the probe repaired a loss, so the window is reduced once; a
+    /// pure duplicate ACK means both copies arrived.
+    fn tlp_ack(&mut self, ack: Seq, una_before: Seq, dsack: bool, new_sack: bool) {
+        let Some((end, retrans)) = self.tlp else {
+            return;
+        };
+        if !retrans || dsack {
+            if ack >= end || dsack {
+                self.tlp = None;
+            }
+            return;
+        }
+        if ack >= end && ack > una_before {
+            let flight = (self.snd_max - self.snd_una).max(end - una_before);
+            self.cc.on_congestion(flight);
+            self.tlp = None;
+        } else if ack == una_before && !new_sack && ack >= end {
+            self.tlp = None;
         }
     }
 

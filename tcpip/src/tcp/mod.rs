@@ -3,14 +3,17 @@
 //! Read first: RFC 9293 §3.3.2 (state diagram), §3.10 (event processing),
 //! RFC 5961 (blind RST/SYN/data protections), RFC 6528 (ISNs), RFC 7323
 //! (window scale, timestamps, PAWS), RFC 2018 + RFC 6675 (SACK and SACK
-//! loss recovery), RFC 6298 (RTO), RFC 5681 + RFC 6582 (fast retransmit,
-//! NewReno), RFC 9438 (CUBIC), RFC 1122 §4.2.3.2 (delayed ACK),
+//! loss recovery), RFC 2883 (DSACK), RFC 8985 (RACK-TLP loss detection and
+//! tail loss probes), RFC 6937 (proportional rate reduction), RFC 6298
+//! (RTO), RFC 5681 + RFC 6582 (fast retransmit, NewReno), RFC 9438 (CUBIC), RFC 1122 §4.2.3.2 (delayed ACK),
 //! §4.2.2.17 (zero-window probes), §4.2.3.6 (keepalive), RFC 1337 (TIME-WAIT
 //! assassination).
 //!
 //! Layout: this file holds the control block, its configuration, the
 //! application-facing operations and the timers; `input.rs` processes
-//! arriving segments, `output.rs` decides the next segment to send.
+//! arriving segments, `output.rs` decides the next segment to send,
+//! `sent.rs` keeps one record per segment in flight, `rack.rs` decides
+//! when one is lost, `prr.rs` paces sending during recovery.
 //!
 //! Driving order (by the stack): `process` for each arriving segment,
 //! `handle_timeout` when `poll_at` has passed, then `poll_segment` until it
@@ -20,16 +23,22 @@
 pub mod congestion;
 mod input;
 mod output;
+mod prr;
+mod rack;
 pub mod ranges;
 pub mod rtt;
+mod sent;
 pub mod seq;
 
 use crate::error::Error;
 use crate::ring::RingBuffer;
 use crate::wire::tcp::Options;
 use congestion::Cubic;
+use prr::Prr;
+use rack::Rack;
 use ranges::RangeSet;
 use rtt::RttEstimator;
+use sent::SentLog;
 pub use seq::Seq;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -129,9 +138,14 @@ pub(crate) enum Timer {
     Keepalive = 2,
     /// TIME-WAIT or FIN-WAIT-2 expiry.
     Linger = 3,
+    /// RACK reordering timer: a segment may be declared lost then
+    /// (RFC 8985 §6.2 step 6).
+    Reorder = 4,
+    /// Tail loss probe (RFC 8985 §7.2).
+    Probe = 5,
 }
 
-const TIMER_COUNT: usize = 4;
+const TIMER_COUNT: usize = 6;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable([Option<Instant>; TIMER_COUNT]);
@@ -145,6 +159,9 @@ impl TimerTable {
     }
     pub(crate) fn is_set(&self, t: Timer) -> bool {
         self.0[t as usize].is_some()
+    }
+    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
+        self.0[t as usize]
     }
     pub(crate) fn next(&self) -> Option<Instant> {
         self.0.iter().flatten().min().copied()
@@ -221,18 +238,34 @@ pub struct Tcb {
     retries: u32,
     rtt_seq: Option<(Seq, Instant)>,
     dupacks: u32,
+    /// The recovery point of the fast recovery in progress.
     recovery: Option<Seq>,
+    /// The recovery point of the last loss episode (fast recovery or RTO):
+    /// no new window reduction for losses below it (RFC 6582 §3.2).
     recover_prev: Seq,
-    high_rxt: Seq,
     /// Congestion state before the current recovery and the TSval of its
     /// first retransmission, to undo a spurious recovery (RFC 3522 Eifel).
     undo: Option<(Cubic, u32)>,
-    /// SND.MAX when every hole had been retransmitted once; SACKs for data
-    /// above it while a hole stays open mean a retransmission was lost.
-    rxt_round_mark: Option<Seq>,
+    /// Congestion state before the last recovery and how many of its
+    /// retransmissions the peer has not yet reported as duplicates: when
+    /// every one was (DSACK), the recovery was spurious and is undone
+    /// (RFC 3708 §3).
+    dsack_undo: Option<(Cubic, u32)>,
     /// Challenge ACKs sent in the current one-second window.
     challenge: Option<(Instant, u32)>,
-    sacked: RangeSet,
+    /// One record per segment between SND.UNA and SND.MAX.
+    sent: SentLog,
+    rack: Rack,
+    /// Proportional rate reduction while in fast recovery.
+    prr: Option<Prr>,
+    /// SND.MAX when the outstanding tail loss probe left, and whether it
+    /// was a retransmission (TLP.end_seq, TLP.is_retrans; RFC 8985 §7).
+    tlp: Option<(Seq, bool)>,
+    /// The probe timer fired: the next segment is a tail loss probe.
+    probe_due: bool,
+    /// A duplicate segment arrived: report it as the first SACK block of
+    /// the next ACK (DSACK, RFC 2883 §4).
+    dsack: Option<(Seq, Seq)>,
     force_probe: bool,
     keepalive_due: bool,
     keepalive_sent: u32,
@@ -256,6 +289,15 @@ pub struct Tcb {
     pub(crate) retransmits: u64,
     pub(crate) rto_count: u64,
     pub(crate) recoveries: u64,
+    /// Segments the peer reported as received twice (DSACK).
+    dsack_dups: u64,
+    /// Tail loss probes sent.
+    pub(crate) probes: u64,
+    /// When the current loss episode (fast recovery or RTO recovery)
+    /// began; it ends when SND.UNA reaches its recovery point.
+    loss_since: Option<Instant>,
+    /// Time spent in finished loss episodes.
+    recovery_time: Duration,
 }
 
 /// Per-connection diagnostics.
@@ -267,6 +309,12 @@ pub struct TcpInfo {
     pub rto_count: u64,
     /// Fast-recovery episodes.
     pub recoveries: u64,
+    /// Time spent recovering from losses (fast recovery and after
+    /// retransmission timeouts, until the data outstanding when the loss
+    /// was detected is acknowledged); finished episodes only.
+    pub recovery_time: Duration,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub probes: u64,
     /// Congestion window in bytes.
     pub cwnd: usize,
     /// Smoothed RTT.
@@ -345,11 +393,15 @@ impl Tcb {
             dupacks: 0,
             recovery: None,
             recover_prev: iss,
-            high_rxt: iss,
             undo: None,
-            rxt_round_mark: None,
+            dsack_undo: None,
             challenge: None,
-            sacked: RangeSet::new(),
+            sent: SentLog::new(cfg.tx_buffer / 512 + 64),
+            rack: Rack::default(),
+            prr: None,
+            tlp: None,
+            probe_due: false,
+            dsack: None,
             force_probe: false,
             keepalive_due: false,
             keepalive_sent: 0,
@@ -368,6 +420,10 @@ impl Tcb {
             retransmits: 0,
             rto_count: 0,
             recoveries: 0,
+            dsack_dups: 0,
+            probes: 0,
+            loss_since: None,
+            recovery_time: Duration::ZERO,
         }
     }
 
@@ -450,9 +506,9 @@ impl Tcb {
         if new < self.mss {
             self.mss = new;
             self.cc.set_mss(self.payload_mss());
-            // Retransmit what was sent with the bigger size at once.
+            // Retransmit what was sent with the bigger size at once (the
+            // timeout marks it lost; it is cut to the new size on the way).
             if self.snd_max > self.snd_una {
-                self.snd_nxt = self.snd_una;
                 self.timers.set(Timer::Rto, now);
             }
         }
@@ -508,6 +564,7 @@ impl Tcb {
         if self.app_closed {
             self.tx.release();
             self.rx.release();
+            self.sent.release();
         }
     }
 
@@ -519,6 +576,7 @@ impl Tcb {
             // Nothing more will be sent or read: give the memory back.
             self.tx.release();
             self.rx.release();
+            self.sent.release();
         }
         self.events |= ev::CLOSED;
     }
@@ -542,7 +600,10 @@ impl Tcb {
             || (matches!(self.state, State::SynSent | State::SynReceived)
                 && self.snd_nxt == self.iss)
             || (self.is_synchronized()
-                && (self.tx_base + self.tx.len() > self.snd_nxt || self.fin_pending()))
+                && (self.tx_base + self.tx.len() > self.snd_nxt
+                    || self.fin_pending()
+                    || self.probe_due
+                    || self.sent.lost_bytes() > 0))
     }
 
     fn is_synchronized(&self) -> bool {
@@ -668,6 +729,7 @@ impl Tcb {
         if matches!(self.state, State::Closed) {
             self.tx.release();
             self.rx.release();
+            self.sent.release();
         }
     }
 
@@ -689,6 +751,7 @@ impl Tcb {
         if self.app_closed {
             self.tx.release();
             self.rx.release();
+            self.sent.release();
         }
     }
 
@@ -706,6 +769,18 @@ impl Tcb {
         }
         if self.timers.expired(Timer::Rto, now) {
             self.on_rto(now);
+        }
+        if self.timers.expired(Timer::Reorder, now) {
+            self.detect_losses(now);
+            // Losses found without an ACK: PRR releases the next segment as
+            // for an ACK that delivered nothing.
+            let (pipe, mss) = (self.pipe(), self.payload_mss());
+            if let Some(p) = &mut self.prr {
+                p.on_ack(0, pipe, mss);
+            }
+        }
+        if self.timers.expired(Timer::Probe, now) {
+            self.on_probe_timeout(now);
         }
         if self.timers.expired(Timer::Keepalive, now) {
             self.on_keepalive(now);
@@ -759,24 +834,32 @@ impl Tcb {
         }
         if self.backoff >= 2 {
             // Guard against a receiver that reneged on SACKed data.
-            self.sacked.clear();
+            self.sent.clear_sacks();
         }
         self.recovery = None;
+        self.prr = None;
         self.undo = None;
-        self.rxt_round_mark = None;
+        self.dsack_undo = None;
+        self.tlp = None;
+        self.probe_due = false;
+        self.timers.stop(Timer::Probe);
+        self.timers.stop(Timer::Reorder);
         self.recover_prev = self.snd_max;
         self.dupacks = 0;
         self.rtt_seq = None;
-        self.high_rxt = self.snd_una;
-        self.snd_nxt = if self.is_synchronized() {
-            self.snd_una
+        if self.is_synchronized() {
+            // RFC 8985 §6.3: the first segment and every one older than
+            // RACK.rtt + reo_wnd are lost; retransmitted in order, within
+            // the one-segment window.
+            let reo = self.rack.reo_wnd(true, false, self.rtt.srtt());
+            self.sent.mark_lost_on_rto(self.rack.rtt() + reo, now);
         } else {
-            self.iss
-        };
+            self.snd_nxt = self.iss;
+        }
         self.timers
             .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
-        self.retransmits += 1;
         self.rto_count += 1;
+        self.loss_since.get_or_insert(now);
     }
 
     fn on_keepalive(&mut self, now: Instant) {
@@ -800,6 +883,43 @@ impl Tcb {
             self.timers
                 .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
         }
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) after new data was sent or
+    /// an ACK arrived: only with SACK, with an RTT sample, outside loss
+    /// recovery, with no probe outstanding, and when it would fire before
+    /// the RTO.
+    fn arm_probe(&mut self, now: Instant) {
+        let outstanding = self.snd_max - self.snd_una;
+        let open = self.recovery.is_none()
+            && self.snd_una >= self.recover_prev
+            && self.sent.lost_bytes() == 0;
+        if !self.sack_ok
+            || !open
+            || self.tlp.is_some()
+            || !self.rtt.has_sample()
+            || outstanding == 0
+            || !self.is_synchronized()
+        {
+            self.timers.stop(Timer::Probe);
+            return;
+        }
+        let at = now + rack::pto(self.rtt.srtt(), outstanding <= self.payload_mss());
+        match self.timers.get(Timer::Rto) {
+            Some(rto) if rto <= at => self.timers.stop(Timer::Probe),
+            _ => self.timers.set(Timer::Probe, at),
+        }
+    }
+
+    /// The probe timer fired (RFC 8985 §7.3): the next segment is a probe,
+    /// and the RTO restarts from now.
+    fn on_probe_timeout(&mut self, now: Instant) {
+        if self.snd_max == self.snd_una || self.tlp.is_some() || !self.is_synchronized() {
+            return;
+        }
+        self.probe_due = true;
+        self.timers
+            .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
     }
 
     /// Enables or disables keepalive (`SO_KEEPALIVE` + `TCP_KEEPIDLE`).
@@ -827,6 +947,8 @@ impl Tcb {
             retransmits: self.retransmits,
             rto_count: self.rto_count,
             recoveries: self.recoveries,
+            recovery_time: self.recovery_time,
+            probes: self.probes,
             cwnd: self.cc.window(),
             srtt: self.rtt.srtt(),
             snd_wnd: self.snd_wnd,

@@ -1,9 +1,11 @@
 //! Choosing the next segment to send.
 //!
 //! Read first: RFC 9293 §3.8.6.2.1 (sender SWS avoidance), §3.8.6.1
-//! (zero-window probing), RFC 6675 §4–§5 (pipe, NextSeg, HighRxt), RFC 6582
-//! (NewReno without SACK), RFC 5681 §3.1 (cwnd limits), RFC 7323 §3.2–§4.3
-//! (timestamps on every segment, TS.Recent echo), RFC 2018 §4 (SACK blocks).
+//! (zero-window probing), RFC 6675 §4–§5 (pipe, NextSeg: lost segments
+//! first, then new data), RFC 8985 §7.3 (the tail loss probe), RFC 6937
+//! (PRR sending limit in recovery), RFC 5681 §3.1 (cwnd limits), RFC 7323
+//! §3.2–§4.3 (timestamps on every segment, TS.Recent echo), RFC 2018 §4
+//! (SACK blocks), RFC 2883 §4 (a DSACK block first).
 
 use super::{Seq, State, Tcb, Timer};
 use crate::wire::tcp::{Flags, Options, Repr, MAX_SACK_BLOCKS};
@@ -70,28 +72,10 @@ impl Tcb {
         r
     }
 
-    /// Bytes the network is assumed to hold (RFC 6675 §4 "pipe").
-    fn pipe(&self) -> usize {
-        if self.recovery.is_some() {
-            if self.sack_ok {
-                let high = self
-                    .sacked
-                    .highest()
-                    .unwrap_or(self.snd_una)
-                    .max(self.snd_una);
-                let above = self.snd_max - high;
-                let rx_end = self.high_rxt.min(high);
-                let retx = (rx_end - self.snd_una)
-                    .saturating_sub(self.sacked.total() - self.sacked.bytes_above(rx_end));
-                above + retx
-            } else {
-                (self.snd_max - self.snd_una)
-                    .saturating_sub(self.dupacks as usize * self.payload_mss())
-            }
-        } else {
-            (self.snd_nxt - self.snd_una)
-                .saturating_sub(self.sacked.total() - self.sacked.bytes_above(self.snd_nxt))
-        }
+    /// Bytes the network is assumed to hold (RFC 6675 §4 "pipe", with
+    /// RACK's loss marks).
+    pub(crate) fn pipe(&self) -> usize {
+        self.sent.pipe(self.snd_max - self.snd_una)
     }
 
     /// The next segment to send, if any.
@@ -167,7 +151,7 @@ impl Tcb {
     }
 
     fn add_sack(&self, r: &mut Repr<'static>) {
-        if !self.sack_ok || self.ooo.is_empty() {
+        if !self.sack_ok || (self.ooo.is_empty() && self.dsack.is_none()) {
             return;
         }
         let max = if r.options.timestamp.is_some() {
@@ -175,11 +159,17 @@ impl Tcb {
         } else {
             MAX_SACK_BLOCKS
         };
-        let n = self.ooo.sack_blocks(&mut r.options.sack[..max]);
+        let mut n = 0;
+        if let Some((l, e)) = self.dsack {
+            r.options.sack[0] = (l.0, e.0);
+            n = 1;
+        }
+        n += self.ooo.sack_blocks(&mut r.options.sack[n..max]);
         r.options.sack_len = n as u8;
     }
 
     fn note_ack_sent(&mut self) {
+        self.dsack = None;
         self.ack_now = false;
         self.ack_pending = false;
         self.unacked_bytes = 0;
@@ -191,75 +181,68 @@ impl Tcb {
     fn data_segment(&mut self, now: Instant) -> Option<Outgoing> {
         let mss = self.payload_mss();
         let data_end = self.tx_base + self.tx.len();
+        let wnd_end = self.snd_una + self.snd_wnd;
+
+        // A tail loss probe (RFC 8985 §7.3): new data if the window has
+        // room, else the highest segment again; cwnd does not apply.
+        if self.probe_due {
+            self.probe_due = false;
+            self.probes += 1;
+            let room = wnd_end - self.snd_nxt;
+            if data_end > self.snd_nxt && room > 0 {
+                let len = (data_end - self.snd_nxt).min(mss).min(room);
+                let fin = self.fin_queued && self.snd_nxt + len == data_end;
+                self.tlp = Some((self.snd_nxt + len + usize::from(fin), false));
+                return Some(self.emit_data(now, self.snd_nxt, len, fin));
+            }
+            if let Some((s, len, fin)) = self.sent.last_unsacked(mss) {
+                self.tlp = Some((self.snd_max, true));
+                return Some(self.emit_data(now, s, len, fin));
+            }
+        }
+
+        // May a segment leave now? PRR during fast recovery (RFC 6937),
+        // else pipe < cwnd (RFC 6675 §5, RFC 5681 §3.1).
+        // With nothing in flight no ACK will come to clock PRR: send.
+        let pipe = self.pipe();
+        let allowed = match &self.prr {
+            Some(p) => p.may_send() || pipe == 0,
+            None => pipe < self.cc.window(),
+        };
+
+        // Lost segments first, lowest first (RFC 6675 NextSeg rule 1).
+        if allowed {
+            if let Some((s, len, fin)) = self.sent.next_lost(mss) {
+                return Some(self.emit_data(now, s, len, fin));
+            }
+        }
+        if !allowed && !self.force_probe {
+            return None;
+        }
+
+        // New data (NextSeg rule 2) within the peer's window.
+        let s = self.snd_nxt;
         let fin_seq = if self.fin_queued {
             Some(data_end)
         } else {
             None
         };
-        let wnd_end = self.snd_una + self.snd_wnd;
-        let cwnd = self.cc.window();
-
-        // Loss recovery: retransmit the first lost hole (RFC 6675 NextSeg
-        // rule 1, with holes below the highest SACK treated as lost), or
-        // the next segment after a NewReno partial ACK.
-        let mut start: Option<Seq> = None;
-        let mut limit = usize::MAX;
-        if self.recovery.is_some() {
-            let mut s = self.high_rxt.max(self.snd_una);
-            let high = if self.sack_ok {
-                self.sacked.highest().unwrap_or(self.snd_una)
-            } else {
-                self.snd_una + mss.min(self.snd_max - self.snd_una)
-            };
-            while let Some(e) = self.sacked.containing(s) {
-                s = e;
-            }
-            if s < high && s < self.snd_max {
-                start = Some(s);
-                limit = self.next_sacked_start(s).unwrap_or(self.snd_max) - s;
-            } else if self.sack_ok && self.rxt_round_mark.is_none() {
-                self.rxt_round_mark = Some(self.snd_max);
-            }
-            if start.is_none() && self.pipe() >= cwnd {
-                return None;
-            }
-        }
-        let retransmission_in_recovery = start.is_some();
-        let s = match start {
-            Some(s) => s,
-            None => {
-                if self.recovery.is_none() && self.pipe() >= cwnd && !self.force_probe {
-                    return None;
-                }
-                let mut s = self.snd_nxt;
-                while let Some(e) = self.sacked.containing(s) {
-                    s = e;
-                }
-                if s < self.snd_max {
-                    limit = self.next_sacked_start(s).unwrap_or(self.snd_max) - s;
-                }
-                s
-            }
-        };
         let avail = data_end - s;
-        let mut len = avail.min(mss).min(limit);
-        let retransmission = s < self.snd_max;
-        if !retransmission_in_recovery {
-            let room = wnd_end - s;
-            if len > room {
-                if self.force_probe && room == 0 && len > 0 {
-                    len = 1; // zero-window probe: one byte beyond the window
-                } else if retransmission || room >= self.max_snd_wnd / 2 || room >= mss {
-                    len = room;
-                } else {
-                    len = 0;
-                    // Nothing fits: wait for the window (persist timer).
-                    if self.snd_max == self.snd_una && !self.timers.is_set(Timer::Rto) {
-                        self.arm_rto(now);
-                    }
-                    if avail > 0 {
-                        return None;
-                    }
+        let mut len = avail.min(mss);
+        let room = wnd_end - s;
+        if len > room {
+            if self.force_probe && room == 0 && len > 0 {
+                len = 1; // zero-window probe: one byte beyond the window
+            } else if room >= self.max_snd_wnd / 2 || room >= mss {
+                len = room;
+            } else {
+                len = 0;
+                // Nothing fits: wait for the window (persist timer).
+                if self.snd_max == self.snd_una && !self.timers.is_set(Timer::Rto) {
+                    self.arm_rto(now);
+                }
+                if avail > 0 {
+                    return None;
                 }
             }
         }
@@ -268,6 +251,13 @@ impl Tcb {
             return None;
         }
         self.force_probe = false;
+        Some(self.emit_data(now, s, len, with_fin))
+    }
+
+    /// Builds the data segment `[s, s + len)` (plus FIN), and records it:
+    /// in the send log, the counters, the RTT probe, the timers.
+    fn emit_data(&mut self, now: Instant, s: Seq, len: usize, with_fin: bool) -> Outgoing {
+        let data_end = self.tx_base + self.tx.len();
         let mut flags = Flags::ACK;
         if with_fin {
             flags = flags.with(Flags::FIN);
@@ -278,8 +268,12 @@ impl Tcb {
         let mut r = self.base_repr(now, s, flags);
         self.add_sack(&mut r);
         let end = s + len + usize::from(with_fin);
+        let retransmission = s < self.snd_max;
         if retransmission {
             self.retransmits += 1;
+            if let Some((_, n)) = &mut self.dsack_undo {
+                *n += 1;
+            }
             if let Some((rs, _)) = self.rtt_seq {
                 if rs > s {
                     self.rtt_seq = None; // Karn's algorithm
@@ -288,22 +282,23 @@ impl Tcb {
         } else if self.rtt_seq.is_none() && !self.ts_ok {
             self.rtt_seq = Some((end, now));
         }
-        if retransmission_in_recovery {
-            self.high_rxt = end;
-        } else {
+        self.sent.on_send(s, end, with_fin, now);
+        if let Some(p) = &mut self.prr {
+            p.on_send(end - s);
+        }
+        if end > self.snd_nxt {
             self.snd_nxt = end;
         }
         self.snd_max = self.snd_max.max(end);
         self.arm_rto(now);
+        if !retransmission {
+            self.arm_probe(now);
+        }
         self.note_ack_sent();
-        Some(Outgoing {
+        Outgoing {
             repr: r,
             payload_off: s - self.tx_base,
             payload_len: len,
-        })
-    }
-
-    fn next_sacked_start(&self, s: Seq) -> Option<Seq> {
-        self.sacked.iter().map(|r| r.0).find(|&b| b > s)
+        }
     }
 }

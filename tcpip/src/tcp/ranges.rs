@@ -1,5 +1,6 @@
 //! A bounded, sorted set of sequence ranges: the receive-side out-of-order
-//! assembler and the send-side SACK scoreboard.
+//! assembler and the SACK blocks it reports (the send side keeps its
+//! per-segment scoreboard in `sent.rs`).
 //!
 //! Read first: RFC 2018 §4 (generating SACK blocks: the first block holds
 //! the most recently received segment), RFC 6675 §3–§4 (the scoreboard),

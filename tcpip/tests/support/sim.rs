@@ -8,7 +8,81 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
+use tcpip::wire::{ipv4, tcp};
 use tcpip::Stack;
+
+/// Ground truth about the A→B data segments, seen from the link: which
+/// bytes really reached B, and so which retransmissions were needed.
+#[derive(Debug, Default, Clone)]
+pub struct DataLog {
+    /// First data sequence number seen (offsets are relative to it).
+    base: Option<u32>,
+    /// Highest offset sent so far (end of the highest segment).
+    high: u64,
+    /// Delivered byte ranges (offsets), sorted, merged.
+    delivered: Vec<(u64, u64)>,
+    /// Data segments sent.
+    pub segments: u64,
+    /// Segments starting below the highest sequence already sent.
+    pub retransmits: u64,
+    /// Retransmissions of bytes that had all reached B already (or were
+    /// on their way and would): not needed.
+    pub spurious: u64,
+    /// Retransmissions the link dropped.
+    pub retransmits_lost: u64,
+}
+
+impl DataLog {
+    fn covered(&self, s: u64, e: u64) -> bool {
+        self.delivered.iter().any(|&(a, b)| a <= s && e <= b)
+    }
+
+    fn add(&mut self, s: u64, e: u64) {
+        let (mut s, mut e) = (s, e);
+        self.delivered.retain(|&(a, b)| {
+            if b < s || a > e {
+                true
+            } else {
+                s = s.min(a);
+                e = e.max(b);
+                false
+            }
+        });
+        let i = self.delivered.partition_point(|&(a, _)| a < s);
+        self.delivered.insert(i, (s, e));
+    }
+
+    /// Records one A→B packet and whether the link delivers it.
+    fn record(&mut self, pkt: &[u8], delivered: bool) {
+        let Ok(ip) = ipv4::Packet::new_checked(pkt) else {
+            return;
+        };
+        let Ok(t) = tcp::Packet::new_checked(ip.payload()) else {
+            return;
+        };
+        let len = t.payload().len() as u64;
+        if len == 0 {
+            return;
+        }
+        let base = *self.base.get_or_insert(t.seq_number());
+        let s = u64::from(t.seq_number().wrapping_sub(base));
+        let e = s + len;
+        self.segments += 1;
+        if s < self.high {
+            self.retransmits += 1;
+            if self.covered(s, e) {
+                self.spurious += 1;
+            }
+            if !delivered {
+                self.retransmits_lost += 1;
+            }
+        }
+        self.high = self.high.max(e);
+        if delivered {
+            self.add(s, e);
+        }
+    }
+}
 
 /// Link impairments, per direction.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +149,8 @@ pub struct Pair {
     buf: Vec<u8>,
     pub sent: [u64; 2],
     pub dropped: [u64; 2],
+    /// What happened to A's data segments.
+    pub log_ab: DataLog,
 }
 
 impl Pair {
@@ -93,6 +169,32 @@ impl Pair {
             buf: vec![0u8; 65536],
             sent: [0; 2],
             dropped: [0; 2],
+            log_ab: DataLog::default(),
+        }
+    }
+
+    fn trace(&self, to_b: bool, pkt: &[u8], what: &str) {
+        if std::env::var_os("SIM_TRACE").is_none() {
+            return;
+        }
+        let Ok(ip) = ipv4::Packet::new_checked(pkt) else {
+            return;
+        };
+        let Ok(t) = tcp::Packet::new_checked(ip.payload()) else {
+            return;
+        };
+        let r = tcp::Repr::parse(&t, ip.src_addr().into(), ip.dst_addr().into());
+        if let Ok(r) = r {
+            eprintln!(
+                "{:>10.3} {} seq={} len={} ack={} sack={:?} {}",
+                (self.now - self.start).as_secs_f64() * 1e3,
+                if to_b { "A>B" } else { "B>A" },
+                r.seq,
+                r.payload.len(),
+                r.ack,
+                &r.options.sack[..usize::from(r.options.sack_len)],
+                what
+            );
         }
     }
 
@@ -101,7 +203,11 @@ impl Pair {
         self.sent[d] += 1;
         let l = self.link;
         if self.rng.gen_bool(l.loss) {
+            self.trace(to_b, &pkt, "DROP");
             self.dropped[d] += 1;
+            if to_b {
+                self.log_ab.record(&pkt, false);
+            }
             return;
         }
         // Tail drop when the bottleneck queue is full.
@@ -109,12 +215,24 @@ impl Pair {
         let queued_bytes = (queued.as_secs_f64() * l.bandwidth_bps as f64 / 8.0) as usize;
         if queued_bytes > l.queue_bytes {
             self.dropped[d] += 1;
+            if to_b {
+                self.log_ab.record(&pkt, false);
+            }
             return;
         }
+        let mut corrupted = false;
         if l.corrupt > 0.0 && self.rng.gen_bool(l.corrupt) && !pkt.is_empty() {
             let i = self.rng.gen_range(0..pkt.len());
+            if to_b {
+                self.log_ab.record(&pkt, false);
+            }
+            corrupted = true;
             pkt[i] ^= 1 << self.rng.gen_range(0..8);
         }
+        if to_b && !corrupted {
+            self.log_ab.record(&pkt, true);
+        }
+        self.trace(to_b, &pkt, if corrupted { "CORRUPT" } else { "" });
         let ser = Duration::from_secs_f64(pkt.len() as f64 * 8.0 / l.bandwidth_bps as f64);
         let depart = self.busy_until[d].max(self.now) + ser;
         self.busy_until[d] = depart;
