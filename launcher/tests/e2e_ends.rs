@@ -39,23 +39,6 @@ except OSError as e:
     print("ERR", e.errno, got.decode(errors="replace"), flush=True)
 "#;
 
-const ECHO_SERVER: &str = r#"
-import socket, threading
-def echo(c):
-    try:
-        while True:
-            d = c.recv(65536)
-            if not d: break
-            c.sendall(d)
-    except OSError:
-        pass
-    c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 9100)); s.listen(16)
-while True:
-    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
-"#;
-
 #[test]
 fn child_exit_closes_its_flow_with_a_fin() {
     skip_unless_ready!();
@@ -89,7 +72,7 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     skip_unless_ready!();
     let (t, conf) = setup("g");
     let py = python();
-    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
     let code = "import socket, sys, time\n\
          s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
          s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
@@ -121,7 +104,7 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
     skip_unless_ready!();
     let (mut t, conf) = setup("v");
     let py = python();
-    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
     // Keep sending until something fails; report how.
     let code = "import socket, sys, time\n\
          s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
@@ -208,7 +191,7 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
     skip_unless_ready!();
     let (mut t, conf) = setup("d");
     let py = python();
-    let _srv = peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100);
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
 
     // The shared leak guard watches the client namespace (bait default
     // routes make an escaped packet really leave); asserted below too.

@@ -463,25 +463,6 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     );
 }
 
-const ECHO_SERVER: &str = r#"
-import socket, threading
-def echo(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 9100)); s.listen(64)
-while True:
-    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
-"#;
-
-/// [`ECHO_SERVER`] on the peer, listening.
-fn echo_server(t: &OnePeer) -> wg::Bg {
-    wg::peer_server(&t.peer, &t.tmp, "echo", ECHO_SERVER, 9100).0
-}
-
 const FLOW_CAP_CLIENT: &str = r#"
 import errno, socket, sys
 held = [socket.create_connection(("10.77.0.1", 9100), timeout=30) for _ in range(4)]
@@ -514,7 +495,7 @@ fn flow_cap_refuses_new_connects_with_enobufs_and_keeps_old_flows() {
     let t = OnePeer::new("c");
     let py = python();
     let cli = t.tmp.write("cap.py", FLOW_CAP_CLIENT);
-    let _srv = echo_server(&t);
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
     let conf = t.conf("wg0.conf", Conf::V4);
     let out = wrapguard_limit(
         &t.client,
@@ -567,7 +548,7 @@ fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
     );
     let py = python();
     let cli = t.tmp.write("tick.py", TICK_CLIENT);
-    let _srv = echo_server(&t);
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
     let upstream = t.peer.endpoint().parse().expect("endpoint");
     let port = 51_901u16;
     let (relay1, conf) = through_relay(&t, Faults::default(), &format!("ListenPort = {port}"));

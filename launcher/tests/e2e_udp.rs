@@ -9,16 +9,27 @@ mod common;
 #[macro_use]
 mod wg;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use wg::{show, token, wrapguard, Bg, Netns, PeerSetup, TempDir, WgPeer};
+use std::path::PathBuf;
+use wg::{read, show, spawn_wrapguard, token, wait_line, wrapguard, Bg, Conf, OnePeer, PeerOpts};
 
-/// One wireguard-go peer (10.77.0.1, fd77::1) and our config (10.77.0.2, fd77::2).
+/// One wireguard-go peer (10.77.0.1, fd77::1) and our config (10.77.0.2,
+/// fd77::2); `t.peer`, `t.client`, `t.tmp` through `Deref`.
 struct One {
-    peer: WgPeer,
-    client: Netns,
+    w: OnePeer,
     conf: PathBuf,
-    tmp: TempDir,
+}
+
+impl std::ops::Deref for One {
+    type Target = OnePeer;
+    fn deref(&self) -> &OnePeer {
+        &self.w
+    }
+}
+
+impl std::ops::DerefMut for One {
+    fn deref_mut(&mut self) -> &mut OnePeer {
+        &mut self.w
+    }
 }
 
 fn one_peer() -> One {
@@ -29,41 +40,26 @@ fn one_peer() -> One {
 /// fixed `ListenPort` that the peer knows as our endpoint (so it can start
 /// a handshake itself).
 fn one_peer_with(peer_extra: &str, listen_port: Option<u16>) -> One {
-    let tmp = TempDir::new();
-    let client = Netns::new("u");
-    let ours = wg::keys();
     let our_endpoint = listen_port.map(|p| format!("192.168.77.2:{p}"));
-    let iface_extra = listen_port
-        .map(|p| format!("ListenPort = {p}\n"))
-        .unwrap_or_default();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
+    let w = OnePeer::with(
+        "u",
+        PeerOpts {
             our_endpoint: our_endpoint.as_deref(),
-            extra_addrs: &[],
-            extra_peer_args: &[],
+            ..PeerOpts::default()
         },
     );
-    let conf = tmp.write(
+    let interface = listen_port
+        .map(|p| format!("ListenPort = {p}"))
+        .unwrap_or_default();
+    let conf = w.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{iface_extra}\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n{peer_extra}\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            interface: &interface,
+            peer: peer_extra,
+            ..Conf::DUAL
+        },
     );
-    One {
-        peer,
-        client,
-        conf,
-        tmp,
-    }
+    One { w, conf }
 }
 
 /// A UDP echo server (both families, one port): answers `ECHO:<data>` and
@@ -83,29 +79,14 @@ while True:
         s.sendto(b"ECHO:" + d, a)
 "#;
 
-/// Waits (20 s at most) until a line of `path` starts with `what`.
-fn wait_for(path: &Path, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let l = std::fs::read_to_string(path).unwrap_or_default();
-        if l.lines().any(|x| x.starts_with(what)) || Instant::now() > deadline {
-            return l;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn echo_server(t: &One, port: u16) -> (Bg, PathBuf) {
     let log = t.tmp.join(&format!("echo{port}.log"));
     let bg = t.peer.ns.spawn(
         &["python3", "-u", "-c", ECHO_SERVER, &port.to_string()],
         &log,
     );
-    let l = wait_for(&log, "READY");
-    assert!(
-        l.lines().any(|x| x.starts_with("READY")),
-        "echo server did not start: {l}"
-    );
+    let l = wait_line(&log, &["READY"], 20);
+    assert!(!l.is_empty(), "echo server did not start: {}", read(&log));
     (bg, log)
 }
 
@@ -190,7 +171,7 @@ fn udp_echo_python_v4_connected_unconnected_msg() {
         "{}",
         show(&out)
     );
-    let l = std::fs::read_to_string(&log).unwrap_or_default();
+    let l = read(&log);
     for tag in ["A", "B", "C", "D", "E", "F", "G", "H"] {
         assert!(
             l.contains("FROM 10.77.0.2 ") && l.contains(&format!("{tag}{tok}")),
@@ -216,7 +197,7 @@ fn udp_echo_python_v6() {
         "{}",
         show(&out)
     );
-    let l = std::fs::read_to_string(&log).unwrap_or_default();
+    let l = read(&log);
     assert!(
         l.contains("FROM fd77::2 ") && l.contains(&format!("D{tok}")),
         "server log: {l}"
@@ -250,29 +231,11 @@ fn udp_echo_socat() {
         "{}",
         show(&out)
     );
-    let l = std::fs::read_to_string(&log).unwrap_or_default();
+    let l = read(&log);
     assert!(
         l.contains("FROM 10.77.0.2 ") && l.contains(&tok),
         "server log: {l}"
     );
-}
-
-/// Runs until `READY` appears in `log` (or 20 s).
-fn spawn_wrapped(t: &One, argv: &[&str], log: &Path) -> Bg {
-    let b = common::bins();
-    let wg = b.wrapguard.display().to_string();
-    let c = t.conf.display().to_string();
-    let mut v: Vec<&str> = vec![
-        "timeout",
-        "55",
-        &wg,
-        "--config",
-        &c,
-        "--log-level=debug",
-        "--",
-    ];
-    v.extend_from_slice(argv);
-    t.client.spawn(&v, log)
 }
 
 /// A UDP server under wrapguard (dual-stack `[::]`): logs every peer it
@@ -318,16 +281,16 @@ fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
     let t = one_peer_with("PersistentKeepalive = 25", Some(51820));
     let tok = token("srv");
     let log = t.tmp.join("server.log");
-    let _srv = spawn_wrapped(
-        &t,
+    let _srv = spawn_wrapguard(
+        &t.client,
+        &t.conf,
+        &["--log-level=debug"],
         &["python3", "-u", "-c", WRAPPED_SERVER, &tok, "9000"],
         &log,
+        55,
     );
-    let l = wait_for(&log, "READY");
-    assert!(
-        l.lines().any(|x| x == "READY 9000"),
-        "server did not start: {l}"
-    );
+    let l = wait_line(&log, &["READY"], 20);
+    assert_eq!(l, "READY 9000", "server did not start: {}", read(&log));
     for (dst, from, tag) in [
         ("10.77.0.2", "10.77.0.1", "v4"),
         ("fd77::2", "fd77::1", "v6"),
@@ -342,17 +305,17 @@ fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
             got.contains(&format!("GOT {dst} REPLY:{tok}:{msg}")),
             "peer got no reply from {dst}: {}\n--- wrapguard and server:\n{}",
             show(&out),
-            std::fs::read_to_string(&log).unwrap_or_default()
+            read(&log)
         );
-        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        let l = read(&log);
         assert!(
             l.lines()
                 .any(|x| x.starts_with("SAW ") && x.contains(from) && x.ends_with(&msg)),
             "server did not see {from}: {l}"
         );
     }
-    let l = wait_for(&log, "DONE");
-    assert!(l.lines().any(|x| x == "DONE"), "{l}");
+    let l = wait_line(&log, &["DONE"], 20);
+    assert_eq!(l, "DONE", "{}", read(&log));
 }
 
 #[test]
@@ -551,7 +514,7 @@ fn sendmmsg_recvmmsg_from_c() {
             "{}",
             show(&out)
         );
-        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        let l = read(&log);
         assert!(
             l.contains(&format!("M{i}-{tok}")) && l.contains("FROM 10.77.0.2 "),
             "{l}"
@@ -602,7 +565,7 @@ fn iperf3_udp_completes_through_the_tunnel() {
         .and_then(|x| x.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(packets > 100, "too few packets ({packets}): {}", show(&out));
-    let sl = std::fs::read_to_string(&slog).unwrap_or_default();
+    let sl = read(&slog);
     assert!(sl.contains("10.77.0.2"), "server log: {sl}");
 }
 
@@ -617,7 +580,6 @@ fn nothing_for_the_tunnel_reaches_the_host_network_even_when_the_tunnel_is_down(
     // The client namespace *could* send tunnel destinations out of its
     // underlay interface (the guard's bait routes): an unwrapped program's
     // datagrams are seen leaving, so the detector works.
-    let guard = t.client.leak_guard();
     let send = r#"
 import socket
 for fam, host in ((socket.AF_INET, "10.77.0.1"), (socket.AF_INET6, "fd77::1")):
@@ -627,9 +589,12 @@ for fam, host in ((socket.AF_INET, "10.77.0.1"), (socket.AF_INET6, "fd77::1")):
     except OSError as e:
         print("send", host, e)
 "#;
-    let (_, seen) = guard.expect_leaks_to(&["10.77.0.1", "fd77::1"], || {
-        t.client.run(&["python3", "-c", send])
-    });
+    let (_, seen) = t
+        .client
+        .leak_guard()
+        .expect_leaks_to(&["10.77.0.1", "fd77::1"], || {
+            t.client.run(&["python3", "-c", send])
+        });
     assert!(
         seen.iter().all(|l| l.proto == 17 && l.dport == Some(7004)),
         "{seen:?}"
@@ -663,7 +628,7 @@ print("DONE %.1f" % (time.time() - t0))
     assert!(o.contains("DONE"), "{}", show(&out));
     assert!(!o.contains("connected?!"), "{}", show(&out));
     assert_eq!(
-        guard.finish(),
+        t.client.leak_guard().finish(),
         Ok(()),
         "wrapped traffic reached the host network"
     );

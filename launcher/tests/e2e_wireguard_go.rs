@@ -10,77 +10,62 @@ mod common;
 #[macro_use]
 mod wg;
 
-use std::path::PathBuf;
-use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer, BULK_CLIENT, BULK_SERVER};
+use std::path::{Path, PathBuf};
+use wg::{
+    curl_retrying, python, read, show, spawn_wrapguard, token, wrapguard, Bg, Conf, Endpoint,
+    Netns, OnePeer, PeerOpts, PeerSetup, TempDir, WgPeer, OUR_V4,
+};
 
-/// Our tunnel addresses.
-const OUR_V4: &str = "10.77.0.2";
-
-/// One wireguard-go peer (index 1: 10.77.0.1, fd77::1) and our config.
-struct One {
-    peer: WgPeer,
-    client: Netns,
-    conf: PathBuf,
-    tmp: TempDir,
+/// Peer 1 (10.77.0.1, fd77::1) and our dual-stack config for it.
+fn one_peer() -> (OnePeer, PathBuf) {
+    let t = OnePeer::new("b");
+    let conf = t.conf("wg0.conf", Conf::DUAL);
+    (t, conf)
 }
 
-fn one_peer(our_conf_extra: &str, peer_extra: &str) -> One {
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n{our_conf_extra}\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n{peer_extra}\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
-    );
-    One {
-        peer,
-        client,
+/// Serves `tok` from a `python3 -m http.server` on 8080 (bound to `bind`)
+/// run under wrapguard with `conf` in the client namespace; returns the
+/// wrapguard process and its log (wrapguard's lines and the access log).
+fn wrapped_http_server(
+    t: &OnePeer,
+    conf: &Path,
+    flags: &[&str],
+    bind: &str,
+    tok: &str,
+) -> (Bg, PathBuf) {
+    let root = t.tmp.webroot("www-wrapped", tok).display().to_string();
+    let log = t.tmp.join("wrapped.log");
+    let py = python();
+    let bg = spawn_wrapguard(
+        &t.client,
         conf,
-        tmp,
-    }
-}
-
-/// A web root holding `index.html` with `tok`.
-fn webroot(tmp: &TempDir, name: &str, tok: &str) -> PathBuf {
-    let d = tmp.join(name);
-    std::fs::create_dir_all(&d).expect("webroot");
-    std::fs::write(d.join("index.html"), tok).expect("index.html");
-    d
-}
-
-fn log_of(p: &std::path::Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
+        flags,
+        &[
+            &py,
+            "-u",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            bind,
+            "--directory",
+            &root,
+        ],
+        &log,
+        300,
+    );
+    (bg, log)
 }
 
 #[test]
 fn curl_fetches_token_and_server_sees_tunnel_address() {
     skip_unless_ready!();
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     let tok = token("curl");
-    let root = webroot(&t.tmp, "www", &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
     let out = wrapguard(
         &t.client,
-        &t.conf,
+        &conf,
         &["--log-level=debug"],
         &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
     );
@@ -91,7 +76,7 @@ fn curl_fetches_token_and_server_sees_tunnel_address() {
         "{}",
         show(&out)
     );
-    let l = log_of(&log);
+    let l = read(&log);
     assert!(l.contains(&format!("{OUR_V4} - - ")), "server log: {l}");
     // The startup and debug lines we promise, and no key material.
     let err = String::from_utf8_lossy(&out.stderr);
@@ -109,14 +94,12 @@ fn curl_fetches_token_and_server_sees_tunnel_address() {
 #[test]
 fn ipv6_curl_gets_token() {
     skip_unless_ready!();
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     let tok = token("v6");
-    let root = webroot(&t.tmp, "www", &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "::", &log);
+    let (_srv, log) = t.serve_page(&tok, "::");
     let out = wrapguard(
         &t.client,
-        &t.conf,
+        &conf,
         &[],
         &[
             "curl",
@@ -129,7 +112,7 @@ fn ipv6_curl_gets_token() {
     );
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok);
-    let l = log_of(&log);
+    let l = read(&log);
     assert!(l.contains("fd77::2 - - "), "server log: {l}");
 }
 
@@ -140,22 +123,20 @@ fn node_http_client_gets_token() {
         eprintln!("SKIPPED: node not installed");
         return;
     }
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     let tok = token("node");
-    let root = webroot(&t.tmp, "www", &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
     let js = "require('http').get('http://10.77.0.1:8080/', r => { let d = ''; \
               r.on('data', c => d += c); r.on('end', () => console.log('GOT ' + d)); })\
               .on('error', e => { console.error(e); process.exit(3); });";
-    let out = wrapguard(&t.client, &t.conf, &[], &["node", "-e", js]);
+    let out = wrapguard(&t.client, &conf, &[], &["node", "-e", js]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("GOT {tok}")),
         "{}",
         show(&out)
     );
-    assert!(log_of(&log).contains(&format!("{OUR_V4} - - ")));
+    assert!(read(&log).contains(&format!("{OUR_V4} - - ")));
 }
 
 const SOCKET_SEMANTICS: &str = r#"
@@ -205,14 +186,12 @@ print("PASS")
 #[test]
 fn python_socket_semantics_through_the_tunnel() {
     skip_unless_ready!();
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     let tok = token("py");
-    let root = webroot(&t.tmp, "www", &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let (_srv, _log) = t.serve_page(&tok, "0.0.0.0");
     let script = format!("TOKEN = {tok:?}\n{SOCKET_SEMANTICS}");
-    let py = common::bins().python.display().to_string();
-    let out = wrapguard(&t.client, &t.conf, &[], &[&py, "-c", &script]);
+    let py = python();
+    let out = wrapguard(&t.client, &conf, &[], &[&py, "-c", &script]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
         "{}",
@@ -225,72 +204,28 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
     skip_unless_ready!();
     // We list the peer WITHOUT an Endpoint and a fixed ListenPort; the peer
     // knows our endpoint and initiates: we are reachable once it contacts us.
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
+    let t = OnePeer::with(
+        "b",
+        PeerOpts {
             our_endpoint: Some("192.168.77.2:51900"),
-            extra_addrs: &[],
-            extra_peer_args: &[],
+            ..PeerOpts::default()
         },
     );
-    let conf = tmp.write(
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\nListenPort = 51900\n\
-             [Peer]\nPublicKey = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public
-        ),
+        Conf {
+            endpoint: Endpoint::None,
+            interface: "ListenPort = 51900",
+            ..Conf::V4
+        },
     );
     let tok = token("in");
-    let root = webroot(&tmp, "www", &tok);
-    let wg_bin = common::bins().wrapguard.display().to_string();
-    let py = common::bins().python.display().to_string();
-    let conf_s = conf.display().to_string();
-    let root_s = root.display().to_string();
-    let child_log = tmp.join("wrapped.log");
-    let mut server = client.spawn(
-        &[
-            &wg_bin,
-            "--config",
-            &conf_s,
-            "--",
-            &py,
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "0.0.0.0",
-            "--directory",
-            &root_s,
-        ],
-        &child_log,
-    );
+    let (mut server, child_log) = wrapped_http_server(&t, &conf, &[], "0.0.0.0", &tok);
     // Retry until the wrapped server listens in the tunnel (RST before that).
-    let out = peer.ns.run(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "5",
-        "--retry",
-        "40",
-        "--retry-delay",
-        "0",
-        "--retry-all-errors",
-        "--retry-max-time",
-        "30",
-        "http://10.77.0.2:8080/",
-    ]);
+    let out = curl_retrying(&t.peer.ns, "http://10.77.0.2:8080/", 30);
     std::thread::sleep(std::time::Duration::from_millis(200));
     server.terminate();
-    let l = log_of(&child_log);
+    let l = read(&child_log);
     assert!(
         out.status.success(),
         "{}\n--- wrapguard log\n{l}",
@@ -306,30 +241,17 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
 #[test]
 fn bulk_100mb_upload_and_download_sha256() {
     skip_unless_ready!();
-    let t = one_peer("", "");
-    let n = (100 * 1024 * 1024).to_string();
-    let srv_py = t.tmp.write("bulk_server.py", BULK_SERVER);
-    let cli_py = t.tmp.write("bulk_client.py", BULK_CLIENT);
-    let log = t.tmp.join("bulk.log");
-    let py = common::bins().python.display().to_string();
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, &srv_py.display().to_string(), &n], &log);
-    t.peer.ns.wait_tcp_listen(9002);
+    let (t, conf) = one_peer();
+    let bulk = wg::bulk_server(&t.peer, &t.tmp, 100 * 1024 * 1024);
+    let log = &bulk.log;
     let started = std::time::Instant::now();
-    let out = wrapguard(
-        &t.client,
-        &t.conf,
-        &[],
-        &[&py, &cli_py.display().to_string(), &n],
-    );
+    let out = wrapguard(&t.client, &conf, &[], &[&python(), &bulk.client, &bulk.n]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("PASS"),
         "{}\n{}",
         show(&out),
-        log_of(&log)
+        read(log)
     );
     println!(
         "100 MiB each way: {} (total {:?})",
@@ -358,20 +280,20 @@ fn iperf3_both_directions() {
         eprintln!("SKIPPED: iperf3 not installed (apt-get install -y iperf3)");
         return;
     }
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     let log = t.tmp.join("iperf.log");
     let _srv = t.peer.ns.spawn(&["iperf3", "-s", "-B", "10.77.0.1"], &log);
     t.peer.ns.wait_tcp_listen(5201);
     for (label, extra) in [("upload", None), ("download (-R)", Some("-R"))] {
         let mut argv = vec!["iperf3", "-c", "10.77.0.1", "-t", "3"];
         argv.extend(extra);
-        let out = wrapguard(&t.client, &t.conf, &[], &argv);
+        let out = wrapguard(&t.client, &conf, &[], &argv);
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success() && s.contains("receiver"),
             "{}\n{}",
             show(&out),
-            log_of(&log)
+            read(&log)
         );
         println!("iperf3 {label}: {}", iperf_rate(&s));
         eprintln!("iperf3 {label}: {}", iperf_rate(&s));
@@ -406,8 +328,8 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
     let p2 = mk(2);
     let (tok1, tok2) = (token("peer1"), token("peer2"));
     let (log1, log2) = (tmp.join("http1.log"), tmp.join("http2.log"));
-    let _s1 = p1.http_server(&webroot(&tmp, "www1", &tok1), "0.0.0.0", &log1);
-    let _s2 = p2.http_server(&webroot(&tmp, "www2", &tok2), "0.0.0.0", &log2);
+    let _s1 = p1.http_server(&tmp.webroot("www1", &tok1), "0.0.0.0", &log1);
+    let _s2 = p2.http_server(&tmp.webroot("www2", &tok2), "0.0.0.0", &log2);
     // Peer 2 carries 10.99.0.0/24 by a `Route =` line (a policy route: its
     // AllowedIPs stay 10.78.0.0/24).
     let conf = tmp.write(
@@ -431,7 +353,7 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
             &["curl", "-sS", "--max-time", "15", url],
         )
     };
-    let count = |p: &std::path::Path| log_of(p).matches("10.77.0.2 - - ").count();
+    let count = |p: &std::path::Path| read(p).matches("10.77.0.2 - - ").count();
     let expect = |flags: &[&str], url: &str, tok: &str, what: &str| {
         let (b1, b2) = (count(&log1), count(&log2));
         let out = fetch(flags, url);
@@ -484,22 +406,6 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
     );
 }
 
-/// One peer set up with extra `wg set` arguments, and our config text.
-fn one_peer_with(tmp: &TempDir, client: &Netns, ours: &wg::Keys, peer_args: &[&str]) -> WgPeer {
-    WgPeer::new(
-        client,
-        tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: peer_args,
-        },
-    )
-}
-
 fn first_number_after_key(s: &str) -> u64 {
     s.split_whitespace()
         .nth(1)
@@ -510,29 +416,29 @@ fn first_number_after_key(s: &str) -> u64 {
 #[test]
 fn preshared_key_and_persistent_keepalive() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
+    let psk_dir = TempDir::new();
     let psk = wg::sh(&["wg", "genpsk"]).trim().to_string();
-    let psk_file = tmp.write("psk", &psk);
-    let psk_s = psk_file.display().to_string();
-    let peer = one_peer_with(&tmp, &client, &ours, &["preshared-key", &psk_s]);
+    let psk_s = psk_dir.write("psk", &psk).display().to_string();
+    let t = OnePeer::with(
+        "b",
+        PeerOpts {
+            extra_peer_args: &["preshared-key", &psk_s],
+            ..PeerOpts::default()
+        },
+    );
+    let (client, peer) = (&t.client, &t.peer);
     let conf_for = |psk: &str, name: &str| {
-        tmp.write(
+        t.conf(
             name,
-            &format!(
-                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-                 [Peer]\nPublicKey = {}\nPresharedKey = {psk}\nEndpoint = {}\n\
-                 AllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 1\n",
-                ours.private,
-                peer.keys.public,
-                peer.endpoint()
-            ),
+            Conf {
+                peer: &format!("PresharedKey = {psk}\nPersistentKeepalive = 1"),
+                ..Conf::V4
+            },
         )
     };
     // Keepalive: a session and traffic with no application traffic at all.
     let good = conf_for(&psk, "good.conf");
-    let out = wrapguard(&client, &good, &[], &["sleep", "2.5"]);
+    let out = wrapguard(client, &good, &[], &["sleep", "2.5"]);
     assert!(out.status.success(), "{}", show(&out));
     let hs = first_number_after_key(&peer.wg_show("latest-handshakes"));
     assert!(hs > 0, "keepalive should have made a handshake");
@@ -541,11 +447,10 @@ fn preshared_key_and_persistent_keepalive() {
     assert!(rx >= 148 + 64, "peer received {rx} bytes");
     // PSK in use: a fetch works with the right key…
     let tok = token("psk");
-    let root = webroot(&tmp, "www", &tok);
-    let _srv = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let _srv = t.serve_page(&tok, "0.0.0.0");
     let url = "http://10.77.0.1:8080/";
     let out = wrapguard(
-        &client,
+        client,
         &good,
         &[],
         &["curl", "-sS", "--max-time", "15", url],
@@ -555,7 +460,7 @@ fn preshared_key_and_persistent_keepalive() {
     // …and fails with a wrong one (the handshake never completes).
     let other = wg::sh(&["wg", "genpsk"]).trim().to_string();
     let bad = conf_for(&other, "bad.conf");
-    let out = wrapguard(&client, &bad, &[], &["curl", "-sS", "--max-time", "3", url]);
+    let out = wrapguard(client, &bad, &[], &["curl", "-sS", "--max-time", "3", url]);
     assert!(
         !out.status.success(),
         "wrong PSK must not connect: {}",
@@ -566,69 +471,25 @@ fn preshared_key_and_persistent_keepalive() {
 #[test]
 fn endpoint_roams_to_latest_authenticated_source() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let t = OnePeer::new("b");
+    let peer = &t.peer;
     // We start the handshake (keepalive), so the peer learns our endpoint.
-    let conf = tmp.write(
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 1\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            peer: "PersistentKeepalive = 1",
+            ..Conf::V4
+        },
     );
     let tok = token("roam");
-    let root = webroot(&tmp, "www", &tok).display().to_string();
-    let b = common::bins();
-    let (wg_bin, py, conf_s) = (
-        b.wrapguard.display().to_string(),
-        b.python.display().to_string(),
-        conf.display().to_string(),
-    );
-    let log = tmp.join("wrapped.log");
-    let mut server = client.spawn(
-        &[
-            &wg_bin,
-            "--config",
-            &conf_s,
-            "--log-level=debug",
-            "--",
-            &py,
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "0.0.0.0",
-            "--directory",
-            &root,
-        ],
-        &log,
-    );
+    let (mut server, log) = wrapped_http_server(&t, &conf, &["--log-level=debug"], "0.0.0.0", &tok);
     let curl = |what: &str| {
-        let out = peer.ns.run(&[
-            "curl",
-            "-sS",
-            "--max-time",
-            "5",
-            "--retry",
-            "40",
-            "--retry-delay",
-            "0",
-            "--retry-all-errors",
-            "--retry-max-time",
-            "20",
-            "http://10.77.0.2:8080/",
-        ]);
+        let out = curl_retrying(&peer.ns, "http://10.77.0.2:8080/", 20);
         assert!(
             out.status.success(),
             "{what}: {}\n{}",
             show(&out),
-            log_of(&log)
+            read(&log)
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{what}");
     };
@@ -640,7 +501,7 @@ fn endpoint_roams_to_latest_authenticated_source() {
     assert!(out.status.success(), "{}", show(&out));
     curl("after the peer moved");
     server.terminate();
-    let l = log_of(&log);
+    let l = read(&log);
     assert!(
         l.contains("peer endpoint updated") && l.contains("192.168.77.1:51999"),
         "roaming should be logged:\n{l}"
@@ -650,10 +511,8 @@ fn endpoint_roams_to_latest_authenticated_source() {
 #[test]
 fn icmp_unreachable_from_the_peer_is_ehostunreach() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let t = OnePeer::new("b");
+    let (client, peer) = (&t.client, &t.peer);
     // The peer forwards, and has no way to 10.77.9.0/24: its kernel
     // answers with ICMP host unreachable through the tunnel.
     let out = peer
@@ -661,15 +520,12 @@ fn icmp_unreachable_from_the_peer_is_ehostunreach() {
         .run(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     assert!(out.status.success(), "{}", show(&out));
     peer.ns.ip(&["route", "add", "unreachable", "10.77.9.0/24"]);
-    let conf = tmp.write(
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/16\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            allowed_ips: "10.77.0.0/16",
+            ..Conf::V4
+        },
     );
     let script = r#"
 import errno, socket, time
@@ -680,8 +536,8 @@ try:
 except OSError as e:
     print("ERRNO", errno.errorcode.get(e.errno), "after %.2f s" % (time.time() - t))
 "#;
-    let py = common::bins().python.display().to_string();
-    let out = wrapguard(&client, &conf, &[], &[&py, "-c", script]);
+    let py = python();
+    let out = wrapguard(client, &conf, &[], &[&py, "-c", script]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ERRNO EHOSTUNREACH"), "{}", show(&out));
 }
@@ -689,66 +545,23 @@ except OSError as e:
 #[test]
 fn inbound_source_outside_allowed_ips_is_dropped() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let t = OnePeer::new("b");
+    let peer = &t.peer;
     // A second address on the peer's side of the tunnel, which our config
     // does not allow that peer to send from.
     peer.ns
         .ip(&["addr", "add", "10.77.0.5/24", "dev", &peer.ifname]);
-    let conf = tmp.write(
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.1/32\nPersistentKeepalive = 1\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            allowed_ips: "10.77.0.1/32",
+            peer: "PersistentKeepalive = 1",
+            ..Conf::V4
+        },
     );
     let tok = token("src");
-    let root = webroot(&tmp, "www", &tok).display().to_string();
-    let b = common::bins();
-    let (wg_bin, py, conf_s) = (
-        b.wrapguard.display().to_string(),
-        b.python.display().to_string(),
-        conf.display().to_string(),
-    );
-    let log = tmp.join("wrapped.log");
-    let mut server = client.spawn(
-        &[
-            &wg_bin,
-            "--config",
-            &conf_s,
-            "--log-level=debug",
-            "--",
-            &py,
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "0.0.0.0",
-            "--directory",
-            &root,
-        ],
-        &log,
-    );
-    let allowed = peer.ns.run(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "5",
-        "--retry",
-        "40",
-        "--retry-delay",
-        "0",
-        "--retry-all-errors",
-        "--retry-max-time",
-        "20",
-        "http://10.77.0.2:8080/",
-    ]);
+    let (mut server, log) = wrapped_http_server(&t, &conf, &["--log-level=debug"], "0.0.0.0", &tok);
+    let allowed = curl_retrying(&peer.ns, "http://10.77.0.2:8080/", 20);
     let spoofed = peer.ns.run(&[
         "curl",
         "-sS",
@@ -759,7 +572,7 @@ fn inbound_source_outside_allowed_ips_is_dropped() {
         "http://10.77.0.2:8080/",
     ]);
     server.terminate();
-    let l = log_of(&log);
+    let l = read(&log);
     assert!(allowed.status.success(), "{}\n{l}", show(&allowed));
     assert_eq!(String::from_utf8_lossy(&allowed.stdout).trim(), tok);
     assert!(
@@ -776,20 +589,6 @@ fn inbound_source_outside_allowed_ips_is_dropped() {
         "the server must not see it:\n{l}"
     );
 }
-
-const ECHO_SERVER: &str = r#"
-import socket, threading
-def echo(c):
-    while True:
-        d = c.recv(65536)
-        if not d: break
-        c.sendall(d)
-    c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7000)); s.listen(128)
-while True:
-    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
-"#;
 
 const ECHO_CLIENTS: &str = r#"
 import hashlib, os, socket, sys, threading
@@ -817,15 +616,10 @@ print("BAD", bad) if bad else print("PASS")
 #[test]
 fn many_concurrent_echo_flows_both_directions_at_once() {
     skip_unless_ready!();
-    let t = one_peer("", "");
-    let py = common::bins().python.display().to_string();
-    let srv = t.tmp.write("echo_server.py", ECHO_SERVER);
-    let _srv = t
-        .peer
-        .ns
-        .spawn(&[&py, &srv.display().to_string()], &t.tmp.join("echo.log"));
-    t.peer.ns.wait_tcp_listen(7000);
-    let out = wrapguard(&t.client, &t.conf, &[], &[&py, "-c", ECHO_CLIENTS]);
+    let (t, conf) = one_peer();
+    let py = python();
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 7000);
+    let out = wrapguard(&t.client, &conf, &[], &[&py, "-c", ECHO_CLIENTS]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
         "{}",
@@ -836,25 +630,19 @@ fn many_concurrent_echo_flows_both_directions_at_once() {
 #[test]
 fn ipv6_underlay_endpoint() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
-    let conf = tmp.write(
+    let t = OnePeer::new("b");
+    let (client, peer) = (&t.client, &t.peer);
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint6()
-        ),
+        Conf {
+            endpoint: Endpoint::Peer6,
+            ..Conf::V4
+        },
     );
     let tok = token("u6");
-    let root = webroot(&tmp, "www", &tok);
-    let _srv = peer.http_server(&root, "0.0.0.0", &tmp.join("http.log"));
+    let _srv = t.serve_page(&tok, "0.0.0.0");
     let out = wrapguard(
-        &client,
+        client,
         &conf,
         &[],
         &["curl", "-sS", "--max-time", "15", "http://10.77.0.1:8080/"],
@@ -872,7 +660,7 @@ fn ipv6_underlay_endpoint() {
 #[test]
 fn application_connect_timeout_is_honoured() {
     skip_unless_ready!();
-    let t = one_peer("", "");
+    let (t, conf) = one_peer();
     // The peer silently drops everything for 10.77.8.0/24.
     t.peer
         .ns
@@ -889,11 +677,11 @@ except socket.timeout:
 except OSError as e:
     print("FAIL errno", e.errno)
 "#;
-    let py = common::bins().python.display().to_string();
+    let py = python();
     // Not in the peer's AllowedIPs: a --route sends it there.
     let out = wrapguard(
         &t.client,
-        &t.conf,
+        &conf,
         &["--route=10.77.8.0/24:10.77.0.1"],
         &[&py, "-c", script],
     );
@@ -904,70 +692,22 @@ except OSError as e:
 #[test]
 fn incoming_ipv6_and_ipv4_to_a_dual_stack_wrapped_server() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
-    let conf = tmp.write(
+    let t = OnePeer::new("b");
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n\
-             PersistentKeepalive = 1\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            peer: "PersistentKeepalive = 1",
+            ..Conf::DUAL
+        },
     );
     let tok = token("in6");
-    let root = webroot(&tmp, "www", &tok).display().to_string();
-    let b = common::bins();
-    let (wg_bin, py, conf_s) = (
-        b.wrapguard.display().to_string(),
-        b.python.display().to_string(),
-        conf.display().to_string(),
-    );
-    let log = tmp.join("wrapped.log");
-    let mut server = client.spawn(
-        &[
-            &wg_bin,
-            "--config",
-            &conf_s,
-            "--",
-            &py,
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "::",
-            "--directory",
-            &root,
-        ],
-        &log,
-    );
-    let fetch = |url: &str| {
-        peer.ns.run(&[
-            "curl",
-            "-sS",
-            "-g",
-            "--max-time",
-            "5",
-            "--retry",
-            "40",
-            "--retry-delay",
-            "0",
-            "--retry-all-errors",
-            "--retry-max-time",
-            "20",
-            url,
-        ])
-    };
+    let (mut server, log) = wrapped_http_server(&t, &conf, &[], "::", &tok);
+    let fetch = |url: &str| curl_retrying(&t.peer.ns, url, 20);
     let v6 = fetch("http://[fd77::2]:8080/");
     let v4 = fetch("http://10.77.0.2:8080/");
     std::thread::sleep(std::time::Duration::from_millis(200));
     server.terminate();
-    let l = log_of(&log);
+    let l = read(&log);
     for (what, out) in [("IPv6", &v6), ("IPv4", &v4)] {
         assert!(out.status.success(), "{what}: {}\n{l}", show(out));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{what}");
@@ -988,18 +728,15 @@ fn incoming_ipv6_and_ipv4_to_a_dual_stack_wrapped_server() {
 #[test]
 fn unanswered_handshakes_fail_the_first_connect_within_one_window_then_fast() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = Netns::new("b");
-    let ours = wg::keys();
-    let peer = one_peer_with(&tmp, &client, &ours, &[]);
+    let t = OnePeer::new("b");
     // Nothing answers on this port: no handshake can complete.
-    let conf = tmp.write(
+    let dead = format!("{}:9", t.peer.underlay);
+    let conf = t.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}:9\nAllowedIPs = 10.77.0.0/24\n",
-            ours.private, peer.keys.public, peer.underlay
-        ),
+        Conf {
+            endpoint: Endpoint::At(&dead),
+            ..Conf::V4
+        },
     );
     let script = r#"
 import errno, socket, time
@@ -1012,15 +749,7 @@ for i in range(2):
         print("ERRNO%d" % i, errno.errorcode.get(e.errno), "after %.1f s" % (time.time() - t))
     s.close()
 "#;
-    let py = common::bins().python.display().to_string();
-    let b = common::bins();
-    let (wg_bin, conf_s) = (
-        b.wrapguard.display().to_string(),
-        conf.display().to_string(),
-    );
-    let out = client.run(&[
-        "timeout", "150", &wg_bin, "--config", &conf_s, "--", &py, "-c", script,
-    ]);
+    let out = wg::wrapguard_limit(&t.client, &conf, &[], &[&python(), "-c", script], 150);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let first = stdout
         .lines()

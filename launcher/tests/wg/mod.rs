@@ -231,3 +231,27 @@ pub fn peer_server(
     peer.ns.wait_tcp_listen(port);
     (bg, log)
 }
+
+/// A TCP echo server on `port` (all addresses) in `peer`'s namespace, one
+/// thread per connection; returns once it listens.
+pub fn tcp_echo_server(peer: &WgPeer, tmp: &TempDir, port: u16) -> Bg {
+    let script = format!(
+        r#"
+import socket, threading
+def echo(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {port})); s.listen(128)
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#
+    );
+    peer_server(peer, tmp, &format!("echo{port}"), &script, port).0
+}
