@@ -385,7 +385,15 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     }
     set_flow(&s, flow, FlowState::Established);
     debug!(flow, dst = %dst, local = %out.local, "flow opened");
-    let r = crate::splice::splice(&mut stream, &mut *io).await;
+    let mut tunnel = crate::splice::Watched::new(&mut *io);
+    let r = crate::splice::splice(&mut stream, &mut tunnel).await;
+    if let Some(e) = tunnel.error() {
+        // Recorded before the data socket closes (when `stream` drops), so
+        // the shim, seeing the end, learns it was an error (ETIMEDOUT after
+        // the retransmissions or keepalive probes, ECONNRESET…), not a FIN.
+        set_flow(&s, flow, FlowState::Failed(e));
+        debug!(flow, dst = %dst, errno = e, "flow ended with an error");
+    }
     let (up, down) = r.unwrap_or((0, 0));
     debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
 }
@@ -423,8 +431,16 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         }
     };
     debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
-    let (a, b) = crate::splice::splice(&mut *io, &mut app)
-        .await
-        .unwrap_or((0, 0));
+    let mut tunnel = crate::splice::Watched::new(&mut *io);
+    let r = crate::splice::splice(&mut tunnel, &mut app).await;
+    if let Some(e) = tunnel.error() {
+        // The tunnel connection failed (timed out, reset): the program's
+        // accepted socket gets a reset, not an EOF that would pass for a
+        // complete transfer.
+        // Linger 0 closes with a RST at once (no blocking on drop).
+        let _ = socket2::SockRef::from(&app).set_linger(Some(Duration::ZERO));
+        debug!(peer = %peer, errno = e, "inbound flow ended with an error; resetting the program's socket");
+    }
+    let (a, b) = r.unwrap_or((0, 0));
     debug!(peer = %peer, bytes_in = a, bytes_out = b, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");
 }

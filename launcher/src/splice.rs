@@ -192,6 +192,66 @@ where
     .await
 }
 
+/// A stream that remembers the first error it returned (its errno), so
+/// that after [`splice`] the caller can tell which side failed and why.
+pub struct Watched<T> {
+    inner: T,
+    error: Option<i32>,
+}
+
+impl<T> Watched<T> {
+    /// Wraps `inner`.
+    pub fn new(inner: T) -> Self {
+        Watched { inner, error: None }
+    }
+
+    /// The errno of the first error `inner` returned, if any.
+    pub fn error(&self) -> Option<i32> {
+        self.error
+    }
+
+    fn note<V>(&mut self, p: Poll<io::Result<V>>) -> Poll<io::Result<V>> {
+        if let Poll::Ready(Err(e)) = &p {
+            if self.error.is_none() {
+                self.error = Some(e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        }
+        p
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let p = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.note(p)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let p = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(p)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(p)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.note(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +289,45 @@ mod tests {
         far_side.await.expect("far side");
         let (ab, ba) = t.await.expect("join").expect("splice ok");
         assert_eq!((ab, ba), (300_000, 200_000));
+    }
+
+    /// A stream whose reads fail with ETIMEDOUT (a tunnel flow that timed out).
+    struct TimedOut;
+
+    impl AsyncRead for TimedOut {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)))
+        }
+    }
+
+    impl AsyncWrite for TimedOut {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn watched_tells_which_side_failed_and_why() {
+        let (_app, mut a) = tokio::io::duplex(64);
+        let mut app_side = Watched::new(&mut a);
+        let mut tunnel = Watched::new(TimedOut);
+        let r = splice(&mut app_side, &mut tunnel).await;
+        assert_eq!(r.expect_err("fails").raw_os_error(), Some(libc::ETIMEDOUT));
+        assert_eq!(tunnel.error(), Some(libc::ETIMEDOUT));
+        assert_eq!(app_side.error(), None);
     }
 }

@@ -3,7 +3,8 @@
 //! with SIGKILL → the program's socket gets EOF or a reset at once instead
 //! of hanging; the peer vanishes mid-transfer → the connection times out
 //! after the TCP retransmissions (fewer with a hidden test flag) and the
-//! program gets an error. Needs root, wireguard-go, wireguard-tools; prints
+//! program gets ETIMEDOUT on send, recv and SO_ERROR; a dead peer fails
+//! connects fast with EHOSTUNREACH and is used again once it returns. Needs root, wireguard-go, wireguard-tools; prints
 //! `SKIPPED:` and passes otherwise.
 
 mod common;
@@ -99,39 +100,94 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     assert!(killed.elapsed() < Duration::from_secs(60), "{s}");
 }
 
+/// Wrapped client for the vanished-peer test: three connections; once the
+/// flag file `argv[1]` appears (the peer is gone), one keeps sending, one
+/// sends and waits in recv, one sends, polls, then asks SO_ERROR.
+const VANISH_CLIENT: &str = r#"
+import os, select, socket, sys, threading, time
+def say(*parts):
+    # One write per line: the threads' lines must not interleave.
+    os.write(1, (" ".join(str(p) for p in parts) + "\n").encode())
+def conn():
+    s = socket.create_connection(("10.77.0.1", 9100), timeout=20)
+    s.sendall(b"ping"); assert s.recv(10) == b"ping"
+    s.settimeout(300)
+    return s
+w, r, p = conn(), conn(), conn()
+say("READY")
+def sender():
+    try:
+        while True:
+            w.sendall(b"x" * 1000); time.sleep(0.05)
+    except OSError as e:
+        say("SEND ERR", e.errno)
+threading.Thread(target=sender, daemon=True).start()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+r.sendall(b"unacked"); p.sendall(b"unacked")
+def reader():
+    try:
+        d = r.recv(10)
+        say("RECV EOF" if not d else "RECV DATA")
+    except OSError as e:
+        say("RECV ERR", e.errno)
+threading.Thread(target=reader, daemon=True).start()
+pl = select.poll(); pl.register(p.fileno(), select.POLLIN)
+ev = pl.poll(300000)
+say("POLL", ev[0][1] if ev else 0, "SO_ERROR", p.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+time.sleep(60)
+"#;
+
 #[test]
 fn vanished_peer_times_out_the_connection_after_retransmissions() {
     skip_unless_ready!();
     let (mut t, conf) = setup("v");
     let py = python();
     let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
-    // Keep sending until something fails; report how.
-    let code = "import socket, sys, time\n\
-         s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
-         s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
-         print('READY', flush=True)\n\
-         s.settimeout(300)\n\
-         try:\n    while True:\n        s.sendall(b'x' * 1000)\n        time.sleep(0.05)\n\
-         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
+    // Three connections, each with bytes in flight when the peer is gone:
+    // one keeps sending, one waits in recv, one polls and then asks
+    // SO_ERROR. Each must end with ETIMEDOUT (110), never EOF or EPIPE.
+    let flags = t.tmp.join("flags");
+    std::fs::create_dir_all(&flags).expect("flag dir");
+    let killed_flag = flags.join("killed");
+    let script = t.tmp.write("vanish.py", VANISH_CLIENT);
     let log = t.tmp.join("run.log");
     let mut run = spawn_wrapguard(
         &t.client,
         &conf,
         &["--log-level=debug", "--test-tcp-data-retries=4"],
-        &[&py, "-c", code],
+        &[
+            &py,
+            "-u",
+            &script.display().to_string(),
+            &killed_flag.display().to_string(),
+        ],
         &log,
         300,
     );
     let s = wait_line(&log, &["READY"], 60);
     assert_eq!(s, "READY", "{}", read(&log));
     t.peer.kill();
+    std::fs::write(&killed_flag, "").expect("flag");
     let killed = Instant::now();
-    let s = wait_line(&log, &["ENDED"], 240);
+    let send = wait_line(&log, &["SEND"], 240);
+    let recv = wait_line(&log, &["RECV"], 240);
+    let poll = wait_line(&log, &["POLL"], 240);
+    let s = format!("{send}; {recv}; {poll}");
+    let _ = run.child.kill();
     let _ = run.child.wait();
     let all = read(&log);
+    assert_eq!(
+        send, "SEND ERR 110",
+        "a send must fail with ETIMEDOUT once TCP gives up: {s}\n{all}"
+    );
+    assert_eq!(
+        recv, "RECV ERR 110",
+        "a blocked recv must fail with ETIMEDOUT, not EOF: {s}\n{all}"
+    );
     assert!(
-        s.starts_with("ENDED ERR"),
-        "the program should get an error once TCP gives up: {s:?}\n{all}"
+        poll.starts_with("POLL ") && poll.ends_with(" SO_ERROR 110"),
+        "poll wakes, and SO_ERROR is ETIMEDOUT: {s}\n{all}"
     );
     println!(
         "vanished peer: {s} after {:?}; {}",

@@ -7,8 +7,9 @@ use crate::dgram;
 use crate::engine::{self, config};
 use crate::real;
 use crate::redirect;
+use crate::stream_end;
 use crate::sys::{self, errno, set_errno};
-use crate::table::{self, Kind, OutState};
+use crate::table::{self, Kind, OutState, Quick};
 use crate::udp::{self, SendPlan};
 use control::{ConnectReply, ConnectRequest, FlowState, Proto, Reply, Request, RouteDecision};
 use libc::{c_int, c_void, sockaddr, socklen_t};
@@ -267,6 +268,7 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             peer: dst_raw,
             local,
             sndbuf: 0,
+            end: Default::default(),
         },
     );
     if let Some(Kind::Outbound {
@@ -465,7 +467,7 @@ fn set_state(k: &mut Kind, new: OutState) {
 /// Brings the state of an outbound fd up to date without blocking:
 /// `POLLOUT` alone means established; `POLLERR`/`POLLHUP` means the engine
 /// gave up (or finished), and the engine says which and why.
-fn settle(fd: c_int) -> Option<OutState> {
+pub(crate) fn settle(fd: c_int) -> Option<OutState> {
     let Some(Kind::Outbound {
         state,
         flow,
@@ -594,6 +596,7 @@ fn adopt(fd: c_int) -> Option<()> {
             peer: addr::in_family(info.peer, family),
             local: info.local,
             sndbuf: 0,
+            end: Default::default(),
         },
     );
     match table::get(fd) {
@@ -706,7 +709,10 @@ unsafe fn do_getsockopt(
                     });
                     errno
                 }
-                Some(OutState::Established) => return pass(fd),
+                Some(OutState::Established) => match stream_end::so_error(fd) {
+                    Some(e) => e,
+                    None => return pass(fd),
+                },
                 _ => 0,
             };
             // SAFETY: application buffer, checked in put_int.
@@ -1535,8 +1541,10 @@ pub unsafe extern "C" fn recvfrom(
 ) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::recvfrom(fd, buf, len, flags, a, alen) };
-    if !table::maybe_udp(fd) {
-        return pass();
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO),
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1559,8 +1567,10 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::recv(fd, buf, len, flags) };
-    if !table::maybe_udp(fd) {
-        return pass();
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO),
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1592,8 +1602,10 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::read(fd, buf, len) };
-    if !table::maybe_udp(fd) {
-        return pass();
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO),
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1625,8 +1637,17 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::recvmsg(fd, msg, flags) };
-    if msg.is_null() || !table::maybe_udp(fd) {
+    if msg.is_null() {
         return pass();
+    }
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => {
+            // SAFETY: non-null msghdr from the application.
+            let len = unsafe { iov_total(&*msg) };
+            return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO);
+        }
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1756,8 +1777,21 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::send(fd, buf, len, flags) };
-    if !table::maybe_udp(fd) {
-        return pass();
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => {
+            return hook(
+                pass,
+                // SAFETY: forwarded application arguments, one flag added.
+                || {
+                    stream_end::send(fd, flags, |x| unsafe {
+                        real::send(fd, buf, len, flags | x)
+                    })
+                },
+                libc::EIO,
+            );
+        }
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1778,8 +1812,17 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
     // SAFETY: forwarded application arguments.
     let pass = || unsafe { real::write(fd, buf, len) };
-    if !table::maybe_udp(fd) {
-        return pass();
+    match table::quick(fd) {
+        Quick::Other => return pass(),
+        Quick::Stream => {
+            return hook(
+                pass,
+                // SAFETY: write(2) on a socket is send(2) without flags.
+                || stream_end::send(fd, 0, |x| unsafe { real::send(fd, buf, len, x) }),
+                libc::EIO,
+            );
+        }
+        Quick::Udp => {}
     }
     hook(
         pass,
@@ -1805,10 +1848,26 @@ pub unsafe extern "C" fn sendto(
     a: *const sockaddr,
     alen: socklen_t,
 ) -> isize {
-    if a.is_null() && !table::maybe_udp(fd) {
-        // Fast path: no destination, nothing to decide.
-        // SAFETY: forwarded application arguments.
-        return unsafe { real::sendto(fd, buf, len, flags, a, alen) };
+    if a.is_null() {
+        match table::quick(fd) {
+            // Fast path: no destination, nothing to decide.
+            // SAFETY: forwarded application arguments.
+            Quick::Other => return unsafe { real::sendto(fd, buf, len, flags, a, alen) },
+            Quick::Stream => {
+                return hook(
+                    // SAFETY: forwarded application arguments.
+                    || unsafe { real::sendto(fd, buf, len, flags, a, alen) },
+                    || {
+                        stream_end::send(fd, flags, |x| {
+                            // SAFETY: as above, one flag added.
+                            unsafe { real::sendto(fd, buf, len, flags | x, a, alen) }
+                        })
+                    },
+                    libc::EIO,
+                );
+            }
+            Quick::Udp => {}
+        }
     }
     hook(
         // SAFETY: forwarded application arguments.
@@ -1826,7 +1885,27 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     // SAFETY: a non-null msghdr is readable per the sendmsg contract.
-    if msg.is_null() || (unsafe { (*msg).msg_name.is_null() } && !table::maybe_udp(fd)) {
+    if !msg.is_null() && unsafe { (*msg).msg_name.is_null() } {
+        match table::quick(fd) {
+            // SAFETY: forwarded application arguments.
+            Quick::Other => return unsafe { real::sendmsg(fd, msg, flags) },
+            Quick::Stream => {
+                return hook(
+                    // SAFETY: forwarded application arguments.
+                    || unsafe { real::sendmsg(fd, msg, flags) },
+                    // SAFETY: as above, one flag added.
+                    || {
+                        stream_end::send(fd, flags, |x| unsafe {
+                            real::sendmsg(fd, msg, flags | x)
+                        })
+                    },
+                    libc::EIO,
+                );
+            }
+            Quick::Udp => {}
+        }
+    }
+    if msg.is_null() {
         // SAFETY: forwarded application arguments.
         return unsafe { real::sendmsg(fd, msg, flags) };
     }
@@ -1966,4 +2045,18 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     fcntl_common(fd, cmd, arg)
+}
+
+/// Bytes the iovecs of `m` can hold (0 when it has none).
+///
+/// # Safety
+/// `m.msg_iov` points to `m.msg_iovlen` readable iovecs (or is null).
+unsafe fn iov_total(m: &libc::msghdr) -> usize {
+    if m.msg_iov.is_null() {
+        return 0;
+    }
+    (0..m.msg_iovlen)
+        // SAFETY: per the caller, `msg_iovlen` entries are readable.
+        .map(|i| unsafe { (*m.msg_iov.add(i)).iov_len })
+        .fold(0usize, usize::saturating_add)
 }

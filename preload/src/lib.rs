@@ -54,6 +54,9 @@
 //!   path is not the bottleneck; the userspace TCP/IP stack will be.
 //!
 //! # Known limits (observed, by design for now)
+//! * The end of an established stream: see [`stream_end`] (`ETIMEDOUT`
+//!   instead of EOF for a connection that timed out; not for
+//!   `readv`/`writev`/`sendfile`/`splice`).
 //! * A program that never calls `SO_ERROR`/`getpeername` after a
 //!   non-blocking connect keeps the minimum send buffer (~4.5 KiB) on the
 //!   data socket: correct, but more wakeups on bulk sends.
@@ -103,6 +106,7 @@ pub mod hooks;
 pub mod real;
 pub mod redirect;
 pub mod resolve;
+pub mod stream_end;
 pub mod sys;
 pub mod table;
 pub mod udp;

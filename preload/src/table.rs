@@ -35,6 +35,25 @@ pub enum OutState {
     },
 }
 
+/// How an established tunnel stream ended, as far as the shim has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Not seen ending (or not yet asked).
+    #[default]
+    Open,
+    /// It ended and the engine said: a FIN, an EOF is right.
+    Clean,
+    /// The tunnel connection failed with this errno (`ETIMEDOUT` after the
+    /// retransmissions or keepalive probes, `ECONNRESET` for a reset).
+    Error {
+        /// The errno.
+        errno: c_int,
+        /// Whether a call returned it already (it is reported once, as a
+        /// kernel socket's pending error is).
+        reported: bool,
+    },
+}
+
 /// How many epoll registrations of a not-yet-connected socket are carried
 /// over to its data socket.
 pub const MAX_EPOLL_REGS: usize = 4;
@@ -77,6 +96,8 @@ pub enum Kind {
         local: SocketAddr,
         /// SO_SNDBUF the application asked for, applied once established.
         sndbuf: c_int,
+        /// How the established stream ended (see [`crate::stream_end`]).
+        end: StreamEnd,
     },
     /// A stream socket whose wildcard/tunnel-address bind was redirected
     /// to loopback (normally a listener; see `listening`).
@@ -217,6 +238,43 @@ pub fn get(fd: c_int) -> Option<Kind> {
     }
 }
 
+/// What a tracked fd is, for the read/write fast path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Not ours (or not a kind the data calls care about).
+    Other,
+    /// A carried datagram socket.
+    Udp,
+    /// A tunnel stream (established, or not yet known to be).
+    Stream,
+}
+
+/// [`Quick`] for `fd`, without checking that the file is still the same
+/// (cheap; callers then use [`get`]).
+pub fn quick(fd: c_int) -> Quick {
+    let Some(s) = slot(fd, false) else {
+        return Quick::Other;
+    };
+    if !s.used.load(Ordering::Acquire) {
+        return Quick::Other;
+    }
+    s.with(|e| match e {
+        Some(Entry {
+            kind: Kind::Udp { .. },
+            ..
+        }) => Quick::Udp,
+        Some(Entry {
+            kind:
+                Kind::Outbound {
+                    state: OutState::Established | OutState::Connecting,
+                    ..
+                },
+            ..
+        }) => Quick::Stream,
+        _ => Quick::Other,
+    })
+}
+
 /// Whether `fd` is tracked as a datagram socket of ours, without checking
 /// that the file is still the same (cheap: for the read/write fast path;
 /// callers then use [`get`]).
@@ -287,6 +345,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
             peer,
             local,
             sndbuf,
+            end,
         } => {
             let shadow = crate::sys::fcntl(shadow, libc::F_DUPFD_CLOEXEC, 0).ok()?;
             Some(Kind::Outbound {
@@ -297,6 +356,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
                 peer,
                 local,
                 sndbuf,
+                end,
             })
         }
         Kind::Udp {
