@@ -1782,11 +1782,10 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
         Quick::Stream => {
             return hook(
                 pass,
-                // SAFETY: forwarded application arguments, one flag added.
                 || {
-                    stream_end::send(fd, flags, |x| unsafe {
-                        real::send(fd, buf, len, flags | x)
-                    })
+                    // SAFETY: forwarded application arguments, one flag added.
+                    let go = |x| unsafe { real::send(fd, buf, len, flags | x) };
+                    stream_end::send(fd, flags, go)
                 },
                 libc::EIO,
             );
@@ -1893,11 +1892,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
                 return hook(
                     // SAFETY: forwarded application arguments.
                     || unsafe { real::sendmsg(fd, msg, flags) },
-                    // SAFETY: as above, one flag added.
                     || {
-                        stream_end::send(fd, flags, |x| unsafe {
-                            real::sendmsg(fd, msg, flags | x)
-                        })
+                        // SAFETY: as above, one flag added.
+                        let go = |x| unsafe { real::sendmsg(fd, msg, flags | x) };
+                        stream_end::send(fd, flags, go)
                     },
                     libc::EIO,
                 );
