@@ -60,6 +60,14 @@ pub struct Cli {
     #[arg(long = "route", value_name = "CIDR:PEER_IP")]
     pub routes: Vec<RouteArg>,
 
+    /// How the program's socket calls are intercepted: auto (the LD_PRELOAD
+    /// shim for dynamically linked programs it can enter, seccomp for
+    /// static, Go and musl programs), preload (the shim only; programs it
+    /// cannot enter are refused), or seccomp (seccomp user notification for
+    /// every program; Linux 5.9 or newer).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::Auto)]
+    pub mode: Mode,
+
     /// Log level.
     #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -163,6 +171,17 @@ pub enum Helper {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `--mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The shim where it can enter the program, seccomp otherwise (default).
+    Auto,
+    /// The LD_PRELOAD shim only.
+    Preload,
+    /// Seccomp user notification only.
+    Seccomp,
 }
 
 /// `--log-level` values.

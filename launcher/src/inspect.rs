@@ -818,12 +818,39 @@ enum Next {
     Interpreter(PathBuf, Option<OsString>),
 }
 
-/// Why the shim cannot enter the program `argv0` (resolved on `path`), as
-/// one failed [`Check`]: statically linked, set-user-ID/set-group-ID/file
-/// capabilities, Go, musl, another architecture. `None` when the shim can
-/// enter it, or when it cannot be launched at all (missing, not
-/// executable…), which launching itself reports.
-pub fn refusal(argv0: &OsStr, path: Option<&OsStr>, own: &ElfInfo) -> Option<Check> {
+/// How the launcher carries a program (see [`choose_mode`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModeChoice {
+    /// The LD_PRELOAD shim can enter it.
+    Preload,
+    /// Seccomp user notification; `why`: the reason the shim cannot
+    /// (`None` when forced).
+    Seccomp {
+        /// Why the shim cannot enter it, if that is the reason.
+        why: Option<String>,
+    },
+    /// Neither mode carries it: this failed check says why.
+    Refuse(Check),
+}
+
+/// Whether seccomp mode carries a program the shim cannot enter for the
+/// reason in `c` (statically linked, musl, Go: the kernel sees their
+/// system calls all the same).
+fn seccomp_carries(c: &Check) -> bool {
+    c.what.contains(STATIC_WHAT) || c.what.contains(MUSL_WHAT) || c.what.contains(GO_WHAT)
+}
+
+/// The interception mode for `argv0` (resolved on `path`) under `--mode`
+/// `forced` (`None`: auto). Programs that cannot be launched at all get
+/// the mode anyway (launching reports the error); set-user-ID programs and
+/// other architectures are refused by both modes.
+pub fn choose_mode(
+    argv0: &OsStr,
+    path: Option<&OsStr>,
+    own: &ElfInfo,
+    forced: Option<crate::cli::Mode>,
+) -> ModeChoice {
+    use crate::cli::Mode;
     let launchable = |c: &Check| {
         c.what.starts_with("command ")
             || c.what.ends_with("does not exist")
@@ -832,10 +859,37 @@ pub fn refusal(argv0: &OsStr, path: Option<&OsStr>, own: &ElfInfo) -> Option<Che
             || c.what.contains("neither an ELF program")
             || c.what.starts_with("interpreter of ")
     };
-    shim_entry(argv0, path, own)
+    let fails: Vec<Check> = shim_entry(argv0, path, own)
         .into_iter()
-        .find(|c| c.level == Level::Fail && !launchable(c))
+        .filter(|c| c.level == Level::Fail && !launchable(c))
+        .collect();
+    match forced {
+        Some(Mode::Preload) => match fails.into_iter().next() {
+            Some(c) => ModeChoice::Refuse(c),
+            None => ModeChoice::Preload,
+        },
+        Some(Mode::Seccomp) => match fails.into_iter().find(|c| !seccomp_carries(c)) {
+            Some(c) => ModeChoice::Refuse(c),
+            None => ModeChoice::Seccomp { why: None },
+        },
+        Some(Mode::Auto) | None => {
+            if fails.is_empty() {
+                ModeChoice::Preload
+            } else if let Some(c) = fails.iter().find(|c| !seccomp_carries(c)) {
+                ModeChoice::Refuse(c.clone())
+            } else {
+                ModeChoice::Seccomp {
+                    why: fails.first().map(|c| c.what.clone()),
+                }
+            }
+        }
+    }
 }
+
+/// Phrases of the [`Check`]s that name what seccomp mode can carry.
+const STATIC_WHAT: &str = " is statically linked (no program interpreter)";
+const MUSL_WHAT: &str = " is linked against musl libc";
+const GO_WHAT: &str = " is a Go program: ";
 
 fn entry_of_file(file: &Path, own: &ElfInfo, out: &mut Vec<Check>) -> Next {
     let shown = file.display();
@@ -905,18 +959,18 @@ fn elf_entry(shown: &str, info: &ElfInfo, own: &ElfInfo, out: &mut Vec<Check>) {
     }
     if info.is_static() {
         out.push(Check::fail(
-            format!("{shown} is statically linked (no program interpreter): LD_PRELOAD cannot enter it, its traffic would bypass the tunnel"),
+            format!("{shown}{STATIC_WHAT}: LD_PRELOAD cannot enter it, its traffic would bypass the tunnel"),
             "use a dynamically linked build of the program (e.g. your distribution's package)",
         ));
     } else if info.is_musl() {
         out.push(Check::fail(
-            format!("{shown} is linked against musl libc; the shim is built for glibc"),
+            format!("{shown}{MUSL_WHAT}; the shim is built for glibc"),
             "use a glibc build of the program",
         ));
     }
     if info.go {
         out.push(Check::fail(
-            format!("{shown} is a Go program: Go makes its socket calls without libc, so the shim cannot see them"),
+            format!("{shown}{GO_WHAT}Go makes its socket calls without libc, so the shim cannot see them"),
             "no LD_PRELOAD tool can carry it; use a kernel WireGuard interface (wg-quick) or the program's proxy settings",
         ));
     }

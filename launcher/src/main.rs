@@ -21,13 +21,14 @@ mod keys;
 mod logging;
 mod probe;
 mod report;
+mod seccomp;
 mod selftest;
 mod splice;
 
 use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use cli::{Cli, Helper, LogLevel};
+use cli::{Cli, Helper, LogLevel, Mode};
 use engine::FlowBackend;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -125,33 +126,65 @@ fn usage_error(e: clap::Error) -> ! {
 /// anyway (its traffic then bypasses the tunnel).
 const ENV_ALLOW_UNCARRIED: &str = "WRAPGUARD_ALLOW_UNCARRIED";
 
-/// Refuses, before anything starts, a program the shim cannot enter
-/// (static, set-user-ID, Go…): its traffic would silently bypass the
-/// tunnel. `WRAPGUARD_ALLOW_UNCARRIED=1` runs it anyway, with a warning.
-fn refuse_unreachable_program(cli: &Cli) -> Result<()> {
-    let Some(prog) = cli.command.first() else {
-        return Ok(());
+/// How the child's socket calls are carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Carry {
+    /// `LD_PRELOAD` shim.
+    Preload,
+    /// Seccomp user notification.
+    Seccomp,
+}
+
+/// Picks the mode for the program (`--mode`, and for `auto` what the
+/// program is), and refuses, before anything starts, a program neither
+/// mode can carry (set-user-ID, another architecture…): its traffic would
+/// silently bypass the tunnel. `WRAPGUARD_ALLOW_UNCARRIED=1` runs it
+/// anyway, with a warning.
+fn choose_carry(cli: &Cli) -> Result<Carry> {
+    let forced = match cli.mode {
+        Mode::Auto => None,
+        m => Some(m),
     };
-    let Ok(own) = inspect::ElfInfo::own() else {
-        return Ok(()); // cannot compare; the loader will tell
+    let fallback = if cli.mode == Mode::Seccomp {
+        Carry::Seccomp
+    } else {
+        Carry::Preload
+    };
+    let (Some(prog), Ok(own)) = (cli.command.first(), inspect::ElfInfo::own()) else {
+        return Ok(fallback); // nothing to inspect; the loader will tell
     };
     let path = std::env::var_os("PATH");
-    let Some(c) = inspect::refusal(prog, path.as_deref(), &own) else {
-        return Ok(());
-    };
-    if std::env::var_os(ENV_ALLOW_UNCARRIED).is_some_and(|v| v == "1") {
-        tracing::warn!(
-            "{}; running it anyway ({ENV_ALLOW_UNCARRIED}=1): its traffic bypasses the tunnel",
-            c.what
-        );
-        return Ok(());
+    let shown = prog.to_string_lossy();
+    match inspect::choose_mode(prog, path.as_deref(), &own, forced) {
+        inspect::ModeChoice::Preload => Ok(Carry::Preload),
+        inspect::ModeChoice::Seccomp { why } => {
+            if let Some(e) = seccomp::unsupported() {
+                return Err(match why {
+                    Some(w) => anyhow!("refusing to run {shown}: {w}; and {e}"),
+                    None => anyhow!("{e}; use --mode=preload"),
+                });
+            }
+            match why {
+                Some(w) => info!("Mode: seccomp ({w})"),
+                None => info!("Mode: seccomp"),
+            }
+            Ok(Carry::Seccomp)
+        }
+        inspect::ModeChoice::Refuse(c) => {
+            if std::env::var_os(ENV_ALLOW_UNCARRIED).is_some_and(|v| v == "1") {
+                tracing::warn!(
+                    "{}; running it anyway ({ENV_ALLOW_UNCARRIED}=1): its traffic bypasses the tunnel",
+                    c.what
+                );
+                return Ok(fallback);
+            }
+            Err(anyhow!(
+                "refusing to run {shown}: {}; {} (or set {ENV_ALLOW_UNCARRIED}=1 to run it outside the tunnel)",
+                c.what,
+                c.fix
+            ))
+        }
     }
-    Err(anyhow!(
-        "refusing to run {}: {}; {} (or set {ENV_ALLOW_UNCARRIED}=1 to run it outside the tunnel)",
-        prog.to_string_lossy(),
-        c.what,
-        c.fix
-    ))
 }
 
 /// Everything; returns the exit code. All guards (control directory…) are
@@ -169,9 +202,16 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
         return selftest::run(cli);
     }
 
-    let shim = shim_path()?;
-    info!("Shim: {}", shim.display());
-    refuse_unreachable_program(cli)?;
+    let carry = choose_carry(cli)?;
+    // Seccomp mode does not load the shim into the program.
+    let shim = match carry {
+        Carry::Preload => {
+            let s = shim_path()?;
+            info!("Shim: {}", s.display());
+            s
+        }
+        Carry::Seccomp => PathBuf::new(),
+    };
 
     let config = cli
         .config
@@ -236,7 +276,7 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
         signals()?
     };
     let dir = ctldir::ControlDir::create()?;
-    let code = rt.block_on(supervise(cli, &shim, &dir, backend, sigs));
+    let code = rt.block_on(supervise(cli, carry, &shim, &dir, backend, sigs));
     rt.shutdown_background();
     drop(dir);
     code
@@ -328,6 +368,7 @@ fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
 
 async fn supervise(
     cli: &Cli,
+    carry: Carry,
     shim: &std::path::Path,
     dir: &ctldir::ControlDir,
     backend: Arc<dyn FlowBackend>,
@@ -349,12 +390,37 @@ async fn supervise(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     info!("Launching: {}", shown.join(" "));
-    let child = tokio::process::Command::new(prog)
-        .args(args)
-        .env("LD_PRELOAD", ld_preload_value(shim))
-        .env(control::ENV_CONTROL, &sock)
-        .env(control::ENV_PRELOAD, shim)
-        .spawn();
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args);
+    let mut handoff = None;
+    match carry {
+        Carry::Preload => {
+            cmd.env("LD_PRELOAD", ld_preload_value(shim))
+                .env(control::ENV_CONTROL, &sock)
+                .env(control::ENV_PRELOAD, shim);
+        }
+        Carry::Seccomp => {
+            let (child_side, parent_side, ends) =
+                seccomp::child::handoff(&seccomp::filter::program())
+                    .context("cannot prepare the seccomp filter")?;
+            // SAFETY: the hook runs between fork and exec and only makes
+            // async-signal-safe system calls (prctl, seccomp, write, read).
+            unsafe { cmd.pre_exec(move || child_side.install()) };
+            handoff = Some((parent_side.receive(), ends));
+        }
+    }
+    let child = cmd.spawn();
+    if let Some((receiver, ends)) = handoff {
+        drop(ends); // a child that failed before the hand-off: EOF
+        match receiver.join() {
+            Ok(Ok(listener)) if child.is_ok() => seccomp::start(listener, sock.clone())
+                .context("cannot start the seccomp supervisor")?,
+            Ok(Err(e)) if child.is_err() => {
+                debug!(error = %e, "seccomp hand-off did not happen");
+            }
+            _ => {}
+        }
+    }
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {

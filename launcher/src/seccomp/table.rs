@@ -1,0 +1,157 @@
+//! Which of the child's open files are ours, keyed by inode (the identity
+//! of the open file), so `dup`, `fork` and `exec` in the child keep
+//! working: a socket keeps its inode whatever descriptor names it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// Entries kept at most; the oldest go first (their sockets are long
+/// closed in any ordinary program).
+pub const CAPACITY: usize = 65_536;
+
+/// State of an outgoing tunnel connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    /// The engine is still connecting.
+    Connecting,
+    /// Established through the tunnel.
+    Established,
+    /// Failed with `errno`; `reported` once `SO_ERROR` or `connect` said so.
+    Failed {
+        /// The errno.
+        errno: i32,
+        /// Whether the program has been told.
+        reported: bool,
+    },
+}
+
+/// An outgoing TCP connection carried by the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    /// Engine flow id (`FlowStatus`).
+    pub flow: u64,
+    /// The destination as the program named it (`getpeername`).
+    pub peer: SocketAddr,
+    /// Our tunnel address for it (`getsockname`).
+    pub local: SocketAddr,
+    /// `AF_INET` or `AF_INET6`: the family the program's socket had.
+    pub family: i32,
+    /// Where it is.
+    pub state: OutState,
+}
+
+/// One of our open files in the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ours {
+    /// A data socket we installed in place of a TCP socket.
+    Outbound(Outbound),
+    /// A TCP socket whose bind we redirected to loopback.
+    Listener {
+        /// What the program asked to bind (the port becomes the real one at `listen`).
+        requested: SocketAddr,
+        /// The socket's family.
+        family: i32,
+        /// Whether the engine listens for it.
+        listening: bool,
+    },
+    /// A connection we accepted for the program from a tunnel peer.
+    Accepted {
+        /// The peer's tunnel address.
+        peer: SocketAddr,
+        /// Our tunnel address it connected to.
+        local: SocketAddr,
+        /// The listener's family.
+        family: i32,
+    },
+}
+
+/// The table.
+#[derive(Debug, Default)]
+pub struct Table {
+    map: HashMap<u64, Ours>,
+    order: VecDeque<u64>,
+}
+
+impl Table {
+    /// What inode `ino` is, if it is ours.
+    pub fn get(&self, ino: u64) -> Option<Ours> {
+        self.map.get(&ino).copied()
+    }
+
+    /// Records (or replaces) `ino`.
+    pub fn insert(&mut self, ino: u64, v: Ours) {
+        if self.map.insert(ino, v).is_none() {
+            self.order.push_back(ino);
+            while self.order.len() > CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Changes an entry in place, if present.
+    pub fn update(&mut self, ino: u64, f: impl FnOnce(&mut Ours)) {
+        if let Some(v) = self.map.get_mut(&ino) {
+            f(v);
+        }
+    }
+
+    /// Forgets `ino`.
+    pub fn remove(&mut self, ino: u64) {
+        if self.map.remove(&ino).is_some() {
+            self.order.retain(|i| *i != ino);
+        }
+    }
+
+    /// Number of entries.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(port: u16) -> Ours {
+        Ours::Listener {
+            requested: SocketAddr::from(([0, 0, 0, 0], port)),
+            family: libc::AF_INET,
+            listening: false,
+        }
+    }
+
+    #[test]
+    fn insert_update_remove() {
+        let mut t = Table::default();
+        t.insert(7, listener(80));
+        t.update(7, |o| {
+            if let Ours::Listener { listening, .. } = o {
+                *listening = true
+            }
+        });
+        assert!(matches!(
+            t.get(7),
+            Some(Ours::Listener {
+                listening: true,
+                ..
+            })
+        ));
+        t.remove(7);
+        assert_eq!(t.get(7), None);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn bounded_oldest_first() {
+        let mut t = Table::default();
+        for i in 0..(CAPACITY as u64 + 10) {
+            t.insert(i, listener(1));
+        }
+        assert_eq!(t.len(), CAPACITY);
+        assert_eq!(t.get(0), None);
+        assert!(t.get(CAPACITY as u64 + 9).is_some());
+    }
+}

@@ -1,0 +1,482 @@
+//! TCP in seccomp mode, mirroring the shim's `connect`, socket options and
+//! names (`preload/src/hooks.rs`): a connect to a tunnel destination gets
+//! the engine's data socket installed on the program's fd number
+//! (`SECCOMP_IOCTL_NOTIF_ADDFD` + `SETFD`), with the filler protocol of the
+//! `control` crate; the calls on that fd that must look like TCP are
+//! answered from the [`Table`](super::table::Table).
+
+use super::caller::{self, FileId};
+use super::client;
+use super::notify::Answer;
+use super::sockaddr;
+use super::supervisor::{Call, Outcome, Supervisor, Wait};
+use super::table::{Ours, OutState, Outbound};
+use control::{ConnectReply, ConnectRequest, FlowState, Reply, Request};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use tracing::debug;
+
+/// Default `SO_SNDBUF` request restored once a flow is established (as the shim).
+const DEFAULT_SNDBUF: i32 = 106_496;
+
+/// An `int` socket option of our copy of a descriptor.
+pub fn sockopt_int(fd: &OwnedFd, level: i32, name: i32) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v`/`l` live across the call and describe an int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut l,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// Sets an `int` socket option on our copy.
+pub fn set_sockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32) {
+    // SAFETY: `v` lives across the call and is an int.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Whether the open file is non-blocking.
+pub fn nonblocking(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GETFL on our open descriptor.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// Sets or clears `O_NONBLOCK` on the open file.
+pub fn set_nonblocking(fd: &OwnedFd, on: bool) {
+    // SAFETY: fcntl on our open descriptor.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            let nfl = if on {
+                fl | libc::O_NONBLOCK
+            } else {
+                fl & !libc::O_NONBLOCK
+            };
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, nfl);
+        }
+    }
+}
+
+/// The socket's own (or peer's) address.
+pub fn sock_name(fd: &OwnedFd, peer: bool) -> Option<SocketAddr> {
+    let s = socket2::SockRef::from(fd);
+    let a = if peer { s.peer_addr() } else { s.local_addr() };
+    a.ok().and_then(|a| a.as_socket())
+}
+
+/// Reads the caller's socket address argument (`addr`, `len`).
+fn read_addr(c: &Call, addr: u64, len: u64) -> Option<SocketAddr> {
+    let len = usize::try_from(len as u32).ok()?;
+    if len > sockaddr::MAX_LEN {
+        return None; // the kernel says EINVAL
+    }
+    sockaddr::decode(&c.read(addr, len).ok()?)
+}
+
+/// Puts a fresh kernel TCP socket of `family` at the caller's `fd` (after
+/// a failed tunnel connect, or to undo a loopback bind), so a connect the
+/// engine does not carry reaches the kernel with a real socket.
+fn restore_kernel_socket(c: &Call, fd: u64, family: i32, bind: Option<SocketAddr>) -> bool {
+    let Ok(s) = socket2::Socket::new(socket2::Domain::from(family), socket2::Type::STREAM, None)
+    else {
+        return false;
+    };
+    if let Some(b) = bind {
+        if s.bind(&b.into()).is_err() {
+            let mut any = b;
+            any.set_port(0);
+            let _ = s.bind(&any.into());
+        }
+    }
+    let owned = OwnedFd::from(s);
+    let Ok(dst) = i32::try_from(fd) else {
+        return false;
+    };
+    let cloexec = caller::cloexec(c.n.pid, fd);
+    c.listener
+        .add_fd(c.n.id, owned.as_raw_fd(), Some(dst), cloexec, false)
+        .is_ok()
+}
+
+/// `connect(fd, addr, len)`.
+pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
+    let [fd, addr_p, len, ..] = c.n.args;
+    let Some(dst_raw) = read_addr(c, addr_p, len) else {
+        return Outcome::cont();
+    };
+    let Ok(sock) = c.fd(0) else {
+        return Outcome::cont();
+    };
+    let Ok(FileId { ino, socket: true }) = caller::file_id(&sock) else {
+        return Outcome::cont();
+    };
+    let mut redo_family = None;
+    let mut bound_here = None;
+    match sv.table.get(ino) {
+        Some(Ours::Outbound(o)) => match o.state {
+            OutState::Connecting if nonblocking(&sock) => return Outcome::errno(libc::EALREADY),
+            OutState::Connecting => {
+                // A blocking connect restarted after a signal: wait again.
+                sv.waits.push(Wait::Connect {
+                    data: sock,
+                    ino,
+                    waiter: Some(c.n.id),
+                });
+                return Outcome::Pending;
+            }
+            OutState::Established => return Outcome::errno(libc::EISCONN),
+            OutState::Failed { .. } => redo_family = Some(o.family),
+        },
+        Some(Ours::Accepted { .. }) => return Outcome::cont(),
+        Some(Ours::Listener {
+            requested,
+            family,
+            listening: false,
+        }) => bound_here = Some((requested, family)),
+        Some(Ours::Listener { .. }) => return Outcome::cont(),
+        None => {}
+    }
+    let (domain, ty) = match redo_family {
+        Some(f) => (f, libc::SOCK_STREAM),
+        None => match (
+            sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_DOMAIN),
+            sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_TYPE),
+        ) {
+            (Some(d), Some(t)) => (d, t),
+            _ => return Outcome::cont(),
+        },
+    };
+    let family_ok = matches!(
+        (domain, dst_raw),
+        (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
+    );
+    let dst = control::normalize(dst_raw);
+    // Leaving the tunnel path: a socket that is ours gets a kernel socket back.
+    let direct = |sv: &mut Supervisor| {
+        if let Some(f) = redo_family {
+            sv.table.remove(ino);
+            if !restore_kernel_socket(c, fd, f, None) {
+                return Outcome::errno(libc::ENETUNREACH);
+            }
+        }
+        Outcome::cont()
+    };
+    if !family_ok || sockaddr::is_local(&dst) {
+        return direct(sv);
+    }
+    if ty == libc::SOCK_DGRAM {
+        return super::udp::connect(sv, c, dst_raw, dst);
+    }
+    if ty != libc::SOCK_STREAM {
+        return Outcome::cont();
+    }
+    let nb = nonblocking(&sock);
+    let Ok(mut data) = sv.engine.open(true) else {
+        return Outcome::errno(libc::ENETUNREACH); // fail closed
+    };
+    let data_fd = OwnedFd::from(match data.try_clone() {
+        Ok(d) => d,
+        Err(_) => return Outcome::errno(libc::ENETUNREACH),
+    });
+    let data_ino = caller::file_id(&data_fd).map(|f| f.ino).unwrap_or(0);
+    let req = Request::Connect(ConnectRequest {
+        dst,
+        nonblocking: nb,
+        fd: fd as i32,
+        v6_socket: domain == libc::AF_INET6,
+        inode: data_ino,
+    });
+    let reply = client::send(&mut data, &req).and_then(|()| client::recv(&mut data));
+    let (flow, local) = match reply {
+        Ok(Reply::Connect(ConnectReply::Accepted { flow, local })) => (flow, local),
+        Ok(Reply::Connect(ConnectReply::NotRouted)) => {
+            if let Some((requested, family)) = bound_here {
+                // bind(wildcard) then connect() outside the tunnel: undo
+                // the loopback redirect, keeping the port when possible.
+                let mut want = requested;
+                want.set_port(sock_name(&sock, false).map(|a| a.port()).unwrap_or(0));
+                sv.table.remove(ino);
+                if !restore_kernel_socket(c, fd, family, Some(want)) {
+                    return Outcome::errno(libc::EADDRNOTAVAIL);
+                }
+            }
+            return direct(sv);
+        }
+        Ok(Reply::Connect(ConnectReply::Refused(e))) => return Outcome::errno(e),
+        _ => return Outcome::errno(libc::ENETUNREACH),
+    };
+    // Keeps POLLOUT off until the engine drains it (control crate doc). A
+    // failure here means the engine gave up already; FlowStatus says why.
+    let _ = data.write_all(&[control::FILLER_BYTE; control::FILLER_LEN]);
+    let _ = data.set_read_timeout(None);
+    if nb {
+        set_nonblocking(&data_fd, true);
+    }
+    let cloexec = caller::cloexec(c.n.pid, fd);
+    let Ok(target) = i32::try_from(fd) else {
+        return Outcome::errno(libc::EBADF);
+    };
+    if let Err(e) = c
+        .listener
+        .add_fd(c.n.id, data_fd.as_raw_fd(), Some(target), cloexec, false)
+    {
+        debug!(error = %e, "seccomp: cannot install the data socket");
+        return Outcome::errno(e.raw_os_error().unwrap_or(libc::EBADF));
+    }
+    if redo_family.is_some() || bound_here.is_some() {
+        sv.table.remove(ino);
+    }
+    sv.table.insert(
+        data_ino,
+        Ours::Outbound(Outbound {
+            flow,
+            peer: dst_raw,
+            local,
+            family: domain,
+            state: OutState::Connecting,
+        }),
+    );
+    debug!(pid = c.n.pid, fd, dst = %dst, flow, nonblocking = nb, "seccomp: connect through the tunnel");
+    drop(data);
+    sv.waits.push(Wait::Connect {
+        data: data_fd,
+        ino: data_ino,
+        waiter: (!nb).then_some(c.n.id),
+    });
+    if nb {
+        Outcome::errno(libc::EINPROGRESS)
+    } else {
+        Outcome::Pending
+    }
+}
+
+/// Where a connecting data socket stands, without blocking: `POLLOUT`
+/// alone means established; `POLLERR`/`POLLHUP` means the engine gave up
+/// (or finished) and says why.
+fn settle_state(sv: &Supervisor, data: &OwnedFd, flow: u64, revents: Option<i16>) -> OutState {
+    let rev = revents.unwrap_or_else(|| {
+        let mut p = libc::pollfd {
+            fd: data.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut p, 1, 0) };
+        p.revents
+    });
+    if rev & (libc::POLLERR | libc::POLLHUP) != 0 {
+        // Clear the unix socket's ECONNRESET; the real errno comes from the engine.
+        let _ = sockopt_int(data, libc::SOL_SOCKET, libc::SO_ERROR);
+        let errno = match sv.engine.query(&Request::FlowStatus { flow }) {
+            Ok(Reply::FlowStatus(FlowState::Failed(e))) => e,
+            Ok(Reply::FlowStatus(FlowState::Established)) => return OutState::Established,
+            Ok(_) => libc::ECONNRESET,
+            Err(_) => libc::ENETUNREACH,
+        };
+        OutState::Failed {
+            errno,
+            reported: false,
+        }
+    } else if rev & libc::POLLOUT != 0 {
+        OutState::Established
+    } else {
+        OutState::Connecting
+    }
+}
+
+/// Brings the entry of `ino` (an outbound data socket, `data` our copy)
+/// up to date; returns the new state.
+fn settle(sv: &mut Supervisor, ino: u64, data: &OwnedFd, revents: Option<i16>) -> Option<OutState> {
+    let Some(Ours::Outbound(o)) = sv.table.get(ino) else {
+        return None;
+    };
+    if o.state != OutState::Connecting {
+        return Some(o.state);
+    }
+    let new = settle_state(sv, data, o.flow, revents);
+    if new == OutState::Established {
+        set_sockopt_int(data, libc::SOL_SOCKET, libc::SO_SNDBUF, DEFAULT_SNDBUF);
+    }
+    sv.table.update(ino, |e| {
+        if let Ours::Outbound(o) = e {
+            o.state = new;
+        }
+    });
+    Some(new)
+}
+
+/// A watched data socket is ready: settle it and answer a blocking
+/// `connect`. Returns whether the watch is finished.
+pub fn connect_progress(sv: &mut Supervisor, i: usize, revents: i16) -> bool {
+    let Wait::Connect { data, ino, waiter } = &sv.waits[i] else {
+        return true;
+    };
+    let (ino, waiter) = (*ino, *waiter);
+    // SAFETY: F_DUPFD_CLOEXEC on our open descriptor.
+    let dup = unsafe { libc::fcntl(data.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return true;
+    }
+    // SAFETY: a new descriptor we own.
+    let data: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) };
+    match settle(sv, ino, &data, Some(revents)) {
+        None => true,
+        Some(OutState::Connecting) => false,
+        Some(st) => {
+            if let Some(id) = waiter {
+                let a = match st {
+                    OutState::Failed { errno, .. } => {
+                        sv.table.update(ino, |e| {
+                            if let Ours::Outbound(o) = e {
+                                o.state = OutState::Failed {
+                                    errno,
+                                    reported: true,
+                                };
+                            }
+                        });
+                        Answer::Errno(errno)
+                    }
+                    _ => Answer::Value(0),
+                };
+                sv.answer(id, a);
+            }
+            true
+        }
+    }
+}
+
+/// Writes an `int` option value the way the kernel does (`optval`, `optlen`).
+fn put_int(c: &Call, val: u64, len: u64, v: i32) -> Outcome {
+    let Ok(room) = c.read_u32(len) else {
+        return Outcome::errno(libc::EFAULT);
+    };
+    if (room as i32) < 0 {
+        return Outcome::errno(libc::EINVAL);
+    }
+    let n = (room as usize).min(4);
+    if c.write(val, &v.to_ne_bytes()[..n]).is_err()
+        || c.write(len, &(n as u32).to_ne_bytes()).is_err()
+    {
+        return Outcome::errno(libc::EFAULT);
+    }
+    Outcome::value(0)
+}
+
+/// The entry behind argument 0, with our copy of the descriptor.
+fn ours(sv: &Supervisor, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
+    let sock = c.fd(0).ok()?;
+    let id = caller::file_id(&sock).ok()?;
+    if !id.socket {
+        return None;
+    }
+    sv.table.get(id.ino).map(|o| (id.ino, sock, o))
+}
+
+/// `getsockopt(fd, SOL_SOCKET, SO_ERROR|SO_DOMAIN|SO_TYPE|SO_PROTOCOL, …)`
+/// (the filter traps nothing else).
+pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
+    let [_, level, name, val, len, _] = c.n.args;
+    let Some((ino, sock, Ours::Outbound(o))) = ours(sv, c) else {
+        return Outcome::cont();
+    };
+    if level as i32 != libc::SOL_SOCKET {
+        return Outcome::cont();
+    }
+    let v = match name as i32 {
+        libc::SO_ERROR => match settle(sv, ino, &sock, None) {
+            Some(OutState::Failed {
+                errno,
+                reported: false,
+            }) => {
+                sv.table.update(ino, |e| {
+                    if let Ours::Outbound(o) = e {
+                        o.state = OutState::Failed {
+                            errno,
+                            reported: true,
+                        };
+                    }
+                });
+                errno
+            }
+            _ => 0,
+        },
+        libc::SO_DOMAIN => o.family,
+        libc::SO_TYPE => libc::SOCK_STREAM,
+        libc::SO_PROTOCOL => libc::IPPROTO_TCP,
+        _ => return Outcome::cont(),
+    };
+    put_int(c, val, len, v)
+}
+
+/// `setsockopt` at TCP/IPv6 level or `SO_KEEPALIVE`: on our data sockets
+/// the options have no kernel socket to act on; accepted as a no-op.
+pub fn setsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
+    match ours(sv, c) {
+        Some((_, _, Ours::Outbound(_))) => Outcome::value(0),
+        _ => Outcome::cont(),
+    }
+}
+
+/// Writes an address to the caller's (`addr`, `len`) out-parameters.
+pub fn put_addr(c: &Call, addr: u64, len: u64, a: SocketAddr) -> Outcome {
+    let Ok(room) = c.read_u32(len) else {
+        return Outcome::errno(libc::EFAULT);
+    };
+    if (room as i32) < 0 {
+        return Outcome::errno(libc::EINVAL);
+    }
+    let (bytes, full) = sockaddr::truncated(a, room);
+    if c.write(addr, &bytes).is_err() || c.write(len, &full.to_ne_bytes()).is_err() {
+        return Outcome::errno(libc::EFAULT);
+    }
+    Outcome::value(0)
+}
+
+/// `getpeername` (`peer`) / `getsockname` on our sockets.
+pub fn name(sv: &mut Supervisor, c: &Call, peer: bool) -> Outcome {
+    let [_, addr, len, ..] = c.n.args;
+    let Some((ino, sock, o)) = ours(sv, c) else {
+        return Outcome::cont();
+    };
+    let shown = match (o, peer) {
+        (Ours::Outbound(o), true) => match settle(sv, ino, &sock, None) {
+            Some(OutState::Established) => o.peer,
+            _ => return Outcome::errno(libc::ENOTCONN),
+        },
+        (Ours::Outbound(o), false) => sockaddr::in_family(o.local, o.family),
+        (
+            Ours::Accepted {
+                peer: p, family, ..
+            },
+            true,
+        ) => sockaddr::in_family(p, family),
+        (Ours::Accepted { local, family, .. }, false) => sockaddr::in_family(local, family),
+        (Ours::Listener { requested, .. }, false) => {
+            let Some(real) = sock_name(&sock, false) else {
+                return Outcome::cont();
+            };
+            let mut shown = requested;
+            shown.set_port(real.port());
+            shown
+        }
+        (Ours::Listener { .. }, true) => return Outcome::cont(),
+    };
+    put_addr(c, addr, len, shown)
+}
