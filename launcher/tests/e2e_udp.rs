@@ -415,7 +415,8 @@ fn static_program_is_refused_before_launch() {
         return;
     }
     let b = bin.display().to_string();
-    let out = wrapguard(&t.client, &t.conf, &[], &[&b]);
+    // Only the shim mode refuses it (auto runs it under seccomp).
+    let out = wrapguard(&t.client, &t.conf, &["--mode=preload"], &[&b]);
     assert!(!out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -435,6 +436,7 @@ fn static_program_is_refused_before_launch() {
         &wg,
         "--config",
         &c,
+        "--mode=preload",
         "--",
         &b,
     ]);

@@ -1,0 +1,263 @@
+//! Seccomp mode end to end against wireguard-go (peer in a namespace of
+//! its own, wrapguard in a client namespace with no route but the
+//! underlay): a statically linked C program (built here with
+//! `gcc -static` from `fixtures/seccomp_tcp.c`, so the LD_PRELOAD shim
+//! cannot enter it) fetches a unique token over the tunnel with blocking
+//! and non-blocking connects, sees tunnel addresses in
+//! getpeername/getsockname, gets ECONNREFUSED from a closed port, and
+//! serves a peer that connects to its tunnel address (accept reports the
+//! peer's tunnel address); curl forced into seccomp mode works too.
+//! Needs root, wireguard-go, wireguard-tools and gcc with a static libc;
+//! prints `SKIPPED:` and passes otherwise.
+
+mod common;
+#[macro_use]
+mod wg;
+
+use std::path::{Path, PathBuf};
+use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+
+/// One wireguard-go peer (10.77.0.1, fd77::1), our config, a temp dir.
+struct One {
+    peer: WgPeer,
+    client: Netns,
+    conf: PathBuf,
+    tmp: TempDir,
+}
+
+/// A peer that also knows our endpoint (so it can reach a wrapped server
+/// first), our side listening on a fixed port.
+fn one_peer() -> One {
+    let tmp = TempDir::new();
+    let client = Netns::new("s");
+    let ours = wg::keys();
+    let peer = WgPeer::new(
+        &client,
+        &tmp,
+        PeerSetup {
+            index: 1,
+            our_public: &ours.public,
+            our_allowed: "10.77.0.2/32,fd77::2/128",
+            our_endpoint: Some("192.168.77.2:51900"),
+            extra_addrs: &[],
+            extra_peer_args: &[],
+        },
+    );
+    let conf = tmp.write(
+        "wg0.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\nListenPort = 51900\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
+            ours.private,
+            peer.keys.public,
+            peer.endpoint()
+        ),
+    );
+    One {
+        peer,
+        client,
+        conf,
+        tmp,
+    }
+}
+
+/// Builds the static fixture into `dir`; `None` (and a SKIPPED line) if
+/// gcc or a static libc is missing.
+fn static_fixture(dir: &Path) -> Option<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seccomp_tcp.c");
+    let bin = dir.join("seccomp_tcp");
+    let built = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    if !built.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: gcc -static failed (apt-get install gcc libc6-dev): {built:?}");
+        println!("SKIPPED: gcc -static");
+        return None;
+    }
+    let file = std::process::Command::new("file")
+        .arg(&bin)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        file.is_empty() || file.contains("statically linked"),
+        "fixture is not static: {file}"
+    );
+    Some(bin.display().to_string())
+}
+
+fn webroot(tmp: &TempDir, tok: &str) -> PathBuf {
+    let d = tmp.join("www");
+    std::fs::create_dir_all(&d).expect("webroot");
+    std::fs::write(d.join("index.html"), tok).expect("index.html");
+    d
+}
+
+fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+#[test]
+fn static_client_fetches_token_in_seccomp_and_auto_mode() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+        return;
+    };
+    let tok = token("static");
+    let root = webroot(&t.tmp, &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "::", &log);
+    for (flags, args) in [
+        (&["--mode=seccomp"][..], &["get", "10.77.0.1", "8080"][..]),
+        (&[][..], &["get", "10.77.0.1", "8080", "nb"][..]),
+        (&["--mode=auto"][..], &["get", "fd77::1", "8080", "nb"][..]),
+        (&["--mode=seccomp"][..], &["get", "fd77::1", "8080"][..]),
+    ] {
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(args);
+        let before = log_of(&log).lines().count();
+        let out = wrapguard(&t.client, &t.conf, flags, &argv);
+        let o = String::from_utf8_lossy(&out.stdout);
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?} {args:?}: {}", show(&out));
+        assert!(o.contains(&format!("BODY {tok}")), "{}", show(&out));
+        // The seccomp path, not a shim: auto picked seccomp for a static program.
+        assert!(e.contains("\"Mode: seccomp"), "{}", show(&out));
+        let (peer, ours) = if args[1].contains(':') {
+            ("fd77::1", "fd77::2")
+        } else {
+            ("10.77.0.1", "10.77.0.2")
+        };
+        assert!(o.contains(&format!("PEER {peer} 8080")), "{}", show(&out));
+        assert!(o.contains(&format!("LOCAL {ours} ")), "{}", show(&out));
+        let fam = if peer.contains(':') { 10 } else { 2 };
+        assert!(
+            o.contains(&format!("DOMAIN {fam} TYPE 1")),
+            "{}",
+            show(&out)
+        );
+        // The server saw our tunnel address, for this very request.
+        let l = log_of(&log);
+        let new: Vec<&str> = l.lines().skip(before).collect();
+        assert!(
+            new.iter().any(|x| x.contains(&format!("{ours} - - "))),
+            "server log: {l}"
+        );
+    }
+}
+
+#[test]
+fn static_client_refused_port_gives_econnrefused() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+        return;
+    };
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[&bin, "refused", "10.77.0.1", "9"],
+    );
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(o.contains("REFUSED blocking"), "{}", show(&out));
+    assert!(o.contains("REFUSED nonblocking"), "{}", show(&out));
+}
+
+#[test]
+fn static_server_is_reachable_from_the_peer_with_its_tunnel_address() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+        return;
+    };
+    let tok = token("srv");
+    let wg_bin = common::bins().wrapguard.display().to_string();
+    let conf = t.conf.display().to_string();
+    let child_log = t.tmp.join("wrapped.log");
+    let mut server = t.client.spawn(
+        &[
+            &wg_bin,
+            "--config",
+            &conf,
+            "--log-level=debug",
+            "--",
+            &bin,
+            "serve",
+            "8090",
+            &tok,
+        ],
+        &child_log,
+    );
+    // Retry until the wrapped server listens in the tunnel.
+    let script = r#"
+import socket, sys, time
+deadline = time.time() + 40
+while True:
+    try:
+        s = socket.create_connection(("10.77.0.2", 8090), timeout=5)
+        data = b""
+        while True:
+            d = s.recv(200)
+            if not d: break
+            data += d
+        print(data.decode()); sys.exit(0)
+    except OSError as e:
+        if time.time() > deadline:
+            print("FAIL", e); sys.exit(1)
+        time.sleep(0.2)
+"#;
+    let out = t.peer.ns.run(&["timeout", "55", "python3", "-c", script]);
+    for _ in 0..100 {
+        if log_of(&child_log).contains("Child exited") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.terminate();
+    let l = log_of(&child_log);
+    assert!(out.status.success(), "{}\n--- wrapped\n{l}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{l}");
+    assert!(l.contains("LISTENING 0.0.0.0 8090"), "{l}");
+    assert!(
+        l.contains("ACCEPTED 10.77.0.1 "),
+        "accept shows the peer's tunnel address:\n{l}"
+    );
+    assert!(l.contains("NAME 10.77.0.1 "), "getpeername too:\n{l}");
+    assert!(l.contains("\"Mode: seccomp"), "{l}");
+}
+
+#[test]
+fn dynamic_curl_forced_into_seccomp_mode_fetches_token() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let tok = token("curlsc");
+    let root = webroot(&t.tmp, &tok);
+    let log = t.tmp.join("http.log");
+    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let out = wrapguard(
+        &t.client,
+        &t.conf,
+        &["--mode=seccomp"],
+        &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tok,
+        "{}",
+        show(&out)
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("\"Mode: seccomp\""), "{}", show(&out));
+    assert!(
+        !e.contains("\"Shim: "),
+        "the shim is not loaded: {}",
+        show(&out)
+    );
+    assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
+}
