@@ -8,9 +8,10 @@
 //!   (wrapguard itself in a hidden probe mode, [`crate::probe`]);
 //! * with `--config`: parsed (file:line errors), keys valid, routing
 //!   options valid, endpoints resolvable, permissions, the UDP port free;
-//! * with a program: found on `PATH`, executable, and enterable by the shim
+//! * with a program: found on `PATH`, executable, enterable by the shim
 //!   ([`crate::inspect::shim_entry`]: static, setuid, Go, 32-bit, musl,
-//!   scripts and their interpreters).
+//!   scripts and their interpreters), and the interception mode it gets
+//!   under `--mode` ([`crate::inspect::mode_checks`]).
 
 use crate::cli::Cli;
 use crate::inspect::{self, ElfInfo, ElfType};
@@ -54,7 +55,20 @@ pub fn run(cli: &Cli) -> i32 {
         match &own {
             Some(own) => {
                 let path = std::env::var_os("PATH");
-                emit(inspect::shim_entry(&p, path.as_deref(), own), &mut all);
+                let forced = match cli.mode {
+                    crate::cli::Mode::Auto => None,
+                    m => Some(m),
+                };
+                emit(
+                    inspect::mode_checks(
+                        &p,
+                        path.as_deref(),
+                        own,
+                        forced,
+                        crate::seccomp::unsupported(),
+                    ),
+                    &mut all,
+                );
             }
             None => emit(
                 vec![Check::warn(

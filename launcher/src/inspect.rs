@@ -886,6 +886,69 @@ pub fn choose_mode(
     }
 }
 
+/// The doctor's view of a program: [`shim_entry`]'s checks — with what
+/// seccomp mode carries shown as fine when the program gets that mode —
+/// and one line naming the mode `wrapguard --mode=forced` (`None`: auto)
+/// would use. `seccomp_unsupported`: why seccomp mode cannot run on this
+/// machine, if it cannot.
+pub fn mode_checks(
+    argv0: &OsStr,
+    path: Option<&OsStr>,
+    own: &ElfInfo,
+    forced: Option<crate::cli::Mode>,
+    seccomp_unsupported: Option<String>,
+) -> Vec<Check> {
+    let mut checks = shim_entry(argv0, path, own);
+    let shown = argv0.to_string_lossy();
+    match choose_mode(argv0, path, own, forced) {
+        ModeChoice::Preload => {
+            if !checks.iter().any(|c| c.level == Level::Fail) {
+                checks.push(Check::ok(format!(
+                    "mode for {shown}: preload (the LD_PRELOAD shim carries its socket calls)"
+                )));
+            }
+        }
+        ModeChoice::Seccomp { .. } => {
+            for c in checks.iter_mut() {
+                if c.level == Level::Fail && seccomp_carries(c) {
+                    *c = Check::ok(format!(
+                        "{}: the shim cannot enter it, seccomp mode carries it",
+                        carried_fact(&c.what)
+                    ));
+                }
+            }
+            checks.push(match seccomp_unsupported {
+                None => Check::ok(format!(
+                    "mode for {shown}: seccomp (its socket calls are trapped by a seccomp filter)"
+                )),
+                Some(e) => Check::fail(
+                    format!("mode for {shown}: seccomp, but {e}"),
+                    "run it on a newer kernel, or use a dynamically linked glibc build with --mode=preload",
+                ),
+            });
+        }
+        ModeChoice::Refuse(_) => checks.push(Check::fail(
+            format!("mode for {shown}: none (wrapguard refuses to run it: see above)"),
+            match forced {
+                Some(crate::cli::Mode::Preload) => "drop --mode=preload (auto runs static, Go and musl programs in seccomp mode), or fix what is above",
+                _ => "fix what is above",
+            },
+        )),
+    }
+    checks
+}
+
+/// The fact of a check that seccomp mode carries, without the consequence
+/// that no longer holds ("X is statically linked (no program interpreter)").
+fn carried_fact(what: &str) -> &str {
+    for p in [STATIC_WHAT, MUSL_WHAT, GO_WHAT] {
+        if let Some(i) = what.find(p) {
+            return what[..i + p.len()].trim_end_matches(": ");
+        }
+    }
+    what
+}
+
 /// Phrases of the [`Check`]s that name what seccomp mode can carry.
 const STATIC_WHAT: &str = " is statically linked (no program interpreter)";
 const MUSL_WHAT: &str = " is linked against musl libc";

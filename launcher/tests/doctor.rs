@@ -389,7 +389,15 @@ fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
 
 /// `doctor PROGRAM` output for a program file.
 fn doctor_program(p: &Path) -> String {
-    let out = wrapguard(&[OsStr::new("--doctor"), p.as_os_str()]);
+    doctor_program_with(p, &[])
+}
+
+/// `doctor [flags] PROGRAM` output for a program file.
+fn doctor_program_with(p: &Path, flags: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+    args.push(OsStr::new("--doctor"));
+    args.push(p.as_os_str());
+    let out = wrapguard(&args);
     let t = text(&out);
     let fails = !lines_with(&t, "fail").is_empty();
     assert_eq!(out.status.code(), Some(i32::from(fails)), "{t}");
@@ -413,7 +421,8 @@ fn doctor_refuses_a_static_binary() {
         eprintln!("SKIPPED: doctor_refuses_a_static_binary: gcc -static failed (gcc or static libc missing: apt-get install gcc libc6-dev)");
         return;
     }
-    let t = doctor_program(&bin);
+    // The shim alone cannot carry it: refused.
+    let t = doctor_program_with(&bin, &["--mode=preload"]);
     assert!(
         t.contains(&format!(
             "fail  {} is statically linked (no program interpreter)",
@@ -422,6 +431,26 @@ fn doctor_refuses_a_static_binary() {
         "{t}"
     );
     assert!(t.contains("— use a dynamically linked build"), "{t}");
+    assert!(
+        t.contains(&format!("fail  mode for {}: none", bin.display())),
+        "{t}"
+    );
+    // auto (the default) and seccomp: seccomp mode carries it.
+    for flags in [&[][..], &["--mode=seccomp"][..]] {
+        let t = doctor_program_with(&bin, flags);
+        assert!(
+            t.contains(&format!(
+                "ok    {} is statically linked (no program interpreter): the shim cannot enter it, seccomp mode carries it",
+                bin.display()
+            )),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("ok    mode for {}: seccomp", bin.display())),
+            "{t}"
+        );
+        assert!(lines_with(&t, "fail").is_empty(), "{t}");
+    }
     // The same source linked dynamically is fine.
     let dynbin = tmp.join("hello-dyn");
     let st = Command::new("gcc")
@@ -433,7 +462,17 @@ fn doctor_refuses_a_static_binary() {
     assert!(st.success());
     let t = doctor_program(&dynbin);
     assert!(t.contains("the shim can enter it"), "{t}");
+    assert!(
+        t.contains(&format!("ok    mode for {}: preload", dynbin.display())),
+        "{t}"
+    );
     assert!(lines_with(&t, "fail").is_empty(), "{t}");
+    // Forced into seccomp mode, a dynamic program gets it too.
+    let t = doctor_program_with(&dynbin, &["--mode=seccomp"]);
+    assert!(
+        t.contains(&format!("ok    mode for {}: seccomp", dynbin.display())),
+        "{t}"
+    );
 }
 
 #[test]
@@ -441,9 +480,21 @@ fn doctor_refuses_go_setuid_32_bit_missing_and_non_executable() {
     let tmp = TempDir::new();
     // Go: wireguard-go is one (skip that part if it is not installed).
     if let Ok(go) = inspect_path("wireguard-go") {
-        let t = doctor_program(&go);
+        let t = doctor_program_with(&go, &["--mode=preload"]);
         assert!(
             t.contains(&format!("fail  {} is a Go program", go.display())),
+            "{t}"
+        );
+        let t = doctor_program(&go);
+        assert!(
+            t.contains(&format!(
+                "ok    {} is a Go program: the shim cannot enter it, seccomp mode carries it",
+                go.display()
+            )),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!("ok    mode for {}: seccomp", go.display())),
             "{t}"
         );
     } else {
@@ -462,6 +513,14 @@ fn doctor_refuses_go_setuid_32_bit_missing_and_non_executable() {
         )),
         "{t}"
     );
+    // Neither mode carries it, auto or forced.
+    for flags in [&[][..], &["--mode=seccomp"][..]] {
+        let t = doctor_program_with(&elf32, flags);
+        assert!(
+            t.contains(&format!("fail  mode for {}: none", elf32.display())),
+            "{t}"
+        );
+    }
 
     // Missing, on PATH and by path.
     let t = doctor_program(Path::new("no-such-program-xyz"));

@@ -86,15 +86,28 @@ impl ChildSide {
             len: self.prog.len() as libc::c_ushort,
             filter: self.prog.as_ptr() as *mut libc::sock_filter,
         };
-        // SAFETY: `fprog` points to `len` valid instructions, alive across the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                &fprog as *const libc::sock_fprog,
-            )
+        let set = |flags: libc::c_ulong| {
+            // SAFETY: `fprog` points to `len` valid instructions, alive
+            // across the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    flags,
+                    &fprog as *const libc::sock_fprog,
+                )
+            }
         };
+        // WAIT_KILLABLE_RECV (5.19): once we have received a call, only a
+        // fatal signal interrupts it, so a call whose effect we already
+        // made (a socket installed, a connection accepted) is not undone
+        // by the signals Go sends its threads all the time (SIGURG).
+        let mut fd =
+            set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+                | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            fd = set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        }
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
