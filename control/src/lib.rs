@@ -9,7 +9,7 @@
 //! frame:
 //!
 //! * **Queries** (`Route`, `FlowStatus`, `Bind`, `Listen`, `AcceptLookup`,
-//!   `Adopt`):
+//!   `Adopt`, `TcpKeepalive`):
 //!   the engine answers with one [`Reply`] frame and closes.
 //! * **`DnsInfo`**: answered with [`Reply::DnsInfo`].
 //! * **`Resolve`**: answered with one [`dns::ResolveReply`] in its own long
@@ -326,6 +326,29 @@ pub enum Request {
     /// Resolve a name through the tunnel; answered by a
     /// [`dns::ResolveReply`] frame.
     Resolve(ResolveRequest),
+    /// The application set keepalive options on a tunnel TCP socket; the
+    /// tunnel connection of `flow` is to use them. Answered by
+    /// [`Reply::Done`].
+    TcpKeepalive {
+        /// The id from [`ConnectReply::Accepted`].
+        flow: u64,
+        /// The socket's values (as `getsockopt` reads them).
+        keepalive: TcpKeepalive,
+    },
+}
+
+/// A socket's keepalive options: `SO_KEEPALIVE`, `TCP_KEEPIDLE`,
+/// `TCP_KEEPINTVL`, `TCP_KEEPCNT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// `SO_KEEPALIVE`.
+    pub enabled: bool,
+    /// Seconds of idleness before the first probe (`TCP_KEEPIDLE`).
+    pub idle_secs: u32,
+    /// Seconds between probes (`TCP_KEEPINTVL`).
+    pub interval_secs: u32,
+    /// Unanswered probes before the connection times out (`TCP_KEEPCNT`).
+    pub count: u32,
 }
 
 /// A message from the engine to the shim.
@@ -437,6 +460,7 @@ mod tag {
     pub const RESOLVE: u8 = 10;
     pub const UDP_OPEN: u8 = 11;
     pub const UDP_CONNECT: u8 = 12;
+    pub const TCP_KEEPALIVE: u8 = 13;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -708,6 +732,13 @@ impl Request {
                 w.addr(&peer);
             }),
             Request::DnsInfo => frame(buf, tag::DNS_INFO, |_| {}),
+            Request::TcpKeepalive { flow, keepalive } => frame(buf, tag::TCP_KEEPALIVE, |w| {
+                w.u64(flow);
+                w.u8(u8::from(keepalive.enabled));
+                w.u32(keepalive.idle_secs);
+                w.u32(keepalive.interval_secs);
+                w.u32(keepalive.count);
+            }),
             Request::Resolve(q) => frame(buf, tag::RESOLVE, |w| dns::encode_request(w, &q)),
         }
     }
@@ -762,6 +793,15 @@ impl Request {
                 peer: r.addr()?,
             },
             tag::DNS_INFO => Request::DnsInfo,
+            tag::TCP_KEEPALIVE => Request::TcpKeepalive {
+                flow: r.u64()?,
+                keepalive: TcpKeepalive {
+                    enabled: r.bool()?,
+                    idle_secs: r.u32()?,
+                    interval_secs: r.u32()?,
+                    count: r.u32()?,
+                },
+            },
             tag::RESOLVE => dns::decode_request(&mut r)?,
             other => return Err(DecodeError::BadTag(other)),
         };

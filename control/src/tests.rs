@@ -47,6 +47,15 @@ fn all_requests() -> Vec<Request> {
             inode: u64::MAX,
         }),
         Request::Adopt { inode: 77 },
+        Request::TcpKeepalive {
+            flow: 9,
+            keepalive: TcpKeepalive {
+                enabled: true,
+                idle_secs: 2,
+                interval_secs: 1,
+                count: u32::MAX,
+            },
+        },
         Request::FlowStatus { flow: u64::MAX - 1 },
         Request::Bind {
             addr: v4(0, 0, 0, 0, 0),

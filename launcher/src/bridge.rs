@@ -32,6 +32,8 @@ struct Shared {
     uid: u32,
     next_flow: AtomicU64,
     flows: Mutex<HashMap<u64, (FlowState, Instant)>>,
+    /// Live outgoing flows: bridge flow id → the backend's id.
+    backend_ids: Mutex<HashMap<u64, u64>>,
     /// Live data sockets by the inode of the shim's end (for `Adopt`).
     by_inode: Mutex<HashMap<u64, FlowInfo>>,
     /// Engine-side loopback source address → who it stands for.
@@ -53,6 +55,7 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
         uid,
         next_flow: AtomicU64::new(1),
         flows: Mutex::new(HashMap::new()),
+        backend_ids: Mutex::new(HashMap::new()),
         by_inode: Mutex::new(HashMap::new()),
         inbound: Mutex::new(HashMap::new()),
         inbound_tx,
@@ -196,6 +199,24 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             debug!(inode, flow = ?info.map(|i| i.flow), "adopt lookup");
             reply(&mut stream, Reply::Adopt(info)).await;
         }
+        Request::TcpKeepalive { flow, keepalive } => {
+            let id = s
+                .backend_ids
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&flow).copied());
+            let r = match id {
+                Some(id) => {
+                    let backend = s.backend.clone();
+                    tokio::task::spawn_blocking(move || backend.tcp_keepalive(id, keepalive))
+                        .await
+                        .unwrap_or(Err(libc::EIO))
+                }
+                None => Err(libc::ENOTCONN),
+            };
+            debug!(flow, ?keepalive, result = ?r, "tcp keepalive");
+            reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
+        }
         Request::FlowStatus { flow } => {
             let st = flow_state(&s, flow);
             debug!(flow, state = ?st, "flow status query");
@@ -293,16 +314,21 @@ fn flow_state(s: &Shared, flow: u64) -> FlowState {
         .unwrap_or(FlowState::Unknown)
 }
 
-/// Removes a data socket from the inode index when its flow task ends.
+/// Removes a data socket from the inode index (and its flow from the
+/// backend ids) when its flow task ends.
 struct InodeEntry<'a> {
     s: &'a Shared,
     inode: u64,
+    flow: u64,
 }
 
 impl Drop for InodeEntry<'_> {
     fn drop(&mut self) {
         if let Ok(mut m) = self.s.by_inode.lock() {
             m.remove(&self.inode);
+        }
+        if let Ok(mut m) = self.s.backend_ids.lock() {
+            m.remove(&self.flow);
         }
     }
 }
@@ -337,9 +363,13 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
             },
         );
     }
+    if let Ok(mut m) = s.backend_ids.lock() {
+        m.insert(flow, out.id);
+    }
     let _inode_entry = InodeEntry {
         s: &s,
         inode: c.inode,
+        flow,
     };
     reply(
         &mut stream,

@@ -319,3 +319,111 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
     );
     println!("dead peer: {fail1}; {fail2}; {up2}");
 }
+
+/// Wrapped client for the keepalive test: `a` sets keepalive after
+/// connecting, `b` before, `c` not at all; all three then wait idle in
+/// recv. Once the flag file `argv[1]` appears, `c` is asked to wait a
+/// little longer than the others need.
+const KEEPALIVE_CLIENT: &str = r#"
+import os, socket, sys, threading, time
+def say(*parts):
+    os.write(1, (" ".join(str(p) for p in parts) + "\n").encode())
+def keepalive(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 2)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+def opts(s):
+    return (s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT))
+def ping(s):
+    s.sendall(b"ping"); assert s.recv(10) == b"ping"
+a = socket.create_connection(("10.77.0.1", 9100), timeout=20); keepalive(a); ping(a)
+b = socket.socket(); keepalive(b); b.settimeout(20); b.connect(("10.77.0.1", 9100)); ping(b)
+c = socket.create_connection(("10.77.0.1", 9100), timeout=20); ping(c)
+say("OPTS", opts(a), opts(b), opts(c))
+def idle(name, s, limit):
+    s.settimeout(limit); t = time.time()
+    try:
+        d = s.recv(10)
+        say(name, "EOF" if not d else "DATA", "%.1f" % (time.time() - t))
+    except OSError as e:
+        # ETIMEDOUT is a TimeoutError too; the timeout of settimeout has no errno.
+        if e.errno is None:
+            say(name, "IDLE", "%.1f" % (time.time() - t))
+        else:
+            say(name, "ERR", e.errno, "%.1f" % (time.time() - t))
+ts = [threading.Thread(target=idle, args=(n, s, 120)) for n, s in (("A", a), ("B", b))]
+for t in ts: t.start()
+say("READY")
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+for t in ts: t.join()
+idle("C", c, 5)
+"#;
+
+#[test]
+fn keepalive_set_by_the_program_times_out_an_idle_connection_to_a_vanished_peer() {
+    skip_unless_ready!();
+    let (mut t, conf) = setup("k");
+    let py = python();
+    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let flag = t.tmp.join("killed");
+    let script = t.tmp.write("keepalive.py", KEEPALIVE_CLIENT);
+    let log = t.tmp.join("run.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
+        &[
+            &py,
+            "-u",
+            &script.display().to_string(),
+            &flag.display().to_string(),
+        ],
+        &log,
+        300,
+    );
+    assert_eq!(wait_line(&log, &["READY"], 60), "READY", "{}", read(&log));
+    // getsockopt returns what was set (and the kernel's defaults for `c`).
+    let opts = wait_line(&log, &["OPTS"], 1);
+    assert_eq!(
+        opts,
+        "OPTS (1, 2, 1, 3) (1, 2, 1, 3) (0, 7200, 75, 9)",
+        "{}",
+        read(&log)
+    );
+    t.peer.kill();
+    std::fs::write(&flag, "").expect("flag");
+    let a = wait_line(&log, &["A "], 150);
+    let b = wait_line(&log, &["B "], 150);
+    let c = wait_line(&log, &["C "], 60);
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let all = read(&log);
+    let secs = |l: &str| -> f64 {
+        l.rsplit(' ')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(f64::MAX)
+    };
+    // Idle 2 s + 3 probes 1 s apart: ETIMEDOUT after ~5 s (Linux's default
+    // without the options would be 2 hours 11 minutes).
+    for l in [&a, &b] {
+        assert!(
+            l.contains(" ERR 110 ") && secs(l) < 60.0,
+            "keepalive should time the idle connection out with ETIMEDOUT: {l:?}\n{all}"
+        );
+    }
+    assert!(
+        c.starts_with("C IDLE"),
+        "a socket without keepalive stays open: {c:?}\n{all}"
+    );
+    assert!(
+        all.contains("tunnel TCP keepalive set by the program"),
+        "{all}"
+    );
+    println!("keepalive: {a}; {b}; {c}");
+}

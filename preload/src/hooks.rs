@@ -5,6 +5,7 @@
 use crate::addr;
 use crate::dgram;
 use crate::engine::{self, config};
+use crate::keepalive;
 use crate::real;
 use crate::redirect;
 use crate::stream_end;
@@ -279,6 +280,7 @@ unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             sys::close(old_shadow);
         }
     }
+    keepalive::at_connect(flow, shadow);
     if nonblocking {
         return fail(libc::EINPROGRESS);
     }
@@ -754,7 +756,13 @@ unsafe fn do_setsockopt(
             _ => pass(shadow),
         };
     }
-    let Some(Kind::Outbound { shadow, state, .. }) = table::get(fd) else {
+    let Some(Kind::Outbound {
+        shadow,
+        state,
+        flow,
+        ..
+    }) = table::get(fd)
+    else {
         let r = pass(fd);
         if r != 0 && level != libc::SOL_SOCKET && adopted(fd) {
             // SAFETY: same arguments; the fd is tracked now.
@@ -762,6 +770,13 @@ unsafe fn do_setsockopt(
         }
         return r;
     };
+    if keepalive::is_keepalive_option(level, name) {
+        let r = pass(shadow);
+        if r == 0 {
+            keepalive::forward(flow, shadow);
+        }
+        return r;
+    }
     if level != libc::SOL_SOCKET {
         return pass(shadow);
     }

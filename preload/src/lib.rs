@@ -76,8 +76,8 @@
 //!   answers as AF_UNIX (`getsockname`, `getpeername`, `SO_DOMAIN`, or a
 //!   failing TCP-level option); its shadow socket is then a fresh one.
 //! * Until established, the app's `SO_SNDBUF` request is remembered and
-//!   applied afterwards; TCP options reach the shadow socket, not yet the
-//!   engine's TCP (next session: forward TCP_NODELAY/keepalive).
+//!   applied afterwards; TCP options reach the shadow socket; of them only
+//!   the keepalive options also reach the engine's TCP ([`keepalive`]).
 //! * UDP is carried through the tunnel by [`dgram`] (a SEQPACKET pair per
 //!   socket with a per-datagram header); see its limits. Raw sockets to
 //!   routed destinations fail with `ENETUNREACH` ([`udp`]); nothing routed
@@ -103,6 +103,7 @@ pub mod dgram;
 pub mod engine;
 pub mod exec;
 pub mod hooks;
+pub mod keepalive;
 pub mod real;
 pub mod redirect;
 pub mod resolve;

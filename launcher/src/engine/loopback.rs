@@ -95,7 +95,11 @@ impl FlowBackend for HostLoopbackBackend {
                 Err(e) => Err(errno_of(&e)),
             }
         });
-        Ok(OutboundTcp { local, established })
+        Ok(OutboundTcp {
+            id: 0,
+            local,
+            established,
+        })
     }
 
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno> {

@@ -69,6 +69,8 @@ pub type Establishing = Pin<Box<dyn Future<Output = Result<BoxedIo, Errno>> + Se
 
 /// An outgoing tunnel connection being set up.
 pub struct OutboundTcp {
+    /// The backend's id of the flow (for [`FlowBackend::tcp_keepalive`]).
+    pub id: u64,
     /// Our tunnel address and port for this flow.
     pub local: SocketAddr,
     /// Completes with the stream, or the errno to report.
@@ -150,6 +152,12 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn open_tcp(&self, dst: SocketAddr) -> Result<OutboundTcp, Errno>;
     /// Accepts tunnel connections for `spec` (idempotent per port).
     fn listen(&self, spec: ListenSpec, sink: InboundSink) -> Result<(), Errno>;
+    /// Applies the keepalive options the application set on its socket to
+    /// the tunnel connection of flow `id` ([`OutboundTcp::id`]).
+    fn tcp_keepalive(&self, id: u64, keepalive: control::TcpKeepalive) -> Result<(), Errno> {
+        let _ = (id, keepalive);
+        Ok(())
+    }
     /// Sends one DNS query over UDP to `server` through the tunnel.
     fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {
         let _ = (server, payload);

@@ -92,6 +92,16 @@ pub enum Command {
         /// Completion.
         done: oneshot::Sender<Duration>,
     },
+    /// Keepalive options of an outgoing TCP flow (the application's
+    /// `SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`).
+    TcpKeepalive {
+        /// Engine flow id.
+        flow: u64,
+        /// The options.
+        keepalive: control::TcpKeepalive,
+        /// Done, or the errno.
+        reply: SyncSender<Result<(), Errno>>,
+    },
     /// The engine counters as one `key=value` line (SIGUSR1, exit).
     Counters {
         /// The answer.
@@ -814,6 +824,13 @@ impl Engine {
                     }
                 }
                 Command::Reresolved { peer, addr } => self.reresolved(peer, addr, now),
+                Command::TcpKeepalive {
+                    flow,
+                    keepalive,
+                    reply,
+                } => {
+                    let _ = reply.send(self.tcp_keepalive(flow, keepalive, now));
+                }
                 Command::Counters { reply } => {
                     let st = self.stack.stats();
                     let _ = reply.send(format!(
@@ -825,6 +842,35 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Sets a flow's keepalive as the application's socket options say.
+    fn tcp_keepalive(
+        &mut self,
+        flow: u64,
+        k: control::TcpKeepalive,
+        now: Instant,
+    ) -> Result<(), Errno> {
+        let f = self.flows.get(&flow).ok_or(libc::ENOTCONN)?;
+        let idle = k
+            .enabled
+            .then(|| Duration::from_secs(u64::from(k.idle_secs.max(1))));
+        debug!(
+            flow,
+            idle_s = ?idle.map(|d| d.as_secs()),
+            interval_s = k.interval_secs,
+            count = k.count,
+            "tunnel TCP keepalive set by the program"
+        );
+        self.stack
+            .tcp_configure_keepalive(
+                now,
+                f.handle,
+                idle,
+                Duration::from_secs(u64::from(k.interval_secs)),
+                k.count,
+            )
+            .map_err(|e| e.errno())
     }
 
     /// Answers the [`Command::Handshake`]s waiting for peer `i`.

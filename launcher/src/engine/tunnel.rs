@@ -373,7 +373,23 @@ impl FlowBackend for TunnelBackend {
                 Err(_) => Err(libc::ECONNABORTED),
             }
         });
-        Ok(OutboundTcp { local, established })
+        Ok(OutboundTcp {
+            id,
+            local,
+            established,
+        })
+    }
+
+    fn tcp_keepalive(&self, id: u64, keepalive: control::TcpKeepalive) -> Result<(), Errno> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::TcpKeepalive {
+            flow: id,
+            keepalive,
+            reply,
+        });
+        answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)?
     }
 
     fn active_flows(&self) -> usize {

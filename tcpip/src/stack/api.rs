@@ -323,6 +323,27 @@ impl Stack {
         Ok(())
     }
 
+    /// Keepalive as a socket's `SO_KEEPALIVE`, `TCP_KEEPIDLE`,
+    /// `TCP_KEEPINTVL` and `TCP_KEEPCNT` set it: `idle` `None` turns it
+    /// off; otherwise probes start after `idle` without traffic, every
+    /// `interval` (at least 1 s), and `probes` unanswered ones (at least 1)
+    /// end the connection with [`Error::TimedOut`].
+    pub fn tcp_configure_keepalive(
+        &mut self,
+        now: Instant,
+        h: TcpHandle,
+        idle: Option<std::time::Duration>,
+        interval: std::time::Duration,
+        probes: u32,
+    ) -> Result<(), Error> {
+        self.touch(now);
+        let t = self.tcb_mut(h)?;
+        t.set_keepalive_probes(interval, probes);
+        t.set_keepalive(idle, now);
+        self.after_tcb(h.idx, now);
+        Ok(())
+    }
+
     /// Connection state.
     pub fn tcp_state(&self, h: TcpHandle) -> Result<State, Error> {
         Ok(self.tcb(h)?.state)

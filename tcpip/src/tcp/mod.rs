@@ -931,6 +931,13 @@ impl Tcb {
         }
     }
 
+    /// Sets the probe interval and count (`TCP_KEEPINTVL`, `TCP_KEEPCNT`);
+    /// they apply from the next probe on.
+    pub(crate) fn set_keepalive_probes(&mut self, interval: Duration, probes: u32) {
+        self.cfg.keepalive_interval = interval.max(Duration::from_secs(1));
+        self.cfg.keepalive_probes = probes.max(1);
+    }
+
     /// Public view of the state for tests.
     pub fn state(&self) -> State {
         self.state

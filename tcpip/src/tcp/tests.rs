@@ -460,6 +460,26 @@ fn keepalive_probes_then_times_out() {
 }
 
 #[test]
+fn keepalive_configured_later_uses_the_sockets_interval_and_count() {
+    // SO_KEEPALIVE + TCP_KEEPIDLE/KEEPINTVL/KEEPCNT set on a live socket.
+    let start = Instant::now();
+    let mut t = established_with(&cfg(), start);
+    let mut now = start;
+    t.set_keepalive_probes(Duration::from_secs(2), 3);
+    t.set_keepalive(Some(Duration::from_secs(5)), now);
+    let mut probes = 0;
+    while t.error.is_none() && now < start + Duration::from_secs(60) {
+        now += Duration::from_millis(500);
+        t.handle_timeout(now);
+        probes += sent(&mut t, now).len();
+    }
+    assert_eq!(t.error, Some(Error::TimedOut));
+    assert_eq!(probes, 3, "three unanswered probes");
+    // idle 5 s + 3 probes 2 s apart, then the last interval.
+    assert_eq!(now - start, Duration::from_secs(11));
+}
+
+#[test]
 fn paws_drops_old_timestamps() {
     // RFC 7323 §5.3.
     let now = Instant::now();
