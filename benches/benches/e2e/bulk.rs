@@ -20,7 +20,8 @@ pub enum Test {
 }
 
 impl Test {
-    fn label(self) -> &'static str {
+    /// Row heading.
+    pub fn label(self) -> &'static str {
         match self {
             Test::Upload => "iperf3 upload",
             Test::Download => "iperf3 download (-R)",
@@ -29,15 +30,17 @@ impl Test {
     }
 }
 
-const TESTS: [Test; 3] = [Test::Upload, Test::Download, Test::Curl];
+/// Every bulk test, in run order.
+pub const TESTS: [Test; 3] = [Test::Upload, Test::Download, Test::Curl];
 const VIAS: [Via; 4] = [Via::Wrapguard, Via::WireguardGo, Via::Onetun, Via::Pair];
 
 /// One measured run.
 #[derive(Clone, Copy)]
-struct Sample {
-    mbit: f64,
+pub struct Sample {
+    /// Throughput at the receiver.
+    pub mbit: f64,
     /// CPU seconds of the wrapguard process per GB moved (wrapguard systems).
-    cpu_per_gb: Option<f64>,
+    pub cpu_per_gb: Option<f64>,
 }
 
 /// Everything the bulk section measured.
@@ -91,7 +94,8 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
     r
 }
 
-fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample, String> {
+/// One run of `test` through `via`.
+pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample, String> {
     let t = topo.target(via);
     let secs_s = secs.to_string();
     let port = t.iperf.to_string();
@@ -151,7 +155,7 @@ fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample,
     if test == Test::Curl && bytes as usize != BIG_FILE {
         return Err(format!("curl got {bytes} bytes, want {BIG_FILE}"));
     }
-    let wrapped = matches!(via, Via::Wrapguard | Via::Pair);
+    let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
     Ok(Sample {
         mbit: bits_per_sec / 1e6,
         cpu_per_gb: wrapped.then(|| fin.cpu_secs / (bytes / 1e9)),

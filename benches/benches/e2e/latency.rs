@@ -16,34 +16,36 @@ pub struct Report {
 /// Runs `n` iterations through wrapguard and through wireguard-go.
 pub fn run(topo: &Topology, n: usize) -> Report {
     eprintln!("e2e latency: {n} connect+RR each ({})", uptime());
-    let me = topo.me.display().to_string();
-    let addr = format!("10.77.0.1:{RR_PORT}");
-    let n_s = n.to_string();
     let rows = [Via::Wrapguard, Via::WireguardGo]
         .into_iter()
-        .map(|via| {
-            let out = topo
-                .client(via, &["timeout", "600", &me, "__rr-client", &addr, &n_s])
-                .output()
-                .map_err(|e| e.to_string())
-                .and_then(|o| {
-                    let s = String::from_utf8_lossy(&o.stdout).into_owned();
-                    parse(&s).ok_or_else(|| {
-                        format!(
-                            "{}: {}",
-                            o.status,
-                            String::from_utf8_lossy(&o.stderr).trim()
-                        )
-                    })
-                });
-            (via, out)
-        })
+        .map(|via| (via, measure(topo, via, n)))
         .collect();
     Report {
         rows,
         n,
         load: uptime(),
     }
+}
+
+/// `n` connect + 1-byte request/response through `via`: p50, p99 and
+/// mean in µs, or why it failed.
+pub fn measure(topo: &Topology, via: Via, n: usize) -> Result<[f64; 3], String> {
+    let me = topo.me.display().to_string();
+    let addr = format!("10.77.0.1:{RR_PORT}");
+    let n_s = n.to_string();
+    topo.client(via, &["timeout", "600", &me, "__rr-client", &addr, &n_s])
+        .output()
+        .map_err(|e| e.to_string())
+        .and_then(|o| {
+            let s = String::from_utf8_lossy(&o.stdout).into_owned();
+            parse(&s).ok_or_else(|| {
+                format!(
+                    "{}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )
+            })
+        })
 }
 
 fn parse(out: &str) -> Option<[f64; 3]> {

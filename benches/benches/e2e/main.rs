@@ -14,13 +14,18 @@
 //!  netns P (pair): wrapguard 10.88.0.1 (iperf3 -s, HTTP) ⇄ wrapguard 10.88.0.2 over loopback UDP
 //! ```
 //!
-//! Sections (all by default; `E2E_ONLY=bulk,latency,scale` picks some):
+//! Sections (all by default; `E2E_ONLY=bulk,latency,scale,modes` picks some):
 //! - bulk: iperf3 upload/download and a curl download, 3 rounds (`E2E_ROUNDS`),
 //!   `E2E_SECS` seconds per iperf3 run (default 5);
 //! - latency: connect + 1-byte request/response, p50/p99 over `E2E_RR`
 //!   iterations (default 10,000);
 //! - scale: `E2E_CONNS` (default 10,000) concurrent connections, RSS of the
-//!   wrapguard process idle, at 1,000 and at the full count.
+//!   wrapguard process idle, at 1,000 and at the full count;
+//! - modes: seccomp mode against shim mode (`--mode=seccomp` vs
+//!   `--mode=preload`, same clients, peer and config): the bulk tests
+//!   (`E2E_ROUNDS`, `E2E_SECS`) and connect + 1-byte request/response
+//!   (`E2E_MODES_RR`, default 2,000 iterations), side by side. Run alone:
+//!   `E2E_ONLY=modes cargo bench -p wrapguard-benches --bench e2e`.
 //!
 //! `E2E_PERF_DIR=<dir>` also runs `perf record -g` on the wrapguard process
 //! of every bulk run (`perf report -i <dir>/upload-<pid>.data`).
@@ -39,6 +44,7 @@ mod bins;
 mod bulk;
 mod latency;
 mod measure;
+mod modes;
 mod scale;
 mod table;
 mod tools;
@@ -63,7 +69,7 @@ fn main() {
             return;
         }
     };
-    let only = std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale".into());
+    let only = std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale,modes".into());
     let want = |s: &str| only.split(',').any(|o| o.trim() == s);
     println!("e2e bench: {}; RLIMIT_NOFILE {nofile}", measure::uptime());
     let topo = topology::Topology::build(&bins);
@@ -79,6 +85,11 @@ fn main() {
     }
     if want("scale") {
         scale::run(&topo, env_num("E2E_CONNS", 10_000)).print();
+    }
+    if want("modes") {
+        let rounds = env_num("E2E_ROUNDS", 3);
+        let secs = env_num("E2E_SECS", 5);
+        modes::run(&topo, rounds, secs, env_num("E2E_MODES_RR", 2_000)).print();
     }
     println!("e2e bench done: {}", measure::uptime());
 }

@@ -18,6 +18,10 @@ pub enum Via {
     Onetun,
     /// `wrapguard -- client` against a second wrapguard (namespace P).
     Pair,
+    /// `wrapguard --mode=seccomp -- client` in namespace B: the same
+    /// client and peer as [`Via::Wrapguard`], intercepted by seccomp user
+    /// notification instead of the LD_PRELOAD shim.
+    Seccomp,
 }
 
 impl Via {
@@ -28,6 +32,7 @@ impl Via {
             Via::WireguardGo => "wireguard-go+kernel",
             Via::Onetun => "onetun",
             Via::Pair => "wrapguard↔wrapguard",
+            Via::Seccomp => "wrapguard seccomp",
         }
     }
 }
@@ -200,7 +205,7 @@ impl Topology {
     /// Where `via`'s clients connect.
     pub fn target(&self, via: Via) -> Target {
         match via {
-            Via::Wrapguard | Via::WireguardGo => Target {
+            Via::Wrapguard | Via::WireguardGo | Via::Seccomp => Target {
                 host: "10.77.0.1",
                 iperf: 5201,
                 http: 8080,
@@ -221,16 +226,17 @@ impl Topology {
     /// A command running `argv` as a client of `via` (wrapped by wrapguard
     /// for the wrapguard systems, so the spawned process *is* wrapguard).
     pub fn client(&self, via: Via, argv: &[&str]) -> Command {
-        let wrapped = |ns: &Netns, conf: &PathBuf| {
+        let wrapped = |ns: &Netns, conf: &PathBuf, mode: &str| {
             let wg = self.wrapguard.display().to_string();
             let c = conf.display().to_string();
-            let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", "--"];
+            let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", mode, "--"];
             v.extend_from_slice(argv);
             ns.cmd(&v)
         };
         let mut cmd = match via {
-            Via::Wrapguard => wrapped(&self.b, &self.conf_b),
-            Via::Pair => wrapped(&self.pair, &self.conf_pair),
+            Via::Wrapguard => wrapped(&self.b, &self.conf_b, "--mode=preload"),
+            Via::Seccomp => wrapped(&self.b, &self.conf_b, "--mode=seccomp"),
+            Via::Pair => wrapped(&self.pair, &self.conf_pair, "--mode=preload"),
             Via::WireguardGo => self.c.cmd(argv),
             Via::Onetun => self.b.cmd(argv),
         };
