@@ -31,8 +31,10 @@ fn tgid_of(tid: u32) -> io::Result<u32> {
 /// A pidfd for the process of thread `tid`. Check the notification is
 /// still valid afterwards, so a recycled id is ruled out.
 pub fn open(tid: u32) -> io::Result<OwnedFd> {
+    // A thread that is not the leader: EINVAL before Linux 6.9, ENOENT
+    // after (6.18 here); either way try it as a thread, then its process.
     match pidfd_open(tid, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {
             pidfd_open(tid, PIDFD_THREAD).or_else(|_| pidfd_open(tgid_of(tid)?, 0))
         }
         r => r,

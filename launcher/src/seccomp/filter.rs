@@ -15,6 +15,8 @@
 //!                                   → USER_NOTIF, other options ALLOW
 //! sendto with a destination (arg4 != 0), sendmsg, sendmmsg
 //!                                   → USER_NOTIF
+//! recvfrom with an address buffer (arg4 != 0), recvmsg, recvmmsg
+//!                                   → USER_NOTIF (unconnected UDP, `udp`)
 //! io_uring_setup                    → ERRNO(ENOSYS) (its rings would bypass us)
 //! anything else                     → ALLOW
 //! ```
@@ -77,6 +79,12 @@ pub mod nr {
     pub const SENDTO: u32 = 44;
     /// `sendmsg`.
     pub const SENDMSG: u32 = 46;
+    /// `recvfrom`.
+    pub const RECVFROM: u32 = 45;
+    /// `recvmsg`.
+    pub const RECVMSG: u32 = 47;
+    /// `recvmmsg`.
+    pub const RECVMMSG: u32 = 299;
     /// `connect`.
     pub const CONNECT: u32 = 42;
     /// `accept`.
@@ -131,6 +139,7 @@ enum Label {
     GetSockOpt,
     SetSockOpt,
     SendTo,
+    RecvFrom,
 }
 
 enum Item {
@@ -238,12 +247,15 @@ pub fn program() -> Vec<Insn> {
         nr::GETPEERNAME,
         nr::SENDMSG,
         nr::SENDMMSG,
+        nr::RECVMSG,
+        nr::RECVMMSG,
     ] {
         p.push(jeq(n, L(Notify), Next));
     }
     p.push(jeq(nr::GETSOCKOPT, L(GetSockOpt), Next));
     p.push(jeq(nr::SETSOCKOPT, L(SetSockOpt), Next));
     p.push(jeq(nr::SENDTO, L(SendTo), Next));
+    p.push(jeq(nr::RECVFROM, L(RecvFrom), Next));
     p.push(jeq(nr::IO_URING_SETUP, L(NoSys), L(Allow)));
     // getsockopt(fd, level, optname, …)
     p.push(Item::Mark(GetSockOpt));
@@ -264,6 +276,12 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(so::SO_KEEPALIVE, L(Notify), L(Allow)));
     // sendto(fd, buf, len, flags, dest_addr, addrlen): a destination?
     p.push(Item::Mark(SendTo));
+    p.push(ld(data::arg_lo(4)));
+    p.push(jeq(0, Next, L(Notify)));
+    p.push(ld(data::arg_hi(4)));
+    p.push(jeq(0, L(Allow), L(Notify)));
+    // recvfrom(fd, buf, len, flags, src_addr, addrlen): an address buffer?
+    p.push(Item::Mark(RecvFrom));
     p.push(ld(data::arg_lo(4)));
     p.push(jeq(0, Next, L(Notify)));
     p.push(ld(data::arg_hi(4)));
@@ -394,6 +412,17 @@ mod tests {
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 2, 0, 4, 0]), RET_ALLOW);
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 8, 0, 4, 0]), RET_ALLOW);
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 0, 1, 0, 4, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn receives_with_an_address_buffer_are_trapped() {
+        assert_eq!(verdict(nr::RECVFROM, [3, 0x10, 5, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            verdict(nr::RECVFROM, [3, 0x10, 5, 0, 0x7fff_0000_0000, 0x7ffc]),
+            RET_USER_NOTIF
+        );
+        assert_eq!(verdict(nr::RECVMSG, [3, 0x10, 0, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(verdict(nr::RECVMMSG, [3, 0x10, 2, 0, 0, 0]), RET_USER_NOTIF);
     }
 
     #[test]

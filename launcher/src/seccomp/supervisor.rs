@@ -309,6 +309,9 @@ impl Supervisor {
             nr::SENDTO => super::udp::sendto(self, c),
             nr::SENDMSG => super::udp::sendmsg(self, c),
             nr::SENDMMSG => super::udp::sendmmsg(self, c),
+            nr::RECVFROM => super::udp::recvfrom(self, c),
+            nr::RECVMSG => super::udp::recvmsg(self, c),
+            nr::RECVMMSG => super::udp::recvmmsg(self, c),
             _ => Outcome::cont(),
         }
     }

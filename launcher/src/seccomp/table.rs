@@ -54,6 +54,8 @@ pub enum Ours {
         /// Whether the engine listens for it.
         listening: bool,
     },
+    /// A UDP socket carried by a datagram flow (see `udp`).
+    Udp(super::udp::Datagram),
     /// A connection we accepted for the program from a tunnel peer.
     Accepted {
         /// The peer's tunnel address.

@@ -130,6 +130,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
     let mut redo_family = None;
     let mut bound_here = None;
     match sv.table.get(ino) {
+        Some(Ours::Udp(d)) => return super::udp::reconnect(sv, c, ino, d),
         Some(Ours::Outbound(o)) => match o.state {
             OutState::Connecting if nonblocking(&sock) => return Outcome::errno(libc::EALREADY),
             OutState::Connecting => {
@@ -167,7 +168,11 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
         (domain, dst_raw),
         (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
     );
-    let dst = control::normalize(dst_raw);
+    // Port 53 of a host nameserver means the tunnel's DNS server (`DNS =`).
+    let dst = match super::udp::effective(sv, control::normalize(dst_raw)) {
+        Ok(d) => d,
+        Err(e) => return Outcome::errno(e),
+    };
     // Leaving the tunnel path: a socket that is ours gets a kernel socket back.
     let direct = |sv: &mut Supervisor| {
         if let Some(f) = redo_family {
@@ -393,6 +398,12 @@ fn ours(sv: &Supervisor, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
 /// (the filter traps nothing else).
 pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
     let [_, level, name, val, len, _] = c.n.args;
+    if let Some((_, _, Ours::Udp(d))) = ours(sv, c) {
+        return match super::udp::sockopt(d, name as i32) {
+            Some(v) if level as i32 == libc::SOL_SOCKET => put_int(c, val, len, v),
+            _ => Outcome::cont(),
+        };
+    }
     let Some((ino, sock, Ours::Outbound(o))) = ours(sv, c) else {
         return Outcome::cont();
     };
@@ -429,7 +440,7 @@ pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
 /// the options have no kernel socket to act on; accepted as a no-op.
 pub fn setsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
     match ours(sv, c) {
-        Some((_, _, Ours::Outbound(_))) => Outcome::value(0),
+        Some((_, _, Ours::Outbound(_) | Ours::Udp(_))) => Outcome::value(0),
         _ => Outcome::cont(),
     }
 }
@@ -456,6 +467,7 @@ pub fn name(sv: &mut Supervisor, c: &Call, peer: bool) -> Outcome {
         return Outcome::cont();
     };
     let shown = match (o, peer) {
+        (Ours::Udp(d), p) => return super::udp::name(c, d, p),
         (Ours::Outbound(o), true) => match settle(sv, ino, &sock, None) {
             Some(OutState::Established) => o.peer,
             _ => return Outcome::errno(libc::ENOTCONN),
