@@ -41,7 +41,12 @@ fn fetch_by_name(w: &World, argv: &[&str]) -> String {
     let out = wrapguard(&w.client, &conf, &["--log-level=debug"], argv);
     let so = String::from_utf8_lossy(&out.stdout).into_owned();
     let shown = show(&out);
-    assert!(out.status.success(), "{shown}");
+    assert!(
+        out.status.success(),
+        "{shown}\n--- dnsmasq:\n{}\n--- host resolver: {:?}",
+        read(&w.dnsmasq_log),
+        w.host_queries()
+    );
     assert!(
         so.lines()
             .any(|l| l == format!("RESOLVED {} 10.77.0.1", w.name)),
@@ -58,7 +63,7 @@ fn fetch_by_name(w: &World, argv: &[&str]) -> String {
         "dnsmasq did not see our query from the tunnel address:\n{dl}\n{shown}"
     );
     // …the HTTP server saw our tunnel address…
-    let hl = read(&w.tmp.join("http.log"));
+    let hl = read(&w.http_log);
     assert!(
         hl.lines()
             .any(|l| l.starts_with("10.77.0.2 ") && l.contains("GET / ")),

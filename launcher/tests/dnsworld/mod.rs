@@ -69,6 +69,8 @@ pub struct World {
     pub ours_private: String,
     pub tok: String,
     pub _http: Bg,
+    /// The HTTP server's log (one line per request, with the client address).
+    pub http_log: PathBuf,
 }
 
 impl std::ops::Deref for World {
@@ -129,7 +131,7 @@ pub fn world() -> World {
     let short = format!("n{}", n.replace(['-', '_'], "").trim_start_matches("token"));
     let name = format!("{short}.only-tunnel.test");
     let tok = token("page");
-    let (http, _) = t.serve_page(&tok, "0.0.0.0");
+    let (http, http_log) = t.serve_page(&tok, "0.0.0.0");
     let dnsmasq_log = tmp.join("dnsmasq.log");
     let ours_private = t.ours.private.clone();
     let mut w = World {
@@ -144,6 +146,7 @@ pub fn world() -> World {
         ours_private,
         tok,
         _http: http,
+        http_log,
     };
     w.start_dnsmasq();
     w
