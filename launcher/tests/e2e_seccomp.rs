@@ -15,50 +15,32 @@ mod common;
 mod wg;
 
 use std::path::{Path, PathBuf};
-use wg::{show, token, wrapguard, Netns, PeerSetup, TempDir, WgPeer};
+use wg::{show, token, wrapguard, Conf, OnePeer, PeerOpts};
 
-/// One wireguard-go peer (10.77.0.1, fd77::1), our config, a temp dir.
+/// One wireguard-go peer (10.77.0.1, fd77::1) that also knows our
+/// endpoint (so it can reach a wrapped server first), and our dual-stack
+/// config listening on a fixed port.
 struct One {
-    peer: WgPeer,
-    client: Netns,
+    w: OnePeer,
     conf: PathBuf,
-    tmp: TempDir,
 }
 
-/// A peer that also knows our endpoint (so it can reach a wrapped server
-/// first), our side listening on a fixed port.
 fn one_peer() -> One {
-    let tmp = TempDir::new();
-    let client = Netns::new("s");
-    let ours = wg::keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
+    let w = OnePeer::with(
+        "s",
+        PeerOpts {
             our_endpoint: Some("192.168.77.2:51900"),
-            extra_addrs: &[],
-            extra_peer_args: &[],
+            ..PeerOpts::default()
         },
     );
-    let conf = tmp.write(
+    let conf = w.conf(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\nListenPort = 51900\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n",
-            ours.private,
-            peer.keys.public,
-            peer.endpoint()
-        ),
+        Conf {
+            interface: "ListenPort = 51900",
+            ..Conf::DUAL
+        },
     );
-    One {
-        peer,
-        client,
-        conf,
-        tmp,
-    }
+    One { w, conf }
 }
 
 /// Builds the static fixture into `dir`; `None` (and a SKIPPED line) if
@@ -88,13 +70,6 @@ fn static_fixture(dir: &Path) -> Option<String> {
     Some(bin.display().to_string())
 }
 
-fn webroot(tmp: &TempDir, tok: &str) -> PathBuf {
-    let d = tmp.join("www");
-    std::fs::create_dir_all(&d).expect("webroot");
-    std::fs::write(d.join("index.html"), tok).expect("index.html");
-    d
-}
-
 fn log_of(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -103,13 +78,11 @@ fn log_of(p: &Path) -> String {
 fn static_client_fetches_token_in_seccomp_and_auto_mode() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
         return;
     };
     let tok = token("static");
-    let root = webroot(&t.tmp, &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "::", &log);
+    let (_srv, log) = t.w.serve_page(&tok, "::");
     for (flags, args) in [
         (&["--mode=seccomp"][..], &["get", "10.77.0.1", "8080"][..]),
         (&[][..], &["get", "10.77.0.1", "8080", "nb"][..]),
@@ -119,7 +92,7 @@ fn static_client_fetches_token_in_seccomp_and_auto_mode() {
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
         let before = log_of(&log).lines().count();
-        let out = wrapguard(&t.client, &t.conf, flags, &argv);
+        let out = wrapguard(&t.w.client, &t.conf, flags, &argv);
         let o = String::from_utf8_lossy(&out.stdout);
         let e = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{flags:?} {args:?}: {}", show(&out));
@@ -153,11 +126,11 @@ fn static_client_fetches_token_in_seccomp_and_auto_mode() {
 fn static_client_refused_port_gives_econnrefused() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
         return;
     };
     let out = wrapguard(
-        &t.client,
+        &t.w.client,
         &t.conf,
         &[],
         &[&bin, "refused", "10.77.0.1", "9"],
@@ -172,14 +145,14 @@ fn static_client_refused_port_gives_econnrefused() {
 fn static_server_is_reachable_from_the_peer_with_its_tunnel_address() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
         return;
     };
     let tok = token("srv");
     let wg_bin = common::bins().wrapguard.display().to_string();
     let conf = t.conf.display().to_string();
-    let child_log = t.tmp.join("wrapped.log");
-    let mut server = t.client.spawn(
+    let child_log = t.w.tmp.join("wrapped.log");
+    let mut server = t.w.client.spawn(
         &[
             &wg_bin,
             "--config",
@@ -211,7 +184,7 @@ while True:
             print("FAIL", e); sys.exit(1)
         time.sleep(0.2)
 "#;
-    let out = t.peer.ns.run(&["timeout", "55", "python3", "-c", script]);
+    let out = t.w.peer.ns.run(&["timeout", "55", "python3", "-c", script]);
     for _ in 0..100 {
         if log_of(&child_log).contains("Child exited") {
             break;
@@ -236,11 +209,9 @@ fn dynamic_curl_forced_into_seccomp_mode_fetches_token() {
     skip_unless_ready!();
     let t = one_peer();
     let tok = token("curlsc");
-    let root = webroot(&t.tmp, &tok);
-    let log = t.tmp.join("http.log");
-    let _srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let (_srv, log) = t.w.serve_page(&tok, "0.0.0.0");
     let out = wrapguard(
-        &t.client,
+        &t.w.client,
         &t.conf,
         &["--mode=seccomp"],
         &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
@@ -259,5 +230,49 @@ fn dynamic_curl_forced_into_seccomp_mode_fetches_token() {
         "the shim is not loaded: {}",
         show(&out)
     );
+    assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
+}
+
+#[test]
+fn static_client_tcp_to_the_host_resolver_reaches_the_tunnel_dns_server() {
+    skip_unless_ready!();
+    let w = OnePeer::new("sd");
+    let conf = w.conf(
+        "wg0.conf",
+        Conf {
+            interface: "DNS = 10.77.0.1",
+            ..Conf::DUAL
+        },
+    );
+    let Some(bin) = static_fixture(&w.tmp.join("")) else {
+        return;
+    };
+    // A "DNS server" that speaks HTTP on TCP port 53 of the peer: what
+    // answers proves where the connection went.
+    let tok = token("dns53");
+    let root = w.tmp.webroot("www53", &tok);
+    let root_s = root.display().to_string();
+    let log = w.tmp.join("http53.log");
+    let _srv = w.peer.ns.spawn(
+        &[
+            "python3",
+            "-u",
+            "-m",
+            "http.server",
+            "53",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            &root_s,
+        ],
+        &log,
+    );
+    w.peer.ns.wait_tcp_listen(53);
+    // 127.0.0.53 is always one of the host's nameservers for the engine.
+    let out = wrapguard(&w.client, &conf, &[], &[&bin, "get", "127.0.0.53", "53"]);
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(o.contains(&format!("BODY {tok}")), "{}", show(&out));
+    assert!(o.contains("PEER 10.77.0.1 53"), "{}", show(&out));
     assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
 }

@@ -134,6 +134,8 @@ pub struct Supervisor {
     pub waits: Vec<Wait>,
     /// Whether `SECCOMP_ADDFD_FLAG_SEND` is available (Linux 5.14).
     pub addfd_send: bool,
+    /// How the engine resolves names (asked once, see [`Supervisor::dns_info`]).
+    dns: Option<control::DnsInfo>,
 }
 
 impl Supervisor {
@@ -145,7 +147,19 @@ impl Supervisor {
             table: Table::default(),
             waits: Vec::new(),
             addfd_send,
+            dns: None,
         }
+    }
+
+    /// How the engine resolves names (`DnsInfo`), asked on first use and
+    /// kept; `None` while the engine cannot be asked.
+    pub fn dns_info(&mut self) -> Option<control::DnsInfo> {
+        if self.dns.is_none() {
+            if let Ok(control::Reply::DnsInfo(i)) = self.engine.query(&control::Request::DnsInfo) {
+                self.dns = Some(i);
+            }
+        }
+        self.dns
     }
 
     /// Runs until no process uses the filter any more.

@@ -164,6 +164,20 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
             _ => return Outcome::cont(),
         },
     };
+    // `DNS =`: TCP to port 53 of a host nameserver goes to the tunnel's.
+    let redirected = if ty == libc::SOCK_STREAM && dst_raw.port() == 53 {
+        sv.dns_info().and_then(|i| i.redirect(dst_raw))
+    } else {
+        None
+    };
+    let dst_raw = match redirected {
+        Some(to) => match (domain, to) {
+            (libc::AF_INET6, _) => sockaddr::in_family(to, domain),
+            (libc::AF_INET, SocketAddr::V4(_)) => to,
+            _ => return Outcome::errno(libc::ENETUNREACH), // never to the host's resolver
+        },
+        None => dst_raw,
+    };
     let family_ok = matches!(
         (domain, dst_raw),
         (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
