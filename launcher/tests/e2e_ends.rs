@@ -68,19 +68,25 @@ fn child_exit_closes_its_flow_with_a_fin() {
     );
 }
 
+/// Wrapped client prologue: connects to the peer's echo server (9100),
+/// checks one echo and prints `READY`.
+const CONNECTED: &str = "import socket, sys, time\n\
+     s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
+     s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
+     print('READY', flush=True)\n";
+
 #[test]
 fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     skip_unless_ready!();
     let (t, conf) = setup("g");
     let py = python();
     let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
-    let code = "import socket, sys, time\n\
-         s = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
-         s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
-         print('READY', flush=True)\n\
+    let code = &format!(
+        "{CONNECTED}\
          s.settimeout(90); t = time.time()\n\
          try:\n    d = s.recv(10)\n    print('ENDED EOF' if not d else 'ENDED DATA', flush=True)\n\
-         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n";
+         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n"
+    );
     let log = t.tmp.join("run.log");
     let _run = spawn_wrapguard(&t.client, &conf, &[], &[&py, "-c", code], &log, 300);
     let s = wait_line(&log, &["READY"], 60);

@@ -66,6 +66,25 @@ fn through_relay(t: &OnePeer, faults: Faults, interface: &str) -> (Relay, std::p
     (relay, conf)
 }
 
+/// Starts the wrapped bulk client of `bulk` with `conf` (debug logs, 400 s
+/// limit); returns it and its log.
+fn spawn_bulk_client(
+    t: &OnePeer,
+    conf: &std::path::Path,
+    bulk: &wg::Bulk,
+) -> (wg::Bg, std::path::PathBuf) {
+    let log = t.tmp.join("wrapguard.log");
+    let run = spawn_wrapguard(
+        &t.client,
+        conf,
+        &["--log-level=debug"],
+        &[&python(), &bulk.client, &bulk.n],
+        &log,
+        400,
+    );
+    (run, log)
+}
+
 /// Runs the bulk client through a fresh relay with `faults`; panics with
 /// all logs if the transfer fails or a digest differs.
 fn bulk_through_relay(losses: &[f64], n: usize, limit_secs: u32) -> Vec<Row> {
@@ -227,19 +246,10 @@ fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process:
 fn peer_restart_mid_transfer_long_lived_connection_completes() {
     skip_unless_ready!();
     let mut t = OnePeer::new("r");
-    let py = python();
     let bulk = bulk_server(&t.peer, &t.tmp, 16 * 1000 * 1000);
     // A 2 MB/s bottleneck keeps the upload going long enough to cut it.
     let (relay, conf) = through_relay(&t, Faults::bottleneck(2_000_000), "");
-    let log = t.tmp.join("wrapguard.log");
-    let mut run = spawn_wrapguard(
-        &t.client,
-        &conf,
-        &["--log-level=debug"],
-        &[&py, &bulk.client, &bulk.n],
-        &log,
-        400,
-    );
+    let (mut run, log) = spawn_bulk_client(&t, &conf, &bulk);
     // Cut once about 4 MB went up.
     relay.wait_forwarded(3000, 120, &log);
     t.peer.kill();
@@ -382,7 +392,6 @@ const RSS_CAP_KIB: u64 = 64 * 1024;
 fn handshake_and_garbage_floods_during_a_transfer() {
     skip_unless_ready!();
     let t = OnePeer::new("d");
-    let py = python();
     let bulk = bulk_server(&t.peer, &t.tmp, 20 * 1000 * 1000);
     // The transfer goes through a 2 MB/s relay so it outlasts the floods;
     // the floods go straight to our port.
@@ -393,15 +402,7 @@ fn handshake_and_garbage_floods_during_a_transfer() {
         &format!("ListenPort = {port}"),
     );
     let pool = stranger_initiations(&t.ours.public, 64);
-    let log = t.tmp.join("wrapguard.log");
-    let mut run = spawn_wrapguard(
-        &t.client,
-        &conf,
-        &["--log-level=debug"],
-        &[&py, &bulk.client, &bulk.n],
-        &log,
-        400,
-    );
+    let (mut run, log) = spawn_bulk_client(&t, &conf, &bulk);
     relay.wait_forwarded(1000, 120, &log);
     let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
     let target = format!("192.168.77.2:{port}").parse().expect("target");

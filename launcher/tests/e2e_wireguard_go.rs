@@ -33,27 +33,11 @@ fn wrapped_http_server(
     bind: &str,
     tok: &str,
 ) -> (Bg, PathBuf) {
-    let root = t.tmp.webroot("www-wrapped", tok).display().to_string();
+    let root = t.tmp.webroot("www-wrapped", tok);
     let log = t.tmp.join("wrapped.log");
-    let py = python();
-    let bg = spawn_wrapguard(
-        &t.client,
-        conf,
-        flags,
-        &[
-            &py,
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            bind,
-            "--directory",
-            &root,
-        ],
-        &log,
-        300,
-    );
+    let argv = wg::http_server_argv(&python(), bind, &root);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let bg = spawn_wrapguard(&t.client, conf, flags, &argv, &log, 300);
     (bg, log)
 }
 

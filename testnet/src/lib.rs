@@ -54,7 +54,7 @@ mod tempdir;
 pub use leakguard::{Leak, LeakGuard};
 pub use netns::{on_path, sh, Bg, Netns};
 pub use one_peer::{read, Conf, Endpoint, OnePeer, PeerOpts, OUR_ALLOWED, OUR_V4};
-pub use peer::{keys, wireguard_go, Keys, PeerSetup, WgPeer};
+pub use peer::{http_server_argv, keys, wireguard_go, Keys, PeerSetup, WgPeer};
 pub use tempdir::TempDir;
 
 use std::path::Path;

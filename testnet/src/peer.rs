@@ -127,6 +127,16 @@ fn start_wireguard_go(
     wg
 }
 
+/// `python -u -m http.server 8080 --bind <bind> --directory <dir>`.
+pub fn http_server_argv(python: &str, bind: &str, dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [python, "-u", "-m", "http.server", "8080", "--bind", bind]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    v.extend(["--directory".to_string(), dir.display().to_string()]);
+    v
+}
+
 /// What the wireguard-go side knows about us.
 pub struct PeerSetup<'a> {
     /// Peer number (1, 2…): picks its subnets.
@@ -312,21 +322,10 @@ impl WgPeer {
 
     /// Starts a python HTTP server on `bind`:8080 serving `dir`; waits until it listens.
     pub fn http_server(&self, dir: &Path, bind: &str, log: &Path) -> Bg {
-        let d = dir.display().to_string();
-        let bg = self.ns.spawn(
-            &[
-                "python3",
-                "-u",
-                "-m",
-                "http.server",
-                "8080",
-                "--bind",
-                bind,
-                "--directory",
-                &d,
-            ],
-            log,
-        );
+        let argv = http_server_argv("python3", bind, dir);
+        let bg = self
+            .ns
+            .spawn(&argv.iter().map(String::as_str).collect::<Vec<_>>(), log);
         self.ns.wait_tcp_listen(8080);
         bg
     }

@@ -5,31 +5,16 @@
 //! passes otherwise.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use wrapguard_testnet::{keys, show, skip_reason, Netns, PeerSetup, TempDir, WgPeer};
+use wrapguard_testnet::{show, skip_reason, Netns, OnePeer};
 
 /// A client namespace joined to one wireguard-go peer (10.77.0.1, fd77::1).
-fn setup() -> Option<(Netns, WgPeer, TempDir)> {
+fn setup() -> Option<OnePeer> {
     if let Some(why) = skip_reason() {
         eprintln!("SKIPPED: {why}");
         println!("SKIPPED: {why}");
         return None;
     }
-    let tmp = TempDir::new();
-    let client = Netns::new("g");
-    let ours = keys();
-    let peer = WgPeer::new(
-        &client,
-        &tmp,
-        PeerSetup {
-            index: 1,
-            our_public: &ours.public,
-            our_allowed: "10.77.0.2/32,fd77::2/128",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    Some((client, peer, tmp))
+    Some(OnePeer::new("g"))
 }
 
 /// A plain (unwrapped) UDP datagram to each `host:port`, then a TCP connect.
@@ -68,7 +53,13 @@ fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
 
 #[test]
 fn an_unwrapped_send_is_counted_and_fails_the_namespace_drop() {
-    let Some((client, _peer, _tmp)) = setup() else {
+    let Some(OnePeer {
+        client,
+        peer: _peer,
+        tmp: _tmp,
+        ..
+    }) = setup()
+    else {
         return;
     };
     send(&client, &["10.77.0.1:7004", "[fd77::1]:8080"]);
@@ -101,7 +92,13 @@ fn an_unwrapped_send_is_counted_and_fails_the_namespace_drop() {
 
 #[test]
 fn an_expected_leak_must_happen_and_does_not_hide_others() {
-    let Some((client, _peer, _tmp)) = setup() else {
+    let Some(OnePeer {
+        client,
+        peer: _peer,
+        tmp: _tmp,
+        ..
+    }) = setup()
+    else {
         return;
     };
     let g = client.leak_guard();
@@ -131,11 +128,12 @@ fn an_expected_leak_must_happen_and_does_not_hide_others() {
 
 #[test]
 fn udp_to_the_peer_endpoint_is_the_tunnel_flow_not_a_leak() {
-    let Some((client, peer, _tmp)) = setup() else {
+    let Some(t) = setup() else {
         return;
     };
-    send_udp_only(&client, &peer.endpoint());
-    send_udp_only(&client, &peer.endpoint6());
+    let (client, peer) = (&t.client, &t.peer);
+    send_udp_only(client, &peer.endpoint());
+    send_udp_only(client, &peer.endpoint6());
     assert_eq!(client.leak_guard().leaks(), vec![]);
     assert_eq!(client.leak_guard().finish(), Ok(()));
 }

@@ -5,7 +5,7 @@ use crate::bins::Bins;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use wrapguard_testnet::{keys, wireguard_go, Bg, Netns, PeerSetup, TempDir, WgPeer};
+use wrapguard_testnet::{keys, wireguard_go, Bg, Conf, Netns, OnePeer, TempDir, WgPeer};
 
 /// The systems compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,8 +60,8 @@ pub struct Topology {
     _servers: Vec<Bg>,
     onetun: Result<Bg, String>,
     _tun_client: Bg,
-    _peer: WgPeer,
-    b: Netns,
+    /// Peer A1 and namespace B (`one.client`), our keys and the files.
+    one: OnePeer,
     c: Netns,
     pair: Netns,
     wrapguard: PathBuf,
@@ -69,38 +69,15 @@ pub struct Topology {
     conf_pair: PathBuf,
     /// This bench binary (helper subcommands).
     pub me: PathBuf,
-    _tmp: TempDir,
 }
 
 impl Topology {
     /// Builds namespaces A, B, C and P, starts every server and peer.
     pub fn build(bins: &Bins) -> Topology {
-        let tmp = TempDir::new();
-        let b = Netns::new("b");
+        let one = OnePeer::new("b");
         let c = Netns::new("c");
-        let ours = keys();
-        let peer = WgPeer::new(
-            &b,
-            &tmp,
-            PeerSetup {
-                index: 1,
-                our_public: &ours.public,
-                our_allowed: "10.77.0.2/32",
-                our_endpoint: None,
-                extra_addrs: &[],
-                extra_peer_args: &[],
-            },
-        );
-        let conf_b = tmp.write(
-            "b.conf",
-            &format!(
-                "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\n\
-                 [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-                ours.private,
-                peer.keys.public,
-                peer.endpoint()
-            ),
-        );
+        let (b, peer, tmp) = (&one.client, &one.peer, &one.tmp);
+        let conf_b = one.conf("b.conf", Conf::V4);
 
         // Servers behind the peer.
         let www = tmp.join("www");
@@ -149,11 +126,11 @@ impl Topology {
         let onetun = bins
             .onetun
             .clone()
-            .map(|bin| start_onetun(&bin, &b, &peer, &tmp));
+            .map(|bin| start_onetun(&bin, b, peer, tmp));
 
         // Two wrapguard instances in P, peered over loopback.
         let pair = Netns::new("p");
-        let (conf_pair_server, conf_pair) = pair_configs(&tmp);
+        let (conf_pair_server, conf_pair) = pair_configs(tmp);
         let serve = format!(
             "iperf3 -s & exec python3 -m http.server {} --bind 0.0.0.0 --directory {}",
             8080,
@@ -182,15 +159,13 @@ impl Topology {
             _servers: servers,
             onetun,
             _tun_client: tun_client,
-            _peer: peer,
-            b,
+            one,
             c,
             pair,
             wrapguard: bins.wrapguard.clone(),
             conf_b,
             conf_pair,
             me: bins.me.clone(),
-            _tmp: tmp,
         }
     }
 
@@ -234,11 +209,11 @@ impl Topology {
             ns.cmd(&v)
         };
         let mut cmd = match via {
-            Via::Wrapguard => wrapped(&self.b, &self.conf_b, "--mode=preload"),
-            Via::Seccomp => wrapped(&self.b, &self.conf_b, "--mode=seccomp"),
+            Via::Wrapguard => wrapped(&self.one.client, &self.conf_b, "--mode=preload"),
+            Via::Seccomp => wrapped(&self.one.client, &self.conf_b, "--mode=seccomp"),
             Via::Pair => wrapped(&self.pair, &self.conf_pair, "--mode=preload"),
             Via::WireguardGo => self.c.cmd(argv),
-            Via::Onetun => self.b.cmd(argv),
+            Via::Onetun => self.one.client.cmd(argv),
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd

@@ -44,15 +44,24 @@ pub fn wrapguard_limit(
     argv: &[&str],
     secs: u32,
 ) -> Output {
+    let v = wrapguard_argv(conf, flags, argv, secs);
+    ns.run(&v.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `timeout secs wrapguard --config conf [flags] -- argv`.
+fn wrapguard_argv(conf: &Path, flags: &[&str], argv: &[&str], secs: u32) -> Vec<String> {
     let b = crate::common::bins();
-    let wg = b.wrapguard.display().to_string();
-    let c = conf.display().to_string();
-    let limit = secs.to_string();
-    let mut v: Vec<&str> = vec!["timeout", &limit, &wg, "--config", &c];
-    v.extend_from_slice(flags);
-    v.push("--");
-    v.extend_from_slice(argv);
-    ns.run(&v)
+    let mut v = vec![
+        "timeout".to_string(),
+        secs.to_string(),
+        b.wrapguard.display().to_string(),
+        "--config".to_string(),
+        conf.display().to_string(),
+    ];
+    v.extend(flags.iter().map(|f| f.to_string()));
+    v.push("--".to_string());
+    v.extend(argv.iter().map(|a| a.to_string()));
+    v
 }
 
 /// Peer-side bulk server: port 9001 takes an upload and answers
@@ -128,15 +137,8 @@ pub fn spawn_wrapguard(
     log: &Path,
     secs: u32,
 ) -> Bg {
-    let b = crate::common::bins();
-    let wg = b.wrapguard.display().to_string();
-    let c = conf.display().to_string();
-    let limit = secs.to_string();
-    let mut v: Vec<&str> = vec!["timeout", &limit, &wg, "--config", &c];
-    v.extend_from_slice(flags);
-    v.push("--");
-    v.extend_from_slice(argv);
-    ns.spawn(&v, log)
+    let v = wrapguard_argv(conf, flags, argv, secs);
+    ns.spawn(&v.iter().map(String::as_str).collect::<Vec<_>>(), log)
 }
 
 /// `curl` in `ns`, retried for up to `secs` until it gets an answer (a
