@@ -11,9 +11,10 @@
 mod common;
 #[macro_use]
 mod wg;
+#[macro_use]
 mod dnsworld;
 
-use dnsworld::{read, skip_without_dnsmasq, world, HOST_NS};
+use dnsworld::{read, HOST_NS};
 use wg::{show, wrapguard};
 
 /// Lookups of every kind, one line each, by a python3 program.
@@ -47,11 +48,7 @@ print("RESNX", n, libc.__h_errno_location().contents.value)
 
 #[test]
 fn names_resolve_through_the_tunnel_and_never_reach_the_host_resolver() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     // The host listener works: without wrapguard the host resolver is asked.
     let out = w.client.run(&["getent", "hosts", &w.name]);
     assert!(
@@ -134,11 +131,7 @@ fn names_resolve_through_the_tunnel_and_never_reach_the_host_resolver() {
 
 #[test]
 fn lookups_fail_closed_when_the_tunnel_dns_server_is_down() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let mut w = world();
+    let mut w = dns_world_or_skip!();
     w.stop_dnsmasq();
     let conf = w.conf(true);
     let mut script = format!(
@@ -178,11 +171,7 @@ fn lookups_fail_closed_when_the_tunnel_dns_server_is_down() {
 
 #[test]
 fn without_dns_key_the_host_resolver_answers() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     let conf = w.conf(false);
     let out = wrapguard(&w.client, &conf, &[], &["getent", "hosts", &w.name]);
     assert!(
@@ -217,11 +206,7 @@ print("TCPQ", host, bytes([10, 77, 0, 1]) in a, bytes([127, 7, 7, 7]) in a)
 
 #[test]
 fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     let py = w.tmp.write("tcpq.py", PY_TCP_QUERY);
     // Control: without wrapguard the host listener answers over TCP.
     let before = w.control_query(&py, &format!("TCPQ {HOST_NS} False True"));
@@ -255,11 +240,7 @@ fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
 
 #[test]
 fn truncated_answers_come_over_tcp_and_ipv6_servers_work() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     let script = format!(
         "python3 -c \"import socket; print('BIG', len({{a[4][0] for a in socket.getaddrinfo('{big}', 80, socket.AF_INET)}}))\"; \
          getent hosts {name}",
@@ -320,11 +301,7 @@ print("UDPQ", host, bytes([10, 77, 0, 1]) in a, bytes([127, 7, 7, 7]) in a, src)
 
 #[test]
 fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     let py = w.tmp.write("udpq.py", PY_UDP_QUERY);
     // Control: without wrapguard, the query reaches the host listener.
     let before = w.control_query(&py, "False True");
@@ -370,11 +347,7 @@ fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
 #[test]
 #[ignore = "measurement; run by hand"]
 fn measure_lookup_latency() {
-    skip_unless_ready!();
-    if skip_without_dnsmasq() {
-        return;
-    }
-    let w = world();
+    let w = dns_world_or_skip!();
     let conf = w.conf(true);
     let code = format!(
         "import socket, time\n\

@@ -92,16 +92,10 @@ fn an_unwrapped_send_is_counted_and_fails_the_namespace_drop() {
 
 #[test]
 fn an_expected_leak_must_happen_and_does_not_hide_others() {
-    let Some(OnePeer {
-        client,
-        peer: _peer,
-        tmp: _tmp,
-        ..
-    }) = setup()
-    else {
+    let Some(t) = setup() else {
         return;
     };
-    let g = client.leak_guard();
+    let (client, g) = (&t.client, t.client.leak_guard());
     // Nothing sent: the expectation fails instead of passing vacuously.
     let e = catch_unwind(AssertUnwindSafe(|| {
         g.expect_leaks_to(&["10.77.0.1"], || ())
@@ -110,7 +104,7 @@ fn an_expected_leak_must_happen_and_does_not_hide_others() {
     assert!(panic_text(e).contains("saw none"));
     // Expected packets are returned; the others are still leaks.
     let ((), seen) = g.expect_leaks_to(&["10.77.0.1"], || {
-        send(&client, &["10.77.0.1:7005", "[fd77::1]:7006"])
+        send(client, &["10.77.0.1:7005", "[fd77::1]:7006"])
     });
     assert!(
         seen.iter()

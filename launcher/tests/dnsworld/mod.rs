@@ -260,6 +260,20 @@ impl World {
     }
 }
 
+/// The world of a DNS test, or a return from the test (with the loud
+/// `SKIPPED:` line) when it cannot run here: not root, no wireguard-go, no
+/// dnsmasq.
+#[macro_export]
+macro_rules! dns_world_or_skip {
+    () => {{
+        skip_unless_ready!();
+        if $crate::dnsworld::skip_without_dnsmasq() {
+            return;
+        }
+        $crate::dnsworld::world()
+    }};
+}
+
 pub fn skip_without_dnsmasq() -> bool {
     if !crate::wg::on_path("dnsmasq") {
         eprintln!("SKIPPED: dnsmasq not installed (apt-get install -y dnsmasq)");
