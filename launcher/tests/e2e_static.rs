@@ -253,3 +253,34 @@ fn fixtures_are_static_programs() {
         );
     }
 }
+
+#[test]
+fn iperf3_forced_into_seccomp_mode_completes() {
+    // iperf3 reads TCP_MAXSEG/TCP_INFO of its data socket: in seccomp mode
+    // that is a unix socket underneath, so the supervisor answers them.
+    if !wg::on_path("iperf3") {
+        println!("SKIPPED: iperf3 not installed");
+        return;
+    }
+    let Some(w) = setup() else { return };
+    let _srv = w
+        .peer
+        .ns
+        .spawn(&["iperf3", "-s", "-1"], &w.tmp.join("iperf3-server.log"));
+    w.peer.ns.wait_tcp_listen(5201);
+    let conf = w.conf(true);
+    let out = wrapguard(
+        &w.client,
+        &conf,
+        &["--mode=seccomp"],
+        &["iperf3", "-c", "10.77.0.1", "-t", "1", "-J"],
+    );
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        so.contains("\"sum_received\"") && !so.contains("\"error\""),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(w.client.leak_guard().finish(), Ok(()), "{}", show(&out));
+}

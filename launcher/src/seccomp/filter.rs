@@ -9,8 +9,8 @@
 //! nr has the x32 bit               → ERRNO(ENOSYS)
 //! connect bind listen accept accept4
 //! getsockname getpeername           → USER_NOTIF
-//! getsockopt SOL_SOCKET {SO_ERROR, SO_DOMAIN, SO_TYPE, SO_PROTOCOL}
-//!                                   → USER_NOTIF, other options ALLOW
+//! getsockopt SOL_SOCKET {SO_ERROR, SO_DOMAIN, SO_TYPE, SO_PROTOCOL},
+//! getsockopt level IPPROTO_TCP      → USER_NOTIF, other options ALLOW
 //! setsockopt level IPPROTO_TCP / IPPROTO_IPV6, SOL_SOCKET SO_KEEPALIVE
 //!                                   → USER_NOTIF, other options ALLOW
 //! sendto with a destination (arg4 != 0), sendmsg, sendmmsg
@@ -260,6 +260,8 @@ pub fn program() -> Vec<Insn> {
     // getsockopt(fd, level, optname, …)
     p.push(Item::Mark(GetSockOpt));
     p.push(ld(data::arg_lo(1)));
+    // TCP-level options: a tunnel data socket is a unix socket underneath.
+    p.push(jeq(so::IPPROTO_TCP, L(Notify), Next));
     p.push(jeq(so::SOL_SOCKET, Next, L(Allow)));
     p.push(ld(data::arg_lo(2)));
     for o in [so::SO_ERROR, so::SO_DOMAIN, so::SO_TYPE] {
@@ -392,12 +394,15 @@ mod tests {
                 RET_USER_NOTIF
             );
         }
-        // SO_RCVBUF, SO_REUSEADDR; TCP_INFO at IPPROTO_TCP.
+        // SO_RCVBUF, SO_REUSEADDR.
         assert_eq!(verdict(nr::GETSOCKOPT, [3, 1, 8, 0, 0, 0]), RET_ALLOW);
         assert_eq!(verdict(nr::GETSOCKOPT, [3, 1, 2, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(verdict(nr::GETSOCKOPT, [3, 6, 11, 0, 0, 0]), RET_ALLOW);
+        // Every IPPROTO_TCP option (TCP_INFO, TCP_MAXSEG): a data socket
+        // is a unix socket underneath.
+        assert_eq!(verdict(nr::GETSOCKOPT, [3, 6, 11, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(verdict(nr::GETSOCKOPT, [3, 6, 2, 0, 0, 0]), RET_USER_NOTIF);
         // SO_ERROR's number at another level is not SO_ERROR.
-        assert_eq!(verdict(nr::GETSOCKOPT, [3, 6, 4, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(verdict(nr::GETSOCKOPT, [3, 41, 4, 0, 0, 0]), RET_ALLOW);
     }
 
     #[test]

@@ -421,6 +421,9 @@ pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
     let Some((ino, sock, Ours::Outbound(o))) = ours(sv, c) else {
         return Outcome::cont();
     };
+    if level as i32 == libc::IPPROTO_TCP {
+        return tcp_level_option(c, o.family, name as i32, val, len);
+    }
     if level as i32 != libc::SOL_SOCKET {
         return Outcome::cont();
     }
@@ -448,6 +451,43 @@ pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
         _ => return Outcome::cont(),
     };
     put_int(c, val, len, v)
+}
+
+/// A TCP-level option (`TCP_INFO`, `TCP_MAXSEG`…) of a data socket, a unix
+/// socket underneath: read from a fresh unconnected TCP socket of the
+/// program's family, as the shim reads its unconnected shadow socket.
+fn tcp_level_option(c: &Call, family: i32, name: i32, val: u64, len: u64) -> Outcome {
+    let Ok(room) = c.read_u32(len) else {
+        return Outcome::errno(libc::EFAULT);
+    };
+    if (room as i32) < 0 {
+        return Outcome::errno(libc::EINVAL);
+    }
+    let Ok(s) = socket2::Socket::new(socket2::Domain::from(family), socket2::Type::STREAM, None)
+    else {
+        return Outcome::errno(libc::ENOBUFS);
+    };
+    let mut buf = vec![0u8; (room as usize).min(1024)];
+    let mut l = buf.len() as libc::socklen_t;
+    // SAFETY: `buf`/`l` live across the call and describe `buf`.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            name,
+            buf.as_mut_ptr().cast(),
+            &mut l,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Outcome::errno(e.raw_os_error().unwrap_or(libc::EINVAL));
+    }
+    let l = (l as usize).min(buf.len());
+    if c.write(val, &buf[..l]).is_err() || c.write(len, &(l as u32).to_ne_bytes()).is_err() {
+        return Outcome::errno(libc::EFAULT);
+    }
+    Outcome::value(0)
 }
 
 /// `setsockopt` at TCP/IPv6 level or `SO_KEEPALIVE`: on our data sockets
