@@ -476,6 +476,10 @@ async fn supervise(
     while backend.active_flows() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // A flow closes as soon as the engine has read its last data; what
+    // that data became must leave before the process does.
+    let settling = backend.clone();
+    let _ = tokio::task::spawn_blocking(move || settling.settle()).await;
     if cli.log_level == LogLevel::Debug {
         log_status(backend.as_ref(), tracing::Level::DEBUG);
     }

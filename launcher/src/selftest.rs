@@ -68,6 +68,9 @@ impl FlowBackend for Watch {
     fn active_flows(&self) -> usize {
         self.inner.active_flows()
     }
+    fn settle(&self) {
+        self.inner.settle()
+    }
     fn status(&self) -> Vec<engine::PeerStatus> {
         self.inner.status()
     }

@@ -59,4 +59,8 @@ pub(crate) struct UdpSocket {
     pub error: Option<Error>,
     pub readable_notified: bool,
     pub dirty: bool,
+    /// Closed by its owner with datagrams still queued: it only sends them
+    /// (as a kernel socket's already-sent datagrams still leave after
+    /// `close`), then the stack frees it.
+    pub closing: bool,
 }

@@ -390,3 +390,33 @@ fn keepalive_can_be_enabled_per_socket() {
         .expect("keepalive");
     assert!(st.poll_at().is_some());
 }
+
+/// A program that sends a datagram and closes its socket at once (then
+/// exits) expects the datagram to leave, as with a kernel socket: closing
+/// frees the address and stops delivery, but what was queued is still sent.
+#[test]
+fn udp_close_still_sends_queued_datagrams_then_frees_the_socket() {
+    let now = Instant::now();
+    let mut st = stack();
+    let local = SocketAddr::new(IpAddr::V4(US4), 4000);
+    let u = st.udp_bind(local).expect("bind");
+    let peer = SocketAddr::new(IpAddr::V4(PEER4), 53);
+    st.udp_send_to(u, b"first", peer).expect("queued");
+    st.udp_send_to(u, b"second", peer).expect("queued");
+    st.udp_close(u).expect("close");
+    assert_eq!(st.udp_close(u), Err(Error::InvalidHandle), "closed once");
+
+    // The address is free at once, and nothing is delivered to the old one.
+    let again = st.udp_bind(local).expect("address free after close");
+    let sent = out(&mut st, now);
+    let payloads: Vec<&[u8]> = sent.iter().map(|p| &p[28..]).collect();
+    assert_eq!(payloads, [&b"first"[..], &b"second"[..]]);
+    assert!(out(&mut st, now).is_empty(), "sent once");
+    assert_eq!(st.udp_close(u), Err(Error::InvalidHandle), "freed");
+
+    // The new socket at the same address works as usual.
+    let d = udp_payload(PEER4.into(), US4.into(), 53, 4000, b"reply");
+    st.process(now, &v4(IpProtocol::Udp, PEER4, US4, &d));
+    let mut buf = [0u8; 16];
+    assert_eq!(st.udp_recv_from(again, &mut buf), Ok((5, peer)));
+}

@@ -177,6 +177,10 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn active_flows(&self) -> usize {
         0
     }
+    /// Returns once the engine has sent everything already handed to it
+    /// (e.g. the last datagrams of a flow that just closed), or after a
+    /// short wait; the launcher calls it before exiting.
+    fn settle(&self) {}
     /// The engine's counters as one `key=value` line (drops by reason,
     /// cookie replies…), if this backend keeps any.
     fn counters(&self) -> Option<String> {

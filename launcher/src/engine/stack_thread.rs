@@ -102,6 +102,12 @@ pub enum Command {
         /// Done, or the errno.
         reply: SyncSender<Result<(), Errno>>,
     },
+    /// Answered at the engine's next loop turn, so after the output of
+    /// the turn in progress has been sent (the launcher, before exiting).
+    Settle {
+        /// Told when done.
+        reply: SyncSender<()>,
+    },
     /// The engine counters as one `key=value` line (SIGUSR1, exit).
     Counters {
         /// The answer.
@@ -830,6 +836,9 @@ impl Engine {
                     reply,
                 } => {
                     let _ = reply.send(self.tcp_keepalive(flow, keepalive, now));
+                }
+                Command::Settle { reply } => {
+                    let _ = reply.send(());
                 }
                 Command::Counters { reply } => {
                     let st = self.stack.stats();

@@ -459,6 +459,13 @@ impl FlowBackend for TunnelBackend {
             .map_err(|_| libc::ETIMEDOUT)?
     }
 
+    fn settle(&self) {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::Settle { reply });
+        // Bounded: exiting must not hang on a stuck engine.
+        let _ = answer.recv_timeout(Duration::from_secs(1));
+    }
+
     fn counters(&self) -> Option<String> {
         let (reply, answer) = sync_channel(1);
         self.send(Command::Counters { reply });

@@ -419,6 +419,7 @@ impl Stack {
             error: None,
             readable_notified: false,
             dirty: false,
+            closing: false,
         };
         let (idx, gen) = self.udp.insert(s);
         self.udp_map.insert(local, idx);
@@ -514,12 +515,25 @@ impl Stack {
             .local)
     }
 
-    /// Closes a UDP socket (queued datagrams are dropped).
+    /// Closes a UDP socket. Its address is free at once and nothing more
+    /// is delivered to it; datagrams it already queued are still sent (a
+    /// program that sends and exits expects them to leave), after which the
+    /// stack frees it. The handle is invalid from here on.
     pub fn udp_close(&mut self, h: UdpHandle) -> Result<(), Error> {
-        let s = self.udp.get(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
+        let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
+        if s.closing {
+            return Err(Error::InvalidHandle);
+        }
         let local = s.local;
+        let drained = s.tx.is_empty();
+        s.closing = true;
+        s.rx = DatagramQueue::new(0, 0);
         self.udp_map.remove(&local);
-        self.udp.remove(h.idx);
+        if drained {
+            self.udp.remove(h.idx);
+        } else {
+            self.mark_udp_dirty(h.idx);
+        }
         Ok(())
     }
 }

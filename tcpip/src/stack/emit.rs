@@ -121,7 +121,10 @@ impl Stack {
             };
             let Some((dst, len)) = s.tx.peek() else {
                 self.udp_dirty.pop_front();
-                if let Some(s) = self.udp.at_mut(idx) {
+                if s.closing {
+                    // Closed with datagrams queued: now they are all sent.
+                    self.udp.remove(idx);
+                } else if let Some(s) = self.udp.at_mut(idx) {
                     s.dirty = false;
                 }
                 continue;
