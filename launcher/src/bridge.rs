@@ -3,6 +3,7 @@
 //! the [`FlowBackend`], and splices inbound tunnel connections to the
 //! application's loopback listeners.
 
+use crate::engine::backlog::Ticket;
 use crate::engine::dns_resolver::DnsService;
 use crate::engine::seqpacket;
 use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 /// How long a finished flow's outcome / an inbound peer mapping is kept
@@ -26,6 +27,11 @@ use tracing::{debug, warn};
 const KEEP_FINISHED: Duration = Duration::from_secs(120);
 /// How long the bridge waits for the shim's filler after `Accepted`.
 const FILLER_WAIT: Duration = Duration::from_secs(10);
+/// Loopback connections to one program listener connected but not yet
+/// accepted. Kept within any accept queue (backlog + 1 ≥ 4 for a backlog of
+/// 3 or more): past it, the kernel completes connections on our side only,
+/// drops them when its SYN-ACK retries run out, and they are lost.
+const ACCEPT_GATE: usize = 4;
 
 struct Shared {
     backend: Arc<dyn FlowBackend>,
@@ -38,6 +44,13 @@ struct Shared {
     by_inode: Mutex<HashMap<u64, FlowInfo>>,
     /// Engine-side loopback source address → who it stands for.
     inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
+    /// Places in the engine's listener backlogs of inbound connections the
+    /// program has not accepted yet, by the same loopback source address:
+    /// freed when its `accept()` asks (`AcceptLookup`) or the flow ends.
+    tickets: Mutex<HashMap<SocketAddr, (Ticket, OwnedSemaphorePermit)>>,
+    /// Per program listener (loopback address): how many of our loopback
+    /// connections may wait in its accept queue ([`ACCEPT_GATE`]).
+    gates: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
     inbound_tx: mpsc::Sender<InboundTcp>,
     /// The stub resolver, when the config has `DNS =`.
     dns: Option<Arc<DnsService>>,
@@ -45,7 +58,9 @@ struct Shared {
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
 pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
-    let (inbound_tx, mut inbound_rx) = mpsc::channel(64);
+    // Room for every connection one listener may have waiting (the engine
+    // also stops handing over while this is full).
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(crate::engine::backlog::MAX_PENDING * 2);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let dns = DnsService::new(backend.clone());
@@ -58,6 +73,8 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
         backend_ids: Mutex::new(HashMap::new()),
         by_inode: Mutex::new(HashMap::new()),
         inbound: Mutex::new(HashMap::new()),
+        tickets: Mutex::new(HashMap::new()),
+        gates: Mutex::new(HashMap::new()),
         inbound_tx,
     });
     let s = shared.clone();
@@ -254,6 +271,9 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
                 .lock()
                 .ok()
                 .and_then(|m| m.get(&peer).map(|e| e.0));
+            // The program took it: its place in the engine's backlog is free.
+            let ticket = s.tickets.lock().ok().and_then(|mut m| m.remove(&peer));
+            drop(ticket);
             debug!(listener = %listener, loopback_peer = %peer, tunnel_peer = ?found.map(|p| p.peer), "accept lookup");
             reply(&mut stream, Reply::Accept(found)).await;
         }
@@ -312,6 +332,24 @@ fn flow_state(s: &Shared, flow: u64) -> FlowState {
         .ok()
         .and_then(|m| m.get(&flow).map(|e| e.0))
         .unwrap_or(FlowState::Unknown)
+}
+
+/// Frees an inbound connection's backlog place when its task ends.
+struct TicketEntry<'a> {
+    s: &'a Shared,
+    src: SocketAddr,
+}
+
+impl Drop for TicketEntry<'_> {
+    fn drop(&mut self) {
+        let t = self
+            .s
+            .tickets
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&self.src));
+        drop(t);
+    }
 }
 
 /// Removes a data socket from the inode index (and its flow from the
@@ -434,6 +472,7 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         local,
         target,
         mut io,
+        ticket,
     } = conn;
     let sock = match if target.is_ipv4() {
         TcpSocket::new_v4()
@@ -453,8 +492,37 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         m.retain(|_, (_, t)| t.elapsed() < KEEP_FINISHED);
         m.insert(src, (AcceptedPeer { peer, local }, Instant::now()));
     }
+    // The place in the engine's backlog is held until the program accepts
+    // (a completed loopback connect is not enough: with the program's
+    // accept queue full, the kernel completes it on our side only).
+    let _release = TicketEntry { s: &s, src };
+    let gate = s.gates.lock().ok().map(|mut m| {
+        m.entry(target)
+            .or_insert_with(|| Arc::new(Semaphore::new(ACCEPT_GATE)))
+            .clone()
+    });
+    let permit = match gate {
+        Some(g) => match g.acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        },
+        None => return,
+    };
+    if let Ok(mut m) = s.tickets.lock() {
+        m.insert(src, (ticket, permit));
+    }
+    // Keepalive on the loopback connection: one the kernel completed on
+    // our side only and then forgot (its SYN-ACK retries ran out while the
+    // program did not accept) is found dead and its place freed.
+    let _ = socket2::SockRef::from(&sock).set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3),
+    );
     let started = Instant::now();
-    let mut app = match sock.connect(target).await {
+    let connected = sock.connect(target).await;
+    let mut app = match connected {
         Ok(a) => a,
         Err(e) => {
             return debug!(peer = %peer, target = %target, error = %e, "inbound: application not listening")

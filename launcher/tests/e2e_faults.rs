@@ -604,3 +604,157 @@ fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
         relay2.stats.line()
     );
 }
+
+/// Wrapped program for the backlog test: listens (backlog 4) on our tunnel
+/// address and does not accept until the flag file `argv[1]` appears; then
+/// accepts everything that comes, until `argv[2]` connections or 40 s
+/// without a new one, and reports the count and the peers seen.
+const SLOW_ACCEPTOR: &str = r#"
+import os, socket, sys, time
+flag, want = sys.argv[1], int(sys.argv[2])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9300)); s.listen(4)
+print("LISTENING", flush=True)
+while not os.path.exists(flag):
+    time.sleep(0.1)
+s.settimeout(40); n = 0; peers = set(); conns = []
+try:
+    while n < want:
+        c, a = s.accept(); n += 1; peers.add(a[0]); conns.append(c)
+except socket.timeout:
+    pass
+print("ACCEPTED", n, "from", ",".join(sorted(peers)), flush=True)
+"#;
+
+/// Peer side: opens `argv[1]` connections to us at once (non-blocking) and
+/// keeps them; prints how many are connected, every 2 s, until all are.
+const MANY_CONNECTS: &str = r#"
+import errno, select, socket, sys, time
+n = int(sys.argv[1])
+socks = []
+for i in range(n):
+    s = socket.socket(); s.setblocking(False)
+    s.connect_ex(("10.77.0.2", 9300)); socks.append(s)
+pending = set(socks); done = 0; failed = 0; t = time.time(); last = 0
+while pending and time.time() - t < 200:
+    _, w, _ = select.select([], list(pending)[:1000], [], 1)
+    for s in w:
+        pending.discard(s)
+        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+            done += 1
+        else:
+            failed += 1
+    if time.time() - last >= 2:
+        print("CONNECTED", done, "FAILED", failed, flush=True); last = time.time()
+print("CONNECTED", done, "FAILED", failed, "END", flush=True)
+time.sleep(60)
+"#;
+
+/// A program that listens and does not accept while a peer opens 600
+/// connections: the engine keeps at most `MAX_PENDING` (128) of them
+/// waiting for the program and leaves the rest in its stack's listen queue
+/// (128), past which SYNs go unanswered (counted as `listen_overflows`), so
+/// flows and memory stay bounded; once the program accepts, the peer's SYN
+/// retransmissions get in and every connection is accepted.
+#[test]
+fn listener_that_does_not_accept_keeps_the_backlog_bounded_and_accepts_later() {
+    skip_unless_ready!();
+    const CONNS: usize = 600;
+    let t = OnePeer::new("l");
+    let conf = t.conf(
+        "wg0.conf",
+        Conf {
+            peer: "PersistentKeepalive = 5",
+            ..Conf::V4
+        },
+    );
+    let py = python();
+    let flag = t.tmp.join("accept-now");
+    let app = t.tmp.write("acceptor.py", SLOW_ACCEPTOR);
+    let log = t.tmp.join("wrapguard.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug"],
+        &[
+            &py,
+            "-u",
+            &app.display().to_string(),
+            &flag.display().to_string(),
+            &CONNS.to_string(),
+        ],
+        &log,
+        400,
+    );
+    let ready = wg::wait_line(&log, &["LISTENING"], 60);
+    assert_eq!(ready, "LISTENING", "{}", read(&log));
+    // The peer must know our endpoint (our keepalive handshake) first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while t
+        .peer
+        .wg_show("latest-handshakes")
+        .split_whitespace()
+        .nth(1)
+        .is_none_or(|s| s == "0")
+    {
+        assert!(std::time::Instant::now() < deadline, "no handshake");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let script = t.tmp.write("many.py", MANY_CONNECTS);
+    let plog = t.tmp.join("many.log");
+    let _peer_client = t.peer.ns.spawn(
+        &[&py, "-u", &script.display().to_string(), &CONNS.to_string()],
+        &plog,
+    );
+    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
+    // Let the SYNs pile up against the program that does not accept.
+    let mut max_rss = 0;
+    for _ in 0..100 {
+        max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !read(&log).contains("Engine counters:") {
+        assert!(std::time::Instant::now() < deadline, "{}", read(&log));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held = read(&log);
+    let c = |k: &str| counter(&held, k);
+    let (pending, flows, overflows) = (c("inbound_pending"), c("flows"), c("listen_overflows"));
+    let peer_view = read(&plog);
+    println!(
+        "backlog: inbound_pending={pending} flows={flows} listen_overflows={overflows} \
+         syn_dropped={} max RSS {max_rss} KiB; peer: {}",
+        c("syn_dropped"),
+        peer_view.lines().last().unwrap_or("")
+    );
+    assert!(
+        pending <= 128 && flows <= 128 + 16,
+        "the waiting connections must stay bounded: pending={pending} flows={flows}"
+    );
+    assert!(
+        overflows > 0,
+        "past the backlog, SYNs are left unanswered and counted: {overflows}"
+    );
+    assert!(max_rss < RSS_CAP_KIB, "RSS {max_rss} KiB over the cap");
+
+    // The program accepts now: every connection gets in (the peer's SYN
+    // retransmissions), through the same bounded path.
+    std::fs::write(&flag, "").expect("flag");
+    let accepted = wg::wait_line(&log, &["ACCEPTED"], 240);
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    assert_eq!(
+        accepted,
+        format!("ACCEPTED {CONNS} from 10.77.0.1"),
+        "{}\n--- peer\n{}",
+        read(&log)
+            .lines()
+            .filter(|l| !l.contains("\"level\":\"debug\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        read(&plog)
+    );
+}

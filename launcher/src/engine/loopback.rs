@@ -125,6 +125,7 @@ impl FlowBackend for HostLoopbackBackend {
                     local: SocketAddr::new(local_ip, port),
                     target: spec.loopback,
                     io: Box::new(stream),
+                    ticket: super::backlog::Ticket::none(),
                 };
                 if sink.send(inbound).await.is_err() {
                     break;

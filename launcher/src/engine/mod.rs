@@ -27,6 +27,7 @@
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
+pub mod backlog;
 pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;
@@ -97,6 +98,9 @@ pub struct InboundTcp {
     pub target: SocketAddr,
     /// The stream.
     pub io: BoxedIo,
+    /// Its place in the listener's bounded backlog: drop it once the
+    /// program's listener has queued the connection (see [`backlog`]).
+    pub ticket: backlog::Ticket,
 }
 
 /// A datagram flow the engine opened.

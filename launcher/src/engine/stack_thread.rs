@@ -10,6 +10,7 @@
 //! keepalives), and sleep in `poll` until a datagram, a kick or the next
 //! stack/device deadline.
 
+use super::backlog::{Pending, MAX_PENDING, STACK_BACKLOG};
 use super::counters::{Counters, LoadMeter};
 use super::flow::{FlowShared, Kick, MAX_CHUNK};
 use super::reach::{Change, Facts, Reach, Verdict, UNREACHABLE_AFTER};
@@ -108,6 +109,8 @@ pub enum Command {
         /// Told when done.
         reply: SyncSender<()>,
     },
+    /// A listener's backlog has room again: accept what waits.
+    AcceptMore,
     /// The engine counters as one `key=value` line (SIGUSR1, exit).
     Counters {
         /// The answer.
@@ -187,6 +190,9 @@ struct Flow {
 struct ListenEntry {
     target: SocketAddr,
     sink: InboundSink,
+    /// Connections handed to the bridge, not yet queued by the program's
+    /// listener (bounded, see [`super::backlog`]).
+    pending: Pending,
 }
 
 /// The engine thread's state.
@@ -830,6 +836,12 @@ impl Engine {
                     }
                 }
                 Command::Reresolved { peer, addr } => self.reresolved(peer, addr, now),
+                Command::AcceptMore => {
+                    let ls: Vec<ListenerHandle> = self.listeners.keys().copied().collect();
+                    for l in ls {
+                        self.accept_all(l, now);
+                    }
+                }
                 Command::TcpKeepalive {
                     flow,
                     keepalive,
@@ -842,10 +854,16 @@ impl Engine {
                 }
                 Command::Counters { reply } => {
                     let st = self.stack.stats();
+                    let mut waiting: HashMap<SocketAddr, usize> = HashMap::new();
+                    for e in self.listeners.values() {
+                        waiting.insert(e.target, e.pending.waiting());
+                    }
                     let _ = reply.send(format!(
-                        "{} syn_dropped={} flows={}",
+                        "{} syn_dropped={} listen_overflows={} inbound_pending={} flows={}",
                         self.counters,
                         st.syn_dropped,
+                        st.listen_overflows,
+                        waiting.values().sum::<usize>(),
                         self.flows.len()
                     ));
                 }
@@ -1014,6 +1032,15 @@ impl Engine {
         if addrs.is_empty() {
             return Err(libc::EADDRNOTAVAIL);
         }
+        // One bound per listen() of the program, shared by its addresses;
+        // a released place makes the engine accept again.
+        let pending = {
+            let (commands, kick) = (Arc::clone(&self.commands), Arc::clone(&self.kick));
+            Pending::new(Arc::new(move || {
+                commands.push(Command::AcceptMore);
+                kick.wake();
+            }))
+        };
         for a in addrs {
             let at = SocketAddr::new(a, port);
             if let Some(l) = self.listening.get(&at) {
@@ -1024,7 +1051,10 @@ impl Engine {
                 }
                 continue;
             }
-            let l = self.stack.tcp_listen(at, 128).map_err(|e| e.errno())?;
+            let l = self
+                .stack
+                .tcp_listen(at, STACK_BACKLOG)
+                .map_err(|e| e.errno())?;
             debug!(addr = %at, target = %spec.loopback, "tunnel listener");
             self.listening.insert(at, l);
             self.listeners.insert(
@@ -1032,6 +1062,7 @@ impl Engine {
                 ListenEntry {
                     target: spec.loopback,
                     sink: sink.clone(),
+                    pending: pending.clone(),
                 },
             );
         }
@@ -1302,12 +1333,31 @@ impl Engine {
     }
 
     fn accept_all(&mut self, l: ListenerHandle, now: Instant) {
-        while let Some(h) = self.stack.tcp_accept(l) {
+        loop {
             let Some(entry) = self.listeners.get(&l) else {
-                let _ = self.stack.tcp_abort(now, h);
-                continue;
+                while let Some(h) = self.stack.tcp_accept(l) {
+                    let _ = self.stack.tcp_abort(now, h);
+                }
+                return;
+            };
+            if entry.sink.capacity() == 0 {
+                // The bridge has not taken the last ones yet; the tickets
+                // they hold bring us back here when released.
+                return;
+            }
+            let Some(ticket) = entry.pending.admit() else {
+                // MAX_PENDING wait for the program: the rest stay in the
+                // stack's listen queue (then SYNs go unanswered) until a
+                // place is released (Command::AcceptMore).
+                trace!(target = %entry.target, max = MAX_PENDING, "listener backlog full");
+                return;
+            };
+            let Some(h) = self.stack.tcp_accept(l) else {
+                ticket.cancel();
+                return;
             };
             let (Ok(local), Ok(peer)) = (self.stack.local_addr(h), self.stack.peer_addr(h)) else {
+                ticket.cancel();
                 continue;
             };
             let id = self.next_inbound;
@@ -1322,6 +1372,7 @@ impl Engine {
                 local,
                 target: entry.target,
                 io,
+                ticket,
             };
             // Registered before the hand-off, so kicks from the bridge find it.
             self.by_handle.insert(h, id);

@@ -223,6 +223,9 @@ impl Stack {
             };
             if full || self.tcp.len() >= self.cfg.max_tcp_sockets {
                 self.stats.syn_dropped += 1;
+                if full {
+                    self.stats.listen_overflows += 1;
+                }
                 return;
             }
             let iss = crate::tcp::Seq(self.isn(now, local, remote));

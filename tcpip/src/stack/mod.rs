@@ -91,6 +91,9 @@ pub struct Stats {
     pub rx_not_for_us: u64,
     /// SYNs dropped because a backlog or the socket table was full.
     pub syn_dropped: u64,
+    /// Of `syn_dropped`, those dropped because the listener's backlog was
+    /// full (left unanswered, as Linux does).
+    pub listen_overflows: u64,
     /// Packets produced by `poll_transmit`.
     pub tx_packets: u64,
     /// RSTs sent for closed ports.
