@@ -388,6 +388,10 @@ const RSS_CAP_KIB: u64 = 64 * 1024;
 /// garbage datagrams hit wrapguard's UDP port while a transfer runs: the
 /// transfer completes intact, the engine goes under load and answers with
 /// cookie replies, every drop is counted, and RSS stays under the cap.
+/// wrapguard rekeys every 5 s (`--test-rekey-after-secs`), so fresh
+/// handshakes with the real peer must complete while it is under load (the
+/// peer's response draws a cookie reply, and the retransmitted initiation's
+/// response carries mac2).
 #[test]
 fn handshake_and_garbage_floods_during_a_transfer() {
     skip_unless_ready!();
@@ -402,8 +406,18 @@ fn handshake_and_garbage_floods_during_a_transfer() {
         &format!("ListenPort = {port}"),
     );
     let pool = stranger_initiations(&t.ours.public, 64);
-    let (mut run, log) = spawn_bulk_client(&t, &conf, &bulk);
+    let log = t.tmp.join("wrapguard.log");
+    let mut run = spawn_wrapguard(
+        &t.client,
+        &conf,
+        &["--log-level=debug", "--test-rekey-after-secs=3"],
+        &[&python(), &bulk.client, &bulk.n],
+        &log,
+        400,
+    );
     relay.wait_forwarded(1000, 120, &log);
+    let handshakes = |log: &str| log.matches("\"message\":\"handshake complete\"").count();
+    let before_flood = handshakes(&read(&log));
     let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
     let target = format!("192.168.77.2:{port}").parse().expect("target");
     let flooder = flood(
@@ -420,6 +434,7 @@ fn handshake_and_garbage_floods_during_a_transfer() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let sent = flooder.join().expect("flood thread");
+    let during_flood = handshakes(&read(&log)) - before_flood;
     max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
     // The status report on SIGUSR1 carries the counters too.
     // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
@@ -436,7 +451,7 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     println!(
         "floods: sent {sent} datagrams; max RSS {} KiB; {}; wrapguard counters: rx_datagrams={} \
          rx_malformed={} rx_bad_mac1={} rx_rejected={} rx_handshakes={} cookie_replies={} \
-         under_load_periods={}",
+         under_load_periods={}; handshakes completed during the flood: {during_flood}, in all: {}",
         max_rss,
         out.lines().find(|l| l.starts_with("UP ")).unwrap_or("?"),
         c("rx_datagrams"),
@@ -445,9 +460,16 @@ fn handshake_and_garbage_floods_during_a_transfer() {
         c("rx_rejected"),
         c("rx_handshakes"),
         c("cookie_replies"),
-        c("under_load_periods")
+        c("under_load_periods"),
+        handshakes(&out)
     );
     assert!(sent >= 1_000_000, "only {sent} flood datagrams sent");
+    // Fresh handshakes with the real peer completed while under load.
+    assert!(
+        during_flood >= 1,
+        "no handshake completed during the flood ({} in all)",
+        handshakes(&out)
+    );
     // Most datagrams reached the engine (the kernel may drop some when the
     // socket buffer is full) and were dropped and counted.
     let dropped = c("rx_malformed") + c("rx_bad_mac1") + c("rx_rejected");
