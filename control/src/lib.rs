@@ -174,7 +174,10 @@ pub enum FlowState {
     Connecting,
     /// The tunnel connection is established.
     Established,
-    /// The tunnel connection failed with this errno.
+    /// The tunnel connection failed with this errno: before it was
+    /// established (`ECONNREFUSED`, `EHOSTUNREACH`…), or after (`ETIMEDOUT`
+    /// after the retransmissions or keepalive probes, `ECONNRESET`), which
+    /// the shim reports instead of the EOF the closed data socket shows.
     Failed(i32),
 }
 

@@ -310,6 +310,16 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         "{}",
         all()
     );
+    // The SIGUSR1 status report says so too.
+    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
+    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !all().contains("connects fail with EHOSTUNREACH)") {
+        assert!(Instant::now() < deadline, "status report: {}", all());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(all().contains("connects_unreachable=1"), "{}", all());
 
     // The peer returns: the next connects work without restarting wrapguard.
     t.peer.start();

@@ -941,6 +941,7 @@ impl Engine {
                     tx_bytes: st.tx_bytes,
                     active_flows,
                     has_session: st.has_session,
+                    unreachable: p.reach.is_down(),
                 }
             })
             .collect()

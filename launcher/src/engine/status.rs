@@ -23,6 +23,9 @@ pub struct PeerStatus {
     pub active_flows: usize,
     /// Whether a session is usable for sending now.
     pub has_session: bool,
+    /// Known down: handshakes unanswered, connects to it fail at once
+    /// (see `engine::reach`).
+    pub unreachable: bool,
 }
 
 /// `1.5 KiB`, `12 B`, `3.2 MiB` (as `wg show` prints transfer).
@@ -78,7 +81,11 @@ impl fmt::Display for PeerStatus {
             human_bytes(self.tx_bytes),
             self.active_flows,
             if self.active_flows == 1 { "" } else { "s" }
-        )
+        )?;
+        if self.unreachable {
+            f.write_str(", unreachable (handshakes unanswered; connects fail with EHOSTUNREACH)")?;
+        }
+        Ok(())
     }
 }
 
@@ -133,11 +140,20 @@ mod tests {
             tx_bytes: 12,
             active_flows: 1,
             has_session: true,
+            unreachable: false,
         };
         assert_eq!(
             p.to_string(),
             "peer AbCdEfGh… endpoint 192.0.2.1:51820, latest handshake 3 seconds ago, \
              transfer 2.00 KiB received, 12 B sent, 1 active flow"
         );
+        let down = PeerStatus {
+            unreachable: true,
+            active_flows: 0,
+            ..p
+        };
+        assert!(down.to_string().ends_with(
+            "0 active flows, unreachable (handshakes unanswered; connects fail with EHOSTUNREACH)"
+        ));
     }
 }
