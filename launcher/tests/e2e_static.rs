@@ -284,3 +284,83 @@ fn iperf3_forced_into_seccomp_mode_completes() {
     );
     assert_eq!(w.client.leak_guard().finish(), Ok(()), "{}", show(&out));
 }
+
+/// From the peer: sends `msg` to HOST:PORT until an answer comes (30 s).
+const PEER_UDP_CLIENT: &str = r#"
+import socket, sys, time
+host, port, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+end = time.time() + 30
+while time.time() < end:
+    s.sendto(msg, (host, port))
+    try:
+        d, a = s.recvfrom(2048)
+        print("GOT", a[0], d.decode(), flush=True); sys.exit(0)
+    except socket.timeout:
+        pass
+print("NO ANSWER", flush=True); sys.exit(1)
+"#;
+
+#[test]
+fn static_udp_server_answers_the_peer_through_the_tunnel() {
+    // bind(0.0.0.0:PORT) carries the socket at once; recv_from and send_to
+    // (recvfrom/sendto with addresses) are carried by the supervisor.
+    let bin = fixture_or_skip!(fixtures::rust_static());
+    let Some(w) = setup() else { return };
+    let conf = w.tmp.write(
+        "udp-server.conf",
+        &format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\n\
+             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n\
+             PersistentKeepalive = 25\n",
+            w.ours_private,
+            w.peer.keys.public,
+            w.peer.endpoint()
+        ),
+    );
+    let log = w.tmp.join("udp-server.log");
+    let wgbin = common::bins().wrapguard.display().to_string();
+    let c = conf.display().to_string();
+    let b = bin.display().to_string();
+    let _srv = w.client.spawn(
+        &[
+            "timeout",
+            "90",
+            &wgbin,
+            "--config",
+            &c,
+            "--log-level=debug",
+            "--",
+            &b,
+            "udp-echo",
+            "9300",
+        ],
+        &log,
+    );
+    wait_for("the static UDP server", || {
+        read(&log).lines().any(|l| l == "READY")
+    });
+    let tok = token("udpsrv");
+    for i in 0..2 {
+        let msg = format!("{tok}-{i}");
+        let out = w
+            .peer
+            .ns
+            .run(&["python3", "-c", PEER_UDP_CLIENT, "10.77.0.2", "9300", &msg]);
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            got.contains(&format!("GOT 10.77.0.2 REPLY:{msg}")),
+            "{}\n--- wrapguard and server:\n{}",
+            show(&out),
+            read(&log)
+        );
+        assert!(
+            read(&log)
+                .lines()
+                .any(|l| l.starts_with("SAW 10.77.0.1:") && l.ends_with(&msg)),
+            "{}",
+            read(&log)
+        );
+    }
+    assert_eq!(w.client.leak_guard().finish(), Ok(()), "{}", read(&log));
+}

@@ -28,8 +28,11 @@
 //! * `getsockname`/`getpeername`/`getsockopt(SO_TYPE…)` are answered from
 //!   the table (the peer as the program named it).
 //!
-//! Limits (README): `bind` runs as asked, so a UDP server in seccomp mode
-//! is not reachable from the tunnel; on an unconnected carried socket,
+//! * `bind` to a wildcard with a fixed port or to our tunnel address makes
+//!   it a carried unconnected socket at once: a UDP server, reachable by
+//!   peers at our tunnel addresses (not by local programs, as in the shim).
+//!
+//! Limits (README): on an unconnected carried socket,
 //! `read`/`recv` without an address buffer and `write`/`send` without a
 //! destination are not trapped and do not work (the data socket carries
 //! headers); ICMP errors are not reported on plain flows; the `recvmmsg`
@@ -348,16 +351,18 @@ fn carry(
     c: &Call,
     sock: &OwnedFd,
     connect: Option<(SocketAddr, SocketAddr)>,
+    at: Option<Option<IpAddr>>,
     port: u16,
 ) -> Result<(u64, Datagram), i32> {
     let fd = c.n.args[0];
     let family = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_DOMAIN).ok_or(libc::ENETUNREACH)?;
     let v6_socket = family == libc::AF_INET6;
     let v6_only = v6_socket && sockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) == Some(1);
-    let bind = match connect {
-        Some((_, eff)) => wildcard(eff.is_ipv4(), port),
+    let bind = match (connect, at) {
+        (_, Some(Some(ip))) => SocketAddr::new(ip, port),
+        (Some((_, eff)), _) => wildcard(eff.is_ipv4(), port),
         // An AF_INET6 socket not connected may talk to both families.
-        None => wildcard(!v6_socket, port),
+        (None, _) => wildcard(!v6_socket, port),
     };
     let req = UdpOpenRequest {
         v6_socket,
@@ -433,7 +438,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call, raw: SocketAddr, dst: SocketAddr) 
     };
     // A port the program bound stays its port.
     let port = sock_name(&sock, false).map_or(0, |a| a.port());
-    match carry(sv, c, &sock, Some((raw, dst)), port) {
+    match carry(sv, c, &sock, Some((raw, dst)), None, port) {
         Ok((_, d)) => {
             debug!(pid = c.n.pid, fd, dst = %raw, via = %dst, flow = d.flow, local = %d.local, "seccomp: connected udp socket through the tunnel");
             Outcome::value(0)
@@ -499,7 +504,7 @@ pub fn reconnect(sv: &mut Supervisor, c: &Call, ino: u64, d: Datagram) -> Outcom
                         return Outcome::errno(libc::EBADF);
                     };
                     sv.table.remove(ino);
-                    return match carry(sv, c, &sock, Some((raw, eff)), 0) {
+                    return match carry(sv, c, &sock, Some((raw, eff)), None, 0) {
                         Ok(_) => Outcome::value(0),
                         Err(e) => Outcome::errno(e),
                     };
@@ -546,9 +551,33 @@ pub fn sockopt(d: Datagram, name: i32) -> Option<i32> {
     }
 }
 
-/// `bind` of a datagram socket: runs as asked (see the module doc).
-pub fn bind(_sv: &mut Supervisor, _c: &Call, _raw: SocketAddr, _norm: SocketAddr) -> Outcome {
-    Outcome::cont()
+/// `bind` of a datagram socket: to a wildcard with a fixed port or to one
+/// of our tunnel addresses, the socket becomes an unconnected carried one
+/// at once (a server: reachable by peers at our tunnel addresses, not by
+/// local programs, as in the shim); anything else runs as asked.
+pub fn bind(sv: &mut Supervisor, c: &Call, raw: SocketAddr, norm: SocketAddr) -> Outcome {
+    if norm.port() == 0 && norm.ip().is_unspecified() {
+        return Outcome::cont(); // a client's ephemeral port: carried at its first send
+    }
+    if !norm.ip().is_unspecified() && sockaddr::is_local(&norm) {
+        return Outcome::cont(); // loopback, multicast, broadcast
+    }
+    match sv.engine.query(&Request::Bind { addr: norm }) {
+        Ok(Reply::Bind { redirect: true }) => {}
+        Ok(_) => return Outcome::cont(),
+        Err(_) => return Outcome::errno(libc::EADDRNOTAVAIL), // fail closed
+    }
+    let Ok(sock) = c.fd(0) else {
+        return Outcome::errno(libc::EBADF);
+    };
+    let at = (!norm.ip().is_unspecified()).then_some(norm.ip());
+    match carry(sv, c, &sock, None, Some(at), norm.port()) {
+        Ok((_, d)) => {
+            debug!(pid = c.n.pid, fd = c.n.args[0], bind = %raw, flow = d.flow, local = %d.local, "seccomp: udp server socket through the tunnel");
+            Outcome::value(0)
+        }
+        Err(e) => Outcome::errno(e),
+    }
 }
 
 // ---- sends ----
@@ -622,7 +651,7 @@ fn plan(sv: &mut Supervisor, c: &Call, raw: SocketAddr) -> SendPlan {
         RouteDecision::Unreachable(e) => SendPlan::Fail(e),
         RouteDecision::Tunnel => {
             let port = sock_name(&sock, false).map_or(0, |a| a.port());
-            match carry(sv, c, &sock, None, port) {
+            match carry(sv, c, &sock, None, None, port) {
                 Ok((_, d)) => {
                     debug!(pid = c.n.pid, fd = c.n.args[0], flow = d.flow, local = %d.local, "seccomp: unconnected udp socket through the tunnel");
                     // Our copy still names the old file: the new one is in
