@@ -285,7 +285,17 @@ impl Supervisor {
                     self.dispatch(&call)
                 }
                 Ok(_) => return, // gone already
-                Err(_) => Outcome::cont(),
+                // Without the caller's descriptors nothing can be checked:
+                // calls that could send somewhere fail closed (a silent
+                // "continue" here once let every non-leader thread's
+                // traffic bypass the tunnel), the rest run as asked.
+                Err(e) => match n.nr as u32 {
+                    nr::CONNECT | nr::SENDTO | nr::SENDMSG | nr::SENDMMSG | nr::BIND => {
+                        warn!(pid = n.pid, nr = n.nr, error = %e, "seccomp supervisor: cannot open the calling process; the call fails (ENETUNREACH)");
+                        Outcome::errno(libc::ENETUNREACH)
+                    }
+                    _ => Outcome::cont(),
+                },
             }
         };
         if let Outcome::Answer(a) = outcome {
