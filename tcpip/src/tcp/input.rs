@@ -621,7 +621,10 @@ impl Tcb {
             return;
         };
         if !retrans || dsack {
-            if ack >= end || dsack {
+            // A probe of new data needs no congestion response: once an
+            // ACK makes progress the next tail may be probed again (else a
+            // lost probe behind a delayed ACK waits for the RTO).
+            if ack > una_before || dsack {
                 self.tlp = None;
             }
             return;

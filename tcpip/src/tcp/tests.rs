@@ -817,3 +817,23 @@ fn dsack_of_every_retransmission_undoes_the_recovery() {
     t.process(now, &sack_ack(sq(10), &[(sq(0), sq(1))]));
     assert_eq!(t.cwnd(), cwnd, "window restored");
 }
+
+#[test]
+fn progress_after_a_new_data_probe_allows_the_next_probe() {
+    // RFC 8985 §7.4: a probe of new data needs no congestion response, so
+    // once an ACK makes progress the tail may be probed again (otherwise a
+    // lost probe behind a delayed ACK waits for the RTO).
+    let ms = Duration::from_millis;
+    let mut now = Instant::now();
+    let mut t = established_sack(now, false);
+    send_segments(&mut t, 1, now);
+    now += ms(10);
+    t.process(now, &sack_ack(sq(1), &[]));
+    send_segments(&mut t, 4, now);
+    // As if the PTO had sent segment 3 as a new-data probe.
+    t.tlp = Some((Seq(sq(5)), false));
+    now += ms(10);
+    t.process(now, &sack_ack(sq(3), &[]));
+    assert!(t.tlp.is_none());
+    assert!(t.timers.is_set(Timer::Probe), "the next tail is probed");
+}
