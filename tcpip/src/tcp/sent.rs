@@ -6,9 +6,10 @@
 //! retransmitted, lost, SACKed), §6.2 (RACK_detect_loss), §6.3 (RTO),
 //! RFC 6675 §4 ("pipe": what the network still holds).
 //!
-//! Storage is a `VecDeque` that grows on demand, so an idle connection
-//! holds nothing and a busy one stops allocating once its flight fits;
-//! records past `limit` are merged into the newest one.
+//! Storage is a `VecDeque` allocated on first use: 16 records, then the
+//! whole `limit` once a flight needs more, so an idle connection holds
+//! nothing and a bulk sender allocates twice; records past `limit` are
+//! merged into the newest one.
 
 use super::rack::Rack;
 use super::seq::Seq;
@@ -44,6 +45,9 @@ impl Sent {
         self.end - self.start
     }
 }
+
+/// Records allocated for a connection's first flights.
+const SMALL: usize = 16;
 
 /// What the scan for losses found (RFC 8985 §6.2 step 5).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -136,6 +140,18 @@ impl SentLog {
                 b.flags = f;
             }
             return;
+        }
+        if self.q.len() == self.q.capacity() {
+            // Room for a request/response exchange first; once a flight
+            // outgrows that, room for the largest one at once, so a bulk
+            // transfer stops allocating after its first round trips.
+            let want = if self.q.capacity() < SMALL {
+                SMALL
+            } else {
+                self.limit
+            };
+            self.q
+                .reserve_exact(want.saturating_sub(self.q.len()).max(1));
         }
         self.q.push_back(Sent {
             start,
