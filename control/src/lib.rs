@@ -15,6 +15,8 @@
 //! * **`Resolve`**: answered with one [`dns::ResolveReply`] in its own long
 //!   frame (see [`dns`]), then the engine closes.
 //! * **`Hello`**: fire and forget, no reply.
+//! * **`SeccompAttach`**: answered with [`Reply::Done`] once the engine
+//!   supervises the filter (or with the errno why it cannot).
 //! * **`UdpOpen`**: the engine answers one [`Reply::Udp`] frame; when it is
 //!   [`UdpReply::Opened`], the frame carries (`SCM_RIGHTS`) one end of a
 //!   `SOCK_SEQPACKET` socket pair whose other end the engine keeps. Each
@@ -74,8 +76,19 @@ pub const ENV_CONTROL: &str = "WRAPGUARD_CONTROL";
 /// Environment variable holding the absolute path of `libwrapguard.so`, so
 /// the shim can put itself back into `LD_PRELOAD` when a program clears it.
 pub const ENV_PRELOAD: &str = "WRAPGUARD_PRELOAD";
+/// Environment variable holding the absolute path of the `wrapguard`
+/// binary, set in auto mode: when a carried process execs a program the
+/// shim cannot enter, the shim execs it through `wrapguard`'s
+/// [`SECCOMP_EXEC_ARG`] instead, which puts it under seccomp mode.
+pub const ENV_LAUNCHER: &str = "WRAPGUARD_LAUNCHER";
+/// First argument that makes `wrapguard` the seccomp hand-off of an exec:
+/// `wrapguard SECCOMP_EXEC_ARG PATH ARGV0 ARGS…` installs the filter,
+/// has the engine supervise it ([`Request::SeccompAttach`]), and execs
+/// `PATH` with `ARGV0 ARGS…`.
+pub const SECCOMP_EXEC_ARG: &str = "--internal-seccomp-exec";
 
 pub mod datagram;
+pub mod program;
 
 /// Transport protocol of a route query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,6 +351,18 @@ pub enum Request {
         /// The socket's values (as `getsockopt` reads them).
         keepalive: TcpKeepalive,
     },
+    /// A carried process is about to exec a program the shim cannot enter
+    /// (statically linked, musl, Go): it has installed the seccomp filter
+    /// of seccomp mode on itself, and asks the engine to supervise it. The
+    /// engine takes `listener` from process `pid` (which must be the
+    /// process on the other end of this connection) and answers
+    /// [`Reply::Done`]; only then may the process exec.
+    SeccompAttach {
+        /// The process that installed the filter.
+        pid: u32,
+        /// Its descriptor of the filter's notification listener.
+        listener: i32,
+    },
 }
 
 /// A socket's keepalive options: `SO_KEEPALIVE`, `TCP_KEEPIDLE`,
@@ -464,6 +489,7 @@ mod tag {
     pub const UDP_OPEN: u8 = 11;
     pub const UDP_CONNECT: u8 = 12;
     pub const TCP_KEEPALIVE: u8 = 13;
+    pub const SECCOMP_ATTACH: u8 = 14;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -743,6 +769,10 @@ impl Request {
                 w.u32(keepalive.count);
             }),
             Request::Resolve(q) => frame(buf, tag::RESOLVE, |w| dns::encode_request(w, &q)),
+            Request::SeccompAttach { pid, listener } => frame(buf, tag::SECCOMP_ATTACH, |w| {
+                w.u32(pid);
+                w.i32(listener);
+            }),
         }
     }
 
@@ -806,6 +836,10 @@ impl Request {
                 },
             },
             tag::RESOLVE => dns::decode_request(&mut r)?,
+            tag::SECCOMP_ATTACH => Request::SeccompAttach {
+                pid: r.u32()?,
+                listener: r.i32()?,
+            },
             other => return Err(DecodeError::BadTag(other)),
         };
         r.finish()?;

@@ -47,6 +47,10 @@ fn all_requests() -> Vec<Request> {
             inode: u64::MAX,
         }),
         Request::Adopt { inode: 77 },
+        Request::SeccompAttach {
+            pid: 4_000_000,
+            listener: -1,
+        },
         Request::TcpKeepalive {
             flow: 9,
             keepalive: TcpKeepalive {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// How long a finished flow's outcome / an inbound peer mapping is kept
 /// for late `FlowStatus` / `AcceptLookup` queries.
@@ -54,6 +54,8 @@ struct Shared {
     inbound_tx: mpsc::Sender<InboundTcp>,
     /// The stub resolver, when the config has `DNS =`.
     dns: Option<Arc<DnsService>>,
+    /// Our control socket's path, for the seccomp supervisors we start.
+    control_path: Option<std::path::PathBuf>,
 }
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
@@ -64,7 +66,12 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let dns = DnsService::new(backend.clone());
+    let control_path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
     let shared = Arc::new(Shared {
+        control_path,
         backend,
         dns,
         uid,
@@ -97,6 +104,20 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
             }
         }
     });
+}
+
+/// Takes the seccomp listener `listener` of process `pid` — which must be
+/// the process on the other end (`from`) — and supervises it.
+fn seccomp_attach(s: &Shared, from: Option<i32>, pid: u32, listener: i32) -> Result<(), i32> {
+    if from != i32::try_from(pid).ok() {
+        return Err(libc::EPERM);
+    }
+    let path = s.control_path.clone().ok_or(libc::ENOTSUP)?;
+    let fd = u64::try_from(listener).map_err(|_| libc::EBADF)?;
+    let owned = crate::seccomp::caller::open(pid)
+        .and_then(|p| crate::seccomp::caller::get_fd(&p, fd))
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    crate::seccomp::start(owned, path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 async fn read_request(stream: &mut UnixStream) -> std::io::Result<Option<Request>> {
@@ -232,6 +253,23 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
                 None => Err(libc::ENOTCONN),
             };
             debug!(flow, ?keepalive, result = ?r, "tcp keepalive");
+            reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
+        }
+        Request::SeccompAttach { pid, listener } => {
+            let from = stream.peer_cred().ok().and_then(|c| c.pid());
+            let r = seccomp_attach(&s, from, pid, listener);
+            match r {
+                Ok(()) => info!(
+                    pid,
+                    "pid {pid} execs a program the shim cannot enter: it goes on in seccomp mode"
+                ),
+                Err(e) => warn!(
+                    pid,
+                    errno = e,
+                    "cannot supervise the seccomp filter of pid {pid}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                ),
+            }
             reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
         }
         Request::FlowStatus { flow } => {

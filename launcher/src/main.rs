@@ -47,6 +47,12 @@ fn main() {
     if let Some(code) = probe::run_if_requested() {
         std::process::exit(code);
     }
+    // The shim's hand-off of an exec into seccomp mode (before clap: the
+    // program's own arguments follow).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == control::SECCOMP_EXEC_ARG) {
+        seccomp::attach::exec(&args[2..]);
+    }
     let matches = Cli::command()
         .try_get_matches()
         .unwrap_or_else(|e| usage_error(e));
@@ -398,6 +404,18 @@ async fn supervise(
             cmd.env("LD_PRELOAD", ld_preload_value(shim))
                 .env(control::ENV_CONTROL, &sock)
                 .env(control::ENV_PRELOAD, shim);
+            // Auto mode follows the program into what it execs: the shim
+            // hands programs it cannot enter to us (`seccomp::attach`).
+            if cli.mode == Mode::Auto && seccomp::unsupported().is_none() {
+                match std::env::current_exe() {
+                    Ok(me) => {
+                        cmd.env(control::ENV_LAUNCHER, me);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot find our own binary: programs the shim cannot enter, exec'd by {}, would not be carried", prog.to_string_lossy())
+                    }
+                }
+            }
         }
         Carry::Seccomp => {
             let (child_side, parent_side, ends) =

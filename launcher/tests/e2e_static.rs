@@ -161,6 +161,51 @@ fn go_client_resolves_and_fetches_through_the_tunnel() {
     fetch_by_name(&w, &[&b, &w.name, "8080", "/"]);
 }
 
+/// Auto mode follows a program into what it execs: `sh` (dynamic) gets
+/// the shim, and the static client it runs — which the shim could not
+/// enter — is handed to seccomp mode by the shim's exec hook. Without that
+/// hand-off the client resolves through the host and connects past the
+/// tunnel, and the checks of [`fetch_by_name`] (tunnel DNS, token, source
+/// address, leak guard) fail.
+#[test]
+fn static_client_run_by_a_dynamic_shell_is_carried_too() {
+    let bin = fixture_or_skip!(fixtures::c_static());
+    let Some(w) = setup() else { return };
+    let script = format!(
+        "{} fetch {} 8080 /; echo SHELL-DONE $?",
+        bin.display(),
+        w.name
+    );
+    let so = fetch_by_name(&w, &["sh", "-c", &script]);
+    assert!(so.lines().any(|l| l == "SHELL-DONE 0"), "{so}");
+}
+
+/// The same through `posix_spawnp` with a `PATH` search (the caller's
+/// `PATH`, as glibc searches) and an empty environment for the child
+/// (python's `os.posix_spawnp(..., env={})`): the shim puts its variables
+/// back, finds the Go client on `PATH`, and hands it to seccomp mode.
+#[test]
+fn go_client_spawned_by_name_with_a_cleared_environment_is_carried_too() {
+    let bin = fixture_or_skip!(fixtures::go_client());
+    let Some(w) = setup() else { return };
+    let dir = bin.parent().expect("fixture dir").display().to_string();
+    let file = bin
+        .file_name()
+        .expect("fixture name")
+        .to_string_lossy()
+        .into_owned();
+    let py = "import os, sys\n\
+              os.environ['PATH'] = sys.argv[5]\n\
+              pid = os.posix_spawnp(sys.argv[1], sys.argv[1:5], {})\n\
+              _, st = os.waitpid(pid, 0)\n\
+              print('SPAWNED', os.waitstatus_to_exitcode(st), flush=True)\n";
+    let so = fetch_by_name(
+        &w,
+        &["python3", "-c", py, &file, &w.name, "8080", "/", &dir],
+    );
+    assert!(so.lines().any(|l| l == "SPAWNED 0"), "{so}");
+}
+
 #[test]
 fn go_server_is_reachable_from_the_peer_at_our_tunnel_address() {
     let bin = fixture_or_skip!(fixtures::go_server());

@@ -7,18 +7,33 @@
 //! rarely clears.
 //!
 //! The entries are built once at load time; an exec whose environment is
-//! intact allocates nothing (it may run in a `vfork` child).
+//! intact allocates nothing for it (it may run in a `vfork` child).
+//!
+//! Auto mode also follows the program into what it execs: every hook
+//! first reads the target (`control::program::exec_needs_seccomp`; for the
+//! `p` variants after the `PATH` search `execvp` does), and a statically
+//! linked, musl or Go program — which the shim could not enter — is exec'd
+//! through `wrapguard` instead (`$WRAPGUARD_LAUNCHER`
+//! `--internal-seccomp-exec PATH ARGV…`), which puts the process under
+//! seccomp mode before it becomes that program. Without
+//! `WRAPGUARD_LAUNCHER` (`--mode=preload`) the exec goes ahead as it is.
 
 use crate::real;
+use control::program::{exec_needs_seccomp, ElfInfo};
 use libc::{c_char, c_int, pid_t};
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::OnceLock;
 
 struct ExecEnv {
     /// Path of libwrapguard.so.
     preload: Vec<u8>,
-    /// `WRAPGUARD_CONTROL=…` and `WRAPGUARD_PRELOAD=…`.
+    /// `WRAPGUARD_CONTROL=…`, `WRAPGUARD_PRELOAD=…` and, in auto mode,
+    /// `WRAPGUARD_LAUNCHER=…`.
     required: Vec<CString>,
+    /// Path of `wrapguard`, in auto mode (the seccomp hand-off).
+    launcher: Option<CString>,
 }
 
 static EXEC_ENV: OnceLock<Option<ExecEnv>> = OnceLock::new();
@@ -28,17 +43,28 @@ pub fn init() {
     EXEC_ENV.get_or_init(|| {
         let control = crate::env_bytes(control::ENV_CONTROL)?;
         let preload = crate::env_bytes(control::ENV_PRELOAD)?;
+        let launcher = crate::env_bytes(control::ENV_LAUNCHER).filter(|l| !l.is_empty());
         let mut required = Vec::new();
         for (k, v) in [
-            (control::ENV_CONTROL, &control),
-            (control::ENV_PRELOAD, &preload),
+            (control::ENV_CONTROL, Some(&control)),
+            (control::ENV_PRELOAD, Some(&preload)),
+            (control::ENV_LAUNCHER, launcher.as_ref()),
         ] {
+            let Some(v) = v else { continue };
             let mut s = k.as_bytes().to_vec();
             s.push(b'=');
             s.extend_from_slice(v);
             required.push(CString::new(s).ok()?);
         }
-        Some(ExecEnv { preload, required })
+        let launcher = match launcher {
+            Some(l) => Some(CString::new(l).ok()?),
+            None => None,
+        };
+        Some(ExecEnv {
+            preload,
+            required,
+            launcher,
+        })
     });
 }
 
@@ -60,7 +86,7 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
     let env = EXEC_ENV.get()?.as_ref()?;
     let mut entries: Vec<&CStr> = Vec::new();
     let mut ok_preload = false;
-    let mut seen = [false; 2];
+    let mut seen = [false; 3];
     if !envp.is_null() {
         let mut i = 0;
         loop {
@@ -85,7 +111,7 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
             i += 1;
         }
     }
-    if ok_preload && seen.iter().all(|s| *s) {
+    if ok_preload && seen[..env.required.len()].iter().all(|s| *s) {
         return None;
     }
     // From here on we allocate: only when the program changed the environment.
@@ -154,6 +180,136 @@ fn with_env<R>(envp: *const *const c_char, f: impl FnOnce(*const *const c_char) 
     }
 }
 
+/// The argument vector of a seccomp hand-off: `wrapguard
+/// --internal-seccomp-exec PATH ARGV…`; keeps its storage alive.
+struct Handoff {
+    _owned: Vec<CString>,
+    argv: Vec<*const c_char>,
+}
+
+/// The host process's architecture, read once (at the first exec).
+static OWN: OnceLock<Option<ElfInfo>> = OnceLock::new();
+
+/// `Some` when the program at `path` must be carried in seccomp mode and
+/// auto mode can do it: the argument vector to exec `wrapguard` with.
+///
+/// # Safety
+/// `path` must be a C string; `argv` null or a NULL-terminated array of
+/// C strings.
+unsafe fn handoff(path: &CStr, argv: *const *const c_char) -> Option<Handoff> {
+    let env = EXEC_ENV.get()?.as_ref()?;
+    let launcher = env.launcher.as_ref()?;
+    let own = OWN.get_or_init(|| ElfInfo::own().ok()).as_ref()?;
+    if !exec_needs_seccomp(Path::new(OsStr::from_bytes(path.to_bytes())), own) {
+        return None;
+    }
+    let owned = vec![
+        launcher.clone(),
+        CString::new(control::SECCOMP_EXEC_ARG).ok()?,
+        path.to_owned(),
+    ];
+    let mut ptrs: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+    if !argv.is_null() {
+        let mut i = 0;
+        loop {
+            // SAFETY: NULL-terminated array per the caller.
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                break;
+            }
+            ptrs.push(p);
+            i += 1;
+        }
+    }
+    ptrs.push(std::ptr::null());
+    Some(Handoff {
+        _owned: owned,
+        argv: ptrs,
+    })
+}
+
+/// The file `execvp` runs for `file`: itself if it has a `/`, else the
+/// first executable regular file of that name on `PATH` (glibc's default
+/// `/bin:/usr/bin` when unset).
+fn search_path(file: &CStr) -> Option<CString> {
+    let name = file.to_bytes();
+    if name.is_empty() {
+        return None;
+    }
+    if name.contains(&b'/') {
+        return Some(file.to_owned());
+    }
+    let path = crate::env_bytes("PATH").unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    for dir in path.split(|c| *c == b':') {
+        let mut cand = if dir.is_empty() {
+            b".".to_vec()
+        } else {
+            dir.to_vec()
+        };
+        cand.push(b'/');
+        cand.extend_from_slice(name);
+        let Ok(c) = CString::new(cand) else { continue };
+        let p = Path::new(OsStr::from_bytes(c.as_bytes()));
+        // SAFETY: `c` is a C string alive across the call.
+        let exec_ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
+        if exec_ok && p.metadata().is_ok_and(|m| m.is_file()) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The hand-off for an exec of `path` (resolved on `PATH` when `search`),
+/// never panicking across the FFI boundary.
+///
+/// # Safety
+/// `path` null or a C string; `argv` as for [`handoff`].
+unsafe fn plan(path: *const c_char, argv: *const *const c_char, search: bool) -> Option<Handoff> {
+    if path.is_null() {
+        return None;
+    }
+    std::panic::catch_unwind(|| {
+        // SAFETY: a C string from the application's exec call.
+        let p = unsafe { CStr::from_ptr(path) };
+        if search {
+            let found = search_path(p)?;
+            // SAFETY: as for this function.
+            unsafe { handoff(&found, argv) }
+        } else {
+            // SAFETY: as for this function.
+            unsafe { handoff(p, argv) }
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// Execs `path` with `argv` and `envp` (fixed), or `wrapguard` in its place.
+///
+/// # Safety
+/// As for `execve(2)` (or `execvpe(3)` when `search`).
+unsafe fn exec_with(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    search: bool,
+) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let h = unsafe { plan(path, argv, search) };
+    with_env(envp, |e| match (&h, launcher()) {
+        // SAFETY: our argument vector (NULL-terminated) and a C string path.
+        (Some(h), Some(l)) => unsafe { real::execve(l.as_ptr(), h.argv.as_ptr(), e) },
+        // SAFETY: forwarded application arguments.
+        _ if search => unsafe { real::execvpe(path, argv, e) },
+        // SAFETY: forwarded application arguments.
+        _ => unsafe { real::execve(path, argv, e) },
+    })
+}
+
+fn launcher() -> Option<&'static CStr> {
+    EXEC_ENV.get()?.as_ref()?.launcher.as_deref()
+}
+
 /// Interposed `execve(2)`.
 ///
 /// # Safety
@@ -165,7 +321,7 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: forwarded application arguments.
-    with_env(envp, |e| unsafe { real::execve(path, argv, e) })
+    unsafe { exec_with(path, argv, envp, false) }
 }
 
 /// Interposed `execv(3)`.
@@ -175,9 +331,7 @@ pub unsafe extern "C" fn execve(
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded application arguments.
-    with_env(current_environ(), |e| unsafe {
-        real::execve(path, argv, e)
-    })
+    unsafe { exec_with(path, argv, current_environ(), false) }
 }
 
 /// Interposed `execvp(3)`.
@@ -187,9 +341,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded application arguments.
-    with_env(current_environ(), |e| unsafe {
-        real::execvpe(file, argv, e)
-    })
+    unsafe { exec_with(file, argv, current_environ(), true) }
 }
 
 /// Interposed `execvpe(3)`.
@@ -203,7 +355,7 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: forwarded application arguments.
-    with_env(envp, |e| unsafe { real::execvpe(file, argv, e) })
+    unsafe { exec_with(file, argv, envp, true) }
 }
 
 /// Interposed `posix_spawn(3)`.
@@ -219,10 +371,8 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    with_env(envp as *const *const c_char, |e| {
-        // SAFETY: forwarded application arguments.
-        unsafe { real::posix_spawn(pid, path, fa, attr, argv, e as *const *mut c_char) }
-    })
+    // SAFETY: forwarded application arguments.
+    unsafe { spawn_with(pid, path, fa, attr, argv, envp, false) }
 }
 
 /// Interposed `posix_spawnp(3)`.
@@ -238,8 +388,43 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
+    // SAFETY: forwarded application arguments.
+    unsafe { spawn_with(pid, file, fa, attr, argv, envp, true) }
+}
+
+/// `posix_spawn(p)` of `path` (fixed environment), or of `wrapguard` in its place.
+///
+/// # Safety
+/// As for `posix_spawn(3)` (or `posix_spawnp(3)` when `search`).
+unsafe fn spawn_with(
+    pid: *mut pid_t,
+    path: *const c_char,
+    fa: *const libc::c_void,
+    attr: *const libc::c_void,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+    search: bool,
+) -> c_int {
+    // SAFETY: forwarded application arguments.
+    let h = unsafe { plan(path, argv as *const *const c_char, search) };
     with_env(envp as *const *const c_char, |e| {
-        // SAFETY: forwarded application arguments.
-        unsafe { real::posix_spawnp(pid, file, fa, attr, argv, e as *const *mut c_char) }
+        let e = e as *const *mut c_char;
+        match (&h, launcher()) {
+            // SAFETY: our argument vector (NULL-terminated) and a C string path.
+            (Some(h), Some(l)) => unsafe {
+                real::posix_spawn(
+                    pid,
+                    l.as_ptr(),
+                    fa,
+                    attr,
+                    h.argv.as_ptr() as *const *mut c_char,
+                    e,
+                )
+            },
+            // SAFETY: forwarded application arguments.
+            _ if search => unsafe { real::posix_spawnp(pid, path, fa, attr, argv, e) },
+            // SAFETY: forwarded application arguments.
+            _ => unsafe { real::posix_spawn(pid, path, fa, attr, argv, e) },
+        }
     })
 }

@@ -51,15 +51,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn handoff(prog: &[Insn]) -> io::Result<(ChildSide, ParentSide, ChildEnds)> {
     let (ready_r, ready_w) = pipe()?;
     let (ack_r, ack_w) = pipe()?;
-    let prog = prog
-        .iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
+    let prog = sock_filters(prog);
     Ok((
         ChildSide {
             prog,
@@ -78,44 +70,12 @@ impl ChildSide {
     /// Runs in the child after `fork`: installs the filter and hands the
     /// listener over. Async-signal-safe.
     pub fn install(&self) -> io::Result<()> {
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fprog = libc::sock_fprog {
-            len: self.prog.len() as libc::c_ushort,
-            filter: self.prog.as_ptr() as *mut libc::sock_filter,
-        };
-        let set = |flags: libc::c_ulong| {
-            // SAFETY: `fprog` points to `len` valid instructions, alive
-            // across the call.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    flags,
-                    &fprog as *const libc::sock_fprog,
-                )
-            }
-        };
-        // WAIT_KILLABLE_RECV (5.19): once we have received a call, only a
-        // fatal signal interrupts it, so a call whose effect we already
-        // made (a socket installed, a connection accepted) is not undone
-        // by the signals Go sends its threads all the time (SIGURG).
-        let mut fd =
-            set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
-                | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
-        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-            fd = set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
-        }
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = install_filter(&self.prog)?;
         // SAFETY: getpid cannot fail.
         let pid = unsafe { libc::getpid() };
         let mut msg = [0u8; 8];
         msg[..4].copy_from_slice(&pid.to_ne_bytes());
-        msg[4..].copy_from_slice(&(fd as i32).to_ne_bytes());
+        msg[4..].copy_from_slice(&fd.to_ne_bytes());
         // SAFETY: writes 8 bytes from `msg` to our pipe (8 < PIPE_BUF: atomic).
         if unsafe { libc::write(self.ready_w, msg.as_ptr().cast(), msg.len()) } != 8 {
             return Err(io::Error::last_os_error());
@@ -137,6 +97,57 @@ impl ChildSide {
         }
         Ok(())
     }
+}
+
+/// Sets `PR_SET_NO_NEW_PRIVS` and installs `prog` on the calling thread
+/// with a new notification listener, whose descriptor it returns. Only
+/// `prctl` and `seccomp`: async-signal-safe.
+pub fn install_filter(prog: &[libc::sock_filter]) -> io::Result<RawFd> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    let set = |flags: libc::c_ulong| {
+        // SAFETY: `fprog` points to `len` valid instructions, alive
+        // across the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &fprog as *const libc::sock_fprog,
+            )
+        }
+    };
+    // WAIT_KILLABLE_RECV (5.19): once we have received a call, only a
+    // fatal signal interrupts it, so a call whose effect we already
+    // made (a socket installed, a connection accepted) is not undone
+    // by the signals Go sends its threads all the time (SIGURG).
+    let mut fd =
+        set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        fd = set(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd as RawFd)
+}
+
+/// The filter `prog` in the kernel's representation.
+pub fn sock_filters(prog: &[Insn]) -> Vec<libc::sock_filter> {
+    prog.iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect()
 }
 
 impl ParentSide {

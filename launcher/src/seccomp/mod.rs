@@ -28,6 +28,8 @@
 //!   that a `Wait` will answer later from the poll loop.
 //! * [`table`] — which open files in the child are ours, by inode.
 //! * [`sockaddr`] — socket addresses as bytes.
+//! * [`attach`] — auto mode's hand-off: a process the shim carries execs
+//!   a program the shim cannot enter, and goes under seccomp mode first.
 //!
 //! **Not a security boundary.** The supervisor reads arguments from the
 //! child's memory, which another thread of the child can change between
@@ -35,6 +37,7 @@
 //! goal is that no ordinary program leaks by accident, not to contain a
 //! hostile one.
 
+pub mod attach;
 pub mod caller;
 pub mod child;
 pub mod client;

@@ -1,0 +1,203 @@
+//! Following a carried process into a program the shim cannot enter.
+//!
+//! In auto mode a dynamically linked program runs with the shim; when it
+//! execs a statically linked, musl or Go program (`sh -c ./static`), the
+//! shim's exec hooks see it (`control::program::exec_needs_seccomp`) and
+//! exec `wrapguard` [`control::SECCOMP_EXEC_ARG`] `PATH ARGV…` instead.
+//! That is [`exec`]: in the same process (so the program keeps its pid,
+//! its parent and its descriptors) it
+//! 1. connects to the engine's control socket (before the filter exists,
+//!    so nothing it does is trapped with no one to answer),
+//! 2. installs seccomp mode's filter with a notification listener,
+//! 3. sends `SeccompAttach { pid, listener }` and waits for the engine to
+//!    take the listener (`pidfd_getfd`) and start a supervisor for it —
+//!    with `write`/`read`, which the filter lets through,
+//! 4. execs `PATH` with the original argv and the environment minus the
+//!    shim (the kernel carries the filter across exec and into children;
+//!    a dynamic grandchild is then carried by seccomp alone, as in
+//!    seccomp mode, not by both).
+//!
+//! The shim is loaded into this process as well (the exec that started it
+//! kept `LD_PRELOAD`); step 4 is the raw system call, so the shim's
+//! `execve` does not hand the program over a second time.
+//!
+//! Fails closed: if any step fails, the program is not run (exit status
+//! 126, one line on stderr saying why); it never runs untunnelled.
+
+use super::{child, filter};
+use control::{Reply, Request, MAX_FRAME, PREFIX_LEN};
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+
+/// Exit status when the program cannot be carried (as a shell's "cannot run").
+const CANNOT_RUN: i32 = 126;
+/// Exit status when the program does not exist (as a shell's "not found").
+const NOT_FOUND: i32 = 127;
+
+/// Runs the hand-off for `args` (`PATH ARGV…`, what follows
+/// [`control::SECCOMP_EXEC_ARG`]); never returns.
+pub fn exec(args: &[OsString]) -> ! {
+    let Some((path, argv)) = args.split_first() else {
+        fail(
+            CANNOT_RUN,
+            format_args!(
+                "{} needs the program to run (it is used by the shim, not by hand)",
+                control::SECCOMP_EXEC_ARG
+            ),
+        );
+    };
+    let shown = path.to_string_lossy().into_owned();
+    if let Some(why) = super::unsupported() {
+        fail(
+            CANNOT_RUN,
+            format_args!("cannot carry {shown} into the tunnel (the shim cannot enter it): {why}"),
+        );
+    }
+    if let Err(e) = attach() {
+        fail(
+            CANNOT_RUN,
+            format_args!("cannot carry {shown} into the tunnel in seccomp mode: {e}"),
+        );
+    }
+    let e = execve(path, argv);
+    let code = if e.kind() == io::ErrorKind::NotFound {
+        NOT_FOUND
+    } else {
+        CANNOT_RUN
+    };
+    fail(code, format_args!("cannot run {shown}: {e}"));
+}
+
+fn fail(code: i32, msg: std::fmt::Arguments<'_>) -> ! {
+    eprintln!("wrapguard: {msg}");
+    std::process::exit(code)
+}
+
+/// Steps 1–3: after `Ok`, the engine supervises this process's filter.
+fn attach() -> io::Result<()> {
+    let control = std::env::var_os(control::ENV_CONTROL).ok_or_else(|| {
+        io::Error::other(format!(
+            "{} is not set (not started by wrapguard?)",
+            control::ENV_CONTROL
+        ))
+    })?;
+    let stream = UnixStream::connect(&control)
+        .map_err(|e| io::Error::new(e.kind(), format!("engine control socket: {e}")))?;
+    let prog = child::sock_filters(&filter::program());
+    let listener = child::install_filter(&prog).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            io::Error::other("this process already has a seccomp notification filter (another supervisor); seccomp mode cannot add one")
+        } else {
+            io::Error::new(e.kind(), format!("installing the seccomp filter: {e}"))
+        }
+    })?;
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Request::SeccompAttach { pid, listener }
+        .encode(&mut buf)
+        .map_err(io::Error::other)?;
+    let sock = stream.as_raw_fd();
+    write_all(sock, &buf[..n])?;
+    read_exact(sock, &mut buf[..PREFIX_LEN])?;
+    let total = control::frame_len([buf[0], buf[1]]).map_err(io::Error::other)?;
+    read_exact(sock, &mut buf[PREFIX_LEN..total])?;
+    // SAFETY: our descriptor of the listener; the engine holds its own.
+    unsafe { libc::close(listener) };
+    match Reply::decode(&buf[..total]) {
+        Ok((Reply::Done(0), _)) => Ok(()),
+        Ok((Reply::Done(errno), _)) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(io::Error::other("unexpected answer from the engine")),
+    }
+}
+
+/// `write(2)` until done: `send` would be trapped by our own filter.
+fn write_all(fd: RawFd, mut b: &[u8]) -> io::Result<()> {
+    while !b.is_empty() {
+        // SAFETY: writes from the live slice `b`.
+        let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        b = &b[n as usize..];
+    }
+    Ok(())
+}
+
+/// `read(2)` until full: `recv` would be trapped by our own filter.
+fn read_exact(fd: RawFd, mut b: &mut [u8]) -> io::Result<()> {
+    while !b.is_empty() {
+        // SAFETY: reads into the live slice `b`.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the engine closed the control connection",
+            ));
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        b = &mut b[n as usize..];
+    }
+    Ok(())
+}
+
+/// The environment for the program: ours, without the shim in `LD_PRELOAD`.
+fn environment() -> Vec<CString> {
+    let shim = std::env::var_os(control::ENV_PRELOAD);
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let v = if k == "LD_PRELOAD" {
+                let kept: Vec<&[u8]> = v
+                    .as_bytes()
+                    .split(|c| *c == b':' || *c == b' ')
+                    .filter(|e| !e.is_empty() && Some(*e) != shim.as_deref().map(|s| s.as_bytes()))
+                    .collect();
+                if kept.is_empty() {
+                    return None;
+                }
+                OsString::from_vec(kept.join(&b':'))
+            } else {
+                v
+            };
+            let mut e = k.into_vec();
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            CString::new(e).ok()
+        })
+        .collect()
+}
+
+/// Step 4; returns only on failure.
+fn execve(path: &OsString, argv: &[OsString]) -> io::Error {
+    let Ok(p) = CString::new(path.as_bytes()) else {
+        return io::Error::from_raw_os_error(libc::ENOENT);
+    };
+    let args: Vec<CString> = argv
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let env = environment();
+    let mut argp: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // The system call itself: the shim is loaded into this process too
+    // (the exec that started it kept `LD_PRELOAD`), and its `execve`
+    // would hand the same program to us again.
+    // SAFETY: `p`, `argp` and `envp` are NUL-terminated and outlive the call.
+    unsafe { libc::syscall(libc::SYS_execve, p.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
