@@ -397,9 +397,10 @@ const RSS_CAP_KIB: u64 = 64 * 1024;
 fn handshake_and_garbage_floods_during_a_transfer() {
     skip_unless_ready!();
     let t = OnePeer::new("d");
-    let bulk = bulk_server(&t.peer, &t.tmp, 20 * 1000 * 1000);
-    // The transfer goes through a 2 MB/s relay so it outlasts the floods;
-    // the floods go straight to our port.
+    // The transfer goes through a 2 MB/s relay so it outlasts the floods
+    // (about 25 s against 6–15 s for the floods, longer on a loaded CI
+    // machine); the floods go straight to our port.
+    let bulk = bulk_server(&t.peer, &t.tmp, 50 * 1000 * 1000);
     let port = 51_900u16;
     let (relay, conf) = through_relay(
         &t,
@@ -439,7 +440,13 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
     // The status report on SIGUSR1 carries the counters too.
     // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let signalled = unsafe { libc::kill(pid, libc::SIGUSR1) };
+    assert_eq!(
+        signalled,
+        0,
+        "wrapguard was gone before the floods ended (the transfer must outlast them): {}",
+        std::io::Error::last_os_error()
+    );
     let status = wait_exit(&mut run.child, 420);
     let out = read(&log);
     assert!(
