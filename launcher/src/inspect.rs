@@ -571,4 +571,71 @@ mod tests {
         assert_eq!(v[0].level, Level::Fail);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn mode_per_program_and_flag() {
+        use crate::cli::Mode;
+        let own = ElfInfo::own().expect("own");
+        let sh = OsStr::new("/bin/sh");
+        assert_eq!(choose_mode(sh, None, &own, None), ModeChoice::Preload);
+        assert_eq!(
+            choose_mode(sh, None, &own, Some(Mode::Seccomp)),
+            ModeChoice::Seccomp { why: None }
+        );
+        // A command that cannot be found: launching says so, in any mode.
+        let missing = OsStr::new("no-such-cmd-xyz");
+        assert_eq!(
+            choose_mode(missing, Some(OsStr::new("/bin")), &own, None),
+            ModeChoice::Preload
+        );
+
+        let dir = std::env::temp_dir().join(format!("wg-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let put = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            p
+        };
+        // /sbin/ldconfig is static-pie on glibc systems.
+        let ldconfig = Path::new("/sbin/ldconfig");
+        if ElfInfo::from_path(ldconfig).is_ok_and(|i| i.is_static() && i.same_arch(&own)) {
+            let l = ldconfig.as_os_str();
+            assert!(
+                matches!(choose_mode(l, None, &own, None),
+                    ModeChoice::Seccomp { why: Some(w) } if w.contains("statically linked")),
+                "{:?}",
+                choose_mode(l, None, &own, None)
+            );
+            assert!(matches!(
+                choose_mode(l, None, &own, Some(Mode::Preload)),
+                ModeChoice::Refuse(c) if c.what.contains("statically linked")
+            ));
+            // A script whose interpreter is static: seccomp too.
+            let script = put("static-interp.sh", b"#!/sbin/ldconfig\n");
+            assert!(matches!(
+                choose_mode(script.as_os_str(), None, &own, None),
+                ModeChoice::Seccomp { why: Some(_) }
+            ));
+        }
+        // Another architecture (a bare AArch64 header): neither mode.
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // 64-bit
+        h[5] = 1; // little-endian
+        h[6] = 1;
+        h[16] = 2; // ET_EXEC
+        h[18] = 183; // AArch64
+        let arm = put("arm64", &h);
+        for forced in [None, Some(Mode::Seccomp), Some(Mode::Preload)] {
+            assert!(
+                matches!(
+                    choose_mode(arm.as_os_str(), None, &own, forced),
+                    ModeChoice::Refuse(ref c) if c.what.contains("AArch64")
+                ),
+                "{forced:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
