@@ -106,9 +106,10 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     assert!(killed.elapsed() < Duration::from_secs(60), "{s}");
 }
 
-/// Wrapped client for the vanished-peer test: three connections; once the
-/// flag file `argv[1]` appears (the peer is gone), one keeps sending, one
-/// sends and waits in recv, one sends, polls, then asks SO_ERROR.
+/// Wrapped client for the vanished-peer test: five connections; one keeps
+/// sending, one keeps sending with `writev`; once the flag file `argv[1]`
+/// appears (the peer is gone), one sends and waits in recv, one sends and
+/// waits in `readv`, one sends, polls, then asks SO_ERROR.
 const VANISH_CLIENT: &str = r#"
 import os, select, socket, sys, threading, time
 def say(*parts):
@@ -119,7 +120,8 @@ def conn():
     s.sendall(b"ping"); assert s.recv(10) == b"ping"
     s.settimeout(300)
     return s
-w, r, p = conn(), conn(), conn()
+w, r, p, wv, rv = conn(), conn(), conn(), conn(), conn()
+wv.settimeout(None); rv.settimeout(None)  # blocking fds for os.writev/os.readv
 say("READY")
 def sender():
     try:
@@ -128,9 +130,23 @@ def sender():
     except OSError as e:
         say("SEND ERR", e.errno)
 threading.Thread(target=sender, daemon=True).start()
+def vsender():
+    try:
+        while True:
+            os.writev(wv.fileno(), [b"x" * 500, b"y" * 500]); time.sleep(0.05)
+    except OSError as e:
+        say("WRITEV ERR", e.errno)
+threading.Thread(target=vsender, daemon=True).start()
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.05)
-r.sendall(b"unacked"); p.sendall(b"unacked")
+r.sendall(b"unacked"); p.sendall(b"unacked"); rv.sendall(b"unacked")
+def vreader():
+    try:
+        n = os.readv(rv.fileno(), [bytearray(5), bytearray(5)])
+        say("READV EOF" if n == 0 else "READV DATA")
+    except OSError as e:
+        say("READV ERR", e.errno)
+threading.Thread(target=vreader, daemon=True).start()
 def reader():
     try:
         d = r.recv(10)
@@ -150,9 +166,10 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
     let (mut t, conf) = setup("v");
     let py = python();
     let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
-    // Three connections, each with bytes in flight when the peer is gone:
-    // one keeps sending, one waits in recv, one polls and then asks
-    // SO_ERROR. Each must end with ETIMEDOUT (110), never EOF or EPIPE.
+    // Five connections, each with bytes in flight when the peer is gone:
+    // one keeps sending (send, writev), one waits in recv (recv, readv),
+    // one polls and then asks SO_ERROR. Each must end with ETIMEDOUT
+    // (110), never EOF or EPIPE.
     let flags = t.tmp.join("flags");
     std::fs::create_dir_all(&flags).expect("flag dir");
     let killed_flag = flags.join("killed");
@@ -179,7 +196,9 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
     let send = wait_line(&log, &["SEND"], 240);
     let recv = wait_line(&log, &["RECV"], 240);
     let poll = wait_line(&log, &["POLL"], 240);
-    let s = format!("{send}; {recv}; {poll}");
+    let writev = wait_line(&log, &["WRITEV"], 240);
+    let readv = wait_line(&log, &["READV"], 240);
+    let s = format!("{send}; {recv}; {poll}; {writev}; {readv}");
     let _ = run.child.kill();
     let _ = run.child.wait();
     let all = read(&log);
@@ -194,6 +213,14 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
     assert!(
         poll.starts_with("POLL ") && poll.ends_with(" SO_ERROR 110"),
         "poll wakes, and SO_ERROR is ETIMEDOUT: {s}\n{all}"
+    );
+    assert_eq!(
+        writev, "WRITEV ERR 110",
+        "writev must fail with ETIMEDOUT, not EPIPE: {s}\n{all}"
+    );
+    assert_eq!(
+        readv, "READV ERR 110",
+        "a blocked readv must fail with ETIMEDOUT, not EOF: {s}\n{all}"
     );
     println!(
         "vanished peer: {s} after {:?}; {}",

@@ -117,6 +117,13 @@ check(s.recv(4096) == ("ECHO:B" + tok).encode(), "second datagram (boundaries ke
 big = (tok * 100).encode()[:1300]
 s.send(big)
 check(s.recv(4096) == b"ECHO:" + big, "1300-byte datagram")
+# writev/readv: one datagram from the buffers, one datagram into them
+import os
+check(os.writev(s.fileno(), [b"V", tok.encode()]) == 1 + len(tok), "writev")
+select.select([s], [], [], 20)  # settimeout made the fd non-blocking
+b1, b2 = bytearray(5), bytearray(4096)
+n = os.readv(s.fileno(), [b1, b2])
+check(bytes(b1 + b2)[:n] == ("ECHO:V" + tok).encode(), "readv %r" % bytes(b1 + b2)[:max(n, 0)])
 # through syscall() (libuv does this): sendto/recvfrom on the carried socket
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
@@ -172,7 +179,7 @@ fn udp_echo_python_v4_connected_unconnected_msg() {
         show(&out)
     );
     let l = read(&log);
-    for tag in ["A", "B", "C", "D", "E", "F", "G", "H"] {
+    for tag in ["A", "B", "C", "D", "E", "F", "G", "H", "V"] {
         assert!(
             l.contains("FROM 10.77.0.2 ") && l.contains(&format!("{tag}{tok}")),
             "server did not see {tag} from our tunnel address: {l}"

@@ -21,8 +21,8 @@
 //! `ECONNREFUSED` is on Linux.
 //!
 //! Limits: once carried, a socket talks only to the tunnel (a send to a
-//! destination outside it fails with `ENETUNREACH`); `readv`/`writev` and
-//! ancillary data (`IP_PKTINFO`, `UDP_SEGMENT`) are not handled; a socket
+//! destination outside it fails with `ENETUNREACH`); ancillary data
+//! (`IP_PKTINFO`, `UDP_SEGMENT`) is not handled; a socket
 //! inherited across `exec` is not recognised; the `recvmmsg` timeout is
 //! ignored.
 

@@ -1644,6 +1644,114 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
     )
 }
 
+/// Total length of `n` iovecs, or `None` when `n` is not a valid count
+/// (the kernel then reports `EINVAL` itself).
+///
+/// # Safety
+/// `iov` must point to `n` iovecs when `0 <= n <= IOV_MAX`.
+unsafe fn iovs_total(iov: *const libc::iovec, n: c_int) -> Option<usize> {
+    let n = usize::try_from(n).ok().filter(|n| *n <= 1024)?;
+    if iov.is_null() {
+        return None;
+    }
+    // SAFETY: `n` valid iovecs per the caller.
+    let v = unsafe { std::slice::from_raw_parts(iov, n) };
+    Some(
+        v.iter()
+            .map(|e| e.iov_len)
+            .fold(0usize, usize::saturating_add),
+    )
+}
+
+/// Interposed `readv(2)`: as `read` — an error end of a tunnel stream is
+/// reported as its errno, and a carried datagram socket reads one
+/// datagram into the buffers.
+///
+/// # Safety
+/// As for `readv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::readv(fd, iov, n) };
+    let quick = table::quick(fd);
+    if quick == Quick::Other {
+        return pass();
+    }
+    // SAFETY: the application's iovec array of `n` entries.
+    let Some(len) = (unsafe { iovs_total(iov, n) }) else {
+        return pass();
+    };
+    if quick == Quick::Stream {
+        return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO);
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: the application's `n` iovecs.
+            Some(st) => unsafe {
+                recv_carried(
+                    fd,
+                    &st,
+                    iov,
+                    n as usize,
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    None,
+                )
+            },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
+/// Interposed `writev(2)`: as `write` — on a tunnel stream an error end
+/// is reported as its errno (and `SIGPIPE` only for a plain `EPIPE`); a
+/// carried datagram socket sends the buffers as one datagram to its peer.
+///
+/// # Safety
+/// As for `writev(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
+    // SAFETY: forwarded application arguments.
+    let pass = || unsafe { real::writev(fd, iov, n) };
+    let quick = table::quick(fd);
+    if quick == Quick::Other {
+        return pass();
+    }
+    // SAFETY: the application's iovec array of `n` entries.
+    if unsafe { iovs_total(iov, n) }.is_none() {
+        return pass();
+    }
+    if quick == Quick::Stream {
+        return hook(
+            pass,
+            || {
+                stream_end::send(fd, 0, |x| {
+                    // SAFETY: a zeroed msghdr is valid; it points to the
+                    // application's iovecs for the duration of the call.
+                    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+                    m.msg_iov = iov as *mut libc::iovec;
+                    m.msg_iovlen = n as usize;
+                    // SAFETY: writev(2) on a socket is sendmsg(2) without flags.
+                    unsafe { real::sendmsg(fd, &m, x) }
+                })
+            },
+            libc::EIO,
+        );
+    }
+    hook(
+        pass,
+        || match dgram::get(fd) {
+            // SAFETY: the application's `n` iovecs.
+            Some(st) => unsafe { dgram::send(fd, &st, None, iov, n as usize, 0) },
+            None => pass(),
+        },
+        libc::EIO,
+    )
+}
+
 /// Interposed `recvmsg(2)`.
 ///
 /// # Safety

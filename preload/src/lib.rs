@@ -56,7 +56,7 @@
 //! # Known limits (observed, by design for now)
 //! * The end of an established stream: see [`stream_end`] (`ETIMEDOUT`
 //!   instead of EOF for a connection that timed out; not for
-//!   `readv`/`writev`/`sendfile`/`splice`).
+//!   `sendfile`/`splice`).
 //! * A program that never calls `SO_ERROR`/`getpeername` after a
 //!   non-blocking connect keeps the minimum send buffer (~4.5 KiB) on the
 //!   data socket: correct, but more wakeups on bulk sends.

@@ -63,6 +63,8 @@ real! {
     fn recvmmsg(fd: c_int, msgs: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int, timeout: *mut libc::timespec) -> c_int;
     fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize;
     fn write(fd: c_int, buf: *const c_void, len: usize) -> isize;
+    fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
+    fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
     fn dup(fd: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;

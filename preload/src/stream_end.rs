@@ -7,16 +7,16 @@
 //! retransmissions or keepalive probes (RFC 1122 §4.2.3.5, §4.2.3.6), as on
 //! Linux, not look like a complete transfer. The engine records the errno
 //! (`FlowStatus` → `Failed(errno)`) before it closes, so when a data call
-//! on a tunnel stream sees the end — `read`/`recv*` returning 0, a send
-//! failing with `EPIPE`/`ECONNRESET`, or `SO_ERROR` asked of a hung-up
+//! on a tunnel stream sees the end — `read`/`readv`/`recv*` returning 0, a
+//! `write`/`writev`/`send*` failing with `EPIPE`/`ECONNRESET`, or
+//! `SO_ERROR` asked of a hung-up
 //! socket — the shim asks once and, for an error end, returns that errno
 //! (once, like a kernel socket's pending error; later calls see EOF /
 //! `EPIPE`). Sends go out with `MSG_NOSIGNAL` so that the error end does
 //! not raise `SIGPIPE` (Linux does not either when it reports the error);
 //! a plain `EPIPE` raises it as the kernel would have.
 //!
-//! Not covered: `readv`/`writev`, `sendfile`/`splice` (they see EOF /
-//! `EPIPE`).
+//! Not covered: `sendfile`/`splice` (they see EOF / `EPIPE`).
 
 use crate::engine;
 use crate::sys::{errno, set_errno};
