@@ -15,7 +15,7 @@ mod common;
 mod wg;
 
 use std::path::{Path, PathBuf};
-use wg::{show, token, wrapguard, Conf, OnePeer, PeerOpts};
+use wg::{read, show, spawn_wrapguard, token, wait_line, wrapguard, Conf, OnePeer, PeerOpts};
 
 /// One wireguard-go peer (10.77.0.1, fd77::1) that also knows our
 /// endpoint (so it can reach a wrapped server first), and our dual-stack
@@ -275,4 +275,44 @@ fn static_client_tcp_to_the_host_resolver_reaches_the_tunnel_dns_server() {
     assert!(o.contains(&format!("BODY {tok}")), "{}", show(&out));
     assert!(o.contains("PEER 10.77.0.1 53"), "{}", show(&out));
     assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
+}
+
+/// Keepalive set by a static program after `connect()` reaches the tunnel
+/// connection: `getsockopt` reads the values back, and once the peer
+/// vanishes the idle connection ends after the probes (~5 s) instead of
+/// waiting forever. (In seccomp mode the program's socket is the engine's
+/// unix socket, so the end reads as EOF, not `ETIMEDOUT`: see README.)
+#[test]
+fn keepalive_set_by_a_static_program_ends_an_idle_connection_to_a_vanished_peer() {
+    skip_unless_ready!();
+    let mut t = one_peer();
+    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
+        return;
+    };
+    let _srv = wg::tcp_echo_server(&t.w.peer, &t.w.tmp, 9100);
+    let log = t.w.tmp.join("idle.log");
+    let mut run = spawn_wrapguard(
+        &t.w.client,
+        &t.conf,
+        &["--log-level=debug"],
+        &[&bin, "idle", "10.77.0.1", "9100"],
+        &log,
+        200,
+    );
+    assert_eq!(wait_line(&log, &["READY"], 60), "READY", "{}", read(&log));
+    assert_eq!(
+        wait_line(&log, &["KEEPALIVE "], 1),
+        "KEEPALIVE 1 2 1 3",
+        "{}",
+        read(&log)
+    );
+    t.w.peer.kill();
+    let end = wait_line(&log, &["END "], 60);
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let all = read(&log);
+    assert!(
+        end == "END EOF" || end == "END ERR 110",
+        "the idle connection should end once the keepalive probes go unanswered: {end:?}\n{all}"
+    );
 }

@@ -264,7 +264,7 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(so::IPPROTO_TCP, L(Notify), Next));
     p.push(jeq(so::SOL_SOCKET, Next, L(Allow)));
     p.push(ld(data::arg_lo(2)));
-    for o in [so::SO_ERROR, so::SO_DOMAIN, so::SO_TYPE] {
+    for o in [so::SO_ERROR, so::SO_DOMAIN, so::SO_TYPE, so::SO_KEEPALIVE] {
         p.push(jeq(o, L(Notify), Next));
     }
     p.push(jeq(so::SO_PROTOCOL, L(Notify), L(Allow)));

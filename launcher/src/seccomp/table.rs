@@ -38,6 +38,10 @@ pub struct Outbound {
     pub family: i32,
     /// Where it is.
     pub state: OutState,
+    /// Its keepalive options (`SO_KEEPALIVE`, `TCP_KEEP*`), as the program
+    /// set them: forwarded to the tunnel connection, read back by
+    /// `getsockopt`.
+    pub keepalive: control::TcpKeepalive,
 }
 
 /// One of our open files in the child.

@@ -11,7 +11,7 @@ use super::notify::Answer;
 use super::sockaddr;
 use super::supervisor::{Call, Outcome, Supervisor, Wait};
 use super::table::{Ours, OutState, Outbound};
-use control::{ConnectReply, ConnectRequest, FlowState, Reply, Request};
+use control::{ConnectReply, ConnectRequest, FlowState, Reply, Request, TcpKeepalive};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -19,6 +19,32 @@ use tracing::debug;
 
 /// Default `SO_SNDBUF` request restored once a flow is established (as the shim).
 const DEFAULT_SNDBUF: i32 = 106_496;
+
+/// Linux's keepalive defaults (tcp(7)): off, 7200 s idle, 75 s between
+/// probes, 9 probes.
+const KEEPALIVE_DEFAULT: TcpKeepalive = TcpKeepalive {
+    enabled: false,
+    idle_secs: 7200,
+    interval_secs: 75,
+    count: 9,
+};
+
+/// The keepalive options of the program's kernel socket (our copy), read
+/// before the data socket replaces it: options set before `connect()`.
+fn keepalive_of(sock: &OwnedFd) -> TcpKeepalive {
+    let d = KEEPALIVE_DEFAULT;
+    let tcp = |name, default| {
+        sockopt_int(sock, libc::IPPROTO_TCP, name)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(default)
+    };
+    TcpKeepalive {
+        enabled: sockopt_int(sock, libc::SOL_SOCKET, libc::SO_KEEPALIVE).is_some_and(|v| v != 0),
+        idle_secs: tcp(libc::TCP_KEEPIDLE, d.idle_secs),
+        interval_secs: tcp(libc::TCP_KEEPINTVL, d.interval_secs),
+        count: tcp(libc::TCP_KEEPCNT, d.count),
+    }
+}
 
 /// An `int` socket option of our copy of a descriptor.
 pub fn sockopt_int(fd: &OwnedFd, level: i32, name: i32) -> Option<i32> {
@@ -207,6 +233,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
         return Outcome::cont();
     }
     let nb = nonblocking(&sock);
+    let keepalive = keepalive_of(&sock);
     let Ok(mut data) = sv.engine.open(true) else {
         return Outcome::errno(libc::ENETUNREACH); // fail closed
     };
@@ -270,8 +297,12 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
             local,
             family: domain,
             state: OutState::Connecting,
+            keepalive,
         }),
     );
+    if keepalive.enabled {
+        let _ = sv.engine.query(&Request::TcpKeepalive { flow, keepalive });
+    }
     debug!(pid = c.n.pid, fd, dst = %dst, flow, nonblocking = nb, "seccomp: connect through the tunnel");
     drop(data);
     sv.waits.push(Wait::Connect {
@@ -421,6 +452,17 @@ pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
     let Some((ino, sock, Ours::Outbound(o))) = ours(sv, c) else {
         return Outcome::cont();
     };
+    let k = o.keepalive;
+    let kept = match (level as i32, name as i32) {
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => Some(i32::from(k.enabled)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => i32::try_from(k.idle_secs).ok(),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => i32::try_from(k.interval_secs).ok(),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => i32::try_from(k.count).ok(),
+        _ => None,
+    };
+    if let Some(v) = kept {
+        return put_int(c, val, len, v);
+    }
     if level as i32 == libc::IPPROTO_TCP {
         return tcp_level_option(c, o.family, name as i32, val, len);
     }
@@ -494,9 +536,68 @@ fn tcp_level_option(c: &Call, family: i32, name: i32, val: u64, len: u64) -> Out
 /// the options have no kernel socket to act on; accepted as a no-op.
 pub fn setsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
     match ours(sv, c) {
-        Some((_, _, Ours::Outbound(_) | Ours::Udp(_))) => Outcome::value(0),
+        Some((ino, _, Ours::Outbound(o))) => {
+            let [_, level, name, val, len, _] = c.n.args;
+            set_keepalive(sv, c, ino, &o, (level as i32, name as i32), val, len)
+                .unwrap_or(Outcome::value(0))
+        }
+        Some((_, _, Ours::Udp(_))) => Outcome::value(0),
         _ => Outcome::cont(),
     }
+}
+
+/// A keepalive option set on a tunnel stream (`None` for other options):
+/// validated as Linux does, kept in the table, and sent to the engine
+/// (`TcpKeepalive`), whose TCP then probes the idle connection and ends
+/// it when the probes go unanswered — as the shim forwards them.
+fn set_keepalive(
+    sv: &mut Supervisor,
+    c: &Call,
+    ino: u64,
+    o: &Outbound,
+    (level, name): (i32, i32),
+    val: u64,
+    len: u64,
+) -> Option<Outcome> {
+    let known = matches!(
+        (level, name),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+            | (
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT
+            )
+    );
+    if !known {
+        return None;
+    }
+    if (len as u32 as usize) < std::mem::size_of::<libc::c_int>() {
+        return Some(Outcome::errno(libc::EINVAL));
+    }
+    let Ok(b) = c.read(val, 4) else {
+        return Some(Outcome::errno(libc::EFAULT));
+    };
+    let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let mut k = o.keepalive;
+    match name {
+        libc::SO_KEEPALIVE if level == libc::SOL_SOCKET => k.enabled = v != 0,
+        libc::TCP_KEEPIDLE if (1..=32_767).contains(&v) => k.idle_secs = v as u32,
+        libc::TCP_KEEPINTVL if (1..=32_767).contains(&v) => k.interval_secs = v as u32,
+        libc::TCP_KEEPCNT if (1..=127).contains(&v) => k.count = v as u32,
+        _ => return Some(Outcome::errno(libc::EINVAL)),
+    }
+    sv.table.update(ino, |e| {
+        if let Ours::Outbound(o) = e {
+            o.keepalive = k;
+        }
+    });
+    if k != o.keepalive && (k.enabled || o.keepalive.enabled) {
+        let r = sv.engine.query(&Request::TcpKeepalive {
+            flow: o.flow,
+            keepalive: k,
+        });
+        debug!(flow = o.flow, keepalive = ?k, ok = r.is_ok(), "seccomp: keepalive options");
+    }
+    Some(Outcome::value(0))
 }
 
 /// Writes an address to the caller's (`addr`, `len`) out-parameters.
