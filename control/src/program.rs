@@ -497,6 +497,23 @@ pub const SHEBANG_MAX: usize = 256;
 /// Linux follows at most this many nested `#!` interpreters.
 pub const MAX_INTERPRETER_DEPTH: usize = 4;
 
+/// The first [`SHEBANG_MAX`] bytes of `f` (fewer if it is shorter): enough
+/// to tell an ELF file from a `#!` script.
+pub fn read_head(f: &std::fs::File) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; SHEBANG_MAX];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
 /// Whether the program at `path`, about to be exec'd by a process the shim
 /// carries, needs seccomp mode instead: an ELF file of `own`'s
 /// architecture that [`ElfInfo::needs_seccomp`], or a script whose `#!`
@@ -510,17 +527,9 @@ pub fn exec_needs_seccomp(path: &Path, own: &ElfInfo) -> bool {
         let Ok(f) = std::fs::File::open(&file) else {
             return false;
         };
-        let mut head = [0u8; SHEBANG_MAX];
-        let mut n = 0;
-        while n < head.len() {
-            match f.read_at(&mut head[n..], n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-        let head = &head[..n];
+        let Ok(head) = read_head(&f) else {
+            return false;
+        };
         if head.starts_with(b"\x7fELF") {
             return ElfInfo::parse(&|off, len| {
                 let mut buf = vec![0; len];
@@ -529,7 +538,7 @@ pub fn exec_needs_seccomp(path: &Path, own: &ElfInfo) -> bool {
             })
             .is_ok_and(|i| i.same_arch(own) && i.needs_seccomp());
         }
-        match shebang(head) {
+        match shebang(&head) {
             Some((interp, _)) => file = interp,
             None => return false,
         }

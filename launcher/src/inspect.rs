@@ -18,13 +18,13 @@
 //!   shim can enter the program and, if not, what to do.
 
 use crate::report::{Check, Level};
+use control::program::{read_head, MAX_INTERPRETER_DEPTH};
 pub use control::program::{shebang, ElfInfo, ElfType};
-use control::program::{MAX_INTERPRETER_DEPTH, SHEBANG_MAX};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Why a command could not be found.
@@ -144,18 +144,7 @@ impl Program {
         if !meta.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        let f = std::fs::File::open(path)?;
-        let mut head = vec![0u8; SHEBANG_MAX];
-        let mut n = 0;
-        while n < head.len() {
-            match f.read_at(&mut head[n..], n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        head.truncate(n);
+        let head = read_head(&std::fs::File::open(path)?)?;
         let kind = if head.starts_with(b"\x7fELF") {
             match ElfInfo::from_path(path) {
                 Ok(i) => ProgramKind::Elf(i),

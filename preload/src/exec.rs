@@ -68,6 +68,27 @@ pub fn init() {
     });
 }
 
+/// The entries of a NULL-terminated array of pointers (`argv`, `envp`);
+/// none for a null array.
+///
+/// # Safety
+/// `arr` must be null or a NULL-terminated array that stays valid while
+/// the iterator is used.
+unsafe fn c_array(arr: *const *const c_char) -> impl Iterator<Item = *const c_char> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if arr.is_null() {
+            return None;
+        }
+        // SAFETY: within the NULL-terminated array per the caller (we stop
+        // at its terminator).
+        let p = unsafe { *arr.add(i) };
+        i += 1;
+        (!p.is_null()).then_some(p)
+    })
+    .fuse()
+}
+
 /// An environment block rebuilt with our entries; keeps its storage alive.
 struct Fixed {
     _owned: Vec<CString>,
@@ -87,29 +108,21 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
     let mut entries: Vec<&CStr> = Vec::new();
     let mut ok_preload = false;
     let mut seen = [false; 3];
-    if !envp.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: NULL-terminated array per the caller.
-            let p = unsafe { *envp.add(i) };
-            if p.is_null() {
-                break;
-            }
-            // SAFETY: each entry is a C string.
-            let e = unsafe { CStr::from_ptr(p) };
-            let b = e.to_bytes();
-            if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
-                ok_preload = has_preload(v, &env.preload);
-            }
-            for (j, req) in env.required.iter().enumerate() {
-                let key_len = req.as_bytes().iter().position(|c| *c == b'=').unwrap_or(0) + 1;
-                if b.starts_with(&req.as_bytes()[..key_len]) {
-                    seen[j] = true;
-                }
-            }
-            entries.push(e);
-            i += 1;
+    // SAFETY: per the caller.
+    for p in unsafe { c_array(envp) } {
+        // SAFETY: each entry is a C string.
+        let e = unsafe { CStr::from_ptr(p) };
+        let b = e.to_bytes();
+        if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
+            ok_preload = has_preload(v, &env.preload);
         }
+        for (j, req) in env.required.iter().enumerate() {
+            let key_len = req.as_bytes().iter().position(|c| *c == b'=').unwrap_or(0) + 1;
+            if b.starts_with(&req.as_bytes()[..key_len]) {
+                seen[j] = true;
+            }
+        }
+        entries.push(e);
     }
     if ok_preload && seen[..env.required.len()].iter().all(|s| *s) {
         return None;
@@ -209,18 +222,8 @@ unsafe fn handoff(path: &CStr, argv: *const *const c_char) -> Option<Handoff> {
         path.to_owned(),
     ];
     let mut ptrs: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
-    if !argv.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: NULL-terminated array per the caller.
-            let p = unsafe { *argv.add(i) };
-            if p.is_null() {
-                break;
-            }
-            ptrs.push(p);
-            i += 1;
-        }
-    }
+    // SAFETY: per the caller.
+    ptrs.extend(unsafe { c_array(argv) });
     ptrs.push(std::ptr::null());
     Some(Handoff {
         _owned: owned,

@@ -1540,6 +1540,23 @@ unsafe fn recv_carried(
     }
 }
 
+/// [`recv_carried`] without a source address or message flags (`recv`,
+/// `read`, `readv`).
+///
+/// # Safety
+/// As for [`recv_carried`].
+unsafe fn recv_nameless(
+    fd: c_int,
+    st: &dgram::Udp,
+    iov: *const libc::iovec,
+    iovlen: usize,
+    flags: c_int,
+) -> isize {
+    let (name, len) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: per the caller.
+    unsafe { recv_carried(fd, st, iov, iovlen, flags, name, len, None) }
+}
+
 /// Interposed `recvfrom(2)`: strips the datagram header on carried sockets
 /// and reports the peer's tunnel address.
 ///
@@ -1591,18 +1608,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
         pass,
         || match dgram::get(fd) {
             // SAFETY: as in recvfrom.
-            Some(st) => unsafe {
-                recv_carried(
-                    fd,
-                    &st,
-                    &dgram::iov1(buf, len),
-                    1,
-                    flags,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    None,
-                )
-            },
+            Some(st) => unsafe { recv_nameless(fd, &st, &dgram::iov1(buf, len), 1, flags) },
             None => pass(),
         },
         libc::EIO,
@@ -1626,18 +1632,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
         pass,
         || match dgram::get(fd) {
             // SAFETY: as in recvfrom.
-            Some(st) => unsafe {
-                recv_carried(
-                    fd,
-                    &st,
-                    &dgram::iov1(buf, len),
-                    1,
-                    0,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    None,
-                )
-            },
+            Some(st) => unsafe { recv_nameless(fd, &st, &dgram::iov1(buf, len), 1, 0) },
             None => pass(),
         },
         libc::EIO,
@@ -1688,18 +1683,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
         pass,
         || match dgram::get(fd) {
             // SAFETY: the application's `n` iovecs.
-            Some(st) => unsafe {
-                recv_carried(
-                    fd,
-                    &st,
-                    iov,
-                    n as usize,
-                    0,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    None,
-                )
-            },
+            Some(st) => unsafe { recv_nameless(fd, &st, iov, n as usize, 0) },
             None => pass(),
         },
         libc::EIO,
