@@ -260,6 +260,14 @@ for n in (1, 2):
         echo(120); print("FAIL%d connected?!" % n, flush=True)
     except OSError as e:
         print("FAIL%d %s %.1f" % (n, errno.errorcode.get(e.errno, e.errno), time.time() - t), flush=True)
+# Name resolution through the tunnel (DNS = the peer) fails at once too,
+# not after the resolver's timeouts (2 attempts x 3 s).
+t = time.time()
+try:
+    socket.getaddrinfo("only-tunnel.test", 80, socket.AF_INET, socket.SOCK_STREAM)
+    print("DNS resolved?!", flush=True)
+except socket.gaierror as e:
+    print("DNS %d %.1f" % (e.errno, time.time() - t), flush=True)
 print("DOWN-DONE", flush=True)
 wait_flag("restarted")
 t = time.time(); tries = 0
@@ -278,7 +286,14 @@ else:
 #[test]
 fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns() {
     skip_unless_ready!();
-    let (mut t, conf) = setup("d");
+    let mut t = OnePeer::new("d");
+    let conf = t.conf(
+        "wg0.conf",
+        Conf {
+            interface: "DNS = 10.77.0.1",
+            ..Conf::V4
+        },
+    );
     let py = python();
     let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
 
@@ -313,6 +328,7 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
     assert_eq!(done, "DOWN-DONE", "{}", all());
     let fail1 = wait_line(&log, &["FAIL1"], 1);
     let fail2 = wait_line(&log, &["FAIL2"], 1);
+    let dns = wait_line(&log, &["DNS "], 1);
     let secs = |l: &str| -> f64 {
         l.split_whitespace()
             .nth(2)
@@ -332,6 +348,12 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         "the second connect should fail at once: {fail2}\n{}",
         all()
     );
+    // EAI_AGAIN (-3), as when the server cannot be reached.
+    assert!(
+        dns.starts_with("DNS -3 ") && secs(&dns) < 2.5,
+        "a lookup through the down peer should fail at once: {dns}\n{}",
+        all()
+    );
     assert!(
         all().contains("peer unreachable: no answer to handshakes"),
         "{}",
@@ -346,7 +368,14 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         assert!(Instant::now() < deadline, "status report: {}", all());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(all().contains("connects_unreachable=1"), "{}", all());
+    // The second connect, and the lookup's queries.
+    let refused: u64 = all()
+        .rsplit("connects_unreachable=")
+        .next()
+        .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 2, "connects_unreachable={refused}\n{}", all());
 
     // The peer returns: the next connects work without restarting wrapguard.
     t.peer.start();
@@ -360,7 +389,7 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         leaks.is_empty(),
         "wrapped traffic reached the host network: {leaks:?}"
     );
-    println!("dead peer: {fail1}; {fail2}; {up2}");
+    println!("dead peer: {fail1}; {fail2}; {dns}; {up2}");
 }
 
 /// Wrapped client for the keepalive test: `a` sets keepalive after

@@ -821,6 +821,17 @@ impl Engine {
                     payload,
                     reply,
                 } => {
+                    // A down peer: the resolver hears at once (the reply
+                    // dropped) instead of waiting out its timeouts.
+                    let route = self
+                        .router
+                        .lookup(server.ip(), router::Proto::Udp, server.port());
+                    if let Route::Peer(p) = route {
+                        if self.refuse_if_down(p.0 as usize, now) {
+                            debug!(server = %server, "dns query refused at once: peer unreachable");
+                            continue;
+                        }
+                    }
                     let addresses = &self.stack.config().addresses;
                     let local = addresses
                         .iter()
@@ -947,6 +958,30 @@ impl Engine {
             .collect()
     }
 
+    /// Whether new work for `peer` is refused at once because the peer is
+    /// down ([`Reach::on_connect`]); counted, and a refusal keeps the
+    /// background handshakes going so the peer is usable as soon as it
+    /// answers.
+    fn refuse_if_down(&mut self, peer: usize, now: Instant) -> bool {
+        let Some(p) = self.peers.get(peer) else {
+            return false;
+        };
+        let id = p.noise;
+        let facts = self
+            .device
+            .peer_stats(id, now)
+            .map(|st| Facts::from_stats(&st))
+            .unwrap_or_default();
+        let Verdict::Refuse { retry_now } = self.peers[peer].reach.on_connect(now, facts) else {
+            return false;
+        };
+        self.counters.connects_unreachable += 1;
+        if retry_now {
+            let _ = self.device.force_handshake(id, now);
+        }
+        true
+    }
+
     fn connect(
         &mut self,
         dst: SocketAddr,
@@ -961,21 +996,8 @@ impl Engine {
             debug!(dst = %dst, peer = %p.label, "no endpoint known for the peer");
             return Err(libc::EHOSTUNREACH);
         }
-        let id = p.noise;
-        let facts = self
-            .device
-            .peer_stats(id, now)
-            .map(|st| Facts::from_stats(&st))
-            .unwrap_or_default();
-        let p = &mut self.peers[peer];
-        if let Verdict::Refuse { retry_now } = p.reach.on_connect(now, facts) {
-            // Fail fast; handshakes go on in the background so the peer is
-            // usable as soon as it answers.
-            self.counters.connects_unreachable += 1;
-            debug!(dst = %dst, peer = %p.label, "connect refused at once: peer unreachable (EHOSTUNREACH)");
-            if retry_now {
-                let _ = self.device.force_handshake(id, now);
-            }
+        if self.refuse_if_down(peer, now) {
+            debug!(dst = %dst, peer = %self.peers[peer].label, "connect refused at once: peer unreachable (EHOSTUNREACH)");
             return Err(libc::EHOSTUNREACH);
         }
         let p = &self.peers[peer];
