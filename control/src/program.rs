@@ -459,6 +459,32 @@ impl ElfInfo {
         ElfInfo::from_path(Path::new("/proc/self/exe"))
     }
 
+    /// The architecture this code is built for, as an ELF header would say
+    /// it (for [`ElfInfo::same_arch`]; needs no `/proc`); `None` for an
+    /// architecture not listed here.
+    pub fn native() -> Option<ElfInfo> {
+        let machine = if cfg!(target_arch = "x86_64") {
+            62
+        } else if cfg!(target_arch = "aarch64") {
+            183
+        } else {
+            return None;
+        };
+        Some(ElfInfo {
+            class: if cfg!(target_pointer_width = "64") {
+                ElfClass::Elf64
+            } else {
+                ElfClass::Elf32
+            },
+            little_endian: cfg!(target_endian = "little"),
+            kind: ElfType::SharedObject,
+            machine,
+            interpreter: None,
+            dynamic: true,
+            go: false,
+        })
+    }
+
     /// Statically linked: no program interpreter, so no dynamic loader
     /// runs and `LD_PRELOAD` is never read (static-pie included).
     pub fn is_static(&self) -> bool {
@@ -807,6 +833,13 @@ mod tests {
             ElfInfo::from_bytes(&bad_class),
             Err(ElfError::Malformed("class"))
         ));
+    }
+
+    #[test]
+    fn native_is_the_running_binarys_architecture() {
+        let own = ElfInfo::own().expect("reads /proc/self/exe");
+        let native = ElfInfo::native().expect("a listed architecture");
+        assert!(native.same_arch(&own), "{native:?} vs {own:?}");
     }
 
     #[test]

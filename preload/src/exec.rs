@@ -200,7 +200,7 @@ struct Handoff {
     argv: Vec<*const c_char>,
 }
 
-/// The host process's architecture, read once (at the first exec).
+/// The shim's architecture (the programs it can be loaded into).
 static OWN: OnceLock<Option<ElfInfo>> = OnceLock::new();
 
 /// `Some` when the program at `path` must be carried in seccomp mode and
@@ -212,7 +212,7 @@ static OWN: OnceLock<Option<ElfInfo>> = OnceLock::new();
 unsafe fn handoff(path: &CStr, argv: *const *const c_char) -> Option<Handoff> {
     let env = EXEC_ENV.get()?.as_ref()?;
     let launcher = env.launcher.as_ref()?;
-    let own = OWN.get_or_init(|| ElfInfo::own().ok()).as_ref()?;
+    let own = OWN.get_or_init(ElfInfo::native).as_ref()?;
     if !exec_needs_seccomp(Path::new(OsStr::from_bytes(path.to_bytes())), own) {
         return None;
     }
