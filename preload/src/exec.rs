@@ -99,14 +99,17 @@ fn has_preload(value: &[u8], ours: &[u8]) -> bool {
     value.split(|b| *b == b':' || *b == b' ').any(|e| e == ours)
 }
 
-/// Returns `None` when `envp` already carries everything (the common case).
+/// `envp` with our variables, and our library in `LD_PRELOAD` when `shim`
+/// (an exec the shim enters) or out of it otherwise (the seccomp hand-off:
+/// `wrapguard` and the program after it run without the shim). Returns
+/// `None` when `envp` is already so (the common case).
 ///
 /// # Safety
 /// `envp` must be null or a valid NULL-terminated array of C strings.
-unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
+unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
     let env = EXEC_ENV.get()?.as_ref()?;
     let mut entries: Vec<&CStr> = Vec::new();
-    let mut ok_preload = false;
+    let mut ours_in = false;
     let mut seen = [false; 3];
     // SAFETY: per the caller.
     for p in unsafe { c_array(envp) } {
@@ -114,7 +117,7 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
         let e = unsafe { CStr::from_ptr(p) };
         let b = e.to_bytes();
         if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
-            ok_preload = has_preload(v, &env.preload);
+            ours_in = has_preload(v, &env.preload);
         }
         for (j, req) in env.required.iter().enumerate() {
             let key_len = req.as_bytes().iter().position(|c| *c == b'=').unwrap_or(0) + 1;
@@ -124,7 +127,7 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
         }
         entries.push(e);
     }
-    if ok_preload && seen[..env.required.len()].iter().all(|s| *s) {
+    if ours_in == shim && seen[..env.required.len()].iter().all(|s| *s) {
         return None;
     }
     // From here on we allocate: only when the program changed the environment.
@@ -138,7 +141,8 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
                 continue;
             }
             preload_done = true;
-            if !has_preload(v, &env.preload) {
+            let has = has_preload(v, &env.preload);
+            if shim && !has {
                 let mut s = b"LD_PRELOAD=".to_vec();
                 s.extend_from_slice(&env.preload);
                 if !v.is_empty() {
@@ -150,10 +154,24 @@ unsafe fn fix(envp: *const *const c_char) -> Option<Fixed> {
                 owned.push(c);
                 continue;
             }
+            if !shim && has {
+                let rest: Vec<&[u8]> = v
+                    .split(|b| *b == b':' || *b == b' ')
+                    .filter(|x| !x.is_empty() && *x != env.preload.as_slice())
+                    .collect();
+                if !rest.is_empty() {
+                    let mut s = b"LD_PRELOAD=".to_vec();
+                    s.extend_from_slice(&rest.join(&b':'));
+                    let c = CString::new(s).ok()?;
+                    ptrs.push(c.as_ptr());
+                    owned.push(c);
+                }
+                continue;
+            }
         }
         ptrs.push(e.as_ptr());
     }
-    if !preload_done {
+    if !preload_done && shim {
         let mut s = b"LD_PRELOAD=".to_vec();
         s.extend_from_slice(&env.preload);
         let c = CString::new(s).ok()?;
@@ -181,10 +199,14 @@ fn current_environ() -> *const *const c_char {
     unsafe { environ }
 }
 
-/// Runs `f` with `envp` or its fixed copy.
-fn with_env<R>(envp: *const *const c_char, f: impl FnOnce(*const *const c_char) -> R) -> R {
+/// Runs `f` with `envp` or its fixed copy (see [`fix`] for `shim`).
+fn with_env<R>(
+    envp: *const *const c_char,
+    shim: bool,
+    f: impl FnOnce(*const *const c_char) -> R,
+) -> R {
     // SAFETY: `envp` comes from the application's exec call (or environ).
-    let fixed = std::panic::catch_unwind(|| unsafe { fix(envp) })
+    let fixed = std::panic::catch_unwind(|| unsafe { fix(envp, shim) })
         .ok()
         .flatten();
     match &fixed {
@@ -299,7 +321,7 @@ unsafe fn exec_with(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let h = unsafe { plan(path, argv, search) };
-    with_env(envp, |e| match (&h, launcher()) {
+    with_env(envp, h.is_none(), |e| match (&h, launcher()) {
         // SAFETY: our argument vector (NULL-terminated) and a C string path.
         (Some(h), Some(l)) => unsafe { real::execve(l.as_ptr(), h.argv.as_ptr(), e) },
         // SAFETY: forwarded application arguments.
@@ -410,7 +432,7 @@ unsafe fn spawn_with(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let h = unsafe { plan(path, argv as *const *const c_char, search) };
-    with_env(envp as *const *const c_char, |e| {
+    with_env(envp as *const *const c_char, h.is_none(), |e| {
         let e = e as *const *mut c_char;
         match (&h, launcher()) {
             // SAFETY: our argument vector (NULL-terminated) and a C string path.

@@ -17,9 +17,9 @@
 //!    a dynamic grandchild is then carried by seccomp alone, as in
 //!    seccomp mode, not by both).
 //!
-//! The shim is loaded into this process as well (the exec that started it
-//! kept `LD_PRELOAD`); step 4 is the raw system call, so the shim's
-//! `execve` does not hand the program over a second time.
+//! The shim execs us without itself in `LD_PRELOAD`; step 4 is the raw
+//! system call all the same, so that a shim loaded some other way could
+//! not hand the program over a second time.
 //!
 //! Fails closed: if any step fails, the program is not run (exit status
 //! 126, one line on stderr saying why); it never runs untunnelled.
@@ -194,9 +194,8 @@ fn execve(path: &OsString, argv: &[OsString]) -> io::Error {
     argp.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // The system call itself: the shim is loaded into this process too
-    // (the exec that started it kept `LD_PRELOAD`), and its `execve`
-    // would hand the same program to us again.
+    // The system call itself: were the shim loaded into this process, its
+    // `execve` would hand the same program to us again.
     // SAFETY: `p`, `argp` and `envp` are NUL-terminated and outlive the call.
     unsafe { libc::syscall(libc::SYS_execve, p.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
     io::Error::last_os_error()
