@@ -95,8 +95,30 @@ struct Fixed {
     ptrs: Vec<*const c_char>,
 }
 
+/// The entries of an `LD_PRELOAD` value (the loader splits on `:` and ` `).
+fn preload_entries(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b':' || *b == b' ')
+        .filter(|e| !e.is_empty())
+}
+
 fn has_preload(value: &[u8], ours: &[u8]) -> bool {
-    value.split(|b| *b == b':' || *b == b' ').any(|e| e == ours)
+    preload_entries(value).any(|e| e == ours)
+}
+
+/// `LD_PRELOAD=` followed by `value`, kept alive in `owned` and pointed to
+/// from `ptrs`; `None` if it cannot be a C string.
+fn push_preload(
+    owned: &mut Vec<CString>,
+    ptrs: &mut Vec<*const c_char>,
+    value: &[u8],
+) -> Option<()> {
+    let mut s = b"LD_PRELOAD=".to_vec();
+    s.extend_from_slice(value);
+    let c = CString::new(s).ok()?;
+    ptrs.push(c.as_ptr());
+    owned.push(c);
+    Some(())
 }
 
 /// `envp` with our variables, and our library in `LD_PRELOAD` when `shim`
@@ -143,28 +165,20 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
             preload_done = true;
             let has = has_preload(v, &env.preload);
             if shim && !has {
-                let mut s = b"LD_PRELOAD=".to_vec();
-                s.extend_from_slice(&env.preload);
+                let mut value = env.preload.clone();
                 if !v.is_empty() {
-                    s.push(b':');
-                    s.extend_from_slice(v);
+                    value.push(b':');
+                    value.extend_from_slice(v);
                 }
-                let c = CString::new(s).ok()?;
-                ptrs.push(c.as_ptr());
-                owned.push(c);
+                push_preload(&mut owned, &mut ptrs, &value)?;
                 continue;
             }
             if !shim && has {
-                let rest: Vec<&[u8]> = v
-                    .split(|b| *b == b':' || *b == b' ')
-                    .filter(|x| !x.is_empty() && *x != env.preload.as_slice())
+                let rest: Vec<&[u8]> = preload_entries(v)
+                    .filter(|x| *x != env.preload.as_slice())
                     .collect();
                 if !rest.is_empty() {
-                    let mut s = b"LD_PRELOAD=".to_vec();
-                    s.extend_from_slice(&rest.join(&b':'));
-                    let c = CString::new(s).ok()?;
-                    ptrs.push(c.as_ptr());
-                    owned.push(c);
+                    push_preload(&mut owned, &mut ptrs, &rest.join(&b':'))?;
                 }
                 continue;
             }
@@ -172,11 +186,7 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
         ptrs.push(e.as_ptr());
     }
     if !preload_done && shim {
-        let mut s = b"LD_PRELOAD=".to_vec();
-        s.extend_from_slice(&env.preload);
-        let c = CString::new(s).ok()?;
-        ptrs.push(c.as_ptr());
-        owned.push(c);
+        push_preload(&mut owned, &mut ptrs, &env.preload)?;
     }
     for (j, req) in env.required.iter().enumerate() {
         if !seen[j] {
@@ -220,6 +230,13 @@ fn with_env<R>(
 struct Handoff {
     _owned: Vec<CString>,
     argv: Vec<*const c_char>,
+}
+
+impl Handoff {
+    /// The program to exec: `wrapguard`, the first argument.
+    fn path(&self) -> *const c_char {
+        self.argv[0]
+    }
 }
 
 /// The shim's architecture (the programs it can be loaded into).
@@ -321,18 +338,14 @@ unsafe fn exec_with(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let h = unsafe { plan(path, argv, search) };
-    with_env(envp, h.is_none(), |e| match (&h, launcher()) {
+    with_env(envp, h.is_none(), |e| match &h {
         // SAFETY: our argument vector (NULL-terminated) and a C string path.
-        (Some(h), Some(l)) => unsafe { real::execve(l.as_ptr(), h.argv.as_ptr(), e) },
+        Some(h) => unsafe { real::execve(h.path(), h.argv.as_ptr(), e) },
         // SAFETY: forwarded application arguments.
         _ if search => unsafe { real::execvpe(path, argv, e) },
         // SAFETY: forwarded application arguments.
         _ => unsafe { real::execve(path, argv, e) },
     })
-}
-
-fn launcher() -> Option<&'static CStr> {
-    EXEC_ENV.get()?.as_ref()?.launcher.as_deref()
 }
 
 /// Interposed `execve(2)`.
@@ -434,12 +447,12 @@ unsafe fn spawn_with(
     let h = unsafe { plan(path, argv as *const *const c_char, search) };
     with_env(envp as *const *const c_char, h.is_none(), |e| {
         let e = e as *const *mut c_char;
-        match (&h, launcher()) {
+        match &h {
             // SAFETY: our argument vector (NULL-terminated) and a C string path.
-            (Some(h), Some(l)) => unsafe {
+            Some(h) => unsafe {
                 real::posix_spawn(
                     pid,
-                    l.as_ptr(),
+                    h.path(),
                     fa,
                     attr,
                     h.argv.as_ptr() as *const *mut c_char,

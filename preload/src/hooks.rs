@@ -1639,23 +1639,13 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
     )
 }
 
-/// Total length of `n` iovecs, or `None` when `n` is not a valid count
-/// (the kernel then reports `EINVAL` itself).
-///
-/// # Safety
-/// `iov` must point to `n` iovecs when `0 <= n <= IOV_MAX`.
-unsafe fn iovs_total(iov: *const libc::iovec, n: c_int) -> Option<usize> {
-    let n = usize::try_from(n).ok().filter(|n| *n <= 1024)?;
-    if iov.is_null() {
-        return None;
-    }
-    // SAFETY: `n` valid iovecs per the caller.
-    let v = unsafe { std::slice::from_raw_parts(iov, n) };
-    Some(
-        v.iter()
-            .map(|e| e.iov_len)
-            .fold(0usize, usize::saturating_add),
-    )
+/// The iovec count of a `readv`/`writev` call, or `None` when it is not
+/// valid (negative, above `IOV_MAX`, or no array): the kernel then reports
+/// the error itself.
+fn iov_count(iov: *const libc::iovec, n: c_int) -> Option<usize> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= 1024 && !iov.is_null())
 }
 
 /// Interposed `readv(2)`: as `read` — an error end of a tunnel stream is
@@ -1672,18 +1662,19 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
     if quick == Quick::Other {
         return pass();
     }
-    // SAFETY: the application's iovec array of `n` entries.
-    let Some(len) = (unsafe { iovs_total(iov, n) }) else {
+    let Some(count) = iov_count(iov, n) else {
         return pass();
     };
     if quick == Quick::Stream {
+        // SAFETY: the application's array of `count` iovecs.
+        let len = unsafe { iov_sum(iov, count) };
         return hook(pass, || stream_end::after_recv(fd, pass(), len), libc::EIO);
     }
     hook(
         pass,
         || match dgram::get(fd) {
-            // SAFETY: the application's `n` iovecs.
-            Some(st) => unsafe { recv_nameless(fd, &st, iov, n as usize, 0) },
+            // SAFETY: the application's `count` iovecs.
+            Some(st) => unsafe { recv_nameless(fd, &st, iov, count, 0) },
             None => pass(),
         },
         libc::EIO,
@@ -1704,10 +1695,9 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
     if quick == Quick::Other {
         return pass();
     }
-    // SAFETY: the application's iovec array of `n` entries.
-    if unsafe { iovs_total(iov, n) }.is_none() {
+    let Some(count) = iov_count(iov, n) else {
         return pass();
-    }
+    };
     if quick == Quick::Stream {
         return hook(
             pass,
@@ -1717,7 +1707,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
                     // application's iovecs for the duration of the call.
                     let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
                     m.msg_iov = iov as *mut libc::iovec;
-                    m.msg_iovlen = n as usize;
+                    m.msg_iovlen = count;
                     // SAFETY: writev(2) on a socket is sendmsg(2) without flags.
                     unsafe { real::sendmsg(fd, &m, x) }
                 })
@@ -1729,7 +1719,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
         pass,
         || match dgram::get(fd) {
             // SAFETY: the application's `n` iovecs.
-            Some(st) => unsafe { dgram::send(fd, &st, None, iov, n as usize, 0) },
+            Some(st) => unsafe { dgram::send(fd, &st, None, iov, count, 0) },
             None => pass(),
         },
         libc::EIO,
@@ -2157,11 +2147,20 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 /// # Safety
 /// `m.msg_iov` points to `m.msg_iovlen` readable iovecs (or is null).
 unsafe fn iov_total(m: &libc::msghdr) -> usize {
-    if m.msg_iov.is_null() {
+    // SAFETY: per the caller.
+    unsafe { iov_sum(m.msg_iov, m.msg_iovlen) }
+}
+
+/// Bytes `n` iovecs at `iov` can hold (0 for a null array).
+///
+/// # Safety
+/// `iov` points to `n` readable iovecs (or is null).
+unsafe fn iov_sum(iov: *const libc::iovec, n: usize) -> usize {
+    if iov.is_null() {
         return 0;
     }
-    (0..m.msg_iovlen)
-        // SAFETY: per the caller, `msg_iovlen` entries are readable.
-        .map(|i| unsafe { (*m.msg_iov.add(i)).iov_len })
+    (0..n)
+        // SAFETY: per the caller, `n` entries are readable.
+        .map(|i| unsafe { (*iov.add(i)).iov_len })
         .fold(0usize, usize::saturating_add)
 }

@@ -12,8 +12,9 @@
 //! 3. sends `SeccompAttach { pid, listener }` and waits for the engine to
 //!    take the listener (`pidfd_getfd`) and start a supervisor for it —
 //!    with `write`/`read`, which the filter lets through,
-//! 4. execs `PATH` with the original argv and the environment minus the
-//!    shim (the kernel carries the filter across exec and into children;
+//! 4. execs `PATH` with the original argv and the environment the shim
+//!    passed, which no longer has the shim in `LD_PRELOAD` (the kernel
+//!    carries the filter across exec and into children;
 //!    a dynamic grandchild is then carried by seccomp alone, as in
 //!    seccomp mode, not by both).
 //!
@@ -29,7 +30,7 @@ use control::{Reply, Request, MAX_FRAME, PREFIX_LEN};
 use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 
 /// Exit status when the program cannot be carried (as a shell's "cannot run").
@@ -154,30 +155,8 @@ fn read_exact(fd: RawFd, mut b: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The environment for the program: ours, without the shim in `LD_PRELOAD`.
-fn environment() -> Vec<CString> {
-    let shim = std::env::var_os(control::ENV_PRELOAD);
-    std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let v = if k == "LD_PRELOAD" {
-                let kept: Vec<&[u8]> = v
-                    .as_bytes()
-                    .split(|c| *c == b':' || *c == b' ')
-                    .filter(|e| !e.is_empty() && Some(*e) != shim.as_deref().map(|s| s.as_bytes()))
-                    .collect();
-                if kept.is_empty() {
-                    return None;
-                }
-                OsString::from_vec(kept.join(&b':'))
-            } else {
-                v
-            };
-            let mut e = k.into_vec();
-            e.push(b'=');
-            e.extend_from_slice(v.as_bytes());
-            CString::new(e).ok()
-        })
-        .collect()
+extern "C" {
+    static environ: *const *const libc::c_char;
 }
 
 /// Step 4; returns only on failure.
@@ -189,14 +168,13 @@ fn execve(path: &OsString, argv: &[OsString]) -> io::Error {
         .iter()
         .filter_map(|a| CString::new(a.as_bytes()).ok())
         .collect();
-    let env = environment();
     let mut argp: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argp.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
     // The system call itself: were the shim loaded into this process, its
-    // `execve` would hand the same program to us again.
-    // SAFETY: `p`, `argp` and `envp` are NUL-terminated and outlive the call.
-    unsafe { libc::syscall(libc::SYS_execve, p.as_ptr(), argp.as_ptr(), envp.as_ptr()) };
+    // `execve` would hand the same program to us again. The environment is
+    // ours as the shim handed it over (without itself in `LD_PRELOAD`).
+    // SAFETY: `p` and `argp` are NUL-terminated and outlive the call;
+    // `environ` is the process's NULL-terminated environment.
+    unsafe { libc::syscall(libc::SYS_execve, p.as_ptr(), argp.as_ptr(), environ) };
     io::Error::last_os_error()
 }
