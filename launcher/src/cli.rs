@@ -184,6 +184,28 @@ pub enum Mode {
     Seccomp,
 }
 
+impl Cli {
+    /// What the engine needs from the command line to start the tunnel.
+    pub fn tunnel_options(&self) -> anyhow::Result<engine::tunnel::TunnelOptions> {
+        let config = self
+            .config
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no config given; pass --config wg0.conf"))?;
+        Ok(engine::tunnel::TunnelOptions {
+            config,
+            exit_node: self.exit_node,
+            routes: self
+                .routes
+                .iter()
+                .map(|r| format!("{}:{}", r.prefix, r.peer))
+                .collect(),
+            test_rekey_after_secs: self.test_rekey_after_secs,
+            test_max_flows: self.test_max_flows,
+            test_tcp_data_retries: self.test_tcp_data_retries,
+        })
+    }
+}
+
 /// `--log-level` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -207,25 +229,10 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Whether `ip` is inside this prefix (same family only).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        fn masked(a: u128, len: u8, bits: u8) -> u128 {
-            if len == 0 {
-                0
-            } else {
-                a >> (bits - len)
-            }
-        }
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                masked(u32::from(n).into(), self.len, 32)
-                    == masked(u32::from(a).into(), self.len, 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                masked(u128::from(n), self.len, 128) == masked(u128::from(a), self.len, 128)
-            }
-            _ => false,
-        }
+    /// The same prefix as an [`ipnet::IpNet`] (what the engine takes).
+    pub fn net(&self) -> ipnet::IpNet {
+        // The length was checked against the family when parsed.
+        ipnet::IpNet::new(self.addr, self.len).unwrap_or_else(|_| ipnet::IpNet::from(self.addr))
     }
 }
 
@@ -322,11 +329,17 @@ mod tests {
         assert!("10.0.0.0/33:1.1.1.1".parse::<RouteArg>().is_err());
         assert!("10.0.0.0:1.1.1.1".parse::<RouteArg>().is_err());
         let c: Cidr = "10.77.0.0/16".parse().expect("cidr");
-        assert!(c.contains("10.77.200.1".parse().expect("ip")));
-        assert!(!c.contains("10.78.0.1".parse().expect("ip")));
-        assert!(!c.contains("::1".parse().expect("ip")));
+        assert!(c
+            .net()
+            .contains(&"10.77.200.1".parse::<IpAddr>().expect("ip")));
+        assert!(!c
+            .net()
+            .contains(&"10.78.0.1".parse::<IpAddr>().expect("ip")));
+        assert!(!c.net().contains(&"::1".parse::<IpAddr>().expect("ip")));
         let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
-        assert!(all.contains("8.8.8.8".parse().expect("ip")));
+        assert!(all
+            .net()
+            .contains(&"8.8.8.8".parse::<IpAddr>().expect("ip")));
     }
 
     #[test]

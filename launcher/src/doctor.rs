@@ -60,13 +60,7 @@ pub fn run(cli: &Cli) -> i32 {
                     m => Some(m),
                 };
                 emit(
-                    inspect::mode_checks(
-                        &p,
-                        path.as_deref(),
-                        own,
-                        forced,
-                        crate::seccomp::unsupported(),
-                    ),
+                    inspect::mode_checks(&p, path.as_deref(), own, forced, seccomp::unsupported()),
                     &mut all,
                 );
             }

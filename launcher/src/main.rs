@@ -11,19 +11,15 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod bridge;
 mod cli;
 mod ctldir;
 mod doctor;
-mod engine;
 mod inspect;
 mod keys;
 mod logging;
 mod probe;
 mod report;
-mod seccomp;
 mod selftest;
-mod splice;
 
 use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
@@ -244,12 +240,12 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
     }
 
     let backend: Arc<dyn FlowBackend> = if cli.test_backend_map.is_empty() {
-        Arc::new(engine::tunnel::start(cli)?)
+        Arc::new(engine::tunnel::start(&cli.tunnel_options()?)?)
     } else {
         Arc::new(engine::loopback::HostLoopbackBackend::new(
             cli.test_backend_map
                 .iter()
-                .map(|m| (m.prefix, m.target))
+                .map(|m| (m.prefix.net(), m.target))
                 .collect(),
             cli.test_backend_addr,
             cli.test_backend_inbound,
@@ -384,7 +380,7 @@ async fn supervise(
     let listener = tokio::net::UnixListener::bind(&sock)
         .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
     debug!(dir = %dir.path().display(), "control socket ready");
-    bridge::spawn(listener, backend.clone());
+    engine::bridge::spawn(listener, backend.clone(), Some(Arc::new(seccomp::Attacher)));
 
     let (prog, args) = cli
         .command

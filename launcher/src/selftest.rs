@@ -17,11 +17,11 @@
 
 use crate::cli::Cli;
 use crate::doctor::peer_label;
-use crate::engine::{self, BackendInfo, Errno, FlowBackend, InboundSink, ListenSpec, OutboundTcp};
 use crate::probe::{ConnectOutcome, ProbeReport, PROBE_ARG};
 use crate::report::{Check, Level};
 use anyhow::{Context, Result};
 use control::{Proto, RouteDecision};
+use engine::{BackendInfo, Errno, FlowBackend, InboundSink, ListenSpec, OutboundTcp};
 use ipnet::IpNet;
 use router::Config;
 use std::io::Write;
@@ -131,7 +131,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     };
 
     // 2. The tunnel.
-    let backend = match engine::tunnel::start(cli) {
+    let backend = match cli.tunnel_options().and_then(|o| engine::tunnel::start(&o)) {
         Ok(b) => b,
         Err(e) => {
             steps.push(Check::fail(
@@ -244,7 +244,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         let sock = dir.socket_path();
         let listener = tokio::net::UnixListener::bind(&sock)
             .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
-        crate::bridge::spawn(listener, watch.clone());
+        engine::bridge::spawn(listener, watch.clone(), Some(Arc::new(seccomp::Attacher)));
         steps.push(connect_step(&shim, &sock, target, wait, &watch).await);
         Ok(())
     });

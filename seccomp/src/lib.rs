@@ -37,6 +37,8 @@
 //! goal is that no ordinary program leaks by accident, not to contain a
 //! hostile one.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod attach;
 pub mod caller;
 pub mod child;
@@ -106,6 +108,21 @@ pub fn start(listener: std::os::fd::OwnedFd, control: PathBuf) -> std::io::Resul
             .run()
         })
         .map(|_| ())
+}
+
+/// The engine's hook for auto mode's hand-off: the bridge passes it the
+/// seccomp listener of a carried process that execs a program the shim
+/// cannot enter, and this starts a supervisor for it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attacher;
+
+impl engine::bridge::Supervise for Attacher {
+    fn attach(&self, pid: u32, fd: u64, control: PathBuf) -> Result<(), i32> {
+        let owned = caller::open(pid)
+            .and_then(|p| caller::get_fd(&p, fd))
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        start(owned, control).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,12 @@ impl Table {
     pub fn len(&self) -> usize {
         self.map.len()
     }
+
+    /// Whether there is no entry.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 #[cfg(test)]

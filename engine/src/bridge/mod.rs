@@ -3,10 +3,10 @@
 //! the [`FlowBackend`], and splices inbound tunnel connections to the
 //! application's loopback listeners.
 
-use crate::engine::backlog::Ticket;
-use crate::engine::dns_resolver::DnsService;
-use crate::engine::seqpacket;
-use crate::engine::{FlowBackend, InboundTcp, ListenSpec};
+use crate::backlog::Ticket;
+use crate::dns_resolver::DnsService;
+use crate::seqpacket;
+use crate::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
     UdpReply, FILLER_LEN, MAX_FRAME, PREFIX_LEN,
@@ -21,6 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
+
+mod splice;
 
 /// How long a finished flow's outcome / an inbound peer mapping is kept
 /// for late `FlowStatus` / `AcceptLookup` queries.
@@ -56,13 +58,32 @@ struct Shared {
     dns: Option<Arc<DnsService>>,
     /// Our control socket's path, for the seccomp supervisors we start.
     control_path: Option<std::path::PathBuf>,
+    /// Who supervises a process that goes under seccomp mode, if anyone.
+    supervisor: Option<Arc<dyn Supervise>>,
+}
+
+/// Takes over the seccomp listener of a carried process that execs a
+/// program the shim cannot enter (the shim's `SeccompAttach`). The seccomp
+/// crate implements it; the launcher hands it to [`spawn`], so the engine
+/// does not depend on the seccomp front-end.
+pub trait Supervise: Send + Sync {
+    /// Starts supervising the seccomp listener that is descriptor `fd` in
+    /// process `pid`; the supervisor asks the engine through the control
+    /// socket at `control`. The error is the errno for the shim.
+    fn attach(&self, pid: u32, fd: u64, control: std::path::PathBuf) -> Result<(), i32>;
 }
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
-pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
+/// `supervisor` takes processes that go under seccomp mode (`None`: they
+/// are refused with `ENOTSUP`).
+pub fn spawn(
+    listener: UnixListener,
+    backend: Arc<dyn FlowBackend>,
+    supervisor: Option<Arc<dyn Supervise>>,
+) {
     // Room for every connection one listener may have waiting (the engine
     // also stops handing over while this is full).
-    let (inbound_tx, mut inbound_rx) = mpsc::channel(crate::engine::backlog::MAX_PENDING * 2);
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(crate::backlog::MAX_PENDING * 2);
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
     let dns = DnsService::new(backend.clone());
@@ -72,6 +93,7 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
         .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
     let shared = Arc::new(Shared {
         control_path,
+        supervisor,
         backend,
         dns,
         uid,
@@ -107,17 +129,16 @@ pub fn spawn(listener: UnixListener, backend: Arc<dyn FlowBackend>) {
 }
 
 /// Takes the seccomp listener `listener` of process `pid` — which must be
-/// the process on the other end (`from`) — and supervises it.
+/// the process on the other end (`from`) — and has the front-end's
+/// supervisor ([`Supervise`]) carry its calls.
 fn seccomp_attach(s: &Shared, from: Option<i32>, pid: u32, listener: i32) -> Result<(), i32> {
     if from != i32::try_from(pid).ok() {
         return Err(libc::EPERM);
     }
+    let supervisor = s.supervisor.as_ref().ok_or(libc::ENOTSUP)?;
     let path = s.control_path.clone().ok_or(libc::ENOTSUP)?;
     let fd = u64::try_from(listener).map_err(|_| libc::EBADF)?;
-    let owned = crate::seccomp::caller::open(pid)
-        .and_then(|p| crate::seccomp::caller::get_fd(&p, fd))
-        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-    crate::seccomp::start(owned, path).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    supervisor.attach(pid, fd, path)
 }
 
 async fn read_request(stream: &mut UnixStream) -> std::io::Result<Option<Request>> {
@@ -491,8 +512,8 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     }
     set_flow(&s, flow, FlowState::Established);
     debug!(flow, dst = %dst, local = %out.local, "flow opened");
-    let mut tunnel = crate::splice::Watched::new(&mut *io);
-    let r = crate::splice::splice(&mut stream, &mut tunnel).await;
+    let mut tunnel = splice::Watched::new(&mut *io);
+    let r = splice::splice(&mut stream, &mut tunnel).await;
     if let Some(e) = tunnel.error() {
         // Recorded before the data socket closes (when `stream` drops), so
         // the shim, seeing the end, learns it was an error (ETIMEDOUT after
@@ -567,8 +588,8 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         }
     };
     debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
-    let mut tunnel = crate::splice::Watched::new(&mut *io);
-    let r = crate::splice::splice(&mut tunnel, &mut app).await;
+    let mut tunnel = splice::Watched::new(&mut *io);
+    let r = splice::splice(&mut tunnel, &mut app).await;
     if let Some(e) = tunnel.error() {
         // The tunnel connection failed (timed out, reset): the program's
         // accepted socket gets a reset, not an EOF that would pass for a

@@ -9,8 +9,8 @@
 use super::{
     BackendInfo, BoxedIo, Errno, FlowBackend, InboundSink, InboundTcp, ListenSpec, OutboundTcp,
 };
-use crate::cli::Cidr;
 use control::{Proto, RouteDecision};
+use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// See the module doc.
 pub struct HostLoopbackBackend {
-    maps: Vec<(Cidr, IpAddr)>,
+    maps: Vec<(IpNet, IpAddr)>,
     local_ip: IpAddr,
     inbound_face: Option<IpAddr>,
     inbound_peer: IpAddr,
@@ -32,7 +32,7 @@ impl HostLoopbackBackend {
     /// tunnel address; `inbound_face`: where listeners are exposed;
     /// `inbound_peer`: the tunnel address inbound flows appear from.
     pub fn new(
-        maps: Vec<(Cidr, IpAddr)>,
+        maps: Vec<(IpNet, IpAddr)>,
         local_ip: IpAddr,
         inbound_face: Option<IpAddr>,
         inbound_peer: IpAddr,
@@ -50,7 +50,7 @@ impl HostLoopbackBackend {
     fn target(&self, dst: SocketAddr) -> Option<SocketAddr> {
         self.maps
             .iter()
-            .find(|(c, _)| c.contains(dst.ip()))
+            .find(|(c, _)| c.contains(&dst.ip()))
             .map(|(_, t)| SocketAddr::new(*t, dst.port()))
     }
 }

@@ -676,7 +676,7 @@ fn send_headered(data: &OwnedFd, d: &Datagram, dst: SocketAddr, payload: &[u8]) 
         return Err(libc::EMSGSIZE);
     }
     let head = Header::Datagram(dst).encode();
-    crate::engine::seqpacket::send2(data.as_raw_fd(), &head, payload).or_else(|e| {
+    engine::seqpacket::send2(data.as_raw_fd(), &head, payload).or_else(|e| {
         match e.raw_os_error() {
             // A full queue drops the datagram, as a kernel UDP socket may.
             Some(libc::EAGAIN) => Ok(()),
@@ -1052,7 +1052,7 @@ mod tests {
     //! The emulation against our own memory (the "caller" is this process)
     //! and a real socket pair carrying headered messages.
     use super::*;
-    use crate::engine::seqpacket;
+    use engine::seqpacket;
 
     fn dgram(peer: Option<&str>) -> Datagram {
         Datagram {

@@ -7,8 +7,6 @@
 
 use super::tunnel::{self, TunnelBackend};
 use super::{FlowBackend, OpenedUdp};
-use crate::cli::Cli;
-use clap::Parser;
 use control::datagram::{Header, HEADER_LEN};
 use control::{DatagramFraming, UdpOpenRequest};
 use noise::rand_core::OsRng;
@@ -50,15 +48,11 @@ fn pair(tag: &str) -> (TunnelBackend, TunnelBackend) {
     let start = |name: &str, text: &str| {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write config");
-        let cli = Cli::try_parse_from([
-            "wrapguard".as_ref(),
-            "--config".as_ref(),
-            p.as_os_str(),
-            "--".as_ref(),
-            "true".as_ref(),
-        ])
-        .expect("command line");
-        tunnel::start(&cli).expect("engine starts")
+        let opts = tunnel::TunnelOptions {
+            config: p,
+            ..Default::default()
+        };
+        tunnel::start(&opts).expect("engine starts")
     };
     let b = start("b.conf", &conf_b);
     let a = start("a.conf", &conf_a);

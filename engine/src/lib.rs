@@ -27,7 +27,10 @@
 //! Streams are plain `AsyncRead + AsyncWrite` (a `tokio::io::duplex` pair
 //! fed by the stack thread works); half-close is `shutdown()` (FIN).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod backlog;
+pub mod bridge;
 pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;

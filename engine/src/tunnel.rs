@@ -13,7 +13,6 @@ use super::{
     seqpacket, BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
     ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
 };
-use crate::cli::Cli;
 use anyhow::{anyhow, Context, Result};
 use control::{Proto, RouteDecision, UdpOpenRequest};
 use crossbeam_queue::SegQueue;
@@ -21,6 +20,7 @@ use noise::rand_core::{OsRng, RngCore};
 use noise::Device;
 use router::{Config, Endpoint, Route, RouteFlag, Router, RoutingOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -45,12 +45,26 @@ pub struct TunnelBackend {
     peer_count: usize,
 }
 
+/// What [`start`] needs: the config file and the command line's overrides.
+#[derive(Clone, Debug, Default)]
+pub struct TunnelOptions {
+    /// The config file (wg-quick format plus `Route =`).
+    pub config: PathBuf,
+    /// `--exit-node`: all traffic to the peer whose AllowedIPs hold it.
+    pub exit_node: Option<IpAddr>,
+    /// `--route` values, `CIDR:PEER_IP` (they override `Route =` lines).
+    pub routes: Vec<String>,
+    /// TESTS ONLY: rekey after this many seconds instead of 120.
+    pub test_rekey_after_secs: Option<u64>,
+    /// TESTS ONLY: at most this many TCP sockets in the stack.
+    pub test_max_flows: Option<u64>,
+    /// TESTS ONLY: data retransmissions before a connection times out.
+    pub test_tcp_data_retries: Option<u32>,
+}
+
 /// Reads the config and starts the engine thread.
-pub fn start(cli: &Cli) -> Result<TunnelBackend> {
-    let path = cli
-        .config
-        .as_deref()
-        .ok_or_else(|| anyhow!("no config given; pass --config wg0.conf"))?;
+pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
+    let path = opts.config.as_path();
     let parsed = Config::from_path(path).map_err(|e| anyhow!("{e}"))?;
     for w in &parsed.warnings {
         warn!("{w}");
@@ -58,13 +72,12 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
     let config = parsed.config;
     let mut options = RoutingOptions {
         routes: Vec::new(),
-        exit_node: cli.exit_node,
+        exit_node: opts.exit_node,
     };
-    for r in &cli.routes {
-        let text = format!("{}:{}", r.prefix, r.peer);
+    for text in &opts.routes {
         options
             .routes
-            .push(RouteFlag::parse(&text).map_err(|e| anyhow!("--route={text}: {e}"))?);
+            .push(RouteFlag::parse(text).map_err(|e| anyhow!("--route={text}: {e}"))?);
     }
     let router = Arc::new(Router::new(&config, &options).map_err(|e| anyhow!("{e}"))?);
     let source = path.display().to_string();
@@ -87,7 +100,7 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
     let now = Instant::now();
     let private = noise::PrivateKey::from_bytes(*config.interface.private_key.as_bytes());
     let mut device = Device::new(private, OsRng, now, SystemTime::now());
-    if let Some(secs) = cli.test_rekey_after_secs {
+    if let Some(secs) = opts.test_rekey_after_secs {
         warn!("TEST FLAG: rekeying after {secs} s instead of 120 s");
         device.set_timing(noise::Timing {
             rekey_after_time: Duration::from_secs(secs),
@@ -172,11 +185,11 @@ pub fn start(cli: &Cli) -> Result<TunnelBackend> {
         addresses: addresses.clone(),
         mtu: usize::from(config.interface.mtu),
         seed: OsRng.next_u64(),
-        max_tcp_sockets: cli
+        max_tcp_sockets: opts
             .test_max_flows
             .map_or(StackConfig::default().max_tcp_sockets, |n| n as usize),
         tcp: tcpip::TcpConfig {
-            data_retries: cli
+            data_retries: opts
                 .test_tcp_data_retries
                 .unwrap_or(tcpip::TcpConfig::default().data_retries),
             ..tcpip::TcpConfig::default()
