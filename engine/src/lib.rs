@@ -29,18 +29,24 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod addr;
 pub mod backlog;
 pub mod bridge;
+mod command;
 pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;
+mod endpoint;
 pub mod flow;
+mod lend;
 pub mod loopback;
 mod packet;
+mod peer_state;
 pub mod reach;
 pub mod seqpacket;
 pub mod stack_thread;
 pub mod status;
+mod tcp_flows;
 pub mod tunnel;
 mod udp_flows;
 #[cfg(test)]

@@ -1,15 +1,18 @@
 //! The real engine: [`TunnelBackend`] implements [`FlowBackend`] with the
 //! router answering route questions on the caller's thread (it is
 //! immutable and shared), and every stack or device operation sent to the
-//! engine thread ([`super::stack_thread`]).
+//! engine thread ([`crate::stack_thread`]).
 //!
 //! [`start`] reads the config, resolves hostname endpoints, builds the
 //! device, stack and router, binds the UDP socket and spawns the thread.
 //! Any failure there is one clear error before the child is launched.
 
-use super::flow::{FlowShared, Kick, TunnelStream};
-use super::stack_thread::{Command, Engine, EngineParts, PeerState, WAKER};
-use super::{
+use crate::addr::resolve;
+use crate::command::Command;
+use crate::flow::{FlowShared, Kick, TunnelStream};
+use crate::peer_state::PeerState;
+use crate::stack_thread::{Engine, EngineParts, WAKER};
+use crate::{
     seqpacket, BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
     ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
 };
@@ -19,7 +22,7 @@ use crossbeam_queue::SegQueue;
 use noise::rand_core::{OsRng, RngCore};
 use noise::Device;
 use router::{Config, Endpoint, Route, RouteFlag, Router, RoutingOptions};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -253,17 +256,6 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
         live,
         peer_count: config.peers.len(),
     })
-}
-
-/// The address of `host:port`, IPv4 first (as wg does when both exist).
-pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
-    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    // Prefer IPv4, as wg does when both exist.
-    addrs.sort_by_key(|a| a.is_ipv6());
-    addrs
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no address found"))
 }
 
 /// A dual-stack IPv6 socket if the host has IPv6, else IPv4 only.

@@ -19,19 +19,21 @@
 //! datagram (end of file is told apart by the peer having hung up). ICMP
 //! errors cannot be carried in-band on it: they are counted and logged.
 
-use super::seqpacket;
-use super::stack_thread::Engine;
-use super::Errno;
+use crate::addr::canonical;
+use crate::lend::Lent;
+use crate::seqpacket;
+use crate::Errno;
 use control::datagram::{Header, HEADER_LEN};
 use control::{DatagramFraming, UdpOpenRequest};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use router::Route;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
-use tcpip::UdpHandle;
+use tcpip::{Stack, UdpHandle};
 use tracing::{debug, trace};
 
 /// mio tokens at and above this are datagram flows (token - base = id).
@@ -78,19 +80,60 @@ fn wildcard(v4: bool, port: u16) -> SocketAddr {
     }
 }
 
-impl Engine {
-    fn first_address(&self, v4: bool) -> Option<IpAddr> {
-        self.stack
-            .config()
-            .addresses
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv4() == v4)
+/// Our first tunnel address of the family, if we have one.
+fn first_address(stack: &Stack, v4: bool) -> Option<IpAddr> {
+    stack
+        .config()
+        .addresses
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == v4)
+}
+
+/// The engine thread's datagram flows; the thread lends the stack and the
+/// rest for each call ([`Lent`]).
+pub struct UdpFlows {
+    flows: HashMap<u64, UdpFlow>,
+    by_handle: HashMap<UdpHandle, u64>,
+    /// Flows whose data socket may have messages to read.
+    ready: Vec<u64>,
+    next: u64,
+    /// Buffer for one message of a data socket.
+    dgram: Vec<u8>,
+}
+
+impl Default for UdpFlows {
+    fn default() -> Self {
+        UdpFlows {
+            flows: HashMap::new(),
+            by_handle: HashMap::new(),
+            ready: Vec::new(),
+            next: 1,
+            dgram: vec![0; MESSAGE],
+        }
+    }
+}
+
+impl UdpFlows {
+    /// Marks flow `id` as having messages to read (its data socket polled readable).
+    pub fn mark_ready(&mut self, id: u64) {
+        self.ready.push(id);
+    }
+
+    /// Whether some flow has messages waiting to be read.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Number of open flows.
+    pub fn len(&self) -> usize {
+        self.flows.len()
     }
 
     /// Opens a flow for the shim; returns (id, our address, MTU).
-    pub(super) fn udp_open(
+    pub fn open(
         &mut self,
+        cx: &mut Lent<'_>,
         req: UdpOpenRequest,
         fd: OwnedFd,
     ) -> Result<(u64, SocketAddr, u16), Errno> {
@@ -101,7 +144,7 @@ impl Engine {
             // would take datagrams from anyone.
             let dst = req.connect.ok_or(libc::EDESTADDRREQ)?;
             if !bind.ip().is_unspecified() {
-                if !self.stack.config().addresses.contains(&bind.ip()) {
+                if !cx.stack.config().addresses.contains(&bind.ip()) {
                     return Err(libc::EADDRNOTAVAIL);
                 }
                 if bind.is_ipv4() != dst.is_ipv4() {
@@ -110,7 +153,7 @@ impl Engine {
             }
             vec![dst.is_ipv4()]
         } else if !bind.ip().is_unspecified() {
-            if !self.stack.config().addresses.contains(&bind.ip()) {
+            if !cx.stack.config().addresses.contains(&bind.ip()) {
                 return Err(libc::EADDRNOTAVAIL);
             }
             vec![bind.is_ipv4()]
@@ -124,7 +167,7 @@ impl Engine {
         // Only families we have an address in.
         let families: Vec<bool> = families
             .into_iter()
-            .filter(|v4| self.first_address(*v4).is_some())
+            .filter(|v4| first_address(cx.stack, *v4).is_some())
             .collect();
         if let Some(dst) = req.connect {
             if !families.contains(&dst.is_ipv4()) {
@@ -142,16 +185,16 @@ impl Engine {
             } else {
                 SocketAddr::new(bind.ip(), port)
             };
-            match self.stack.udp_bind(at) {
+            match cx.stack.udp_bind(at) {
                 Ok(h) => {
                     if port == 0 {
-                        port = self.stack.udp_local_addr(h).map(|a| a.port()).unwrap_or(0);
+                        port = cx.stack.udp_local_addr(h).map(|a| a.port()).unwrap_or(0);
                     }
                     made.push((v4, h));
                 }
                 Err(e) => {
                     for (_, h) in made {
-                        let _ = self.stack.udp_close(h);
+                        let _ = cx.stack.udp_close(h);
                     }
                     return Err(e.errno());
                 }
@@ -159,21 +202,21 @@ impl Engine {
         }
         let v4h = made.iter().find(|m| m.0).map(|m| m.1);
         let v6h = made.iter().find(|m| !m.0).map(|m| m.1);
-        let id = self.next_udp;
-        self.next_udp += 1;
-        let registered = self.poll.registry().register(
+        let id = self.next;
+        self.next += 1;
+        let registered = cx.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
             Token(TOKEN_BASE + id as usize),
             Interest::READABLE,
         );
         if let Err(e) = registered {
             for (_, h) in made {
-                let _ = self.stack.udp_close(h);
+                let _ = cx.stack.udp_close(h);
             }
             return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
         }
         for (_, h) in &made {
-            self.udp_by_handle.insert(*h, id);
+            self.by_handle.insert(*h, id);
         }
         let flow = UdpFlow {
             fd,
@@ -191,39 +234,40 @@ impl Engine {
             dropped_out: 0,
             dropped_in: 0,
         };
-        let mtu = u16::try_from(self.stack.config().mtu).unwrap_or(u16::MAX);
-        self.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mtu = u16::try_from(cx.stack.config().mtu).unwrap_or(u16::MAX);
+        cx.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         debug!(flow = id, fd = req.fd, local = %flow.local, plain, "udp flow opened");
         let local = if let Some(dst) = req.connect {
-            self.udp_flows.insert(id, flow);
-            match self.udp_set_peer(id, Some(dst)) {
+            self.flows.insert(id, flow);
+            match self.set_peer(cx, id, Some(dst)) {
                 Ok(l) => l,
                 Err(e) => {
-                    self.udp_close(id, "refused");
+                    self.close(cx, id, "refused");
                     return Err(e);
                 }
             }
         } else {
-            self.udp_flows.insert(id, flow);
+            self.flows.insert(id, flow);
             SocketAddr::new(bind.ip(), port)
         };
         // Datagrams may already be waiting (the shim sends right after).
-        self.udp_ready.push(id);
+        self.ready.push(id);
         Ok((id, local, mtu))
     }
 
     /// Sets or clears the default peer; returns our address for it.
-    pub(super) fn udp_set_peer(
+    pub fn set_peer(
         &mut self,
+        cx: &mut Lent<'_>,
         id: u64,
         peer: Option<SocketAddr>,
     ) -> Result<SocketAddr, Errno> {
-        let first = peer.and_then(|p| self.first_address(p.is_ipv4()));
-        let f = self.udp_flows.get_mut(&id).ok_or(libc::EBADF)?;
+        let first = peer.and_then(|p| first_address(cx.stack, p.is_ipv4()));
+        let f = self.flows.get_mut(&id).ok_or(libc::EBADF)?;
         match peer {
             Some(dst) => {
                 let h = f.handle_for(dst.is_ipv4()).ok_or(libc::ENETUNREACH)?;
-                self.stack.udp_connect(h, dst).map_err(|e| e.errno())?;
+                cx.stack.udp_connect(h, dst).map_err(|e| e.errno())?;
                 f.peer = Some(dst);
                 let local = if f.local.ip().is_unspecified() {
                     SocketAddr::new(first.unwrap_or(f.local.ip()), f.local.port())
@@ -235,7 +279,7 @@ impl Engine {
             }
             None => {
                 for h in [f.v4, f.v6].into_iter().flatten() {
-                    let _ = self.stack.udp_disconnect(h);
+                    let _ = cx.stack.udp_disconnect(h);
                 }
                 f.peer = None;
                 debug!(flow = id, "udp flow disconnected");
@@ -245,26 +289,26 @@ impl Engine {
     }
 
     /// Reads what the applications sent on the flows marked ready.
-    pub(super) fn udp_service_ready(&mut self) {
-        if self.udp_ready.is_empty() {
+    pub fn service_ready(&mut self, cx: &mut Lent<'_>) {
+        if self.ready.is_empty() {
             return;
         }
-        let mut ids = std::mem::take(&mut self.udp_ready);
+        let mut ids = std::mem::take(&mut self.ready);
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            if self.udp_up(id) {
-                self.udp_ready.push(id);
+            if self.up(cx, id) {
+                self.ready.push(id);
             }
         }
     }
 
     /// Up to [`UP_BUDGET`] datagrams from the application; true if more wait.
-    fn udp_up(&mut self, id: u64) -> bool {
+    fn up(&mut self, cx: &mut Lent<'_>, id: u64) -> bool {
         let mut buf = std::mem::take(&mut self.dgram);
         let mut more = false;
         for i in 0..=UP_BUDGET {
-            let Some(f) = self.udp_flows.get(&id) else {
+            let Some(f) = self.flows.get(&id) else {
                 break;
             };
             if i == UP_BUDGET {
@@ -274,18 +318,18 @@ impl Engine {
             match seqpacket::recv(f.fd.as_raw_fd(), &mut buf) {
                 Ok(0) if f.plain && !seqpacket::hung_up(f.fd.as_raw_fd()) => {
                     // An empty datagram (every headered message has a header).
-                    self.udp_send_one(id, &[]);
+                    self.send_one(cx, id, &[]);
                 }
                 Ok(0) => {
-                    self.udp_close(id, "closed");
+                    self.close(cx, id, "closed");
                     break;
                 }
-                Ok(n) => self.udp_send_one(id, &buf[..n]),
+                Ok(n) => self.send_one(cx, id, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     trace!(flow = id, error = %e, "udp data socket");
-                    self.udp_close(id, "failed");
+                    self.close(cx, id, "failed");
                     break;
                 }
             }
@@ -294,24 +338,24 @@ impl Engine {
         more
     }
 
-    fn udp_send_one(&mut self, id: u64, msg: &[u8]) {
-        let Some(f) = self.udp_flows.get_mut(&id) else {
+    fn send_one(&mut self, cx: &mut Lent<'_>, id: u64, msg: &[u8]) {
+        let Some(f) = self.flows.get_mut(&id) else {
             return;
         };
         let (dst, payload) = if f.plain {
             let Some(peer) = f.peer else {
                 // Disconnected (AF_UNSPEC): nowhere to send, as EDESTADDRREQ.
                 f.dropped_out += 1;
-                self.counters.udp_plain_dropped += 1;
+                cx.counters.udp_plain_dropped += 1;
                 return;
             };
             (peer, msg)
         } else {
             match Header::decode(msg) {
-                Ok(Header::Datagram(d)) => (super::stack_thread::canonical(d), &msg[HEADER_LEN..]),
+                Ok(Header::Datagram(d)) => (canonical(d), &msg[HEADER_LEN..]),
                 _ => {
                     f.dropped_out += 1;
-                    self.counters.udp_malformed += 1;
+                    cx.counters.udp_malformed += 1;
                     return;
                 }
             }
@@ -319,18 +363,18 @@ impl Engine {
         // Only what the router sends to a peer is carried (the shim asks
         // first; this is the engine's own guarantee).
         if !matches!(
-            self.router.lookup(dst.ip(), router::Proto::Udp, dst.port()),
+            cx.router.lookup(dst.ip(), router::Proto::Udp, dst.port()),
             Route::Peer(_)
         ) {
             f.dropped_out += 1;
-            self.counters.no_route_dropped += 1;
+            cx.counters.no_route_dropped += 1;
             return;
         }
         let Some(h) = f.handle_for(dst.is_ipv4()) else {
             f.dropped_out += 1;
             return;
         };
-        match self.stack.udp_send_to(h, payload, dst) {
+        match cx.stack.udp_send_to(h, payload, dst) {
             Ok(_) => {
                 f.dgrams_out += 1;
                 f.bytes_out += payload.len() as u64;
@@ -343,22 +387,22 @@ impl Engine {
     }
 
     /// A stack socket has datagrams: hand them to the application.
-    pub(super) fn udp_down(&mut self, h: UdpHandle) {
-        let Some(&id) = self.udp_by_handle.get(&h) else {
+    pub fn down(&mut self, cx: &mut Lent<'_>, h: UdpHandle) {
+        let Some(&id) = self.by_handle.get(&h) else {
             return;
         };
         let mut buf = std::mem::take(&mut self.dgram);
         let mut gone = false;
-        while let Ok((n, from)) = self.stack.udp_recv_from(h, &mut buf[HEADER_LEN..]) {
-            let Some(f) = self.udp_flows.get_mut(&id) else {
+        while let Ok((n, from)) = cx.stack.udp_recv_from(h, &mut buf[HEADER_LEN..]) {
+            let Some(f) = self.flows.get_mut(&id) else {
                 break;
             };
             let head_len = if f.plain {
                 // The stack socket is connected to the peer; this is the
                 // engine's own check that nothing else reaches the program.
-                if f.peer != Some(super::stack_thread::canonical(from)) {
+                if f.peer != Some(canonical(from)) {
                     f.dropped_in += 1;
-                    self.counters.udp_plain_dropped += 1;
+                    cx.counters.udp_plain_dropped += 1;
                     continue;
                 }
                 0
@@ -378,7 +422,7 @@ impl Engine {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     f.dropped_in += 1;
-                    self.counters.udp_app_queue_full += 1;
+                    cx.counters.udp_app_queue_full += 1;
                 }
                 Err(_) => {
                     gone = true;
@@ -388,22 +432,22 @@ impl Engine {
         }
         self.dgram = buf;
         if gone {
-            self.udp_close(id, "closed");
+            self.close(cx, id, "closed");
         }
     }
 
     /// An ICMP error on a connected stack socket: tell the application.
-    pub(super) fn udp_error(&mut self, h: UdpHandle, errno: Errno) {
-        let Some(&id) = self.udp_by_handle.get(&h) else {
+    pub fn error(&mut self, cx: &mut Lent<'_>, h: UdpHandle, errno: Errno) {
+        let Some(&id) = self.by_handle.get(&h) else {
             return;
         };
-        let Some(f) = self.udp_flows.get(&id) else {
+        let Some(f) = self.flows.get(&id) else {
             return;
         };
         debug!(flow = id, peer = ?f.peer, errno, plain = f.plain, "udp flow: ICMP error");
         if f.plain {
             // No way to tell the program in-band (see the module doc).
-            self.counters.udp_plain_errors_unreported += 1;
+            cx.counters.udp_plain_errors_unreported += 1;
             return;
         }
         let head = Header::Error(errno).encode();
@@ -411,19 +455,19 @@ impl Engine {
     }
 
     /// Closes a flow and its stack sockets.
-    pub(super) fn udp_close(&mut self, id: u64, why: &str) {
-        let Some(f) = self.udp_flows.remove(&id) else {
+    pub fn close(&mut self, cx: &mut Lent<'_>, id: u64, why: &str) {
+        let Some(f) = self.flows.remove(&id) else {
             return;
         };
-        let _ = self
+        let _ = cx
             .poll
             .registry()
             .deregister(&mut SourceFd(&f.fd.as_raw_fd()));
         for h in [f.v4, f.v6].into_iter().flatten() {
-            self.udp_by_handle.remove(&h);
-            let _ = self.stack.udp_close(h);
+            self.by_handle.remove(&h);
+            let _ = cx.stack.udp_close(h);
         }
-        self.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        cx.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         debug!(
             flow = id,
             fd = f.app_fd,

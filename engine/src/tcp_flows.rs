@@ -1,0 +1,583 @@
+//! TCP flows on the engine thread: each ties a stack TCP socket to the
+//! queues ([`FlowShared`]) of one bridge flow. Application bytes go up into
+//! the socket's send buffer when a kick or a `Writable` event says so;
+//! received bytes come down into the flow's queue; FIN, RST and errors are
+//! passed on as a kernel socket would. Tunnel listeners accept into
+//! [`InboundTcp`]s for the bridge, bounded by the listener backlog
+//! ([`crate::backlog`]).
+//!
+//! [`TcpFlows`] owns the flow and listener tables; the engine thread
+//! ([`crate::stack_thread`]) lends it the stack and the rest for each call
+//! ([`Lent`]).
+
+use crate::backlog::{Pending, MAX_PENDING, STACK_BACKLOG};
+use crate::command::Command;
+use crate::flow::{FlowShared, TunnelStream, MAX_CHUNK};
+use crate::lend::Lent;
+use crate::{BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec};
+use router::{Route, Router};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tcpip::{ListenerHandle, SocketEventKind, TcpHandle};
+use tokio::sync::oneshot;
+use tracing::{debug, trace, warn};
+
+/// A TCP flow on the engine side.
+struct Flow {
+    shared: Arc<FlowShared>,
+    handle: TcpHandle,
+    /// Part of an `up` chunk the stack had no room for.
+    pending: Option<(Vec<u8>, usize)>,
+    /// Set until an outbound connection is established.
+    connecting: Option<oneshot::Sender<Result<(), Errno>>>,
+    peer: Option<usize>,
+    remote: SocketAddr,
+    started: Instant,
+    bytes_up: u64,
+    bytes_down: u64,
+    fin_sent: bool,
+    stack_closed: bool,
+}
+
+struct ListenEntry {
+    target: SocketAddr,
+    sink: InboundSink,
+    /// Connections handed to the bridge, not yet queued by the program's
+    /// listener (bounded, see [`crate::backlog`]).
+    pending: Pending,
+}
+
+/// The engine thread's TCP flows and tunnel listeners.
+pub struct TcpFlows {
+    flows: HashMap<u64, Flow>,
+    by_handle: HashMap<TcpHandle, u64>,
+    listeners: HashMap<ListenerHandle, ListenEntry>,
+    listening: HashMap<SocketAddr, ListenerHandle>,
+    next_inbound: u64,
+}
+
+impl Default for TcpFlows {
+    fn default() -> Self {
+        TcpFlows {
+            flows: HashMap::new(),
+            by_handle: HashMap::new(),
+            listeners: HashMap::new(),
+            listening: HashMap::new(),
+            // Inbound ids stay clear of the bridge's outbound ones.
+            next_inbound: 1 << 62,
+        }
+    }
+}
+
+impl TcpFlows {
+    /// Opens a TCP connection to `dst` through router peer `peer`
+    /// (`label` for logs); `done` hears when it is established. Returns
+    /// our local address, or the errno.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect(
+        &mut self,
+        cx: &mut Lent<'_>,
+        dst: SocketAddr,
+        peer: usize,
+        label: &str,
+        shared: Arc<FlowShared>,
+        done: oneshot::Sender<Result<(), Errno>>,
+        now: Instant,
+    ) -> Result<SocketAddr, Errno> {
+        let h = match cx.stack.tcp_connect(now, None, dst) {
+            Ok(h) => h,
+            Err(tcpip::Error::NoBufferSpace) => {
+                // The socket table is full: refuse new work, keep the old.
+                cx.counters.flows_refused += 1;
+                debug!(dst = %dst, refused = cx.counters.flows_refused, "flow cap reached; connect refused (ENOBUFS)");
+                return Err(libc::ENOBUFS);
+            }
+            Err(e) => return Err(e.errno()),
+        };
+        let local = cx.stack.local_addr(h).map_err(|e| e.errno())?;
+        debug!(flow = shared.id, dst = %dst, local = %local, peer = %label, "tunnel connect");
+        self.by_handle.insert(h, shared.id);
+        cx.live.fetch_add(1, Ordering::Relaxed);
+        self.flows.insert(
+            shared.id,
+            Flow {
+                shared,
+                handle: h,
+                pending: None,
+                connecting: Some(done),
+                peer: Some(peer),
+                remote: dst,
+                started: now,
+                bytes_up: 0,
+                bytes_down: 0,
+                fin_sent: false,
+                stack_closed: false,
+            },
+        );
+        Ok(local)
+    }
+
+    /// Makes `spec` reachable at our tunnel address(es); accepted
+    /// connections go to `sink`.
+    pub fn listen(
+        &mut self,
+        cx: &mut Lent<'_>,
+        spec: ListenSpec,
+        sink: InboundSink,
+    ) -> Result<(), Errno> {
+        let port = spec.requested.port();
+        let req = spec.requested.ip();
+        let addrs: Vec<IpAddr> = cx
+            .stack
+            .config()
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| {
+                if req.is_unspecified() {
+                    // An IPv6 wildcard is dual-stack, as on Linux by default.
+                    req.is_ipv6() || a.is_ipv4()
+                } else {
+                    *a == req
+                }
+            })
+            .collect();
+        if addrs.is_empty() {
+            return Err(libc::EADDRNOTAVAIL);
+        }
+        // One bound per listen() of the program, shared by its addresses;
+        // a released place makes the engine accept again.
+        let pending = {
+            let (commands, kick) = (Arc::clone(cx.commands), Arc::clone(cx.kick));
+            Pending::new(Arc::new(move || {
+                commands.push(Command::AcceptMore);
+                kick.wake();
+            }))
+        };
+        for a in addrs {
+            let at = SocketAddr::new(a, port);
+            if let Some(l) = self.listening.get(&at) {
+                // Same port again (e.g. the app re-listens): newest target wins.
+                if let Some(e) = self.listeners.get_mut(l) {
+                    e.target = spec.loopback;
+                    e.sink = sink.clone();
+                }
+                continue;
+            }
+            let l = cx
+                .stack
+                .tcp_listen(at, STACK_BACKLOG)
+                .map_err(|e| e.errno())?;
+            debug!(addr = %at, target = %spec.loopback, "tunnel listener");
+            self.listening.insert(at, l);
+            self.listeners.insert(
+                l,
+                ListenEntry {
+                    target: spec.loopback,
+                    sink: sink.clone(),
+                    pending: pending.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A listener's backlog has room again: accept what waits.
+    pub fn accept_more(&mut self, cx: &mut Lent<'_>, now: Instant) {
+        let ls: Vec<ListenerHandle> = self.listeners.keys().copied().collect();
+        for l in ls {
+            self.accept_all(cx, l, now);
+        }
+    }
+
+    pub fn run_kicks(&mut self, cx: &mut Lent<'_>, now: Instant) {
+        let mut ids = Vec::new();
+        while let Some(id) = cx.kick.queue.pop() {
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.service(cx, id, now);
+        }
+    }
+
+    /// Moves bytes both ways for one flow, and finishes it if released.
+    pub fn service(&mut self, cx: &mut Lent<'_>, id: u64, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if f.connecting.is_some() {
+            if f.shared.released.load(Ordering::Acquire) {
+                // The bridge gave up before the connection was established.
+                let _ = cx.stack.tcp_abort(now, f.handle);
+                self.remove(cx, id, "abandoned");
+            }
+            return;
+        }
+        self.push_up(cx, id, now);
+        self.pull_down(cx, id);
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if f.shared.released.load(Ordering::Acquire) {
+            // Application bytes still waiting for send-buffer room are
+            // flushed first (Writable events call back here), as a kernel
+            // socket's close() would; an error or a closed stack socket
+            // ends the wait.
+            let unsent = f.pending.is_some() || !f.shared.up.is_empty();
+            let failed = f.shared.error.load(Ordering::Acquire) != 0;
+            if unsent && !failed && !f.stack_closed {
+                return;
+            }
+            if !f.stack_closed {
+                let _ = cx.stack.tcp_close(now, f.handle);
+            }
+            self.remove(cx, id, "closed");
+        }
+    }
+
+    /// Application bytes into the TCP send buffer; FIN when asked and drained.
+    pub fn push_up(&mut self, cx: &mut Lent<'_>, id: u64, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        let mut took = false;
+        loop {
+            if f.pending.is_none() {
+                match f.shared.up.pop() {
+                    Some(c) => {
+                        took = true;
+                        f.pending = Some((c, 0));
+                    }
+                    None => break,
+                }
+            }
+            let Some((chunk, off)) = &mut f.pending else {
+                break;
+            };
+            match cx.stack.tcp_send(f.handle, &chunk[*off..]) {
+                Ok(n) => {
+                    *off += n;
+                    f.bytes_up += n as u64;
+                    if *off >= chunk.len() {
+                        f.pending = None;
+                    } else {
+                        break;
+                    }
+                }
+                Err(tcpip::Error::WouldBlock) => break,
+                Err(e) => {
+                    f.pending = None;
+                    while f.shared.up.pop().is_some() {}
+                    f.shared.fail(e.errno());
+                    break;
+                }
+            }
+        }
+        if took {
+            f.shared.writer.wake();
+        }
+        if f.pending.is_none()
+            && f.shared.up.is_empty()
+            && f.shared.up_fin.load(Ordering::Acquire)
+            && !f.fin_sent
+        {
+            f.fin_sent = true;
+            let _ = cx.stack.tcp_shutdown_write(now, f.handle);
+        }
+    }
+
+    /// Received bytes into the flow's `down` queue, EOF and errors too.
+    pub fn pull_down(&mut self, cx: &mut Lent<'_>, id: u64) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        let mut woke = false;
+        loop {
+            if f.shared.down.is_full() {
+                f.shared.down_blocked.store(true, Ordering::SeqCst);
+                if f.shared.down.is_full() {
+                    break;
+                }
+            }
+            let queued = cx.stack.tcp_recv_queue(f.handle).unwrap_or(0);
+            if queued == 0 {
+                let mut probe = [0u8; 1];
+                match cx.stack.tcp_recv(f.handle, &mut probe) {
+                    Ok(0) => {
+                        if !f.shared.down_fin.swap(true, Ordering::AcqRel) {
+                            woke = true;
+                        }
+                    }
+                    Ok(n) => {
+                        f.bytes_down += n as u64;
+                        let _ = f.shared.down.push(probe[..n].to_vec());
+                        woke = true;
+                        continue;
+                    }
+                    Err(tcpip::Error::WouldBlock) | Err(tcpip::Error::InvalidHandle) => {}
+                    Err(e) => f.shared.fail(e.errno()),
+                }
+                break;
+            }
+            let mut v = vec![0u8; queued.min(MAX_CHUNK)];
+            match cx.stack.tcp_recv(f.handle, &mut v) {
+                Ok(n) => {
+                    v.truncate(n);
+                    f.bytes_down += n as u64;
+                    // Cannot fail: only this thread pushes, and it was not full.
+                    let _ = f.shared.down.push(v);
+                    woke = true;
+                }
+                Err(_) => break,
+            }
+        }
+        if woke {
+            f.shared.reader.wake();
+        }
+    }
+
+    pub fn remove(&mut self, cx: &mut Lent<'_>, id: u64, why: &str) {
+        if let Some(f) = self.flows.remove(&id) {
+            cx.live.fetch_sub(1, Ordering::Relaxed);
+            self.by_handle.remove(&f.handle);
+            debug!(
+                flow = id,
+                remote = %f.remote,
+                bytes_out = f.bytes_up,
+                bytes_in = f.bytes_down,
+                duration_ms = f.started.elapsed().as_millis() as u64,
+                "tunnel flow {why}"
+            );
+        }
+    }
+
+    pub fn fail_connect(&mut self, cx: &mut Lent<'_>, id: u64, errno: Errno, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if let Some(done) = f.connecting.take() {
+            let _ = done.send(Err(errno));
+        }
+        f.shared.fail(errno);
+        let _ = cx.stack.tcp_abort(now, f.handle);
+        debug!(flow = id, remote = %f.remote, errno, "tunnel connect failed");
+        self.remove(cx, id, "failed");
+    }
+
+    /// A stack event on TCP socket `h`.
+    pub fn on_event(
+        &mut self,
+        cx: &mut Lent<'_>,
+        h: TcpHandle,
+        kind: SocketEventKind,
+        now: Instant,
+    ) {
+        let Some(&id) = self.by_handle.get(&h) else {
+            return;
+        };
+        match kind {
+            SocketEventKind::Connected => {
+                let Some(f) = self.flows.get_mut(&id) else {
+                    return;
+                };
+                if let Some(done) = f.connecting.take() {
+                    if done.send(Ok(())).is_err() {
+                        let _ = cx.stack.tcp_abort(now, h);
+                        self.remove(cx, id, "abandoned");
+                        return;
+                    }
+                    debug!(flow = id, remote = %f.remote, "tunnel flow established");
+                }
+                self.service(cx, id, now);
+            }
+            SocketEventKind::Error(e) => {
+                let connecting = self.flows.get(&id).is_some_and(|f| f.connecting.is_some());
+                if connecting {
+                    self.fail_connect(cx, id, e.errno(), now);
+                } else {
+                    // Deliver what arrived before the error first.
+                    self.pull_down(cx, id);
+                    if let Some(f) = self.flows.get(&id) {
+                        f.shared.fail(e.errno());
+                    }
+                    self.service(cx, id, now);
+                }
+            }
+            SocketEventKind::Readable => self.pull_down(cx, id),
+            SocketEventKind::Writable => self.service(cx, id, now),
+            SocketEventKind::Closed => {
+                let connecting = self.flows.get(&id).is_some_and(|f| f.connecting.is_some());
+                if connecting {
+                    self.fail_connect(cx, id, libc::ECONNREFUSED, now);
+                    return;
+                }
+                self.pull_down(cx, id);
+                if let Some(f) = self.flows.get_mut(&id) {
+                    f.stack_closed = true;
+                    if f.shared.error.load(Ordering::Acquire) == 0 {
+                        f.shared.down_fin.store(true, Ordering::Release);
+                    }
+                    f.shared.reader.wake();
+                    f.shared.writer.wake();
+                }
+                self.service(cx, id, now);
+            }
+            SocketEventKind::Incoming => {}
+        }
+    }
+
+    pub fn accept_all(&mut self, cx: &mut Lent<'_>, l: ListenerHandle, now: Instant) {
+        loop {
+            let Some(entry) = self.listeners.get(&l) else {
+                while let Some(h) = cx.stack.tcp_accept(l) {
+                    let _ = cx.stack.tcp_abort(now, h);
+                }
+                return;
+            };
+            if entry.sink.capacity() == 0 {
+                // The bridge has not taken the last ones yet; the tickets
+                // they hold bring us back here when released.
+                return;
+            }
+            let Some(ticket) = entry.pending.admit() else {
+                // MAX_PENDING wait for the program: the rest stay in the
+                // stack's listen queue (then SYNs go unanswered) until a
+                // place is released (Command::AcceptMore).
+                trace!(target = %entry.target, max = MAX_PENDING, "listener backlog full");
+                return;
+            };
+            let Some(h) = cx.stack.tcp_accept(l) else {
+                ticket.cancel();
+                return;
+            };
+            let (Ok(local), Ok(peer)) = (cx.stack.local_addr(h), cx.stack.peer_addr(h)) else {
+                ticket.cancel();
+                continue;
+            };
+            let id = self.next_inbound;
+            self.next_inbound += 1;
+            let shared = FlowShared::new(id);
+            let io: BoxedIo = Box::new(TunnelStream::new(shared.clone(), cx.kick.clone()));
+            let inbound = InboundTcp {
+                peer,
+                local,
+                target: entry.target,
+                io,
+                ticket,
+            };
+            // Registered before the hand-off, so kicks from the bridge find it.
+            self.by_handle.insert(h, id);
+            cx.live.fetch_add(1, Ordering::Relaxed);
+            self.flows.insert(
+                id,
+                Flow {
+                    shared,
+                    handle: h,
+                    pending: None,
+                    connecting: None,
+                    peer: None,
+                    remote: peer,
+                    started: now,
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    fin_sent: false,
+                    stack_closed: false,
+                },
+            );
+            debug!(flow = id, peer = %peer, local = %local, "tunnel connection accepted");
+            if entry.sink.try_send(inbound).is_err() {
+                // The bridge is gone or swamped: dropping the stream
+                // releases the flow, which closes it.
+                warn!(peer = %peer, "inbound connection dropped: bridge queue full");
+            }
+            self.service(cx, id, now);
+        }
+    }
+
+    /// Sets a flow's keepalive as the application's socket options say.
+    pub fn keepalive(
+        &mut self,
+        cx: &mut Lent<'_>,
+        flow: u64,
+        k: control::TcpKeepalive,
+        now: Instant,
+    ) -> Result<(), Errno> {
+        let f = self.flows.get(&flow).ok_or(libc::ENOTCONN)?;
+        let idle = k
+            .enabled
+            .then(|| Duration::from_secs(u64::from(k.idle_secs.max(1))));
+        debug!(
+            flow,
+            idle_s = ?idle.map(|d| d.as_secs()),
+            interval_s = k.interval_secs,
+            count = k.count,
+            "tunnel TCP keepalive set by the program"
+        );
+        cx.stack
+            .tcp_configure_keepalive(
+                now,
+                f.handle,
+                idle,
+                Duration::from_secs(u64::from(k.interval_secs)),
+                k.count,
+            )
+            .map_err(|e| e.errno())
+    }
+
+    /// How many flows go to each of `peers` router peers (status report).
+    pub fn per_peer(&self, router: &Router, peers: usize) -> Vec<usize> {
+        let mut flows = vec![0usize; peers];
+        for f in self.flows.values() {
+            let peer = f.peer.or_else(|| {
+                let (ip, port) = (f.remote.ip(), f.remote.port());
+                match router.lookup(ip, router::Proto::Tcp, port) {
+                    Route::Peer(p) => Some(p.0 as usize),
+                    Route::Direct => None,
+                }
+            });
+            if let Some(n) = peer.and_then(|p| flows.get_mut(p)) {
+                *n += 1;
+            }
+        }
+        flows
+    }
+
+    /// Fails every connection still being set up to router peer `peer`
+    /// (it went down) with `errno`.
+    pub fn fail_connecting_to(
+        &mut self,
+        cx: &mut Lent<'_>,
+        peer: usize,
+        errno: Errno,
+        now: Instant,
+    ) {
+        let ids: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.connecting.is_some() && f.peer == Some(peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail_connect(cx, id, errno, now);
+        }
+    }
+
+    /// Connections waiting for the program, over all listeners.
+    pub fn inbound_pending(&self) -> usize {
+        let mut waiting: HashMap<SocketAddr, usize> = HashMap::new();
+        for e in self.listeners.values() {
+            waiting.insert(e.target, e.pending.waiting());
+        }
+        waiting.values().sum::<usize>()
+    }
+
+    /// Number of live flows.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+}
