@@ -16,7 +16,7 @@
 use crate::cli::Cli;
 use crate::inspect::{self, ElfInfo, ElfType};
 use crate::probe::{ProbeReport, PROBE_ARG};
-use crate::report::{worst, Check, Level};
+use crate::report::{peer_label, worst, Check, Level};
 use router::config::{LoadError, WarningKind};
 use router::{Config, Endpoint, RouteFlag, Router, RoutingOptions};
 use std::io::Write;
@@ -117,7 +117,7 @@ fn binary_checks() -> (Option<ElfInfo>, Vec<Check>) {
 /// The shim next to the binary: present, right kind and architecture, loadable.
 pub fn shim_checks(own: Option<&ElfInfo>) -> Vec<Check> {
     let mut v = Vec::new();
-    let shim = match crate::shim_location() {
+    let shim = match crate::shim::shim_location() {
         Ok(p) => p,
         Err(e) => {
             v.push(Check::fail(
@@ -230,11 +230,6 @@ pub fn run_bounded(mut c: Command, limit: Duration) -> std::io::Result<Output> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Short public key for messages (`AbCdEfGh…`), as the engine's logs show it.
-pub fn peer_label(b64: &str) -> String {
-    format!("{}…", b64.get(..8).unwrap_or(b64))
 }
 
 /// The config: parsed, keys, routes, endpoints, permissions, UDP port.

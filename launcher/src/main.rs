@@ -20,13 +20,13 @@ mod logging;
 mod probe;
 mod report;
 mod selftest;
+mod shim;
 
 use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Helper, LogLevel, Mode};
 use engine::FlowBackend;
-use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,9 +35,6 @@ use tracing::{debug, error, info};
 
 /// How long wrapguard waits at exit for flows that are closing.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Name of the shim, looked up next to the `wrapguard` binary.
-const SHIM_NAME: &str = "libwrapguard.so";
 
 fn main() {
     if let Some(code) = probe::run_if_requested() {
@@ -208,7 +205,7 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
     // Seccomp mode does not load the shim into the program.
     let shim = match carry {
         Carry::Preload => {
-            let s = shim_path()?;
+            let s = shim::shim_path()?;
             info!("Shim: {}", s.display());
             s
         }
@@ -282,36 +279,6 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
     rt.shutdown_background();
     drop(dir);
     code
-}
-
-/// Where `libwrapguard.so` must be: next to the running binary.
-fn shim_location() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate the wrapguard binary")?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| anyhow!("cannot locate the wrapguard binary's directory"))?;
-    Ok(dir.join(SHIM_NAME))
-}
-
-/// `libwrapguard.so` next to the running binary, if it is there.
-fn shim_path() -> Result<PathBuf> {
-    let p = shim_location()?;
-    if !p.is_file() {
-        return Err(anyhow!(
-            "{SHIM_NAME} not found next to the wrapguard binary (expected {}); keep the two files together (cargo build --release puts both in target/release/)",
-            p.display()
-        ));
-    }
-    Ok(p)
-}
-
-fn ld_preload_value(shim: &std::path::Path) -> OsString {
-    let mut v = OsString::from(shim.as_os_str());
-    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
-        v.push(":");
-        v.push(old);
-    }
-    v
 }
 
 /// Signal handlers: the ones forwarded to the child (with their numbers),
@@ -397,7 +364,7 @@ async fn supervise(
     let mut handoff = None;
     match carry {
         Carry::Preload => {
-            cmd.env("LD_PRELOAD", ld_preload_value(shim))
+            cmd.env("LD_PRELOAD", shim::ld_preload_value(shim))
                 .env(control::ENV_CONTROL, &sock)
                 .env(control::ENV_PRELOAD, shim);
             // Auto mode follows the program into what it execs: the shim

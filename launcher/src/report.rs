@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+/// Short public key for messages (`AbCdEfGh…`), as the engine's logs show it.
+pub fn peer_label(b64: &str) -> String {
+    format!("{}…", b64.get(..8).unwrap_or(b64))
+}
+
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

@@ -16,9 +16,8 @@
 //! any step failed.
 
 use crate::cli::Cli;
-use crate::doctor::peer_label;
 use crate::probe::{ConnectOutcome, ProbeReport, PROBE_ARG};
-use crate::report::{Check, Level};
+use crate::report::{peer_label, Check, Level};
 use anyhow::{Context, Result};
 use control::{Proto, RouteDecision};
 use engine::{BackendInfo, Errno, FlowBackend, InboundSink, ListenSpec, OutboundTcp};
@@ -116,7 +115,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     let shown = config_path.display().to_string();
 
     // 1. The shim.
-    let shim = match crate::shim_path() {
+    let shim = match crate::shim::shim_path() {
         Ok(p) => {
             steps.push(Check::ok(format!("shim {}", p.display())));
             p
@@ -276,7 +275,7 @@ async fn connect_step(
         .arg(shim)
         .arg(target.to_string())
         .arg(wait.as_millis().to_string())
-        .env("LD_PRELOAD", crate::ld_preload_value(shim))
+        .env("LD_PRELOAD", crate::shim::ld_preload_value(shim))
         .env(control::ENV_CONTROL, sock)
         .env(control::ENV_PRELOAD, shim)
         .stdin(std::process::Stdio::null())
