@@ -21,7 +21,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-PATH_RE = re.compile(r"\b((?:crate|super|self)(?:::(?:" + IDENT + r"|\{))*)")
+# A path that starts at `crate`, `super` or `self` and goes on with `::`
+# (a bare `pub(crate)` / `pub(super)` is a visibility, not a use).
+PATH_RE = re.compile(r"\b((?:crate|super|self)(?:::(?:" + IDENT + r"|\{))+)")
 
 
 def strip_comments_and_strings(text):
