@@ -101,6 +101,7 @@
 pub mod addr;
 pub mod dgram;
 pub mod engine;
+pub mod env;
 pub mod exec;
 pub mod hooks;
 pub mod keepalive;
@@ -112,24 +113,6 @@ pub mod sys;
 pub mod table;
 pub mod udp;
 pub mod uring;
-
-/// The raw bytes of an environment variable, if set (no allocation beyond
-/// the copy; safe before `main`).
-pub(crate) fn env_bytes(name: &str) -> Option<Vec<u8>> {
-    let mut key = [0u8; 64];
-    let kb = name.as_bytes();
-    if kb.len() >= key.len() {
-        return None;
-    }
-    key[..kb.len()].copy_from_slice(kb);
-    // SAFETY: `key` is NUL-terminated; getenv returns null or a C string.
-    let p = unsafe { libc::getenv(key.as_ptr() as *const libc::c_char) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null C string from the environment.
-    Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec())
-}
 
 /// Announces this process to the engine (`Hello`).
 fn hello() {
