@@ -20,7 +20,7 @@
 //! nameservers; [`redirect`] names the tunnel server to send it to instead.
 
 use crate::engine::{self, config};
-use crate::hooks::hook;
+use crate::guard::hook;
 use crate::real;
 use crate::sys;
 use control::{
