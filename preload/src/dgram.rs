@@ -124,7 +124,7 @@ pub fn open(
         }
         _ => return Err(libc::ENETUNREACH), // fail closed
     };
-    let shadow = match crate::hooks::swap(fd, data, None, regs) {
+    let shadow = match crate::swap::swap(fd, data, None, regs) {
         Ok(s) => s,
         Err(e) => {
             sys::close(data);
@@ -193,7 +193,7 @@ fn destination(st: &Udp, dst: Option<SocketAddr>) -> Result<SocketAddr, c_int> {
                     return Ok(p);
                 }
             }
-            if addr::is_local(&eff) || !crate::udp::routed(eff) {
+            if addr::is_local(&eff) || !crate::route_cache::routed(eff) {
                 // A carried socket talks only to the tunnel.
                 return Err(libc::ENETUNREACH);
             }

@@ -30,7 +30,7 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 /// The configuration, read from the environment on first use.
 pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| {
-        let path = crate::env_bytes(control::ENV_CONTROL);
+        let path = crate::env::env_bytes(control::ENV_CONTROL);
         let engine = path.as_ref().and_then(|p| Engine::new(p));
         Config {
             engine,

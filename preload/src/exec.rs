@@ -41,9 +41,9 @@ static EXEC_ENV: OnceLock<Option<ExecEnv>> = OnceLock::new();
 /// Reads what must survive exec from the environment (called at load).
 pub fn init() {
     EXEC_ENV.get_or_init(|| {
-        let control = crate::env_bytes(control::ENV_CONTROL)?;
-        let preload = crate::env_bytes(control::ENV_PRELOAD)?;
-        let launcher = crate::env_bytes(control::ENV_LAUNCHER).filter(|l| !l.is_empty());
+        let control = crate::env::env_bytes(control::ENV_CONTROL)?;
+        let preload = crate::env::env_bytes(control::ENV_PRELOAD)?;
+        let launcher = crate::env::env_bytes(control::ENV_LAUNCHER).filter(|l| !l.is_empty());
         let mut required = Vec::new();
         for (k, v) in [
             (control::ENV_CONTROL, Some(&control)),
@@ -281,7 +281,7 @@ fn search_path(file: &CStr) -> Option<CString> {
     if name.contains(&b'/') {
         return Some(file.to_owned());
     }
-    let path = crate::env_bytes("PATH").unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    let path = crate::env::env_bytes("PATH").unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
     for dir in path.split(|c| *c == b':') {
         let mut cand = if dir.is_empty() {
             b".".to_vec()

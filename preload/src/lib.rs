@@ -80,7 +80,7 @@
 //!   the keepalive options also reach the engine's TCP ([`keepalive`]).
 //! * UDP is carried through the tunnel by [`dgram`] (a SEQPACKET pair per
 //!   socket with a per-datagram header); see its limits. Raw sockets to
-//!   routed destinations fail with `ENETUNREACH` ([`udp`]); nothing routed
+//!   routed destinations fail with `ENETUNREACH` ([`send_plan`]); nothing routed
 //!   leaks.
 //! * `io_uring_setup` (libc wrapper or `syscall()`) fails with `ENOSYS`
 //!   ([`uring`]) so runtimes fall back to epoll.
@@ -88,7 +88,7 @@
 //!   setuid programs are out of reach of LD_PRELOAD.
 //!
 //! # Rules followed by every hook
-//! No panic crosses FFI (`catch_unwind` in [`hooks`]); errno is preserved on
+//! No panic crosses FFI (`catch_unwind` in [`guard`]); errno is preserved on
 //! success and set exactly on failure; a thread-local guard sends calls made
 //! from inside the shim straight to libc; the shim's own syscalls go through
 //! [`sys`], never through its exported names; no logger, no panic hook, no
@@ -99,37 +99,30 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod connect;
 pub mod dgram;
 pub mod engine;
+pub mod env;
 pub mod exec;
-pub mod hooks;
+pub mod fd_lifecycle;
+pub mod guard;
+pub mod iov;
 pub mod keepalive;
+pub mod listen;
 pub mod real;
+pub mod recv;
 pub mod redirect;
 pub mod resolve;
+pub mod route_cache;
+pub mod send;
+pub mod send_plan;
+pub mod sockname;
+pub mod sockopt;
 pub mod stream_end;
+pub mod swap;
 pub mod sys;
 pub mod table;
-pub mod udp;
 pub mod uring;
-
-/// The raw bytes of an environment variable, if set (no allocation beyond
-/// the copy; safe before `main`).
-pub(crate) fn env_bytes(name: &str) -> Option<Vec<u8>> {
-    let mut key = [0u8; 64];
-    let kb = name.as_bytes();
-    if kb.len() >= key.len() {
-        return None;
-    }
-    key[..kb.len()].copy_from_slice(kb);
-    // SAFETY: `key` is NUL-terminated; getenv returns null or a C string.
-    let p = unsafe { libc::getenv(key.as_ptr() as *const libc::c_char) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null C string from the environment.
-    Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec())
-}
 
 /// Announces this process to the engine (`Hello`).
 fn hello() {

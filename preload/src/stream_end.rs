@@ -32,7 +32,7 @@ fn take_error(fd: c_int) -> Option<c_int> {
     if let Some(OutState::Failed {
         errno,
         reported: false,
-    }) = crate::hooks::settle(fd)
+    }) = crate::swap::settle(fd)
     {
         table::update(fd, |k| {
             if let Kind::Outbound { state, .. } = k {

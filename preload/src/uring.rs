@@ -131,13 +131,13 @@ unsafe fn datagram_io(
     e: c_long,
     f: c_long,
 ) -> c_long {
-    use crate::hooks;
+    use crate::{recv, send};
     let fd = a as libc::c_int;
     // SAFETY: in each arm the pointers and lengths come from the caller as
     // the kernel's ABI defines them for this call.
     let r: c_long = unsafe {
         match n {
-            libc::SYS_sendto => hooks::sendto(
+            libc::SYS_sendto => send::sendto(
                 fd,
                 b as *const c_void,
                 c as usize,
@@ -145,7 +145,7 @@ unsafe fn datagram_io(
                 e as *const libc::sockaddr,
                 f as libc::socklen_t,
             ) as c_long,
-            libc::SYS_recvfrom => hooks::recvfrom(
+            libc::SYS_recvfrom => recv::recvfrom(
                 fd,
                 b as *mut c_void,
                 c as usize,
@@ -154,26 +154,26 @@ unsafe fn datagram_io(
                 f as *mut libc::socklen_t,
             ) as c_long,
             libc::SYS_sendmsg => {
-                hooks::sendmsg(fd, b as *const libc::msghdr, c as libc::c_int) as c_long
+                send::sendmsg(fd, b as *const libc::msghdr, c as libc::c_int) as c_long
             }
             libc::SYS_recvmsg => {
-                hooks::recvmsg(fd, b as *mut libc::msghdr, c as libc::c_int) as c_long
+                recv::recvmsg(fd, b as *mut libc::msghdr, c as libc::c_int) as c_long
             }
-            libc::SYS_sendmmsg => c_long::from(hooks::sendmmsg(
+            libc::SYS_sendmmsg => c_long::from(send::sendmmsg(
                 fd,
                 b as *mut libc::mmsghdr,
                 c as libc::c_uint,
                 d as libc::c_int,
             )),
-            libc::SYS_recvmmsg => c_long::from(hooks::recvmmsg(
+            libc::SYS_recvmmsg => c_long::from(recv::recvmmsg(
                 fd,
                 b as *mut libc::mmsghdr,
                 c as libc::c_uint,
                 d as libc::c_int,
                 e as *mut libc::timespec,
             )),
-            libc::SYS_read => hooks::read(fd, b as *mut c_void, c as usize) as c_long,
-            _ => hooks::write(fd, b as *const c_void, c as usize) as c_long,
+            libc::SYS_read => recv::read(fd, b as *mut c_void, c as usize) as c_long,
+            _ => send::write(fd, b as *const c_void, c as usize) as c_long,
         }
     };
     r

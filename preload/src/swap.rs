@@ -1,0 +1,175 @@
+//! The fd swap (see the crate doc): a data socket to the engine put at
+//! the application's fd number, the original socket kept as a hidden
+//! shadow; and the state of a swapped TCP socket — settled from the data
+//! socket's readiness and the engine's `FlowStatus`, or adopted from the
+//! engine after `exec`.
+
+use crate::addr;
+use crate::engine::{self, config};
+use crate::sys::{self, errno, set_errno};
+use crate::table::{self, Kind, OutState};
+use control::{FlowState, Reply, Request};
+use libc::c_int;
+
+/// Default `SO_SNDBUF` request restored once a flow is established (the
+/// kernel doubles it to the usual unix-socket default of 208 KiB).
+const DEFAULT_SNDBUF: c_int = 106_496;
+
+/// Puts the data socket `data` at the application's `fd`, keeping the fd's
+/// CLOEXEC and O_NONBLOCK flags and moving its epoll registrations (made
+/// before connect) onto the data socket; returns the shadow fd that keeps
+/// the original TCP socket alive.
+pub(crate) fn swap(
+    fd: c_int,
+    data: c_int,
+    reuse_shadow: Option<c_int>,
+    regs: &[Option<table::EpollReg>],
+) -> Result<c_int, c_int> {
+    let fl = sys::fcntl(fd, libc::F_GETFL, 0)?;
+    let fdfl = sys::fcntl(fd, libc::F_GETFD, 0)?;
+    let shadow = match reuse_shadow {
+        Some(s) => s,
+        None => sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0)?,
+    };
+    let flags = if fdfl & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    // Registrations are keyed by (file, fd): remove them while `fd` still
+    // names the TCP socket, re-add them once it names the data socket.
+    for r in regs.iter().flatten() {
+        let _ = sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, (0, 0));
+    }
+    if let Err(e) = sys::dup3(data, fd, flags) {
+        if reuse_shadow.is_none() {
+            sys::close(shadow);
+        }
+        return Err(e);
+    }
+    sys::close(data);
+    for r in regs.iter().flatten() {
+        let _ = sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, (r.events, r.data));
+    }
+    if fl & libc::O_NONBLOCK != 0 {
+        let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
+    }
+    Ok(shadow)
+}
+
+/// Sets the state of an outbound entry (other kinds are left alone).
+pub(crate) fn set_state(k: &mut Kind, new: OutState) {
+    if let Kind::Outbound { state, .. } = k {
+        *state = new;
+    }
+}
+
+/// Brings the state of an outbound fd up to date without blocking:
+/// `POLLOUT` alone means established; `POLLERR`/`POLLHUP` means the engine
+/// gave up (or finished), and the engine says which and why.
+pub(crate) fn settle(fd: c_int) -> Option<OutState> {
+    let Some(Kind::Outbound {
+        state,
+        flow,
+        sndbuf,
+        ..
+    }) = table::get(fd)
+    else {
+        return None;
+    };
+    if state != OutState::Connecting {
+        return Some(state);
+    }
+    let rev = sys::poll1(fd, libc::POLLOUT, 0).unwrap_or(0);
+    let new = if rev & (libc::POLLERR | libc::POLLHUP) != 0 {
+        // Clear the unix socket's ECONNRESET; the real errno comes from the engine.
+        let _ = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR);
+        match engine::query(&Request::FlowStatus { flow }) {
+            Ok(Reply::FlowStatus(FlowState::Failed(e))) => OutState::Failed {
+                errno: e,
+                reported: false,
+            },
+            Ok(Reply::FlowStatus(FlowState::Established)) => OutState::Established,
+            Ok(_) => OutState::Failed {
+                errno: libc::ECONNRESET,
+                reported: false,
+            },
+            Err(_) => OutState::Failed {
+                errno: libc::ENETUNREACH,
+                reported: false,
+            },
+        }
+    } else if rev & libc::POLLOUT != 0 {
+        OutState::Established
+    } else {
+        OutState::Connecting
+    };
+    if new == OutState::Established {
+        let want = if sndbuf > 0 { sndbuf } else { DEFAULT_SNDBUF };
+        let _ = sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, want);
+    }
+    table::update(fd, |k| set_state(k, new));
+    Some(new)
+}
+
+/// Takes over an untracked fd that is one of our data sockets (its peer is
+/// the engine's control socket): a tunnel socket inherited across `exec`,
+/// whose state the previous image's shim held in memory. The engine knows
+/// the flow by the inode of our end. Returns whether the fd is now tracked;
+/// errno is left as it was.
+pub(crate) fn adopted(fd: c_int) -> bool {
+    let saved = errno();
+    let done = adopt(fd).is_some();
+    set_errno(saved);
+    done
+}
+
+fn adopt(fd: c_int) -> Option<()> {
+    let eng = config().engine.as_ref()?;
+    let (ss, len) = sys::getpeername(fd).ok()?;
+    if !eng.is_control_address(&ss, len) {
+        return None;
+    }
+    let (_, inode) = sys::file_id(fd)?;
+    let Ok(Reply::Adopt(Some(info))) = engine::query(&Request::Adopt { inode }) else {
+        return None;
+    };
+    let family = if info.v6_socket {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    let shadow = sys::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0).ok()?;
+    let state = match info.state {
+        FlowState::Established => OutState::Established,
+        FlowState::Connecting => OutState::Connecting,
+        FlowState::Failed(e) => OutState::Failed {
+            errno: e,
+            reported: false,
+        },
+        FlowState::Unknown => OutState::Failed {
+            errno: libc::ECONNRESET,
+            reported: true,
+        },
+    };
+    table::set(
+        fd,
+        Kind::Outbound {
+            flow: info.flow,
+            state,
+            shadow,
+            family,
+            peer: addr::in_family(info.peer, family),
+            local: info.local,
+            sndbuf: 0,
+            end: Default::default(),
+        },
+    );
+    match table::get(fd) {
+        Some(Kind::Outbound { .. }) => Some(()),
+        _ => {
+            sys::close(shadow);
+            None
+        }
+    }
+}
