@@ -253,7 +253,8 @@ fn to_reply(o: Outcome) -> ResolveReply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BackendInfo, DnsAnswer, InboundSink, ListenSpec, OutboundTcp, RouteDecision};
+    use crate::{BackendInfo, DnsAnswer, InboundSink, ListenSpec, OutboundTcp};
+    use control::RouteDecision;
     use control::{Proto, QueryName};
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
