@@ -18,16 +18,24 @@
 //! * [`child`] — installing it in the child and handing its listener over.
 //! * [`notify`] — the ioctl edge (receive, answer, id valid, add fd).
 //! * [`memory`] / [`caller`] — the caller's memory, pidfd, descriptors.
-//! * [`supervisor`] — the poll loop and **the dispatch**:
-//!   `Supervisor::dispatch` maps the system call number to one handler
-//!   `fn(&mut Supervisor, &Call) -> Outcome` — `tcp::{connect, getsockopt,
-//!   setsockopt, name}`, `listen::{bind, listen, accept}`,
-//!   `udp::{sendto, sendmsg, sendmmsg}` (plus `udp::connect`/`udp::bind`,
-//!   reached from `connect`/`bind` for `SOCK_DGRAM`). An `Outcome` answers
-//!   now (continue / value / errno), says the handler answered itself, or
-//!   that a `Wait` will answer later from the poll loop.
+//! * [`supervisor`] — the state owner at the top: the poll loop and **the
+//!   dispatch**: `Supervisor::dispatch` maps the system call number to one
+//!   handler `fn(&mut State, &Call) -> Outcome` — `tcp::{connect,
+//!   getsockopt, setsockopt, name}`, `listen::{bind, listen, accept}`,
+//!   `udp::{sendto, sendmsg, sendmmsg, recvfrom, recvmsg, recvmmsg}` (plus
+//!   `udp::connect`/`udp::bind`, reached from `connect`/`bind` for
+//!   `SOCK_DGRAM`). Imports run one way: supervisor → handlers → the
+//!   shared pieces below.
+//! * [`state`] — what the handlers act on: the supervisor's [`state::State`]
+//!   (listener, engine, table, waits), lent to each handler, and the
+//!   [`state::Wait`]s the poll loop finishes.
+//! * [`call`] — the trapped [`call::Call`] and the handler's
+//!   [`call::Outcome`]: it answers now (continue / value / errno), says
+//!   the handler answered itself, or that a `Wait` will answer later.
 //! * [`table`] — which open files in the child are ours, by inode.
 //! * [`sockaddr`] — socket addresses as bytes.
+//! * [`fdops`] — socket options, `O_NONBLOCK` and names of our copies of
+//!   the child's descriptors.
 //! * [`attach`] — auto mode's hand-off: a process the shim carries execs
 //!   a program the shim cannot enter, and goes under seccomp mode first.
 //!
@@ -40,14 +48,17 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod attach;
+pub mod call;
 pub mod caller;
 pub mod child;
 pub mod client;
+pub mod fdops;
 pub mod filter;
 pub mod listen;
 pub mod memory;
 pub mod notify;
 pub mod sockaddr;
+pub mod state;
 pub mod supervisor;
 pub mod table;
 pub mod tcp;

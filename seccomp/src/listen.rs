@@ -5,35 +5,24 @@
 //! listener is done here, so the program sees the tunnel peer's address,
 //! and the new connection is handed over with `SECCOMP_ADDFD_FLAG_SEND`.
 
+use super::call::{Call, Outcome};
 use super::caller::{self, FileId};
+use super::fdops::{nonblocking, set_nonblocking, sock_name, sockopt_int};
 use super::notify::Answer;
 use super::sockaddr;
-use super::supervisor::{Call, Outcome, Supervisor, Wait};
+use super::state::{State, Wait};
 use super::table::Ours;
-use super::tcp::{nonblocking, set_nonblocking, sock_name, sockopt_int};
+use super::udp;
 use control::{Reply, Request};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tracing::debug;
 
-/// A blocking `accept` waiting for a connection.
-pub struct PendingAccept {
-    /// Notification id.
-    pub id: u64,
-    /// Caller thread (for its memory).
-    pub pid: u32,
-    /// Our copy of the listening socket.
-    pub listener: OwnedFd,
-    /// The caller's `addr` and `addrlen` pointers.
-    pub addr: (u64, u64),
-    /// `accept4` flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`).
-    pub flags: i32,
-    /// The listener's family.
-    pub family: i32,
-}
+// Defined with the other waits; named here first.
+pub use super::state::PendingAccept;
 
 /// `bind(fd, addr, len)`.
-pub fn bind(sv: &mut Supervisor, c: &Call) -> Outcome {
+pub fn bind(sv: &mut State, c: &Call) -> Outcome {
     let [_, addr_p, len, ..] = c.n.args;
     let len = len as u32 as usize;
     if len > sockaddr::MAX_LEN {
@@ -56,7 +45,7 @@ pub fn bind(sv: &mut Supervisor, c: &Call) -> Outcome {
     }
     let norm = control::normalize(requested);
     if ty == libc::SOCK_DGRAM {
-        return super::udp::bind(sv, c, requested, norm);
+        return udp::bind(sv, c, requested, norm);
     }
     if ty != libc::SOCK_STREAM || norm.ip().is_loopback() || norm.ip().is_multicast() {
         return Outcome::cont();
@@ -90,7 +79,7 @@ pub fn bind(sv: &mut Supervisor, c: &Call) -> Outcome {
 }
 
 /// `listen(fd, backlog)`.
-pub fn listen(sv: &mut Supervisor, c: &Call) -> Outcome {
+pub fn listen(sv: &mut State, c: &Call) -> Outcome {
     let Ok(sock) = c.fd(0) else {
         return Outcome::cont();
     };
@@ -130,7 +119,7 @@ pub fn listen(sv: &mut Supervisor, c: &Call) -> Outcome {
 }
 
 /// `accept(fd, addr, len)` / `accept4(fd, addr, len, flags)`.
-pub fn accept(sv: &mut Supervisor, c: &Call, four: bool) -> Outcome {
+pub fn accept(sv: &mut State, c: &Call, four: bool) -> Outcome {
     let [_, addr, len, flags, ..] = c.n.args;
     let flags = if four { flags as i32 } else { 0 };
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
@@ -169,7 +158,7 @@ pub fn accept(sv: &mut Supervisor, c: &Call, four: bool) -> Outcome {
 }
 
 /// A waiting `accept`'s listener is readable. Returns whether it is finished.
-pub fn accept_progress(sv: &mut Supervisor, i: usize) -> bool {
+pub fn accept_progress(sv: &mut State, i: usize) -> bool {
     let Wait::Accept(p) = &sv.waits[i] else {
         return true;
     };
@@ -203,7 +192,7 @@ pub fn accept_progress(sv: &mut Supervisor, i: usize) -> bool {
 }
 
 /// One non-blocking accept on our copy; `None` if nothing is queued.
-fn try_accept(sv: &mut Supervisor, p: &PendingAccept) -> Option<Outcome> {
+fn try_accept(sv: &mut State, p: &PendingAccept) -> Option<Outcome> {
     // SAFETY: accept4 on our copy; no address wanted.
     let nfd = unsafe {
         libc::accept4(

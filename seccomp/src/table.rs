@@ -44,6 +44,23 @@ pub struct Outbound {
     pub keepalive: control::TcpKeepalive,
 }
 
+/// A UDP socket carried by a datagram flow (see `udp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// Engine flow id (`UdpConnect`).
+    pub flow: u64,
+    /// Connected (plain flow): the peer as the program named it
+    /// (`getpeername`). `None`: unconnected (headered flow; the supervisor
+    /// carries sends and receives).
+    pub peer: Option<SocketAddr>,
+    /// Our tunnel address and port (`getsockname`).
+    pub local: SocketAddr,
+    /// `AF_INET` or `AF_INET6`: the family of the program's socket.
+    pub family: i32,
+    /// The tunnel MTU: larger datagrams fail with `EMSGSIZE`.
+    pub mtu: u16,
+}
+
 /// One of our open files in the child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ours {
@@ -59,7 +76,7 @@ pub enum Ours {
         listening: bool,
     },
     /// A UDP socket carried by a datagram flow (see `udp`).
-    Udp(super::udp::Datagram),
+    Udp(Datagram),
     /// A connection we accepted for the program from a tunnel peer.
     Accepted {
         /// The peer's tunnel address.

@@ -5,17 +5,24 @@
 //! `control` crate; the calls on that fd that must look like TCP are
 //! answered from the [`Table`](super::table::Table).
 
+use super::call::{Call, Outcome};
 use super::caller::{self, FileId};
 use super::client;
 use super::notify::Answer;
 use super::sockaddr;
-use super::supervisor::{Call, Outcome, Supervisor, Wait};
+use super::state::{State, Wait};
 use super::table::{Ours, OutState, Outbound};
+use super::udp;
 use control::{ConnectReply, ConnectRequest, FlowState, Reply, Request, TcpKeepalive};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use tracing::debug;
+
+// The descriptor helpers and `put_addr` lived here first; other modules
+// may still name them through `tcp`.
+pub use super::call::put_addr;
+pub use super::fdops::{nonblocking, set_nonblocking, set_sockopt_int, sock_name, sockopt_int};
 
 /// Default `SO_SNDBUF` request restored once a flow is established (as the shim).
 const DEFAULT_SNDBUF: i32 = 106_496;
@@ -44,67 +51,6 @@ fn keepalive_of(sock: &OwnedFd) -> TcpKeepalive {
         interval_secs: tcp(libc::TCP_KEEPINTVL, d.interval_secs),
         count: tcp(libc::TCP_KEEPCNT, d.count),
     }
-}
-
-/// An `int` socket option of our copy of a descriptor.
-pub fn sockopt_int(fd: &OwnedFd, level: i32, name: i32) -> Option<i32> {
-    let mut v: libc::c_int = 0;
-    let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v`/`l` live across the call and describe an int.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut l,
-        )
-    };
-    (r == 0).then_some(v)
-}
-
-/// Sets an `int` socket option on our copy.
-pub fn set_sockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32) {
-    // SAFETY: `v` lives across the call and is an int.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-}
-
-/// Whether the open file is non-blocking.
-pub fn nonblocking(fd: &OwnedFd) -> bool {
-    // SAFETY: F_GETFL on our open descriptor.
-    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    fl >= 0 && fl & libc::O_NONBLOCK != 0
-}
-
-/// Sets or clears `O_NONBLOCK` on the open file.
-pub fn set_nonblocking(fd: &OwnedFd, on: bool) {
-    // SAFETY: fcntl on our open descriptor.
-    unsafe {
-        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if fl >= 0 {
-            let nfl = if on {
-                fl | libc::O_NONBLOCK
-            } else {
-                fl & !libc::O_NONBLOCK
-            };
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, nfl);
-        }
-    }
-}
-
-/// The socket's own (or peer's) address.
-pub fn sock_name(fd: &OwnedFd, peer: bool) -> Option<SocketAddr> {
-    let s = socket2::SockRef::from(fd);
-    let a = if peer { s.peer_addr() } else { s.local_addr() };
-    a.ok().and_then(|a| a.as_socket())
 }
 
 /// Reads the caller's socket address argument (`addr`, `len`).
@@ -142,7 +88,7 @@ fn restore_kernel_socket(c: &Call, fd: u64, family: i32, bind: Option<SocketAddr
 }
 
 /// `connect(fd, addr, len)`.
-pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
+pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     let [fd, addr_p, len, ..] = c.n.args;
     let Some(dst_raw) = read_addr(c, addr_p, len) else {
         return Outcome::cont();
@@ -156,7 +102,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
     let mut redo_family = None;
     let mut bound_here = None;
     match sv.table.get(ino) {
-        Some(Ours::Udp(d)) => return super::udp::reconnect(sv, c, ino, d),
+        Some(Ours::Udp(d)) => return udp::reconnect(sv, c, ino, d),
         Some(Ours::Outbound(o)) => match o.state {
             OutState::Connecting if nonblocking(&sock) => return Outcome::errno(libc::EALREADY),
             OutState::Connecting => {
@@ -209,12 +155,12 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
         (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
     );
     // Port 53 of a host nameserver means the tunnel's DNS server (`DNS =`).
-    let dst = match super::udp::effective(sv, control::normalize(dst_raw)) {
+    let dst = match udp::effective(sv, control::normalize(dst_raw)) {
         Ok(d) => d,
         Err(e) => return Outcome::errno(e),
     };
     // Leaving the tunnel path: a socket that is ours gets a kernel socket back.
-    let direct = |sv: &mut Supervisor| {
+    let direct = |sv: &mut State| {
         if let Some(f) = redo_family {
             sv.table.remove(ino);
             if !restore_kernel_socket(c, fd, f, None) {
@@ -227,7 +173,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
         return direct(sv);
     }
     if ty == libc::SOCK_DGRAM {
-        return super::udp::connect(sv, c, dst_raw, dst);
+        return udp::connect(sv, c, dst_raw, dst);
     }
     if ty != libc::SOCK_STREAM {
         return Outcome::cont();
@@ -320,7 +266,7 @@ pub fn connect(sv: &mut Supervisor, c: &Call) -> Outcome {
 /// Where a connecting data socket stands, without blocking: `POLLOUT`
 /// alone means established; `POLLERR`/`POLLHUP` means the engine gave up
 /// (or finished) and says why.
-fn settle_state(sv: &Supervisor, data: &OwnedFd, flow: u64, revents: Option<i16>) -> OutState {
+fn settle_state(sv: &State, data: &OwnedFd, flow: u64, revents: Option<i16>) -> OutState {
     let rev = revents.unwrap_or_else(|| {
         let mut p = libc::pollfd {
             fd: data.as_raw_fd(),
@@ -353,7 +299,7 @@ fn settle_state(sv: &Supervisor, data: &OwnedFd, flow: u64, revents: Option<i16>
 
 /// Brings the entry of `ino` (an outbound data socket, `data` our copy)
 /// up to date; returns the new state.
-fn settle(sv: &mut Supervisor, ino: u64, data: &OwnedFd, revents: Option<i16>) -> Option<OutState> {
+fn settle(sv: &mut State, ino: u64, data: &OwnedFd, revents: Option<i16>) -> Option<OutState> {
     let Some(Ours::Outbound(o)) = sv.table.get(ino) else {
         return None;
     };
@@ -374,7 +320,7 @@ fn settle(sv: &mut Supervisor, ino: u64, data: &OwnedFd, revents: Option<i16>) -
 
 /// A watched data socket is ready: settle it and answer a blocking
 /// `connect`. Returns whether the watch is finished.
-pub fn connect_progress(sv: &mut Supervisor, i: usize, revents: i16) -> bool {
+pub fn connect_progress(sv: &mut State, i: usize, revents: i16) -> bool {
     let Wait::Connect { data, ino, waiter } = &sv.waits[i] else {
         return true;
     };
@@ -430,7 +376,7 @@ fn put_int(c: &Call, val: u64, len: u64, v: i32) -> Outcome {
 }
 
 /// The entry behind argument 0, with our copy of the descriptor.
-fn ours(sv: &Supervisor, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
+fn ours(sv: &State, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
     let sock = c.fd(0).ok()?;
     let id = caller::file_id(&sock).ok()?;
     if !id.socket {
@@ -441,10 +387,10 @@ fn ours(sv: &Supervisor, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
 
 /// `getsockopt(fd, SOL_SOCKET, SO_ERROR|SO_DOMAIN|SO_TYPE|SO_PROTOCOL, …)`
 /// (the filter traps nothing else).
-pub fn getsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
+pub fn getsockopt(sv: &mut State, c: &Call) -> Outcome {
     let [_, level, name, val, len, _] = c.n.args;
     if let Some((_, _, Ours::Udp(d))) = ours(sv, c) {
-        return match super::udp::sockopt(d, name as i32) {
+        return match udp::sockopt(d, name as i32) {
             Some(v) if level as i32 == libc::SOL_SOCKET => put_int(c, val, len, v),
             _ => Outcome::cont(),
         };
@@ -534,7 +480,7 @@ fn tcp_level_option(c: &Call, family: i32, name: i32, val: u64, len: u64) -> Out
 
 /// `setsockopt` at TCP/IPv6 level or `SO_KEEPALIVE`: on our data sockets
 /// the options have no kernel socket to act on; accepted as a no-op.
-pub fn setsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
+pub fn setsockopt(sv: &mut State, c: &Call) -> Outcome {
     match ours(sv, c) {
         Some((ino, _, Ours::Outbound(o))) => {
             let [_, level, name, val, len, _] = c.n.args;
@@ -551,7 +497,7 @@ pub fn setsockopt(sv: &mut Supervisor, c: &Call) -> Outcome {
 /// (`TcpKeepalive`), whose TCP then probes the idle connection and ends
 /// it when the probes go unanswered — as the shim forwards them.
 fn set_keepalive(
-    sv: &mut Supervisor,
+    sv: &mut State,
     c: &Call,
     ino: u64,
     o: &Outbound,
@@ -600,29 +546,14 @@ fn set_keepalive(
     Some(Outcome::value(0))
 }
 
-/// Writes an address to the caller's (`addr`, `len`) out-parameters.
-pub fn put_addr(c: &Call, addr: u64, len: u64, a: SocketAddr) -> Outcome {
-    let Ok(room) = c.read_u32(len) else {
-        return Outcome::errno(libc::EFAULT);
-    };
-    if (room as i32) < 0 {
-        return Outcome::errno(libc::EINVAL);
-    }
-    let (bytes, full) = sockaddr::truncated(a, room);
-    if c.write(addr, &bytes).is_err() || c.write(len, &full.to_ne_bytes()).is_err() {
-        return Outcome::errno(libc::EFAULT);
-    }
-    Outcome::value(0)
-}
-
 /// `getpeername` (`peer`) / `getsockname` on our sockets.
-pub fn name(sv: &mut Supervisor, c: &Call, peer: bool) -> Outcome {
+pub fn name(sv: &mut State, c: &Call, peer: bool) -> Outcome {
     let [_, addr, len, ..] = c.n.args;
     let Some((ino, sock, o)) = ours(sv, c) else {
         return Outcome::cont();
     };
     let shown = match (o, peer) {
-        (Ours::Udp(d), p) => return super::udp::name(c, d, p),
+        (Ours::Udp(d), p) => return udp::name(c, d, p),
         (Ours::Outbound(o), true) => match settle(sv, ino, &sock, None) {
             Some(OutState::Established) => o.peer,
             _ => return Outcome::errno(libc::ENOTCONN),

@@ -1,0 +1,264 @@
+//! Sends with a destination (`sendto`, `sendmsg`, `sendmmsg`): passed to
+//! the kernel, refused, or carried — the first to a tunnel destination
+//! makes the socket an unconnected carried one (a headered flow), and the
+//! supervisor then writes header + payload on its data socket.
+
+use super::flow::carry;
+use super::msg::{
+    read_addr, read_mem, read_msghdr, u32_at, u64_at, write_mem, MAX_DATAGRAM, MAX_VEC, MMSGHDR,
+    MSGHDR,
+};
+use super::route::{effective, route};
+use crate::call::{Call, Outcome};
+use crate::caller::{self, FileId};
+use crate::fdops::{sock_name, sockopt_int};
+use crate::memory;
+use crate::sockaddr;
+use crate::state::State;
+use crate::table::{Datagram, Ours};
+use control::datagram::Header;
+use control::RouteDecision;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use tracing::{debug, warn};
+
+/// What to do with sends to `raw` (as named) on the caller's socket.
+enum SendPlan {
+    /// Let the kernel do it.
+    Pass,
+    /// Fail with this errno.
+    Fail(i32),
+    /// Carry it: our copy of the data socket, the entry, where it goes.
+    Carry(OwnedFd, Datagram, SocketAddr),
+}
+
+fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
+    let Ok(sock) = c.fd(0) else {
+        return SendPlan::Pass; // the kernel says EBADF
+    };
+    let Ok(FileId { ino, socket: true }) = caller::file_id(&sock) else {
+        return SendPlan::Pass;
+    };
+    let dst = control::normalize(raw);
+    let entry = sv.table.get(ino);
+    if let Some(Ours::Udp(d)) = entry {
+        if let Some(peer) = d.peer {
+            // The address is ignored on our data socket: it goes to the peer.
+            return if control::normalize(peer) == dst {
+                SendPlan::Pass
+            } else {
+                SendPlan::Fail(libc::EISCONN)
+            };
+        }
+    } else if entry.is_some() {
+        return SendPlan::Pass;
+    }
+    // Redirected first: a host nameserver on loopback is the tunnel's.
+    let eff = match effective(sv, dst) {
+        Ok(e) => e,
+        Err(e) => return SendPlan::Fail(e),
+    };
+    let carried = matches!(entry, Some(Ours::Udp(_)));
+    if sockaddr::is_local(&eff) {
+        return if carried {
+            SendPlan::Fail(libc::ENETUNREACH)
+        } else {
+            SendPlan::Pass
+        };
+    }
+    let decision = route(sv, eff);
+    if let Some(Ours::Udp(d)) = entry {
+        // Once carried, a socket talks only to the tunnel (as the shim).
+        return match decision {
+            RouteDecision::Tunnel => SendPlan::Carry(sock, d, eff),
+            RouteDecision::Unreachable(e) => SendPlan::Fail(e),
+            RouteDecision::Direct => SendPlan::Fail(libc::ENETUNREACH),
+        };
+    }
+    match sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_TYPE) {
+        Some(libc::SOCK_STREAM) | None => return SendPlan::Pass,
+        Some(libc::SOCK_DGRAM) => {}
+        Some(_) => {
+            // Raw and others: nothing routed may leave (as the shim).
+            return match decision {
+                RouteDecision::Direct => SendPlan::Pass,
+                _ => SendPlan::Fail(libc::ENETUNREACH),
+            };
+        }
+    }
+    match decision {
+        RouteDecision::Direct => SendPlan::Pass,
+        RouteDecision::Unreachable(e) => SendPlan::Fail(e),
+        RouteDecision::Tunnel => {
+            let port = sock_name(&sock, false).map_or(0, |a| a.port());
+            match carry(sv, c, &sock, None, None, port) {
+                Ok((_, d)) => {
+                    debug!(pid = c.n.pid, fd = c.n.args[0], flow = d.flow, local = %d.local, "seccomp: unconnected udp socket through the tunnel");
+                    // Our copy still names the old file: the new one is in
+                    // the caller's table now.
+                    match c.fd(0) {
+                        Ok(data) => SendPlan::Carry(data, d, eff),
+                        Err(_) => SendPlan::Fail(libc::EBADF),
+                    }
+                }
+                Err(e) => {
+                    warn!(pid = c.n.pid, dst = %raw, errno = e, "seccomp mode: cannot carry an unconnected UDP socket through the tunnel; the send fails");
+                    SendPlan::Fail(e)
+                }
+            }
+        }
+    }
+}
+
+/// Writes one datagram for `dst` on our copy of a headered data socket.
+fn send_headered(data: &OwnedFd, d: &Datagram, dst: SocketAddr, payload: &[u8]) -> Result<(), i32> {
+    if payload.len() > usize::from(d.mtu) && d.mtu != 0 {
+        return Err(libc::EMSGSIZE);
+    }
+    let head = Header::Datagram(dst).encode();
+    engine::seqpacket::send2(data.as_raw_fd(), &head, payload).or_else(|e| {
+        match e.raw_os_error() {
+            // A full queue drops the datagram, as a kernel UDP socket may.
+            Some(libc::EAGAIN) => Ok(()),
+            Some(n) => Err(n),
+            None => Err(libc::EIO),
+        }
+    })
+}
+
+/// `sendto` with a destination (the filter traps no other).
+pub fn sendto(sv: &mut State, c: &Call) -> Outcome {
+    let [_, buf, len, _, addr, alen] = c.n.args;
+    let Some(raw) = read_addr(c.n.pid, addr, alen) else {
+        return Outcome::cont();
+    };
+    match plan(sv, c, raw) {
+        SendPlan::Pass => Outcome::cont(),
+        SendPlan::Fail(e) => Outcome::errno(e),
+        SendPlan::Carry(data, d, dst) => {
+            let len = len as usize;
+            if len > MAX_DATAGRAM {
+                return Outcome::errno(libc::EMSGSIZE);
+            }
+            Outcome::result(
+                read_mem(c.n.pid, buf, len)
+                    .and_then(|p| send_headered(&data, &d, dst, &p))
+                    .map(|()| len as i64),
+            )
+        }
+    }
+}
+
+/// `sendmsg`.
+pub fn sendmsg(sv: &mut State, c: &Call) -> Outcome {
+    let h = match memory::read(c.n.pid, c.n.args[1], MSGHDR as usize) {
+        Ok(h) => h,
+        Err(_) => return Outcome::cont(), // the kernel says EFAULT
+    };
+    let Some(raw) = read_addr(c.n.pid, u64_at(&h, 0), u64::from(u32_at(&h, 8))) else {
+        return Outcome::cont();
+    };
+    match plan(sv, c, raw) {
+        SendPlan::Pass => Outcome::cont(),
+        SendPlan::Fail(e) => Outcome::errno(e),
+        SendPlan::Carry(data, d, dst) => {
+            Outcome::result(read_msghdr(c.n.pid, c.n.args[1]).and_then(|m| {
+                send_headered(&data, &d, dst, &m.payload).map(|()| m.payload.len() as i64)
+            }))
+        }
+    }
+}
+
+/// `sendmmsg`: carried if its first message with a destination is.
+pub fn sendmmsg(sv: &mut State, c: &Call) -> Outcome {
+    let [_, vec, vlen, ..] = c.n.args;
+    let n = (vlen as u32 as u64).min(MAX_VEC);
+    let pid = c.n.pid;
+    // Decide on the first destination named.
+    let mut first = None;
+    for i in 0..n {
+        if let Ok(m) = read_msghdr(pid, vec + i * MMSGHDR) {
+            if let Some(dst) = m.dst {
+                first = Some(dst);
+                break;
+            }
+        }
+    }
+    let Some(raw) = first else {
+        return Outcome::cont();
+    };
+    let (data, d) = match plan(sv, c, raw) {
+        SendPlan::Pass => {
+            // Later messages may still name tunnel destinations: refuse
+            // the call rather than let one leave.
+            for i in 0..n {
+                if let Some(dst) = read_msghdr(pid, vec + i * MMSGHDR).ok().and_then(|m| m.dst) {
+                    if !matches!(plan(sv, c, dst), SendPlan::Pass) {
+                        return Outcome::errno(libc::ENETUNREACH);
+                    }
+                }
+            }
+            return Outcome::cont();
+        }
+        SendPlan::Fail(e) => return Outcome::errno(e),
+        SendPlan::Carry(data, d, _) => (data, d),
+    };
+    let mut sent = 0u64;
+    for i in 0..n {
+        let at = vec + i * MMSGHDR;
+        let r = read_msghdr(pid, at).and_then(|m| {
+            let dst = match m.dst {
+                Some(raw) => {
+                    let eff = effective(sv, control::normalize(raw))?;
+                    match route(sv, eff) {
+                        RouteDecision::Tunnel => eff,
+                        RouteDecision::Unreachable(e) => return Err(e),
+                        RouteDecision::Direct => return Err(libc::ENETUNREACH),
+                    }
+                }
+                None => return Err(libc::EDESTADDRREQ),
+            };
+            send_headered(&data, &d, dst, &m.payload)?;
+            write_mem(pid, at + MSGHDR, &(m.payload.len() as u32).to_ne_bytes())
+        });
+        match r {
+            Ok(()) => sent += 1,
+            Err(e) if sent == 0 => return Outcome::errno(e),
+            Err(_) => break,
+        }
+    }
+    Outcome::value(sent as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::datagram::HEADER_LEN;
+    use engine::seqpacket;
+
+    fn dgram(peer: Option<&str>) -> Datagram {
+        Datagram {
+            flow: 1,
+            peer: peer.map(|p| p.parse().expect("peer")),
+            local: "10.77.0.2:40000".parse().expect("local"),
+            family: libc::AF_INET,
+            mtu: 1420,
+        }
+    }
+
+    #[test]
+    fn headered_sends_check_the_mtu() {
+        let (engine_end, app_end) = seqpacket::pair().expect("pair");
+        let d = dgram(None);
+        let to: SocketAddr = "10.77.0.1:53".parse().expect("a");
+        send_headered(&app_end, &d, to, b"q").expect("send");
+        let mut buf = [0u8; 64];
+        let n = seqpacket::recv(engine_end.as_raw_fd(), &mut buf).expect("recv");
+        assert_eq!(Header::decode(&buf[..n]), Ok(Header::Datagram(to)));
+        assert_eq!(&buf[HEADER_LEN..n], b"q");
+        assert_eq!(
+            send_headered(&app_end, &d, to, &[0u8; 1421]),
+            Err(libc::EMSGSIZE)
+        );
+    }
+}
