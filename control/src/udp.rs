@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 /// What one message on a UDP data socket holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatagramFraming {
-    /// A [`datagram::Header`](crate::datagram::Header) (peer address, or an error) then the payload:
-    /// the shim reads and writes the socket and translates (any peer).
+    /// A [`datagram::Header`](crate::datagram::Header) (peer address, or an
+    /// error) then the payload: the shim reads and writes the socket and
+    /// translates (any peer).
     Headers,
     /// Exactly one payload, nothing else: the program reads and writes the
     /// socket itself (seccomp mode), so the flow must be connected
