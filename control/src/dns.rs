@@ -1,10 +1,11 @@
 //! Name resolution messages (used only when the config has `DNS =`).
 //!
-//! * [`Request::DnsInfo`] → [`Reply::DnsInfo`]: whether the engine
+//! * [`Request::DnsInfo`](crate::Request::DnsInfo) →
+//!   [`Reply::DnsInfo`](crate::Reply::DnsInfo): whether the engine
 //!   resolves names, its first tunnel DNS server, and the host's
 //!   nameservers whose port 53 traffic is redirected to it.
-//! * [`Request::Resolve`] → one [`ResolveReply`] in its own *long* frame
-//!   (answers of `res_query` can be up to 64 KiB):
+//! * [`Request::Resolve`](crate::Request::Resolve) → one [`ResolveReply`]
+//!   in its own *long* frame (answers of `res_query` can be up to 64 KiB):
 //!
 //! ```text
 //! u32 LE  length of what follows (2..=MAX_RESOLVE_FRAME-4)
@@ -16,11 +17,9 @@
 //! u32     raw answer length, then its bytes
 //! ```
 
-use super::{DecodeError, Reader, Request, Writer};
+use crate::addr::normalize;
+use crate::wire::{DecodeError, Reader, Writer, PROTOCOL_VERSION};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-#[allow(unused_imports)]
-use super::Reply;
 
 /// Largest name carried (the longest text form of a 255-byte wire name).
 pub const MAX_NAME: usize = 255;
@@ -128,7 +127,7 @@ impl DnsInfo {
             return None;
         }
         let server = self.server?;
-        let asked = super::normalize(dst).ip();
+        let asked = normalize(dst).ip();
         self.host_servers
             .iter()
             .flatten()
@@ -179,7 +178,7 @@ impl ResolveStatus {
     }
 }
 
-/// The answer to [`Request::Resolve`].
+/// The answer to [`Request::Resolve`](crate::Request::Resolve).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolveReply {
     /// Outcome.
@@ -211,7 +210,7 @@ impl ResolveReply {
         let raw = &self.raw[..self.raw.len().min(65_535)];
         let mut out = Vec::with_capacity(16 + name.len() + addrs.len() * 17 + raw.len());
         out.extend_from_slice(&[0; RESOLVE_PREFIX_LEN]);
-        out.push(super::PROTOCOL_VERSION);
+        out.push(PROTOCOL_VERSION);
         out.push(RESOLVE_REPLY_TAG);
         out.push(self.status.to_byte());
         out.push(name.len() as u8);
@@ -261,7 +260,7 @@ impl ResolveReply {
         }
         let mut r = Reader { buf: body };
         let v = r.u8()?;
-        if v != super::PROTOCOL_VERSION {
+        if v != PROTOCOL_VERSION {
             return Err(DecodeError::BadVersion(v));
         }
         let tag = r.u8()?;
@@ -327,7 +326,7 @@ impl Writer<'_> {
     }
 }
 
-/// Body of [`Request::Resolve`].
+/// Body of [`Request::Resolve`](crate::Request::Resolve).
 pub(crate) fn encode_request(w: &mut Writer<'_>, q: &ResolveRequest) {
     match q.kind {
         ResolveKind::Addr { v4, v6 } => {
@@ -355,7 +354,8 @@ pub(crate) fn encode_request(w: &mut Writer<'_>, q: &ResolveRequest) {
     w.bytes(n);
 }
 
-pub(crate) fn decode_request(r: &mut Reader<'_>) -> Result<Request, DecodeError> {
+/// Body of [`Request::Resolve`](crate::Request::Resolve).
+pub(crate) fn decode_request(r: &mut Reader<'_>) -> Result<ResolveRequest, DecodeError> {
     let kind = match r.u8()? {
         0 => ResolveKind::Addr {
             v4: r.bool()?,
@@ -376,10 +376,10 @@ pub(crate) fn decode_request(r: &mut Reader<'_>) -> Result<Request, DecodeError>
     } else {
         QueryName::new(bytes).ok_or(DecodeError::BadField("name"))?
     };
-    Ok(Request::Resolve(ResolveRequest { kind, name }))
+    Ok(ResolveRequest { kind, name })
 }
 
-/// Body of [`Reply::DnsInfo`].
+/// Body of [`Reply::DnsInfo`](crate::Reply::DnsInfo).
 pub(crate) fn encode_info(w: &mut Writer<'_>, i: &DnsInfo) {
     w.opt_ip(i.server);
     for a in i.host_servers {

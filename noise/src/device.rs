@@ -8,160 +8,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use rand_core::CryptoRngCore;
-use tai64::Tai64N;
 
 use crate::cookie::CookieChecker;
+use crate::ctx::{Ctx, IndexMap, PeerId};
 use crate::error::{DecapsulateError, EncapsulateError, PeerError};
-use crate::handshake::{consume_initiation_static, tai64n_whitened, LocalStatic, TIMESTAMP_LEN};
+use crate::handshake::{consume_initiation_static, LocalStatic};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::messages::{Initiation, Message, Response};
+use crate::outcome::{Decapsulated, Encapsulated, Transmit};
 use crate::peer::{DataOutcome, Peer, PeerConfig, PeerStats};
 use crate::session::Sender;
-use crate::timers::{Timer, Timing, REKEY_TIMEOUT_JITTER_MAX};
-
-/// A handle to a peer of a [`Device`]. Handles are never reused by a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u32);
-
-/// Fibonacci hashing for receiver indices (they are random already).
-#[derive(Default)]
-pub(crate) struct IndexHasher(u64);
-
-impl Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IndexMap = HashMap<u32, PeerId, BuildHasherDefault<IndexHasher>>;
-
-/// What every peer shares: our identity, the RNG, the index table and the
-/// wall clock for timestamps.
-pub(crate) struct Ctx {
-    pub(crate) local: LocalStatic,
-    pub(crate) rng: Box<dyn CryptoRngCore + Send>,
-    indices: IndexMap,
-    wall_at: Instant,
-    wall: SystemTime,
-    last_timestamp: Option<Tai64N>,
-    pub(crate) timing: Timing,
-}
-
-impl Ctx {
-    /// A fresh random index that no live handshake or session uses.
-    pub(crate) fn allocate_index(&mut self, peer: PeerId) -> u32 {
-        loop {
-            let i = self.rng.next_u32();
-            if let std::collections::hash_map::Entry::Vacant(e) = self.indices.entry(i) {
-                e.insert(peer);
-                return i;
-            }
-        }
-    }
-
-    pub(crate) fn free_index(&mut self, index: u32) {
-        self.indices.remove(&index);
-    }
-
-    /// Uniform jitter in 0..=333 ms for `REKEY_TIMEOUT`.
-    pub(crate) fn jitter(&mut self) -> Duration {
-        let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u32 + 1;
-        Duration::from_millis(u64::from(self.rng.next_u32() % max))
-    }
-
-    /// A TAI64N timestamp formed as wireguard-go forms it from the wall
-    /// clock, made strictly increasing within this process.
-    pub(crate) fn timestamp(&mut self, now: Instant) -> [u8; TIMESTAMP_LEN] {
-        let wall = match now.checked_duration_since(self.wall_at) {
-            Some(d) => self.wall.checked_add(d),
-            None => self.wall.checked_sub(self.wall_at.duration_since(now)),
-        }
-        .unwrap_or(self.wall);
-        let since_epoch = wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut t = tai64n_whitened(since_epoch);
-        if let Some(last) = self.last_timestamp {
-            if t <= last {
-                t = last + Duration::from_nanos(1);
-            }
-        }
-        self.last_timestamp = Some(t);
-        t.to_bytes()
-    }
-}
-
-/// What [`Device::encapsulate`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encapsulated {
-    /// `out[..len]` is a data message: send it to the peer's endpoint.
-    Data(usize),
-    /// No session yet: the packet was queued and `out[..len]` is a
-    /// handshake initiation to send to the peer's endpoint.
-    Handshake(usize),
-    /// The packet was queued until the pending handshake completes.
-    Queued,
-}
-
-/// What [`Device::decapsulate`] did. Any variant naming a peer means the
-/// datagram was authenticated as coming from that peer: the engine may
-/// update the peer's endpoint to the datagram's source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decapsulated {
-    /// `out[..len]` (a handshake response or a cookie reply) must be sent
-    /// back to the datagram's source address.
-    WriteToNetwork {
-        /// The peer the reply belongs to; `None` for a cookie reply.
-        peer: Option<PeerId>,
-        /// Length of the reply in `out`.
-        len: usize,
-    },
-    /// A handshake we initiated completed; queued packets and a keepalive
-    /// are now ready in [`Device::poll_transmit`].
-    HandshakeComplete {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// A cookie reply was accepted; the next initiation will carry mac2.
-    CookieReceived {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// `out[..len]` is an IP packet from `peer` (padding removed). Check its
-    /// source address against the peer's AllowedIPs before using it.
-    Data {
-        /// The peer.
-        peer: PeerId,
-        /// Length of the IP packet in `out`.
-        len: usize,
-    },
-    /// An authenticated keepalive (empty data message).
-    Keepalive {
-        /// The peer.
-        peer: PeerId,
-    },
-}
-
-/// A message [`Device::poll_transmit`] wrote: send `out[..len]` to `peer`'s endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
-    /// The destination peer.
-    pub peer: PeerId,
-    /// Length of the message in `out`.
-    pub len: usize,
-}
+use crate::timers::{Timer, Timing};
 
 /// A WireGuard interface: our static key and many peers.
 ///
@@ -614,6 +474,7 @@ mod tests {
     use crate::timers::{REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES};
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+    use std::time::Duration;
 
     fn pair(now: Instant) -> (Device, PeerId, Device, PeerId) {
         let wall = SystemTime::now();

@@ -13,11 +13,13 @@
 
 pub mod cookie;
 pub mod crypto;
+mod ctx;
 mod device;
 pub mod error;
 mod handshake;
 pub mod keys;
 pub mod messages;
+mod outcome;
 mod peer;
 pub mod replay;
 pub mod session;
@@ -26,10 +28,12 @@ pub mod timers;
 /// The RNG traits the device takes (re-exported so callers need no extra dependency).
 pub use rand_core;
 
-pub use device::{Decapsulated, Device, Encapsulated, PeerId, Transmit};
+pub use ctx::PeerId;
+pub use device::Device;
 pub use error::{DecapsulateError, EncapsulateError, PeerError};
 pub use handshake::tai64n_whitened;
 pub use keys::{KeyError, PresharedKey, PrivateKey, PublicKey};
 pub use messages::MessageError;
+pub use outcome::{Decapsulated, Encapsulated, Transmit};
 pub use peer::{PeerConfig, PeerStats, MAX_QUEUED_PACKETS};
 pub use timers::Timing;

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::cookie::CookieState;
-use crate::device::{Ctx, PeerId};
+use crate::ctx::{Ctx, PeerId};
 use crate::error::{DecapsulateError, EncapsulateError};
 use crate::handshake::{
     consume_initiation_timestamp, consume_response, create_initiation, create_response,
@@ -21,6 +21,7 @@ use crate::keys::{PresharedKey, PublicKey};
 use crate::messages::{
     CookieReply, Initiation, Response, DATA_HEADER_LEN, DATA_MIN_LEN, INITIATION_LEN, RESPONSE_LEN,
 };
+use crate::outcome::Encapsulated;
 use crate::session::{data_message_len, inner_packet_len, Receiver, Sender, MAX_PLAINTEXT};
 use crate::timers::*;
 
@@ -336,7 +337,7 @@ impl Peer {
         now: Instant,
         payload: &[u8],
         out: &mut [u8],
-    ) -> Result<crate::Encapsulated, EncapsulateError> {
+    ) -> Result<Encapsulated, EncapsulateError> {
         if payload.len() > MAX_PLAINTEXT {
             return Err(EncapsulateError::PacketTooLarge { len: payload.len() });
         }
@@ -346,7 +347,7 @@ impl Peer {
                 return Err(EncapsulateError::BufferTooSmall { needed });
             }
             let len = self.send_data(ctx, now, payload, out)?;
-            return Ok(crate::Encapsulated::Data(len));
+            return Ok(Encapsulated::Data(len));
         }
         self.enqueue(payload);
         if !self.can_send(now) {
@@ -354,12 +355,12 @@ impl Peer {
         }
         match self.poll_transmit(ctx, now, out)? {
             Some(len) if out.first() == Some(&crate::messages::TYPE_INITIATION) => {
-                Ok(crate::Encapsulated::Handshake(len))
+                Ok(Encapsulated::Handshake(len))
             }
             // A session exists but older packets were still queued: the
             // oldest one went out instead of this one.
-            Some(len) => Ok(crate::Encapsulated::Data(len)),
-            None => Ok(crate::Encapsulated::Queued),
+            Some(len) => Ok(Encapsulated::Data(len)),
+            None => Ok(Encapsulated::Queued),
         }
     }
 

@@ -10,8 +10,8 @@ use ipnet::IpNet;
 
 use super::error::{ConfigError, ConfigErrorKind as K, KeyHint, Section, Warning, WarningKind};
 use super::keys::{PresharedKey, PrivateKey, PublicKey};
+use super::model::{Config, ConfigRoute, Endpoint, Interface, ParsedConfig, Peer, DEFAULT_MTU};
 use super::text::{shown, suggest};
-use super::{Config, ConfigRoute, Endpoint, Interface, ParsedConfig, Peer, DEFAULT_MTU};
 use crate::route::{parse_net, RouteSpec};
 
 /// Keys of `[Interface]` that wrapguard uses.
@@ -550,7 +550,7 @@ impl Parser<'_> {
 }
 
 /// Parses config text; `file` names it in messages.
-pub(super) fn parse(text: &str, file: &str) -> Result<ParsedConfig, ConfigError> {
+pub(crate) fn parse(text: &str, file: &str) -> Result<ParsedConfig, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut p = Parser {
         file,

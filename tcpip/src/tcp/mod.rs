@@ -9,17 +9,22 @@
 //! §4.2.2.17 (zero-window probes), §4.2.3.6 (keepalive), RFC 1337 (TIME-WAIT
 //! assassination).
 //!
-//! Layout: this file holds the control block, its configuration, the
-//! application-facing operations and the timers; `input.rs` processes
-//! arriving segments, `output.rs` decides the next segment to send,
-//! `sent.rs` keeps one record per segment in flight, `rack.rs` decides
-//! when one is lost, `prr.rs` paces sending during recovery.
+//! Layout: this file holds the control block (its fields, construction,
+//! option negotiation and state changes); `app.rs` has the
+//! application-facing operations, `timeout.rs` what the timers do,
+//! `input.rs` processes arriving segments, `output.rs` decides the next
+//! segment to send. Below them: `config.rs` (states and configuration),
+//! `timer.rs` (the timer table), `sent.rs` keeps one record per segment in
+//! flight, `rack.rs` decides when one is lost, `prr.rs` paces sending
+//! during recovery.
 //!
 //! Driving order (by the stack): `process` for each arriving segment,
 //! `handle_timeout` when `poll_at` has passed, then `poll_segment` until it
 //! returns `None`; app calls (`send`, `recv`, `shutdown`, `close`) at any
 //! time between. Events accumulate in `events` for the stack to drain.
 
+mod app;
+mod config;
 pub mod congestion;
 mod input;
 mod output;
@@ -29,10 +34,13 @@ pub mod ranges;
 pub mod rtt;
 mod sent;
 pub mod seq;
+mod timeout;
+mod timer;
 
 use crate::error::Error;
 use crate::ring::RingBuffer;
 use crate::wire::tcp::Options;
+pub use config::{State, TcpConfig};
 use congestion::Cubic;
 use prr::Prr;
 use rack::Rack;
@@ -42,141 +50,7 @@ use sent::SentLog;
 pub use seq::Seq;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// RFC 9293 connection states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// No connection.
-    Closed,
-    /// Waiting for a SYN (listeners only).
-    Listen,
-    /// SYN sent, waiting for SYN-ACK.
-    SynSent,
-    /// SYN received and SYN-ACK sent.
-    SynReceived,
-    /// Open.
-    Established,
-    /// We closed; our FIN is not yet acknowledged.
-    FinWait1,
-    /// Our FIN is acknowledged; waiting for the peer's FIN.
-    FinWait2,
-    /// The peer closed; we may still send.
-    CloseWait,
-    /// Both closed simultaneously; waiting for the ACK of our FIN.
-    Closing,
-    /// The peer closed first, then we did; waiting for the ACK of our FIN.
-    LastAck,
-    /// Waiting 2·MSL before forgetting the connection.
-    TimeWait,
-}
-
-/// Per-connection TCP parameters.
-#[derive(Debug, Clone)]
-pub struct TcpConfig {
-    /// Receive ring size in bytes (bounds out-of-order memory too).
-    pub rx_buffer: usize,
-    /// Send ring size in bytes.
-    pub tx_buffer: usize,
-    /// Lower bound on the RTO (Linux uses 200 ms; RFC 6298 says 1 s).
-    pub min_rto: Duration,
-    /// Upper bound on the RTO.
-    pub max_rto: Duration,
-    /// SYN / SYN-ACK retransmissions before giving up.
-    pub syn_retries: u32,
-    /// Data retransmissions before ETIMEDOUT.
-    pub data_retries: u32,
-    /// Delayed-ACK timeout.
-    pub delayed_ack: Duration,
-    /// TIME-WAIT duration (2·MSL).
-    pub time_wait: Duration,
-    /// FIN-WAIT-2 timeout for connections the application closed.
-    pub fin_wait2_timeout: Duration,
-    /// Keepalive idle time; `None` disables keepalive.
-    pub keepalive: Option<Duration>,
-    /// Interval between keepalive probes.
-    pub keepalive_interval: Duration,
-    /// Unanswered keepalive probes before ETIMEDOUT.
-    pub keepalive_probes: u32,
-    /// Offer timestamps (RFC 7323).
-    pub timestamps: bool,
-    /// Offer SACK (RFC 2018).
-    pub sack: bool,
-    /// Offer window scaling (RFC 7323).
-    pub window_scaling: bool,
-}
-
-impl Default for TcpConfig {
-    fn default() -> Self {
-        TcpConfig {
-            rx_buffer: 256 * 1024,
-            tx_buffer: 256 * 1024,
-            min_rto: Duration::from_millis(200),
-            max_rto: Duration::from_secs(60),
-            syn_retries: 6,
-            data_retries: 15,
-            delayed_ack: Duration::from_millis(40),
-            time_wait: Duration::from_secs(60),
-            fin_wait2_timeout: Duration::from_secs(60),
-            keepalive: None,
-            keepalive_interval: Duration::from_secs(75),
-            keepalive_probes: 9,
-            timestamps: true,
-            sack: true,
-            window_scaling: true,
-        }
-    }
-}
-
-/// Timers, indexed (quinn-style table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Timer {
-    /// Retransmission, or the persist timer when the peer's window is zero.
-    Rto = 0,
-    /// Delayed ACK.
-    DelayedAck = 1,
-    /// Keepalive idle/probe.
-    Keepalive = 2,
-    /// TIME-WAIT or FIN-WAIT-2 expiry.
-    Linger = 3,
-    /// RACK reordering timer: a segment may be declared lost then
-    /// (RFC 8985 §6.2 step 6).
-    Reorder = 4,
-    /// Tail loss probe (RFC 8985 §7.2).
-    Probe = 5,
-}
-
-const TIMER_COUNT: usize = 6;
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TimerTable([Option<Instant>; TIMER_COUNT]);
-
-impl TimerTable {
-    pub(crate) fn set(&mut self, t: Timer, at: Instant) {
-        self.0[t as usize] = Some(at);
-    }
-    pub(crate) fn stop(&mut self, t: Timer) {
-        self.0[t as usize] = None;
-    }
-    pub(crate) fn is_set(&self, t: Timer) -> bool {
-        self.0[t as usize].is_some()
-    }
-    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
-        self.0[t as usize]
-    }
-    pub(crate) fn next(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
-    }
-    /// Takes the timer if it expired at `now`.
-    pub(crate) fn expired(&mut self, t: Timer, now: Instant) -> bool {
-        match self.0[t as usize] {
-            Some(at) if at <= now => {
-                self.0[t as usize] = None;
-                true
-            }
-            _ => false,
-        }
-    }
-}
+pub(crate) use timer::{Timer, TimerTable};
 
 /// Event bits accumulated for the stack.
 pub(crate) mod ev {
@@ -543,13 +417,6 @@ impl Tcb {
         w.min(0xffff) as u16
     }
 
-    fn arm_keepalive(&mut self, now: Instant) {
-        if let Some(idle) = self.cfg.keepalive {
-            self.timers.set(Timer::Keepalive, now + idle);
-            self.keepalive_sent = 0;
-        }
-    }
-
     /// Ends the connection with an error the application will see.
     pub(crate) fn fail(&mut self, err: Error) {
         self.error = Some(err);
@@ -615,327 +482,6 @@ impl Tcb {
 
     fn fin_pending(&self) -> bool {
         self.fin_queued && self.snd_nxt <= self.tx_base + self.tx.len()
-    }
-
-    // ---- Application operations ----
-
-    /// Queues bytes to send; returns how many were accepted.
-    pub(crate) fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
-        if let Some(e) = self.error {
-            return Err(if e == Error::ConnectionReset {
-                Error::BrokenPipe
-            } else {
-                e
-            });
-        }
-        if self.fin_queued || self.app_closed {
-            return Err(Error::BrokenPipe);
-        }
-        match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            State::Closed | State::Listen => return Err(Error::NotConnected),
-            _ => return Err(Error::BrokenPipe),
-        }
-        let n = self.tx.enqueue_slice(data);
-        if n < data.len() {
-            self.want_write = true;
-        }
-        if n == 0 && !data.is_empty() {
-            return Err(Error::WouldBlock);
-        }
-        Ok(n)
-    }
-
-    /// Reads received bytes; `Ok(0)` is end of stream.
-    pub(crate) fn recv(&mut self, out: &mut [u8]) -> Result<usize, Error> {
-        let before_wnd = self.last_adv_wnd;
-        let n = self.rx.dequeue_slice(out);
-        if self.rx.is_empty() {
-            self.readable_notified = false;
-        }
-        if n > 0 {
-            // Window update when the window grew enough (RFC 9293 §3.8.6.2.2).
-            let wnd = self.rcv_wnd();
-            let thresh = (2 * self.payload_mss()).min(self.rx.capacity() / 2);
-            if self.is_synchronized() && !self.fin_received && wnd >= before_wnd + thresh {
-                self.ack_now = true;
-            }
-            return Ok(n);
-        }
-        if out.is_empty() {
-            return Ok(0);
-        }
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        if self.fin_received {
-            return Ok(0);
-        }
-        match self.state {
-            State::Closed | State::Listen => Err(Error::NotConnected),
-            _ => Err(Error::WouldBlock),
-        }
-    }
-
-    /// Bytes waiting to be read.
-    pub(crate) fn recv_queue(&self) -> usize {
-        self.rx.len()
-    }
-
-    /// Bytes that can be queued for sending.
-    pub(crate) fn send_capacity(&self) -> usize {
-        self.tx.free()
-    }
-
-    /// Bytes queued and not yet acknowledged.
-    pub(crate) fn send_queue(&self) -> usize {
-        self.tx.len()
-    }
-
-    /// Shuts down the write side: a FIN follows the queued data.
-    pub(crate) fn shutdown_write(&mut self) {
-        if self.fin_queued {
-            return;
-        }
-        match self.state {
-            State::SynSent => {
-                self.enter_closed();
-            }
-            State::SynReceived | State::Established => {
-                self.fin_queued = true;
-                self.state = State::FinWait1;
-            }
-            State::CloseWait => {
-                self.fin_queued = true;
-                self.state = State::LastAck;
-            }
-            _ => {}
-        }
-    }
-
-    /// The application is done with the socket: graceful close, or a reset
-    /// when unread data would be lost (as Linux does).
-    pub(crate) fn close(&mut self, now: Instant) {
-        self.app_closed = true;
-        if !self.rx.is_empty() && self.is_synchronized() {
-            self.abort();
-            return;
-        }
-        self.shutdown_write();
-        if self.state == State::FinWait2 {
-            self.timers
-                .set(Timer::Linger, now + self.cfg.fin_wait2_timeout);
-        }
-        if matches!(self.state, State::Closed) {
-            self.tx.release();
-            self.rx.release();
-            self.sent.release();
-        }
-    }
-
-    /// Sends a RST (if synchronized) and closes at once.
-    pub(crate) fn abort(&mut self) {
-        if matches!(
-            self.state,
-            State::SynReceived
-                | State::Established
-                | State::FinWait1
-                | State::FinWait2
-                | State::CloseWait
-                | State::Closing
-                | State::LastAck
-        ) {
-            self.rst_pending = Some((self.snd_nxt.max(self.snd_una), None));
-        }
-        self.enter_closed();
-        if self.app_closed {
-            self.tx.release();
-            self.rx.release();
-            self.sent.release();
-        }
-    }
-
-    /// The error, if the connection failed.
-    pub(crate) fn take_error(&self) -> Option<Error> {
-        self.error
-    }
-
-    // ---- Timers ----
-
-    /// Runs expired timers.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if self.timers.expired(Timer::DelayedAck, now) && self.ack_pending {
-            self.ack_now = true;
-        }
-        if self.timers.expired(Timer::Rto, now) {
-            self.on_rto(now);
-        }
-        if self.timers.expired(Timer::Reorder, now) {
-            self.detect_losses(now);
-            // Losses found without an ACK: PRR releases the next segment as
-            // for an ACK that delivered nothing.
-            let (pipe, mss) = (self.pipe(), self.payload_mss());
-            if let Some(p) = &mut self.prr {
-                p.on_ack(0, pipe, mss);
-            }
-        }
-        if self.timers.expired(Timer::Probe, now) {
-            self.on_probe_timeout(now);
-        }
-        if self.timers.expired(Timer::Keepalive, now) {
-            self.on_keepalive(now);
-        }
-        if self.timers.expired(Timer::Linger, now) {
-            match self.state {
-                // The last ACK goes out before the connection is forgotten.
-                State::TimeWait if self.ack_now => self.timers.set(Timer::Linger, now),
-                State::TimeWait | State::FinWait2 => self.enter_closed(),
-                _ => {}
-            }
-        }
-    }
-
-    fn on_rto(&mut self, now: Instant) {
-        let data_end = self.tx_base + self.tx.len();
-        let persist = self.is_synchronized()
-            && self.snd_max == self.snd_una
-            && self.snd_wnd == 0
-            && (data_end > self.snd_nxt || self.fin_pending());
-        if persist {
-            // Zero-window probe (RFC 9293 §3.8.6.1).
-            self.force_probe = true;
-            self.backoff = (self.backoff + 1).min(10);
-            return;
-        }
-        let outstanding = self.snd_max > self.snd_una
-            || matches!(self.state, State::SynSent | State::SynReceived);
-        if !outstanding {
-            return;
-        }
-        self.retries += 1;
-        let limit = match self.state {
-            State::SynSent | State::SynReceived => self.cfg.syn_retries,
-            _ => self.cfg.data_retries,
-        };
-        if self.retries > limit {
-            let err = self.soft_error.unwrap_or(Error::TimedOut);
-            if self.state == State::SynReceived && self.passive {
-                self.enter_closed();
-                self.app_closed = self.listener.is_some() || self.app_closed;
-                return;
-            }
-            self.fail(err);
-            return;
-        }
-        self.backoff = (self.backoff + 1).min(16);
-        let flight = self.snd_max - self.snd_una;
-        if self.is_synchronized() {
-            self.cc.on_timeout(flight);
-        }
-        if self.backoff >= 2 {
-            // Guard against a receiver that reneged on SACKed data.
-            self.sent.clear_sacks();
-        }
-        self.recovery = None;
-        self.prr = None;
-        self.undo = None;
-        self.dsack_undo = None;
-        self.tlp = None;
-        self.probe_due = false;
-        self.timers.stop(Timer::Probe);
-        self.timers.stop(Timer::Reorder);
-        self.recover_prev = self.snd_max;
-        self.dupacks = 0;
-        self.rtt_seq = None;
-        if self.is_synchronized() {
-            // RFC 8985 §6.3: the first segment and every one older than
-            // RACK.rtt + reo_wnd are lost; retransmitted in order, within
-            // the one-segment window.
-            let reo = self.rack.reo_wnd(true, false, self.rtt.srtt());
-            self.sent.mark_lost_on_rto(self.rack.rtt() + reo, now);
-        } else {
-            self.snd_nxt = self.iss;
-        }
-        self.timers
-            .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
-        self.rto_count += 1;
-        self.loss_since.get_or_insert(now);
-    }
-
-    fn on_keepalive(&mut self, now: Instant) {
-        if !self.is_synchronized() || self.state == State::TimeWait {
-            return;
-        }
-        if self.keepalive_sent >= self.cfg.keepalive_probes {
-            self.fail(Error::TimedOut);
-            return;
-        }
-        if self.snd_max == self.snd_una {
-            self.keepalive_due = true;
-            self.keepalive_sent += 1;
-        }
-        self.timers
-            .set(Timer::Keepalive, now + self.cfg.keepalive_interval);
-    }
-
-    fn arm_rto(&mut self, now: Instant) {
-        if !self.timers.is_set(Timer::Rto) {
-            self.timers
-                .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
-        }
-    }
-
-    /// Arms the tail loss probe (RFC 8985 §7.2) after new data was sent or
-    /// an ACK arrived: only with SACK, with an RTT sample, outside loss
-    /// recovery, with no probe outstanding, and when it would fire before
-    /// the RTO.
-    fn arm_probe(&mut self, now: Instant) {
-        let outstanding = self.snd_max - self.snd_una;
-        let open = self.recovery.is_none()
-            && self.snd_una >= self.recover_prev
-            && self.sent.lost_bytes() == 0;
-        if !self.sack_ok
-            || !open
-            || self.tlp.is_some()
-            || !self.rtt.has_sample()
-            || outstanding == 0
-            || !self.is_synchronized()
-        {
-            self.timers.stop(Timer::Probe);
-            return;
-        }
-        let at = now + rack::pto(self.rtt.srtt(), outstanding <= self.payload_mss());
-        match self.timers.get(Timer::Rto) {
-            Some(rto) if rto <= at => self.timers.stop(Timer::Probe),
-            _ => self.timers.set(Timer::Probe, at),
-        }
-    }
-
-    /// The probe timer fired (RFC 8985 §7.3): the next segment is a probe,
-    /// and the RTO restarts from now.
-    fn on_probe_timeout(&mut self, now: Instant) {
-        if self.snd_max == self.snd_una || self.tlp.is_some() || !self.is_synchronized() {
-            return;
-        }
-        self.probe_due = true;
-        self.timers
-            .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
-    }
-
-    /// Enables or disables keepalive (`SO_KEEPALIVE` + `TCP_KEEPIDLE`).
-    pub(crate) fn set_keepalive(&mut self, idle: Option<Duration>, now: Instant) {
-        self.cfg.keepalive = idle;
-        match idle {
-            Some(_) => self.arm_keepalive(now),
-            None => self.timers.stop(Timer::Keepalive),
-        }
-    }
-
-    /// Sets the probe interval and count (`TCP_KEEPINTVL`, `TCP_KEEPCNT`);
-    /// they apply from the next probe on.
-    pub(crate) fn set_keepalive_probes(&mut self, interval: Duration, probes: u32) {
-        self.cfg.keepalive_interval = interval.max(Duration::from_secs(1));
-        self.cfg.keepalive_probes = probes.max(1);
     }
 
     /// Public view of the state for tests.
