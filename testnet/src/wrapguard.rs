@@ -100,27 +100,6 @@ impl Wrapguard {
         v
     }
 
-    /// Runs `argv` wrapped in `ns` with a wall-clock limit of `secs`.
-    pub fn run(&self, ns: &Netns, conf: &Path, flags: &[&str], argv: &[&str], secs: u32) -> Output {
-        let v = self.argv(conf, flags, argv, secs);
-        ns.run(&v.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
-    /// Starts `argv` wrapped in `ns` in the background (limit `secs`),
-    /// output to `log`.
-    pub fn spawn(
-        &self,
-        ns: &Netns,
-        conf: &Path,
-        flags: &[&str],
-        argv: &[&str],
-        log: &Path,
-        secs: u32,
-    ) -> Bg {
-        let v = self.argv(conf, flags, argv, secs);
-        ns.spawn(&v.iter().map(String::as_str).collect::<Vec<_>>(), log)
-    }
-
     /// `wrapguard args…` as a command to run directly (stdin closed): for
     /// runs that send no packet (`--doctor`, `--help`, a refused launch).
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
@@ -196,7 +175,8 @@ pub fn wrapguard_limit(
     argv: &[&str],
     secs: u32,
 ) -> Output {
-    Wrapguard::under_test().run(ns, conf, flags, argv, secs)
+    let v = Wrapguard::under_test().argv(conf, flags, argv, secs);
+    ns.run(&v.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Starts `timeout secs wrapguard --config conf [flags] -- argv` in `ns` in
@@ -209,7 +189,8 @@ pub fn spawn_wrapguard(
     log: &Path,
     secs: u32,
 ) -> Bg {
-    Wrapguard::under_test().spawn(ns, conf, flags, argv, log, secs)
+    let v = Wrapguard::under_test().argv(conf, flags, argv, secs);
+    ns.spawn(&v.iter().map(String::as_str).collect::<Vec<_>>(), log)
 }
 
 /// The real python3 executable, as an argument.
