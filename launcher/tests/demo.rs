@@ -2,29 +2,24 @@
 //! loopback inside `unshare -rn`) runs and the page comes back; and the
 //! `genkey`/`pubkey` helpers agree with wireguard-tools when it is there.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use wrapguard_testnet::{unshare_ok, Wrapguard};
 
 #[test]
 fn demo_script_fetches_page_through_two_wrapguards() {
-    let userns = Command::new("unshare")
-        .args(["-rn", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !userns {
+    if !unshare_ok("-rn") {
         eprintln!("SKIPPED: demo: `unshare -rn` is not permitted here (user namespaces disabled)");
         return;
     }
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.sh");
     let out = Command::new("timeout")
         .arg("60")
         .arg("sh")
         .arg(&script)
-        .env("WRAPGUARD", &b.wrapguard)
+        .env("WRAPGUARD", &b.bin)
         .stdin(Stdio::null())
         .output()
         .expect("run examples/demo.sh");
@@ -60,19 +55,19 @@ fn pubkey_of(tool: &Path, args: &[&str], private: &str) -> String {
 
 #[test]
 fn genkey_and_pubkey_match_wireguard_tools() {
-    let b = common::bins();
-    let out = Command::new(&b.wrapguard)
+    let b = Wrapguard::under_test();
+    let out = Command::new(&b.bin)
         .arg("genkey")
         .output()
         .expect("wrapguard genkey");
     assert!(out.status.success());
     let private = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(private.len(), 44, "base64 of 32 bytes: {private:?}");
-    let ours = pubkey_of(&b.wrapguard, &["pubkey"], &private);
+    let ours = pubkey_of(&b.bin, &["pubkey"], &private);
     assert_eq!(ours.len(), 44);
     // A fixed vector: the key pair from the router crate's docs.
     let fixed = pubkey_of(
-        &b.wrapguard,
+        &b.bin,
         &["pubkey"],
         "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=",
     );
@@ -89,7 +84,7 @@ fn genkey_and_pubkey_match_wireguard_tools() {
         eprintln!("SKIPPED (part): wg not installed, no cross-check with wireguard-tools");
     }
     // Garbage on stdin: one clear line, non-zero exit.
-    let mut c = Command::new(&b.wrapguard)
+    let mut c = Command::new(&b.bin)
         .arg("pubkey")
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())

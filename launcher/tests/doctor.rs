@@ -1,56 +1,21 @@
 //! `wrapguard --doctor` and `wrapguard --self-test` as a user meets them:
-//! a good config, a broken one, a missing shim, programs the shim cannot
-//! enter (static, Go, setuid, 32-bit, missing, not executable), an
-//! unreachable peer, a real peer (another wrapguard over loopback in a
-//! private network namespace, and wireguard-go in namespaces of its own),
-//! and the SIGUSR1 status report. Assertions are on the printed lines.
-
-mod common;
-#[macro_use]
-mod wg;
+//! a good config, a broken one, a missing shim, an unreachable peer, a
+//! real peer (another wrapguard over loopback in a private network
+//! namespace, and wireguard-go in namespaces of its own), and the SIGUSR1
+//! status report. Assertions are on the printed lines. (The checks of
+//! programs the shim cannot enter are in `doctor_programs.rs`.)
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use wg::{show, TempDir};
-
-/// `cmd.output()`, retried while the executable just copied for the test
-/// is busy: another test thread may have forked while the copy's file was
-/// open for writing, and its child holds that descriptor until it execs
-/// (ETXTBSY, errno 26, in the meantime).
-fn output_retrying(cmd: &mut Command) -> std::io::Result<Output> {
-    let mut tries = 0;
-    loop {
-        match cmd.output() {
-            Err(e) if e.raw_os_error() == Some(26) && tries < 200 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            r => return r,
-        }
-    }
-}
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use wrapguard_testnet::{
+    conf_text, in_netns, lines_at, netns_ok, output_retrying, show, skip_unless_ready,
+    wrapguard_direct, Conf, OnePeer, PeerSection, TempDir, Wrapguard,
+};
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `wrapguard args…` directly (nothing here sends a packet).
-fn wrapguard(args: &[&OsStr]) -> Output {
-    Command::new(&common::bins().wrapguard)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wrapguard")
-}
-
-/// Whether `unshare -rn` (or `-n` as root) works here.
-fn netns_ok() -> bool {
-    common::in_netns(&[OsStr::new("true")])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 macro_rules! skip_unless_netns {
@@ -65,30 +30,10 @@ macro_rules! skip_unless_netns {
     };
 }
 
-/// A key pair from our own genkey/pubkey.
+/// A key pair from our own genkey/pubkey: (private, public).
 fn keys() -> (String, String) {
-    let b = common::bins();
-    let out = Command::new(&b.wrapguard)
-        .arg("genkey")
-        .output()
-        .expect("genkey");
-    let private = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut c = Command::new(&b.wrapguard)
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pubkey");
-    c.stdin
-        .take()
-        .expect("stdin")
-        .write_all(private.as_bytes())
-        .expect("write");
-    let out = c.wait_with_output().expect("pubkey output");
-    (
-        private,
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    )
+    let k = Wrapguard::under_test().keys();
+    (k.private, k.public)
 }
 
 /// Two configs that are each other's peer over loopback: `one` listens on
@@ -97,18 +42,28 @@ fn keys() -> (String, String) {
 fn pair(tmp: &TempDir) -> (PathBuf, PathBuf, String) {
     let (k1, p1) = keys();
     let (k2, p2) = keys();
+    let peer = |public_key, endpoint, allowed_ips| PeerSection {
+        public_key,
+        endpoint,
+        allowed_ips,
+        extra: "",
+    };
     let one = tmp.write(
         "one.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {k1}\nAddress = 10.88.0.1/24\nListenPort = 51801\n\n\
-             [Peer]\nPublicKey = {p2}\nAllowedIPs = 10.88.0.2/32\n"
+        &conf_text(
+            &k1,
+            "10.88.0.1/24",
+            "ListenPort = 51801",
+            &[peer(&p2, None, "10.88.0.2/32")],
         ),
     );
     let two = tmp.write(
         "two.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {k2}\nAddress = 10.88.0.2/24\nListenPort = 51802\n\n\
-             [Peer]\nPublicKey = {p1}\nEndpoint = 127.0.0.1:51801\nAllowedIPs = 10.88.0.0/24\n"
+        &conf_text(
+            &k2,
+            "10.88.0.2/24",
+            "ListenPort = 51802",
+            &[peer(&p1, Some("127.0.0.1:51801"), "10.88.0.0/24")],
         ),
     );
     (one, two, p2)
@@ -143,32 +98,19 @@ wait $srv 2>/dev/null
 exit $rc
 "#
     );
-    let b = common::bins();
-    common::in_netns(&[
-        OsStr::new("timeout"),
-        OsStr::new("90"),
-        OsStr::new("sh"),
-        OsStr::new("-c"),
-        OsStr::new(&script),
-    ])
-    .env("WG", &b.wrapguard)
-    .env("DIR", &tmp.path)
-    .env("READY", ready.unwrap_or(""))
-    .output()
-    .expect("run in namespace")
-}
-
-fn lines_with<'a>(s: &'a str, level: &str) -> Vec<&'a str> {
-    s.lines()
-        .filter(|l| l.starts_with(&format!("{level:<4}  ")))
-        .collect()
+    in_netns(&["timeout", "90", "sh", "-c", &script])
+        .env("WG", &Wrapguard::under_test().bin)
+        .env("DIR", &tmp.path)
+        .env("READY", ready.unwrap_or(""))
+        .output()
+        .expect("run in namespace")
 }
 
 #[test]
 fn doctor_good_config_and_program() {
     let tmp = TempDir::new();
     let (_, two, pub2) = pair(&tmp);
-    let out = wrapguard(&[
+    let out = wrapguard_direct(&[
         OsStr::new("--config"),
         two.as_os_str(),
         OsStr::new("--doctor"),
@@ -176,9 +118,9 @@ fn doctor_good_config_and_program() {
     ]);
     let t = text(&out);
     assert!(out.status.success(), "{}", show(&out));
-    assert!(lines_with(&t, "fail").is_empty(), "{t}");
-    assert!(lines_with(&t, "warn").is_empty(), "{t}");
-    let shim = common::bins().shim.display().to_string();
+    assert!(lines_at(&t, "fail").is_empty(), "{t}");
+    assert!(lines_at(&t, "warn").is_empty(), "{t}");
+    let shim = Wrapguard::under_test().shim.display().to_string();
     for want in [
         format!("ok    shim {shim} (64-bit"),
         format!("ok    shim {shim} loads into a program"),
@@ -209,7 +151,7 @@ fn doctor_good_config_and_program() {
 
 #[test]
 fn doctor_without_config_checks_the_shim_only() {
-    let out = wrapguard(&[OsStr::new("--doctor")]);
+    let out = wrapguard_direct(&[OsStr::new("--doctor")]);
     let t = text(&out);
     assert!(out.status.success(), "{}", show(&out));
     assert!(t.contains("loads into a program"), "{t}");
@@ -228,14 +170,14 @@ fn doctor_broken_configs_say_where_and_what_to_do() {
         "bad.conf",
         "[Interface]\nPrivateKey = abc\nAddress = 10.0.0.2/24\n",
     );
-    let out = wrapguard(&[
+    let out = wrapguard_direct(&[
         OsStr::new("--config"),
         bad.as_os_str(),
         OsStr::new("--doctor"),
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let fails = lines_with(&t, "fail");
+    let fails = lines_at(&t, "fail");
     assert_eq!(fails.len(), 1, "{t}");
     assert!(
         fails[0].starts_with(&format!("fail  {}:2: invalid PrivateKey", bad.display())),
@@ -246,7 +188,7 @@ fn doctor_broken_configs_say_where_and_what_to_do() {
 
     // Missing file.
     let missing = tmp.join("nope.conf");
-    let out = wrapguard(&[
+    let out = wrapguard_direct(&[
         OsStr::new("--config"),
         missing.as_os_str(),
         OsStr::new("--doctor"),
@@ -268,7 +210,7 @@ fn doctor_broken_configs_say_where_and_what_to_do() {
         ),
     );
     std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = wrapguard(&[
+    let out = wrapguard_direct(&[
         OsStr::new("--config"),
         odd.as_os_str(),
         OsStr::new("--doctor"),
@@ -311,10 +253,10 @@ fn doctor_unresolvable_endpoint_fails_with_the_line() {
              Endpoint = no-such-host.invalid:51820\nAllowedIPs = 10.0.0.0/24\n"
         ),
     );
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     // In a namespace with no route out: the lookup fails here, nothing leaves.
-    let out = common::in_netns(&[
-        b.wrapguard.as_os_str(),
+    let out = in_netns(&[
+        b.bin.as_os_str(),
         OsStr::new("--config"),
         conf.as_os_str(),
         OsStr::new("--doctor"),
@@ -338,10 +280,10 @@ fn doctor_unresolvable_endpoint_fails_with_the_line() {
 
 #[test]
 fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     let tmp = TempDir::new();
     let exe = tmp.join("wrapguard");
-    std::fs::copy(&b.wrapguard, &exe).expect("copy the binary alone");
+    std::fs::copy(&b.bin, &exe).expect("copy the binary alone");
     let expected = tmp.join("libwrapguard.so");
     let out = output_retrying(Command::new(&exe).arg("--doctor")).expect("doctor");
     let t = text(&out);
@@ -385,219 +327,6 @@ fn missing_shim_is_reported_by_doctor_self_test_and_launch() {
         .collect();
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("keep the two files together"), "{err}");
-}
-
-/// `doctor PROGRAM` output for a program file.
-fn doctor_program(p: &Path) -> String {
-    doctor_program_with(p, &[])
-}
-
-/// `doctor [flags] PROGRAM` output for a program file.
-fn doctor_program_with(p: &Path, flags: &[&str]) -> String {
-    let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
-    args.push(OsStr::new("--doctor"));
-    args.push(p.as_os_str());
-    let out = wrapguard(&args);
-    let t = text(&out);
-    let fails = !lines_with(&t, "fail").is_empty();
-    assert_eq!(out.status.code(), Some(i32::from(fails)), "{t}");
-    t
-}
-
-#[test]
-fn doctor_refuses_a_static_binary() {
-    let tmp = TempDir::new();
-    let src = tmp.write(
-        "hello.c",
-        "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n",
-    );
-    let bin = tmp.join("hello-static");
-    let built = Command::new("gcc")
-        .args(["-static", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output();
-    if !built.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: doctor_refuses_a_static_binary: gcc -static failed (gcc or static libc missing: apt-get install gcc libc6-dev)");
-        return;
-    }
-    // The shim alone cannot carry it: refused.
-    let t = doctor_program_with(&bin, &["--mode=preload"]);
-    assert!(
-        t.contains(&format!(
-            "fail  {} is statically linked (no program interpreter)",
-            bin.display()
-        )),
-        "{t}"
-    );
-    assert!(t.contains("— use a dynamically linked build"), "{t}");
-    assert!(
-        t.contains(&format!("fail  mode for {}: none", bin.display())),
-        "{t}"
-    );
-    // auto (the default) and seccomp: seccomp mode carries it.
-    for flags in [&[][..], &["--mode=seccomp"][..]] {
-        let t = doctor_program_with(&bin, flags);
-        assert!(
-            t.contains(&format!(
-                "ok    {} is statically linked (no program interpreter): the shim cannot enter it, seccomp mode carries it",
-                bin.display()
-            )),
-            "{t}"
-        );
-        assert!(
-            t.contains(&format!("ok    mode for {}: seccomp", bin.display())),
-            "{t}"
-        );
-        assert!(lines_with(&t, "fail").is_empty(), "{t}");
-    }
-    // The same source linked dynamically is fine.
-    let dynbin = tmp.join("hello-dyn");
-    let st = Command::new("gcc")
-        .arg("-o")
-        .arg(&dynbin)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success());
-    let t = doctor_program(&dynbin);
-    assert!(t.contains("the shim can enter it"), "{t}");
-    assert!(
-        t.contains(&format!("ok    mode for {}: preload", dynbin.display())),
-        "{t}"
-    );
-    assert!(lines_with(&t, "fail").is_empty(), "{t}");
-    // Forced into seccomp mode, a dynamic program gets it too.
-    let t = doctor_program_with(&dynbin, &["--mode=seccomp"]);
-    assert!(
-        t.contains(&format!("ok    mode for {}: seccomp", dynbin.display())),
-        "{t}"
-    );
-}
-
-#[test]
-fn doctor_refuses_go_setuid_32_bit_missing_and_non_executable() {
-    let tmp = TempDir::new();
-    // Go: wireguard-go is one (skip that part if it is not installed).
-    if let Ok(go) = inspect_path("wireguard-go") {
-        let t = doctor_program_with(&go, &["--mode=preload"]);
-        assert!(
-            t.contains(&format!("fail  {} is a Go program", go.display())),
-            "{t}"
-        );
-        let t = doctor_program(&go);
-        assert!(
-            t.contains(&format!(
-                "ok    {} is a Go program: the shim cannot enter it, seccomp mode carries it",
-                go.display()
-            )),
-            "{t}"
-        );
-        assert!(
-            t.contains(&format!("ok    mode for {}: seccomp", go.display())),
-            "{t}"
-        );
-    } else {
-        eprintln!("SKIPPED (part): wireguard-go not installed, no Go binary to check");
-    }
-
-    // 32-bit: a minimal i386 ELF header asking for /lib/ld-linux.so.2.
-    let elf32 = tmp.join("prog32");
-    std::fs::write(&elf32, elf32_image()).expect("write");
-    std::fs::set_permissions(&elf32, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let t = doctor_program(&elf32);
-    assert!(
-        t.contains(&format!(
-            "fail  {} is 32-bit i386, the shim is 64-bit",
-            elf32.display()
-        )),
-        "{t}"
-    );
-    // Neither mode carries it, auto or forced.
-    for flags in [&[][..], &["--mode=seccomp"][..]] {
-        let t = doctor_program_with(&elf32, flags);
-        assert!(
-            t.contains(&format!("fail  mode for {}: none", elf32.display())),
-            "{t}"
-        );
-    }
-
-    // Missing, on PATH and by path.
-    let t = doctor_program(Path::new("no-such-program-xyz"));
-    assert!(
-        t.contains("fail  command no-such-program-xyz: no-such-program-xyz not found on PATH"),
-        "{t}"
-    );
-    let t = doctor_program(&tmp.join("absent"));
-    assert!(t.contains("does not exist"), "{t}");
-
-    // Not executable.
-    let script = tmp.write("s.sh", "#!/bin/sh\necho hi\n");
-    let t = doctor_program(&script);
-    assert!(
-        t.contains(&format!(
-            "fail  {} is not executable (mode 0600)  — chmod +x",
-            script.display()
-        )),
-        "{t}"
-    );
-    // A script whose interpreter is missing.
-    let script2 = tmp.join("s2.sh");
-    std::fs::write(&script2, "#!/no/such/interp\n").expect("write");
-    std::fs::set_permissions(&script2, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let t = doctor_program(&script2);
-    assert!(t.contains("fail  /no/such/interp does not exist"), "{t}");
-    // A good script: followed to its interpreter.
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let t = doctor_program(&script);
-    assert!(t.contains("is a script for /bin/sh"), "{t}");
-    assert!(lines_with(&t, "fail").is_empty(), "{t}");
-
-    // setuid to another user (needs root to chown).
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        let su = tmp.join("true-setuid");
-        std::fs::copy("/bin/true", &su).expect("copy /bin/true");
-        std::os::unix::fs::chown(&su, Some(65534), None).expect("chown");
-        std::fs::set_permissions(&su, std::fs::Permissions::from_mode(0o4755)).expect("chmod");
-        let t = doctor_program(&su);
-        assert!(
-            t.contains(&format!(
-                "fail  {} is set-user-ID: the loader ignores LD_PRELOAD for it",
-                su.display()
-            )),
-            "{t}"
-        );
-    } else {
-        eprintln!("SKIPPED (part): not root, cannot make a setuid file of another user");
-    }
-}
-
-fn inspect_path(name: &str) -> Result<PathBuf, ()> {
-    let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or(())
-}
-
-/// ELF32 little-endian i386 executable header with one PT_INTERP.
-fn elf32_image() -> Vec<u8> {
-    let interp = b"/lib/ld-linux.so.2\0";
-    let mut b = vec![0u8; 84];
-    b[..7].copy_from_slice(b"\x7fELF\x01\x01\x01");
-    b[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    b[18..20].copy_from_slice(&3u16.to_le_bytes()); // EM_386
-    b[20..24].copy_from_slice(&1u32.to_le_bytes());
-    b[28..32].copy_from_slice(&52u32.to_le_bytes()); // e_phoff
-    b[40..42].copy_from_slice(&52u16.to_le_bytes());
-    b[42..44].copy_from_slice(&32u16.to_le_bytes()); // e_phentsize
-    b[44..46].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
-    b[52..56].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
-    b[56..60].copy_from_slice(&84u32.to_le_bytes());
-    b[68..72].copy_from_slice(&(interp.len() as u32).to_le_bytes());
-    b.extend_from_slice(interp);
-    b
 }
 
 #[test]
@@ -669,11 +398,11 @@ fn self_test_unreachable_peer_fails_with_a_handshake_timeout() {
     skip_unless_netns!();
     let tmp = TempDir::new();
     let (_, two, pub2) = pair(&tmp);
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     // Nobody listens on 127.0.0.1:51801 in this namespace.
     let started = std::time::Instant::now();
-    let out = common::in_netns(&[
-        b.wrapguard.as_os_str(),
+    let out = in_netns(&[
+        b.bin.as_os_str(),
         OsStr::new("--config"),
         two.as_os_str(),
         OsStr::new("--self-test"),
@@ -702,7 +431,7 @@ fn self_test_unreachable_peer_fails_with_a_handshake_timeout() {
 fn self_test_broken_config_fails_before_the_tunnel() {
     let tmp = TempDir::new();
     let bad = tmp.write("bad.conf", "[Interface]\nAddress = 10.0.0.2/24\n");
-    let out = wrapguard(&[
+    let out = wrapguard_direct(&[
         OsStr::new("--config"),
         bad.as_os_str(),
         OsStr::new("--self-test"),
@@ -789,32 +518,10 @@ wait $cli
 #[test]
 fn self_test_against_wireguard_go() {
     skip_unless_ready!();
-    let tmp = TempDir::new();
-    let client = wg::Netns::new("d");
-    let (ours_private, ours_public) = keys();
-    let peer = wg::WgPeer::new(
-        &client,
-        &tmp,
-        wg::PeerSetup {
-            index: 1,
-            our_public: &ours_public,
-            our_allowed: "10.77.0.2/32",
-            our_endpoint: None,
-            extra_addrs: &[],
-            extra_peer_args: &[],
-        },
-    );
-    let conf = tmp.write(
-        "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {ours_private}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n",
-            peer.keys.public,
-            peer.endpoint()
-        ),
-    );
-    let b = common::bins();
-    let wgb = b.wrapguard.display().to_string();
+    let t = OnePeer::new("d");
+    let (client, peer, ours_public) = (&t.client, &t.peer, &t.ours.public);
+    let conf = t.conf("wg0.conf", Conf::V4);
+    let wgb = Wrapguard::under_test().bin.display().to_string();
     let c = conf.display().to_string();
     let out = client.run(&["timeout", "60", &wgb, "--config", &c, "--self-test"]);
     let t = text(&out);
@@ -832,7 +539,7 @@ fn self_test_against_wireguard_go() {
     );
     // The peer saw our handshake and our tunnel traffic.
     let hs = peer.wg_show("latest-handshakes");
-    assert!(hs.contains(&ours_public), "{hs}");
+    assert!(hs.contains(ours_public), "{hs}");
     let transfer = peer.wg_show("transfer");
     let rx: u64 = transfer
         .split_whitespace()

@@ -8,14 +8,8 @@
 //! config has no `DNS =`. Needs root, wireguard-go, wireguard-tools and
 //! dnsmasq; prints `SKIPPED:` and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-#[macro_use]
-mod dnsworld;
-
-use dnsworld::{read, HOST_NS};
-use wg::{show, wrapguard};
+use wrapguard_testnet::dnsworld::HOST_NS;
+use wrapguard_testnet::{dns_world_or_skip, on_path, read, show, wrapguard};
 
 /// Lookups of every kind, one line each, by a python3 program.
 const PY_LOOKUPS: &str = r#"
@@ -139,7 +133,7 @@ fn lookups_fail_closed_when_the_tunnel_dns_server_is_down() {
          python3 -c \"import socket\ntry:\n  socket.getaddrinfo('{name}', 80)\n  print('GAI ok')\nexcept socket.gaierror as e:\n  print('GAI', e.errno == socket.EAI_AGAIN)\"",
         name = w.name
     );
-    if wg::on_path("dig") {
+    if on_path("dig") {
         script.push_str(&format!(
             "; dig +short +time=3 +tries=1 @{HOST_NS} {} A; echo DIG=$?",
             w.name
@@ -153,7 +147,7 @@ fn lookups_fail_closed_when_the_tunnel_dns_server_is_down() {
     );
     let so = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(so.contains("GETENT=2"), "{}", show(&out));
-    if wg::on_path("dig") {
+    if on_path("dig") {
         assert!(
             !so.contains("DIG=0"),
             "dig succeeded with the tunnel DNS down\n{}",
@@ -217,7 +211,7 @@ fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
         py = py.display(),
         name = w.name
     );
-    if wg::on_path("dig") {
+    if on_path("dig") {
         script.push_str(&format!(
             "; dig +tcp +short +time=10 +tries=1 @{HOST_NS} {} A | sed 's/^/DIG /'",
             w.name
@@ -231,7 +225,7 @@ fn tcp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
         show(&out)
     );
     assert!(so.contains("TCPQ 127.0.0.53 True False"), "{}", show(&out));
-    if wg::on_path("dig") {
+    if on_path("dig") {
         assert!(so.contains("DIG 10.77.0.1"), "{}", show(&out));
     }
     assert_eq!(w.host_queries(), before, "{}", show(&out));
@@ -321,7 +315,7 @@ fn udp_to_the_host_nameservers_goes_to_the_tunnel_dns_server() {
         "UDPQ 127.0.0.53 True False ('127.0.0.53', 53)".to_string(),
         "CARES 10.77.0.1".to_string(),
     ];
-    if wg::on_path("dig") {
+    if on_path("dig") {
         for (tag, at) in [
             ("DIG1", format!("@{HOST_NS}")),
             ("DIG2", "@127.0.0.53".into()),

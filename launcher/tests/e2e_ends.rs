@@ -7,18 +7,15 @@
 //! connects fast with EHOSTUNREACH and is used again once it returns. Needs root, wireguard-go, wireguard-tools; prints
 //! `SKIPPED:` and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-
 use std::time::{Duration, Instant};
-use wg::{peer_server, python, read, show, spawn_wrapguard, wait_line, wrapguard, Conf, OnePeer};
+use wrapguard_testnet::{
+    peer_server, python, read, show, skip_unless_ready, spawn_wrapguard, tcp_echo_server, token,
+    wait_line, wait_log, wrapguard, Conf, Configured, OnePeer,
+};
 
 /// Peer 1 and our IPv4 config for it.
-fn setup(tag: &str) -> (OnePeer, std::path::PathBuf) {
-    let t = OnePeer::new(tag);
-    let conf = t.conf("wg0.conf", Conf::V4);
-    (t, conf)
+fn setup(tag: &str) -> Configured {
+    OnePeer::new(tag).configured(Conf::V4)
 }
 
 /// Peer side: accepts one connection, reads to the end and logs how it
@@ -43,10 +40,10 @@ except OSError as e:
 #[test]
 fn child_exit_closes_its_flow_with_a_fin() {
     skip_unless_ready!();
-    let (t, conf) = setup("e");
+    let t = setup("e");
     let py = python();
     let (_srv, srv_log) = peer_server(&t.peer, &t.tmp, "one", ONE_SHOT_SERVER, 9200);
-    let tok = wg::token("fin");
+    let tok = token("fin");
     // Send, then exit without close() or shutdown(): the exit closes it.
     let code = format!(
         "import os, socket\ns = socket.create_connection(('10.77.0.1', 9200), timeout=20)\n\
@@ -54,7 +51,7 @@ fn child_exit_closes_its_flow_with_a_fin() {
     );
     let out = wrapguard(
         &t.client,
-        &conf,
+        &t.conf,
         &["--log-level=debug"],
         &[&py, "-c", &code],
     );
@@ -78,9 +75,9 @@ const CONNECTED: &str = "import socket, sys, time\n\
 #[test]
 fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     skip_unless_ready!();
-    let (t, conf) = setup("g");
+    let t = setup("g");
     let py = python();
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
     let code = &format!(
         "{CONNECTED}\
          s.settimeout(90); t = time.time()\n\
@@ -88,12 +85,10 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
          except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n"
     );
     let log = t.tmp.join("run.log");
-    let _run = spawn_wrapguard(&t.client, &conf, &[], &[&py, "-c", code], &log, 300);
+    let _run = spawn_wrapguard(&t.client, &t.conf, &[], &[&py, "-c", code], &log, 300);
     let s = wait_line(&log, &["READY"], 60);
     assert_eq!(s, "READY", "{}", read(&log));
-    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
-    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    t.client.signal("wrapguard", libc::SIGKILL);
     let killed = Instant::now();
     let s = wait_line(&log, &["ENDED"], 60);
     assert!(
@@ -163,9 +158,9 @@ time.sleep(60)
 #[test]
 fn vanished_peer_times_out_the_connection_after_retransmissions() {
     skip_unless_ready!();
-    let (mut t, conf) = setup("v");
+    let mut t = setup("v");
     let py = python();
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
     // Five connections, each with bytes in flight when the peer is gone:
     // one keeps sending (send, writev), one waits in recv (recv, readv),
     // one polls and then asks SO_ERROR. Each must end with ETIMEDOUT
@@ -177,7 +172,7 @@ fn vanished_peer_times_out_the_connection_after_retransmissions() {
     let log = t.tmp.join("run.log");
     let mut run = spawn_wrapguard(
         &t.client,
-        &conf,
+        &t.conf,
         &["--log-level=debug", "--test-tcp-data-retries=4"],
         &[
             &py,
@@ -295,12 +290,12 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         },
     );
     let py = python();
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
 
     // The shared leak guard watches the client namespace (bait default
     // routes make an escaped packet really leave); asserted below too.
     let guard = t.client.leak_guard();
-    let tok = wg::token("dead");
+    let tok = token("dead");
     let flags = t.tmp.join("flags");
     std::fs::create_dir_all(&flags).expect("flag dir");
     let code = t.tmp.write("client.py", DEAD_PEER_CLIENT);
@@ -360,14 +355,8 @@ fn dead_peer_fails_connects_fast_with_ehostunreach_and_recovers_when_it_returns(
         all()
     );
     // The SIGUSR1 status report says so too.
-    let pid = t.client.pid_named("wrapguard").expect("wrapguard pid");
-    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !all().contains("connects fail with EHOSTUNREACH)") {
-        assert!(Instant::now() < deadline, "status report: {}", all());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    t.client.signal("wrapguard", libc::SIGUSR1);
+    wait_log(&log, "connects fail with EHOSTUNREACH)", 20);
     // The second connect, and the lookup's queries.
     let refused: u64 = all()
         .rsplit("connects_unreachable=")
@@ -439,15 +428,15 @@ idle("C", c, 5)
 #[test]
 fn keepalive_set_by_the_program_times_out_an_idle_connection_to_a_vanished_peer() {
     skip_unless_ready!();
-    let (mut t, conf) = setup("k");
+    let mut t = setup("k");
     let py = python();
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
     let flag = t.tmp.join("killed");
     let script = t.tmp.write("keepalive.py", KEEPALIVE_CLIENT);
     let log = t.tmp.join("run.log");
     let mut run = spawn_wrapguard(
         &t.client,
-        &conf,
+        &t.conf,
         &["--log-level=debug"],
         &[
             &py,

@@ -2,30 +2,38 @@
 //! each run happens in a private network namespace (`unshare -n` as root,
 //! `unshare -rn` otherwise) with only loopback, so nothing can leave.
 
-mod common;
-
-use common::{bins, in_netns};
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
+use wrapguard_testnet::{conf_text, in_netns, netns_ok, unshare_ok, PeerSection, Wrapguard};
 
 const PRIVATE: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 const PEER: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 
-fn userns_ok() -> bool {
-    in_netns(&[OsStr::new("true")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 macro_rules! skip_without_netns {
     () => {
-        if !userns_ok() {
+        if !netns_ok() {
             eprintln!("SKIPPED: cannot create a private network namespace here");
             return;
         }
     };
+}
+
+/// Our config: PRIVATE at 10.77.0.2/24, one peer PEER carrying
+/// 10.77.0.0/24 at `endpoint`, with `extra` lines in its section.
+fn text_for(endpoint: Option<&str>, extra: &str) -> String {
+    conf_text(
+        PRIVATE,
+        "10.77.0.2/24",
+        "",
+        &[PeerSection {
+            public_key: PEER,
+            endpoint,
+            allowed_ips: "10.77.0.0/24",
+            extra,
+        }],
+    )
 }
 
 fn conf(name: &str, text: &str, mode: u32) -> PathBuf {
@@ -38,9 +46,9 @@ fn conf(name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 fn run(conf: &std::path::Path, argv: &[&str]) -> Output {
-    let b = bins();
+    let b = Wrapguard::under_test();
     let mut v: Vec<&OsStr> = vec![
-        b.wrapguard.as_os_str(),
+        b.bin.as_os_str(),
         OsStr::new("--config"),
         conf.as_os_str(),
         OsStr::new("--"),
@@ -61,10 +69,7 @@ fn unresolvable_endpoint_is_one_line_error_before_launch() {
     skip_without_netns!();
     let c = conf(
         "badhost.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {PEER}\nEndpoint = no-such-host.invalid:51820\nAllowedIPs = 10.77.0.0/24\n"
-        ),
+        &text_for(Some("no-such-host.invalid:51820"), ""),
         0o600,
     );
     let out = run(&c, &["sh", "-c", "echo LAUNCHED"]);
@@ -88,10 +93,7 @@ fn hostname_endpoint_is_resolved_at_start_and_logged_without_keys() {
     skip_without_netns!();
     let c = conf(
         "localhost.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {PEER}\nEndpoint = localhost:51820\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n"
-        ),
+        &text_for(Some("localhost:51820"), "PersistentKeepalive = 25"),
         0o600,
     );
     let out = run(&c, &["sh", "-c", "echo LAUNCHED"]);
@@ -109,14 +111,7 @@ fn hostname_endpoint_is_resolved_at_start_and_logged_without_keys() {
 #[test]
 fn world_readable_config_is_a_warning() {
     skip_without_netns!();
-    let c = conf(
-        "readable.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {PEER}\nAllowedIPs = 10.77.0.0/24\n"
-        ),
-        0o644,
-    );
+    let c = conf("readable.conf", &text_for(None, ""), 0o644);
     let out = run(&c, &["true"]);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -131,15 +126,8 @@ fn world_readable_config_is_a_warning() {
 #[test]
 fn peer_without_endpoint_that_never_called_is_unreachable_at_once() {
     skip_without_netns!();
-    let c = conf(
-        "noendpoint.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {PEER}\nAllowedIPs = 10.77.0.0/24\n"
-        ),
-        0o600,
-    );
-    let py = bins().python.display().to_string();
+    let c = conf("noendpoint.conf", &text_for(None, ""), 0o600);
+    let py = Wrapguard::under_test().python.display().to_string();
     let script = r#"
 import errno, socket, time
 t = time.time()
@@ -160,11 +148,7 @@ except OSError as e:
 /// local UDP socket, which then receives wrapguard's handshake initiation.
 #[test]
 fn hostname_endpoint_is_resolved_again_while_handshakes_fail() {
-    let private_ns_ok = std::process::Command::new("unshare")
-        .args(["-nm", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !private_ns_ok {
+    if !unshare_ok("-nm") {
         eprintln!("SKIPPED: needs unshare -nm (root)");
         return;
     }
@@ -175,9 +159,9 @@ fn hostname_endpoint_is_resolved_again_while_handshakes_fail() {
     std::fs::write(&hosts, "127.0.0.9 wgpeer.test\n").expect("hosts");
     let c = conf(
         "reresolve.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.77.0.2/24\n\n\
-             [Peer]\nPublicKey = {PEER}\nEndpoint = wgpeer.test:{port}\nAllowedIPs = 10.77.0.0/24\nPersistentKeepalive = 25\n"
+        &text_for(
+            Some(&format!("wgpeer.test:{port}")),
+            "PersistentKeepalive = 25",
         ),
         0o600,
     );
@@ -199,7 +183,7 @@ while True:
         print("GOT_INITIATION after %.1f s" % (time.time() - t), flush=True)
         break
 "#;
-    let b = bins();
+    let b = Wrapguard::under_test();
     let out = std::process::Command::new("unshare")
         .args([
             "-nm",
@@ -208,7 +192,7 @@ while True:
             r#"ip link set lo up && mount --bind "$0" /etc/hosts && exec "$@""#,
         ])
         .arg(&hosts)
-        .arg(&b.wrapguard)
+        .arg(&b.bin)
         .arg("--config")
         .arg(&c)
         .args(["--", "python3", "-c", script])

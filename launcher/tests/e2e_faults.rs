@@ -1,22 +1,17 @@
 //! Reliability under faults, floods and caps. wrapguard against wireguard-go through a seeded fault relay
-//! ([`faults::Relay`]): bulk transfers under loss, reordering, duplication
+//! ([`wrapguard_testnet::Relay`]): bulk transfers under loss, reordering, duplication
 //! and corruption arrive intact (sha256 checked at both ends), and a
 //! throughput table is printed. Needs root, wireguard-go, wireguard-tools;
 //! prints `SKIPPED:` and passes otherwise.
 //!
 //! Replay a run with `WRAPGUARD_FAULT_SEED=<n>` (the seed is printed).
 
-mod common;
-mod faults;
-#[macro_use]
-mod wg;
-
-use faults::{Faults, Relay};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use wg::{
-    bulk_server, python, read, show, spawn_wrapguard, wrapguard_limit, Conf, Endpoint, OnePeer,
-    PeerOpts,
+use wrapguard_testnet::{
+    bulk_server, enter_netns, python, read, show, skip_unless_ready, spawn_wrapguard,
+    tcp_echo_server, wait_line, wait_log, wrapguard_limit, Bg, Bulk, Conf, Endpoint, Faults,
+    OnePeer, PeerOpts, Relay, Rng,
 };
 
 /// Bytes each way per run.
@@ -68,11 +63,7 @@ fn through_relay(t: &OnePeer, faults: Faults, interface: &str) -> (Relay, std::p
 
 /// Starts the wrapped bulk client of `bulk` with `conf` (debug logs, 400 s
 /// limit); returns it and its log.
-fn spawn_bulk_client(
-    t: &OnePeer,
-    conf: &std::path::Path,
-    bulk: &wg::Bulk,
-) -> (wg::Bg, std::path::PathBuf) {
+fn spawn_bulk_client(t: &OnePeer, conf: &std::path::Path, bulk: &Bulk) -> (Bg, std::path::PathBuf) {
     let log = t.tmp.join("wrapguard.log");
     let run = spawn_wrapguard(
         &t.client,
@@ -323,9 +314,9 @@ fn flood(
     seed: u64,
 ) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
-        faults::enter_netns(&ns);
+        enter_netns(&ns);
         let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind flood socket");
-        let mut rng = faults::Rng::new(seed);
+        let mut rng = Rng::new(seed);
         let total = inits + garbage;
         let every = total / inits.max(1);
         let (mut sent, mut sent_inits) = (0, 0);
@@ -526,7 +517,7 @@ fn flow_cap_refuses_new_connects_with_enobufs_and_keeps_old_flows() {
     let t = OnePeer::new("c");
     let py = python();
     let cli = t.tmp.write("cap.py", FLOW_CAP_CLIENT);
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
     let conf = t.conf("wg0.conf", Conf::V4);
     let out = wrapguard_limit(
         &t.client,
@@ -579,7 +570,7 @@ fn peer_moves_to_another_ip_mid_connection_and_is_followed() {
     );
     let py = python();
     let cli = t.tmp.write("tick.py", TICK_CLIENT);
-    let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
     let upstream = t.peer.endpoint().parse().expect("endpoint");
     let port = 51_901u16;
     let (relay1, conf) = through_relay(&t, Faults::default(), &format!("ListenPort = {port}"));
@@ -716,7 +707,7 @@ fn listener_that_does_not_accept_keeps_the_backlog_bounded_and_accepts_later() {
         &log,
         400,
     );
-    let ready = wg::wait_line(&log, &["LISTENING"], 60);
+    let ready = wait_line(&log, &["LISTENING"], 60);
     assert_eq!(ready, "LISTENING", "{}", read(&log));
     // The peer must know our endpoint (our keepalive handshake) first.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -743,14 +734,8 @@ fn listener_that_does_not_accept_keeps_the_backlog_bounded_and_accepts_later() {
         max_rss = max_rss.max(rss_kib(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: kill(2) on the wrapguard process we started, in our namespace.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !read(&log).contains("Engine counters:") {
-        assert!(std::time::Instant::now() < deadline, "{}", read(&log));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let held = read(&log);
+    t.client.signal("wrapguard", libc::SIGUSR1);
+    let held = wait_log(&log, "Engine counters:", 20);
     let c = |k: &str| counter(&held, k);
     let (pending, flows, overflows) = (c("inbound_pending"), c("flows"), c("listen_overflows"));
     let peer_view = read(&plog);
@@ -773,7 +758,7 @@ fn listener_that_does_not_accept_keeps_the_backlog_bounded_and_accepts_later() {
     // The program accepts now: every connection gets in (the peer's SYN
     // retransmissions), through the same bounded path.
     std::fs::write(&flag, "").expect("flag");
-    let accepted = wg::wait_line(&log, &["ACCEPTED"], 240);
+    let accepted = wait_line(&log, &["ACCEPTED"], 240);
     let _ = run.child.kill();
     let _ = run.child.wait();
     assert_eq!(

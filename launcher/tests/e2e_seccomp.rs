@@ -10,37 +10,17 @@
 //! Needs root, wireguard-go, wireguard-tools and gcc with a static libc;
 //! prints `SKIPPED:` and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-
-use std::path::{Path, PathBuf};
-use wg::{read, show, spawn_wrapguard, token, wait_line, wrapguard, Conf, OnePeer, PeerOpts};
+use std::path::Path;
+use wrapguard_testnet::{
+    read, show, skip_unless_ready, spawn_wrapguard, tcp_echo_server, token, wait_line, wrapguard,
+    Conf, Configured, OnePeer,
+};
 
 /// One wireguard-go peer (10.77.0.1, fd77::1) that also knows our
 /// endpoint (so it can reach a wrapped server first), and our dual-stack
 /// config listening on a fixed port.
-struct One {
-    w: OnePeer,
-    conf: PathBuf,
-}
-
-fn one_peer() -> One {
-    let w = OnePeer::with(
-        "s",
-        PeerOpts {
-            our_endpoint: Some("192.168.77.2:51900"),
-            ..PeerOpts::default()
-        },
-    );
-    let conf = w.conf(
-        "wg0.conf",
-        Conf {
-            interface: "ListenPort = 51900",
-            ..Conf::DUAL
-        },
-    );
-    One { w, conf }
+fn one_peer() -> Configured {
+    OnePeer::listening("s", 51900).configured(Conf::DUAL)
 }
 
 /// Builds the static fixture into `dir`; `None` (and a SKIPPED line) if
@@ -70,19 +50,15 @@ fn static_fixture(dir: &Path) -> Option<String> {
     Some(bin.display().to_string())
 }
 
-fn log_of(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
 #[test]
 fn static_client_fetches_token_in_seccomp_and_auto_mode() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
         return;
     };
     let tok = token("static");
-    let (_srv, log) = t.w.serve_page(&tok, "::");
+    let (_srv, log) = t.serve_page(&tok, "::");
     for (flags, args) in [
         (&["--mode=seccomp"][..], &["get", "10.77.0.1", "8080"][..]),
         (&[][..], &["get", "10.77.0.1", "8080", "nb"][..]),
@@ -91,8 +67,8 @@ fn static_client_fetches_token_in_seccomp_and_auto_mode() {
     ] {
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
-        let before = log_of(&log).lines().count();
-        let out = wrapguard(&t.w.client, &t.conf, flags, &argv);
+        let before = read(&log).lines().count();
+        let out = wrapguard(&t.client, &t.conf, flags, &argv);
         let o = String::from_utf8_lossy(&out.stdout);
         let e = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{flags:?} {args:?}: {}", show(&out));
@@ -113,7 +89,7 @@ fn static_client_fetches_token_in_seccomp_and_auto_mode() {
             show(&out)
         );
         // The server saw our tunnel address, for this very request.
-        let l = log_of(&log);
+        let l = read(&log);
         let new: Vec<&str> = l.lines().skip(before).collect();
         assert!(
             new.iter().any(|x| x.contains(&format!("{ours} - - "))),
@@ -126,11 +102,11 @@ fn static_client_fetches_token_in_seccomp_and_auto_mode() {
 fn static_client_refused_port_gives_econnrefused() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
         return;
     };
     let out = wrapguard(
-        &t.w.client,
+        &t.client,
         &t.conf,
         &[],
         &[&bin, "refused", "10.77.0.1", "9"],
@@ -145,26 +121,18 @@ fn static_client_refused_port_gives_econnrefused() {
 fn static_server_is_reachable_from_the_peer_with_its_tunnel_address() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
         return;
     };
     let tok = token("srv");
-    let wg_bin = common::bins().wrapguard.display().to_string();
-    let conf = t.conf.display().to_string();
-    let child_log = t.w.tmp.join("wrapped.log");
-    let mut server = t.w.client.spawn(
-        &[
-            &wg_bin,
-            "--config",
-            &conf,
-            "--log-level=debug",
-            "--",
-            &bin,
-            "serve",
-            "8090",
-            &tok,
-        ],
+    let child_log = t.tmp.join("wrapped.log");
+    let mut server = spawn_wrapguard(
+        &t.client,
+        &t.conf,
+        &["--log-level=debug"],
+        &[&bin, "serve", "8090", &tok],
         &child_log,
+        120,
     );
     // Retry until the wrapped server listens in the tunnel.
     let script = r#"
@@ -184,15 +152,15 @@ while True:
             print("FAIL", e); sys.exit(1)
         time.sleep(0.2)
 "#;
-    let out = t.w.peer.ns.run(&["timeout", "55", "python3", "-c", script]);
+    let out = t.peer.ns.run(&["timeout", "55", "python3", "-c", script]);
     for _ in 0..100 {
-        if log_of(&child_log).contains("Child exited") {
+        if read(&child_log).contains("Child exited") {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     server.terminate();
-    let l = log_of(&child_log);
+    let l = read(&child_log);
     assert!(out.status.success(), "{}\n--- wrapped\n{l}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tok, "{l}");
     assert!(l.contains("LISTENING 0.0.0.0 8090"), "{l}");
@@ -209,9 +177,9 @@ fn dynamic_curl_forced_into_seccomp_mode_fetches_token() {
     skip_unless_ready!();
     let t = one_peer();
     let tok = token("curlsc");
-    let (_srv, log) = t.w.serve_page(&tok, "0.0.0.0");
+    let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
     let out = wrapguard(
-        &t.w.client,
+        &t.client,
         &t.conf,
         &["--mode=seccomp"],
         &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
@@ -230,7 +198,7 @@ fn dynamic_curl_forced_into_seccomp_mode_fetches_token() {
         "the shim is not loaded: {}",
         show(&out)
     );
-    assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
+    assert!(read(&log).contains("10.77.0.2 - - "), "{}", read(&log));
 }
 
 #[test]
@@ -251,30 +219,15 @@ fn static_client_tcp_to_the_host_resolver_reaches_the_tunnel_dns_server() {
     // answers proves where the connection went.
     let tok = token("dns53");
     let root = w.tmp.webroot("www53", &tok);
-    let root_s = root.display().to_string();
     let log = w.tmp.join("http53.log");
-    let _srv = w.peer.ns.spawn(
-        &[
-            "python3",
-            "-u",
-            "-m",
-            "http.server",
-            "53",
-            "--bind",
-            "0.0.0.0",
-            "--directory",
-            &root_s,
-        ],
-        &log,
-    );
-    w.peer.ns.wait_tcp_listen(53);
+    let _srv = w.peer.http_server_on(53, &root, "0.0.0.0", &log);
     // 127.0.0.53 is always one of the host's nameservers for the engine.
     let out = wrapguard(&w.client, &conf, &[], &[&bin, "get", "127.0.0.53", "53"]);
     let o = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", show(&out));
     assert!(o.contains(&format!("BODY {tok}")), "{}", show(&out));
     assert!(o.contains("PEER 10.77.0.1 53"), "{}", show(&out));
-    assert!(log_of(&log).contains("10.77.0.2 - - "), "{}", log_of(&log));
+    assert!(read(&log).contains("10.77.0.2 - - "), "{}", read(&log));
 }
 
 /// Keepalive set by a static program after `connect()` reaches the tunnel
@@ -286,13 +239,13 @@ fn static_client_tcp_to_the_host_resolver_reaches_the_tunnel_dns_server() {
 fn keepalive_set_by_a_static_program_ends_an_idle_connection_to_a_vanished_peer() {
     skip_unless_ready!();
     let mut t = one_peer();
-    let Some(bin) = static_fixture(&t.w.tmp.join("")) else {
+    let Some(bin) = static_fixture(&t.tmp.join("")) else {
         return;
     };
-    let _srv = wg::tcp_echo_server(&t.w.peer, &t.w.tmp, 9100);
-    let log = t.w.tmp.join("idle.log");
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let log = t.tmp.join("idle.log");
     let mut run = spawn_wrapguard(
-        &t.w.client,
+        &t.client,
         &t.conf,
         &["--log-level=debug"],
         &[&bin, "idle", "10.77.0.1", "9100"],
@@ -306,7 +259,7 @@ fn keepalive_set_by_a_static_program_ends_an_idle_connection_to_a_vanished_peer(
         "{}",
         read(&log)
     );
-    t.w.peer.kill();
+    t.peer.kill();
     let end = wait_line(&log, &["END "], 60);
     let _ = run.child.kill();
     let _ = run.child.wait();

@@ -10,15 +10,14 @@
 //! first): nothing may leave outside the WireGuard flow. Needs root, wireguard-go, wireguard-tools and dnsmasq (and
 //! the compilers); prints `SKIPPED:` with the reason and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-mod dnsworld;
 mod fixtures;
 
-use dnsworld::{read, skip_without_dnsmasq, wait_for, world, World};
 use std::path::Path;
-use wg::{show, token, wrapguard};
+use wrapguard_testnet::dnsworld::World;
+use wrapguard_testnet::{
+    dns_world_or_skip, on_path, read, show, spawn_wrapguard, token, wait_until, wrapguard,
+    UDP_PING_CLIENT,
+};
 
 macro_rules! fixture_or_skip {
     ($f:expr) => {
@@ -83,22 +82,10 @@ fn fetch_by_name(w: &World, argv: &[&str]) -> String {
     so
 }
 
-fn setup() -> Option<World> {
-    if let Some(why) = wg::skip_reason() {
-        eprintln!("SKIPPED: {why}");
-        println!("SKIPPED: {why}");
-        return None;
-    }
-    if skip_without_dnsmasq() {
-        return None;
-    }
-    Some(world())
-}
-
 #[test]
 fn static_rust_client_resolves_and_fetches_through_the_tunnel() {
     let bin = fixture_or_skip!(fixtures::rust_static());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let b = bin.display().to_string();
     // Without wrapguard this very binary leaves the namespace (the
     // guard's bait route): the guard sees it.
@@ -117,7 +104,7 @@ fn static_rust_client_getaddrinfo_over_unconnected_udp_resolves_through_the_tunn
     // supervisor carries both, and shows the tunnel server's answer as
     // coming from the host nameserver.
     let bin = fixture_or_skip!(fixtures::rust_static());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let conf = w.conf(true);
     let b = bin.display().to_string();
     let out = wrapguard(
@@ -148,7 +135,7 @@ fn static_rust_client_getaddrinfo_over_unconnected_udp_resolves_through_the_tunn
 #[test]
 fn static_c_client_resolves_and_fetches_through_the_tunnel() {
     let bin = fixture_or_skip!(fixtures::c_static());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let b = bin.display().to_string();
     fetch_by_name(&w, &[&b, "fetch", &w.name, "8080", "/"]);
 }
@@ -156,7 +143,7 @@ fn static_c_client_resolves_and_fetches_through_the_tunnel() {
 #[test]
 fn go_client_resolves_and_fetches_through_the_tunnel() {
     let bin = fixture_or_skip!(fixtures::go_client());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let b = bin.display().to_string();
     fetch_by_name(&w, &[&b, &w.name, "8080", "/"]);
 }
@@ -170,7 +157,7 @@ fn go_client_resolves_and_fetches_through_the_tunnel() {
 #[test]
 fn static_client_run_by_a_dynamic_shell_is_carried_too() {
     let bin = fixture_or_skip!(fixtures::c_static());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let script = format!(
         "{} fetch {} 8080 /; echo SHELL-DONE $?",
         bin.display(),
@@ -187,7 +174,7 @@ fn static_client_run_by_a_dynamic_shell_is_carried_too() {
 #[test]
 fn go_client_spawned_by_name_with_a_cleared_environment_is_carried_too() {
     let bin = fixture_or_skip!(fixtures::go_client());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let dir = bin.parent().expect("fixture dir").display().to_string();
     let file = bin
         .file_name()
@@ -209,40 +196,21 @@ fn go_client_spawned_by_name_with_a_cleared_environment_is_carried_too() {
 #[test]
 fn go_server_is_reachable_from_the_peer_at_our_tunnel_address() {
     let bin = fixture_or_skip!(fixtures::go_server());
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     // Keepalive: we handshake at start, so the peer knows our endpoint.
-    let conf = w.tmp.write(
-        "server.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n\
-             PersistentKeepalive = 25\n",
-            w.ours_private,
-            w.peer.keys.public,
-            w.peer.endpoint()
-        ),
-    );
+    let conf = w.conf_keepalive("server.conf");
     let tok = token("goserver");
     let log = w.tmp.join("go-server.log");
-    let wgbin = common::bins().wrapguard.display().to_string();
-    let c = conf.display().to_string();
     let b = bin.display().to_string();
-    let _srv = w.client.spawn(
-        &[
-            "timeout",
-            "90",
-            &wgbin,
-            "--config",
-            &c,
-            "--log-level=debug",
-            "--",
-            &b,
-            "9090",
-            &tok,
-        ],
+    let _srv = spawn_wrapguard(
+        &w.client,
+        &conf,
+        &["--log-level=debug"],
+        &[&b, "9090", &tok],
         &log,
+        90,
     );
-    wait_for("the Go server", || {
+    wait_until(15, "the Go server", || {
         read(&log).lines().any(|l| l.starts_with("READY "))
     });
     for (url, from) in [
@@ -303,11 +271,11 @@ fn fixtures_are_static_programs() {
 fn iperf3_forced_into_seccomp_mode_completes() {
     // iperf3 reads TCP_MAXSEG/TCP_INFO of its data socket: in seccomp mode
     // that is a unix socket underneath, so the supervisor answers them.
-    if !wg::on_path("iperf3") {
+    if !on_path("iperf3") {
         println!("SKIPPED: iperf3 not installed");
         return;
     }
-    let Some(w) = setup() else { return };
+    let w = dns_world_or_skip!();
     let _srv = w
         .peer
         .ns
@@ -330,59 +298,24 @@ fn iperf3_forced_into_seccomp_mode_completes() {
     assert_eq!(w.client.leak_guard().finish(), Ok(()), "{}", show(&out));
 }
 
-/// From the peer: sends `msg` to HOST:PORT until an answer comes (30 s).
-const PEER_UDP_CLIENT: &str = r#"
-import socket, sys, time
-host, port, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
-end = time.time() + 30
-while time.time() < end:
-    s.sendto(msg, (host, port))
-    try:
-        d, a = s.recvfrom(2048)
-        print("GOT", a[0], d.decode(), flush=True); sys.exit(0)
-    except socket.timeout:
-        pass
-print("NO ANSWER", flush=True); sys.exit(1)
-"#;
-
 #[test]
 fn static_udp_server_answers_the_peer_through_the_tunnel() {
     // bind(0.0.0.0:PORT) carries the socket at once; recv_from and send_to
     // (recvfrom/sendto with addresses) are carried by the supervisor.
     let bin = fixture_or_skip!(fixtures::rust_static());
-    let Some(w) = setup() else { return };
-    let conf = w.tmp.write(
-        "udp-server.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24, fd77::2/64\n\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24, fd77::/64\n\
-             PersistentKeepalive = 25\n",
-            w.ours_private,
-            w.peer.keys.public,
-            w.peer.endpoint()
-        ),
-    );
+    let w = dns_world_or_skip!();
+    let conf = w.conf_keepalive("udp-server.conf");
     let log = w.tmp.join("udp-server.log");
-    let wgbin = common::bins().wrapguard.display().to_string();
-    let c = conf.display().to_string();
     let b = bin.display().to_string();
-    let _srv = w.client.spawn(
-        &[
-            "timeout",
-            "90",
-            &wgbin,
-            "--config",
-            &c,
-            "--log-level=debug",
-            "--",
-            &b,
-            "udp-echo",
-            "9300",
-        ],
+    let _srv = spawn_wrapguard(
+        &w.client,
+        &conf,
+        &["--log-level=debug"],
+        &[&b, "udp-echo", "9300"],
         &log,
+        90,
     );
-    wait_for("the static UDP server", || {
+    wait_until(15, "the static UDP server", || {
         read(&log).lines().any(|l| l == "READY")
     });
     let tok = token("udpsrv");
@@ -391,7 +324,7 @@ fn static_udp_server_answers_the_peer_through_the_tunnel() {
         let out = w
             .peer
             .ns
-            .run(&["python3", "-c", PEER_UDP_CLIENT, "10.77.0.2", "9300", &msg]);
+            .run(&["python3", "-c", UDP_PING_CLIENT, "10.77.0.2", "9300", &msg]);
         let got = String::from_utf8_lossy(&out.stdout);
         assert!(
             got.contains(&format!("GOT 10.77.0.2 REPLY:{msg}")),

@@ -5,61 +5,16 @@
 //! source address it saw). Needs root, wireguard-go, wireguard-tools;
 //! prints `SKIPPED:` and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-
 use std::path::PathBuf;
-use wg::{read, show, spawn_wrapguard, token, wait_line, wrapguard, Bg, Conf, OnePeer, PeerOpts};
+use wrapguard_testnet::{
+    on_path, read, show, skip_unless_ready, spawn_wrapguard, token, wait_line, wrapguard, Bg, Conf,
+    Configured, OnePeer, Wrapguard, RUN_LIMIT_SECS, UDP_PING_CLIENT,
+};
 
 /// One wireguard-go peer (10.77.0.1, fd77::1) and our config (10.77.0.2,
 /// fd77::2); `t.peer`, `t.client`, `t.tmp` through `Deref`.
-struct One {
-    w: OnePeer,
-    conf: PathBuf,
-}
-
-impl std::ops::Deref for One {
-    type Target = OnePeer;
-    fn deref(&self) -> &OnePeer {
-        &self.w
-    }
-}
-
-impl std::ops::DerefMut for One {
-    fn deref_mut(&mut self) -> &mut OnePeer {
-        &mut self.w
-    }
-}
-
-fn one_peer() -> One {
-    one_peer_with("", None)
-}
-
-/// [`one_peer`] with extra lines in our `[Peer]` section and, if given, a
-/// fixed `ListenPort` that the peer knows as our endpoint (so it can start
-/// a handshake itself).
-fn one_peer_with(peer_extra: &str, listen_port: Option<u16>) -> One {
-    let our_endpoint = listen_port.map(|p| format!("192.168.77.2:{p}"));
-    let w = OnePeer::with(
-        "u",
-        PeerOpts {
-            our_endpoint: our_endpoint.as_deref(),
-            ..PeerOpts::default()
-        },
-    );
-    let interface = listen_port
-        .map(|p| format!("ListenPort = {p}"))
-        .unwrap_or_default();
-    let conf = w.conf(
-        "wg0.conf",
-        Conf {
-            interface: &interface,
-            peer: peer_extra,
-            ..Conf::DUAL
-        },
-    );
-    One { w, conf }
+fn one_peer() -> Configured {
+    OnePeer::new("u").configured(Conf::DUAL)
 }
 
 /// A UDP echo server (both families, one port): answers `ECHO:<data>` and
@@ -79,7 +34,7 @@ while True:
         s.sendto(b"ECHO:" + d, a)
 "#;
 
-fn echo_server(t: &One, port: u16) -> (Bg, PathBuf) {
+fn echo_server(t: &OnePeer, port: u16) -> (Bg, PathBuf) {
     let log = t.tmp.join(&format!("echo{port}.log"));
     let bg = t.peer.ns.spawn(
         &["python3", "-u", "-c", ECHO_SERVER, &port.to_string()],
@@ -90,7 +45,7 @@ fn echo_server(t: &One, port: u16) -> (Bg, PathBuf) {
     (bg, log)
 }
 
-fn python(t: &One, script: &str, args: &[&str]) -> std::process::Output {
+fn python(t: &Configured, script: &str, args: &[&str]) -> std::process::Output {
     let mut argv = vec!["python3", "-c", script];
     argv.extend_from_slice(args);
     wrapguard(&t.client, &t.conf, &["--log-level=debug"], &argv)
@@ -214,7 +169,7 @@ fn udp_echo_python_v6() {
 #[test]
 fn udp_echo_socat() {
     skip_unless_ready!();
-    if !wg::on_path("socat") {
+    if !on_path("socat") {
         eprintln!("SKIPPED: socat not installed");
         return;
     }
@@ -264,28 +219,14 @@ while len(seen) < 2:
 print("DONE", flush=True)
 "#;
 
-/// The far side of [`WRAPPED_SERVER`]: sends until answered.
-const PEER_CLIENT: &str = r#"
-import socket, sys, time
-host, port, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(0.5)
-end = time.time() + 30
-while time.time() < end:
-    s.sendto(msg, (host, port))
-    try:
-        d, a = s.recvfrom(2048)
-        print("GOT", a[0], d.decode(), flush=True); sys.exit(0)
-    except socket.timeout:
-        pass
-print("NO ANSWER", flush=True); sys.exit(1)
-"#;
-
 #[test]
 fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
     skip_unless_ready!();
     // Keepalive: we handshake at start, so the peer knows our endpoint.
-    let t = one_peer_with("PersistentKeepalive = 25", Some(51820));
+    let t = OnePeer::listening("u", 51820).configured(Conf {
+        peer: "PersistentKeepalive = 25",
+        ..Conf::DUAL
+    });
     let tok = token("srv");
     let log = t.tmp.join("server.log");
     let _srv = spawn_wrapguard(
@@ -306,7 +247,7 @@ fn udp_server_under_wrapguard_answers_peers_v4_and_v6() {
         let out = t
             .peer
             .ns
-            .run(&["python3", "-c", PEER_CLIENT, dst, "9000", &msg]);
+            .run(&["python3", "-c", UDP_PING_CLIENT, dst, "9000", &msg]);
         let got = String::from_utf8_lossy(&out.stdout);
         assert!(
             got.contains(&format!("GOT {dst} REPLY:{tok}:{msg}")),
@@ -433,20 +374,11 @@ fn static_program_is_refused_before_launch() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hello-static-ran"));
     // The escape hatch runs it (outside the tunnel), with a warning.
-    let wg = common::bins().wrapguard.display().to_string();
-    let c = t.conf.display().to_string();
-    let out = t.client.run(&[
-        "env",
-        "WRAPGUARD_ALLOW_UNCARRIED=1",
-        "timeout",
-        "55",
-        &wg,
-        "--config",
-        &c,
-        "--mode=preload",
-        "--",
-        &b,
-    ]);
+    let mut argv = vec!["env".to_string(), "WRAPGUARD_ALLOW_UNCARRIED=1".to_string()];
+    argv.extend(Wrapguard::under_test().argv(&t.conf, &["--mode=preload"], &[&b], RUN_LIMIT_SECS));
+    let out = t
+        .client
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("hello-static-ran"));
 }
@@ -534,7 +466,7 @@ fn sendmmsg_recvmmsg_from_c() {
 #[test]
 fn iperf3_udp_completes_through_the_tunnel() {
     skip_unless_ready!();
-    if !wg::on_path("iperf3") {
+    if !on_path("iperf3") {
         eprintln!("SKIPPED: iperf3 not installed");
         return;
     }

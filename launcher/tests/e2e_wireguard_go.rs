@@ -6,21 +6,17 @@
 //! peer's server logs). Needs root, wireguard-go, wireguard-tools; prints
 //! `SKIPPED:` and passes otherwise.
 
-mod common;
-#[macro_use]
-mod wg;
-
 use std::path::{Path, PathBuf};
-use wg::{
-    curl_retrying, python, read, show, spawn_wrapguard, token, wrapguard, Bg, Conf, Endpoint,
-    Netns, OnePeer, PeerOpts, PeerSetup, TempDir, WgPeer, OUR_V4,
+use wrapguard_testnet as wg;
+use wrapguard_testnet::{
+    conf_text, curl_retrying, python, read, show, skip_unless_ready, spawn_wrapguard, token,
+    wrapguard, Bg, Conf, Configured, Endpoint, Netns, OnePeer, PeerOpts, PeerSection, PeerSetup,
+    TempDir, WgPeer, OUR_V4,
 };
 
 /// Peer 1 (10.77.0.1, fd77::1) and our dual-stack config for it.
-fn one_peer() -> (OnePeer, PathBuf) {
-    let t = OnePeer::new("b");
-    let conf = t.conf("wg0.conf", Conf::DUAL);
-    (t, conf)
+fn one_peer() -> Configured {
+    OnePeer::new("b").configured(Conf::DUAL)
 }
 
 /// Serves `tok` from a `python3 -m http.server` on 8080 (bound to `bind`)
@@ -35,7 +31,7 @@ fn wrapped_http_server(
 ) -> (Bg, PathBuf) {
     let root = t.tmp.webroot("www-wrapped", tok);
     let log = t.tmp.join("wrapped.log");
-    let argv = wg::http_server_argv(&python(), bind, &root);
+    let argv = wg::http_server_argv(&python(), 8080, bind, &root);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let bg = spawn_wrapguard(&t.client, conf, flags, &argv, &log, 300);
     (bg, log)
@@ -44,12 +40,13 @@ fn wrapped_http_server(
 #[test]
 fn curl_fetches_token_and_server_sees_tunnel_address() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let tok = token("curl");
     let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
     let out = wrapguard(
         &t.client,
-        &conf,
+        conf,
         &["--log-level=debug"],
         &["curl", "-sS", "--max-time", "20", "http://10.77.0.1:8080/"],
     );
@@ -78,12 +75,13 @@ fn curl_fetches_token_and_server_sees_tunnel_address() {
 #[test]
 fn ipv6_curl_gets_token() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let tok = token("v6");
     let (_srv, log) = t.serve_page(&tok, "::");
     let out = wrapguard(
         &t.client,
-        &conf,
+        conf,
         &[],
         &[
             "curl",
@@ -107,13 +105,14 @@ fn node_http_client_gets_token() {
         eprintln!("SKIPPED: node not installed");
         return;
     }
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let tok = token("node");
     let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
     let js = "require('http').get('http://10.77.0.1:8080/', r => { let d = ''; \
               r.on('data', c => d += c); r.on('end', () => console.log('GOT ' + d)); })\
               .on('error', e => { console.error(e); process.exit(3); });";
-    let out = wrapguard(&t.client, &conf, &[], &["node", "-e", js]);
+    let out = wrapguard(&t.client, conf, &[], &["node", "-e", js]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("GOT {tok}")),
@@ -170,12 +169,13 @@ print("PASS")
 #[test]
 fn python_socket_semantics_through_the_tunnel() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let tok = token("py");
     let (_srv, _log) = t.serve_page(&tok, "0.0.0.0");
     let script = format!("TOKEN = {tok:?}\n{SOCKET_SEMANTICS}");
     let py = python();
-    let out = wrapguard(&t.client, &conf, &[], &[&py, "-c", &script]);
+    let out = wrapguard(&t.client, conf, &[], &[&py, "-c", &script]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
         "{}",
@@ -188,18 +188,11 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
     skip_unless_ready!();
     // We list the peer WITHOUT an Endpoint and a fixed ListenPort; the peer
     // knows our endpoint and initiates: we are reachable once it contacts us.
-    let t = OnePeer::with(
-        "b",
-        PeerOpts {
-            our_endpoint: Some("192.168.77.2:51900"),
-            ..PeerOpts::default()
-        },
-    );
+    let t = OnePeer::listening("b", 51900);
     let conf = t.conf(
         "wg0.conf",
         Conf {
             endpoint: Endpoint::None,
-            interface: "ListenPort = 51900",
             ..Conf::V4
         },
     );
@@ -225,11 +218,12 @@ fn incoming_connection_reaches_wrapped_server_from_peer_without_endpoint() {
 #[test]
 fn bulk_100mb_upload_and_download_sha256() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let bulk = wg::bulk_server(&t.peer, &t.tmp, 100 * 1024 * 1024);
     let log = &bulk.log;
     let started = std::time::Instant::now();
-    let out = wrapguard(&t.client, &conf, &[], &[&python(), &bulk.client, &bulk.n]);
+    let out = wrapguard(&t.client, conf, &[], &[&python(), &bulk.client, &bulk.n]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("PASS"),
@@ -264,14 +258,15 @@ fn iperf3_both_directions() {
         eprintln!("SKIPPED: iperf3 not installed (apt-get install -y iperf3)");
         return;
     }
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let log = t.tmp.join("iperf.log");
     let _srv = t.peer.ns.spawn(&["iperf3", "-s", "-B", "10.77.0.1"], &log);
     t.peer.ns.wait_tcp_listen(5201);
     for (label, extra) in [("upload", None), ("download (-R)", Some("-R"))] {
         let mut argv = vec!["iperf3", "-c", "10.77.0.1", "-t", "3"];
         argv.extend(extra);
-        let out = wrapguard(&t.client, &conf, &[], &argv);
+        let out = wrapguard(&t.client, conf, &[], &argv);
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success() && s.contains("receiver"),
@@ -316,17 +311,27 @@ fn routing_two_peers_route_lines_flags_and_exit_node() {
     let _s2 = p2.http_server(&tmp.webroot("www2", &tok2), "0.0.0.0", &log2);
     // Peer 2 carries 10.99.0.0/24 by a `Route =` line (a policy route: its
     // AllowedIPs stay 10.78.0.0/24).
+    let (e1, e2) = (p1.endpoint(), p2.endpoint());
     let conf = tmp.write(
         "wg0.conf",
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.77.0.2/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.77.0.0/24\n\
-             [Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = 10.78.0.0/24\nRoute = 10.99.0.0/24\n",
-            ours.private,
-            p1.keys.public,
-            p1.endpoint(),
-            p2.keys.public,
-            p2.endpoint()
+        &conf_text(
+            &ours.private,
+            "10.77.0.2/24",
+            "",
+            &[
+                PeerSection {
+                    public_key: &p1.keys.public,
+                    endpoint: Some(&e1),
+                    allowed_ips: "10.77.0.0/24",
+                    extra: "",
+                },
+                PeerSection {
+                    public_key: &p2.keys.public,
+                    endpoint: Some(&e2),
+                    allowed_ips: "10.78.0.0/24",
+                    extra: "Route = 10.99.0.0/24",
+                },
+            ],
         ),
     );
     let fetch = |flags: &[&str], url: &str| {
@@ -600,10 +605,11 @@ print("BAD", bad) if bad else print("PASS")
 #[test]
 fn many_concurrent_echo_flows_both_directions_at_once() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     let py = python();
     let _srv = wg::tcp_echo_server(&t.peer, &t.tmp, 7000);
-    let out = wrapguard(&t.client, &conf, &[], &[&py, "-c", ECHO_CLIENTS]);
+    let out = wrapguard(&t.client, conf, &[], &[&py, "-c", ECHO_CLIENTS]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PASS"),
         "{}",
@@ -644,7 +650,8 @@ fn ipv6_underlay_endpoint() {
 #[test]
 fn application_connect_timeout_is_honoured() {
     skip_unless_ready!();
-    let (t, conf) = one_peer();
+    let t = one_peer();
+    let conf = &t.conf;
     // The peer silently drops everything for 10.77.8.0/24.
     t.peer
         .ns
@@ -665,7 +672,7 @@ except OSError as e:
     // Not in the peer's AllowedIPs: a --route sends it there.
     let out = wrapguard(
         &t.client,
-        &conf,
+        conf,
         &["--route=10.77.8.0/24:10.77.0.1"],
         &[&py, "-c", script],
     );

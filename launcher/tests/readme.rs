@@ -5,12 +5,11 @@
 //! and the ones cheap to run are run here (help, completions, genkey,
 //! pubkey, the doctor on a copy of the example config).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use wrapguard_testnet::Wrapguard;
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
@@ -23,7 +22,7 @@ fn example() -> String {
 }
 
 fn help() -> String {
-    let out = Command::new(&common::bins().wrapguard)
+    let out = Command::new(&Wrapguard::under_test().bin)
         .arg("--help")
         .output()
         .expect("wrapguard --help");
@@ -251,13 +250,13 @@ fn every_command_in_the_readme_is_exercised() {
 
 #[test]
 fn completions_for_each_shell() {
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     for (shell, marker) in [
         ("bash", "_wrapguard()"),
         ("zsh", "#compdef wrapguard"),
         ("fish", "complete -c wrapguard"),
     ] {
-        let out = Command::new(&b.wrapguard)
+        let out = Command::new(&b.bin)
             .args(["completions", shell])
             .output()
             .expect("completions");
@@ -270,7 +269,7 @@ fn completions_for_each_shell() {
         );
     }
     // The bash script is valid bash.
-    let out = Command::new(&b.wrapguard)
+    let out = Command::new(&b.bin)
         .args(["completions", "bash"])
         .output()
         .expect("completions");
@@ -286,7 +285,7 @@ fn completions_for_each_shell() {
         .expect("write");
     assert!(c.wait().expect("bash -n").success());
     // An unknown shell: one clear error.
-    let out = Command::new(&b.wrapguard)
+    let out = Command::new(&b.bin)
         .args(["completions", "tcsh"])
         .output()
         .expect("completions");
@@ -301,7 +300,7 @@ fn completions_for_each_shell() {
         &["--route", "bad", "--config", "x", "--", "true"][..],
         &["--self-test"][..],
     ] {
-        let out = Command::new(&b.wrapguard).args(args).output().expect("run");
+        let out = Command::new(&b.bin).args(args).output().expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -314,17 +313,14 @@ fn completions_for_each_shell() {
 
 #[test]
 fn quick_start_config_steps_work_on_the_example() {
-    let b = common::bins();
+    let b = Wrapguard::under_test();
     let dir = std::env::temp_dir().join(format!("wg-readme-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     // `wrapguard genkey > wg0.key`, `wrapguard pubkey < wg0.key`
-    let out = Command::new(&b.wrapguard)
-        .arg("genkey")
-        .output()
-        .expect("genkey");
+    let out = Command::new(&b.bin).arg("genkey").output().expect("genkey");
     assert!(out.status.success());
     std::fs::write(dir.join("wg0.key"), &out.stdout).expect("key");
-    let out = Command::new(&b.wrapguard)
+    let out = Command::new(&b.bin)
         .arg("pubkey")
         .stdin(std::fs::File::open(dir.join("wg0.key")).expect("open key"))
         .output()
@@ -336,7 +332,7 @@ fn quick_start_config_steps_work_on_the_example() {
     std::fs::write(&conf, example()).expect("copy");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = Command::new(&b.wrapguard)
+    let out = Command::new(&b.bin)
         .current_dir(&dir)
         .args(["--config", "wg0.conf", "--doctor", "curl"])
         .output()

@@ -41,21 +41,57 @@
 //!   test talking to the peer's underlay over TCP) goes through
 //!   `expect_leaks_to` too.
 //!
-//! Namespaces made with `unshare -n` (loopback only) need no guard:
-//! nothing can leave them.
+//! Namespaces made with `unshare -n` (loopback only, [`in_netns`]) need no
+//! guard: nothing can leave them.
+//!
+//! # One way to do each thing
+//! - a WireGuard peer: [`OnePeer`] ([`OnePeer::listening`] when the peer
+//!   must know our endpoint), or [`WgPeer::new`] for more peers;
+//! - a wrapguard config: [`OnePeer::conf`] / [`OnePeer::configured`] for
+//!   the one peer, [`conf_text`] for any other;
+//! - a relay between wrapguard and the peer: [`Relay`] (seeded faults);
+//! - a wrapped run: [`wrapguard`], [`wrapguard_limit`], [`spawn_wrapguard`]
+//!   (the binary of the launcher's tests, [`Wrapguard::under_test`]) in a
+//!   leak-guarded namespace, or [`run_python`] against the test backend;
+//! - servers and waits on the peer side: [`tcp_echo_server`], [`bulk_server`],
+//!   [`peer_server`], [`wait_line`], [`wait_until`];
+//! - the `DNS =` world: [`dnsworld`].
 
+mod backend;
+mod conf;
+pub mod dnsworld;
+mod keys;
 mod leakguard;
 mod netns;
 mod one_peer;
 mod peer;
+mod relay;
+mod servers;
 mod sniff;
 mod tempdir;
+mod unshare;
+mod wrapguard;
 
+pub use backend::{assert_pass, backend_flags, example_config, run_python, PRELUDE};
+pub use conf::{conf_text, PeerSection};
+pub use keys::{keys, Keys};
 pub use leakguard::{Leak, LeakGuard};
-pub use netns::{on_path, sh, Bg, Netns};
-pub use one_peer::{read, Conf, Endpoint, OnePeer, PeerOpts, OUR_ALLOWED, OUR_V4};
-pub use peer::{http_server_argv, keys, wireguard_go, Keys, PeerSetup, WgPeer};
-pub use tempdir::TempDir;
+pub use netns::{enter_netns, on_path, sh, Bg, Netns};
+pub use one_peer::{
+    Conf, Configured, Endpoint, OnePeer, PeerOpts, OUR_ALLOWED, OUR_UNDERLAY, OUR_V4,
+};
+pub use peer::{http_server_argv, wireguard_go, PeerSetup, WgPeer};
+pub use relay::{Faults, Relay, RelayStats, Rng};
+pub use servers::{
+    bulk_server, curl_retrying, peer_server, tcp_echo_server, wait_line, wait_log, wait_until,
+    Bulk, BULK_CLIENT, BULK_SERVER, UDP_PING_CLIENT,
+};
+pub use tempdir::{read, TempDir};
+pub use unshare::{in_netns, netns_ok, unshare_ok};
+pub use wrapguard::{
+    lines_at, output_retrying, python, spawn_wrapguard, wrapguard, wrapguard_direct,
+    wrapguard_limit, Wrapguard, RUN_LIMIT_SECS,
+};
 
 use std::path::Path;
 use std::process::Output;
@@ -63,6 +99,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Makes namespace, interface and directory names unique within a process.
 pub(crate) static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Prints the loud `SKIPPED:` line and returns from the test if it cannot
+/// run here ([`skip_reason`]).
+#[macro_export]
+macro_rules! skip_unless_ready {
+    () => {
+        if let Some(why) = $crate::skip_reason() {
+            eprintln!("SKIPPED: {}: {why}", module_path!());
+            println!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
 
 /// Why the tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {

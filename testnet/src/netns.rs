@@ -3,6 +3,7 @@
 
 use crate::leakguard::LeakGuard;
 use crate::COUNTER;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::Ordering;
@@ -31,6 +32,16 @@ pub fn sh(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Moves the calling thread into the named network namespace.
+pub fn enter_netns(name: &str) {
+    let path = format!("/var/run/netns/{name}");
+    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns(2) on an fd we own for the duration of the call; it
+    // changes only the calling thread's network namespace.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
 /// A network namespace, deleted (with every process in it) on drop.
@@ -168,6 +179,23 @@ impl Netns {
             .find(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
             })
+    }
+
+    /// Sends `sig` to the process of the namespace whose command is `comm`
+    /// (a wrapguard started there); panics if there is none or the signal
+    /// cannot be sent.
+    pub fn signal(&self, comm: &str, sig: i32) {
+        let pid = self
+            .pid_named(comm)
+            .unwrap_or_else(|| panic!("no {comm} in {}", self.name));
+        // SAFETY: kill(2) on a process living in our own namespace.
+        let r = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            r,
+            0,
+            "kill {pid} ({comm}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Waits until something listens on TCP `port` in the namespace.

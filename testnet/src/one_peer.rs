@@ -2,16 +2,21 @@
 //! leak-guarded) joined to one wireguard-go peer, our keys, a temp dir, and
 //! our WireGuard config for that peer.
 
+use crate::conf::{conf_text, PeerSection};
+use crate::keys::{keys, Keys};
 use crate::netns::{Bg, Netns};
-use crate::peer::{keys, Keys, PeerSetup, WgPeer};
+use crate::peer::{PeerSetup, WgPeer};
 use crate::tempdir::TempDir;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The peer's AllowedIPs for us by default: our tunnel addresses.
 pub const OUR_ALLOWED: &str = "10.77.0.2/32,fd77::2/128";
 
 /// Our tunnel IPv4 address.
 pub const OUR_V4: &str = "10.77.0.2";
+
+/// Our underlay address toward peer 1 (the client end of its veth).
+pub const OUR_UNDERLAY: &str = "192.168.77.2";
 
 /// What the peer knows beyond our key and tunnel addresses.
 #[derive(Clone, Copy, Default)]
@@ -84,6 +89,8 @@ pub struct OnePeer {
     pub ours: Keys,
     /// Files of the test; removed last.
     pub tmp: TempDir,
+    /// Our `ListenPort`, if the peer knows our endpoint ([`OnePeer::listening`]).
+    pub listen_port: Option<u16>,
 }
 
 impl OnePeer {
@@ -114,33 +121,55 @@ impl OnePeer {
             client,
             ours,
             tmp,
+            listen_port: None,
         }
     }
 
-    /// The text of our config `c`.
+    /// The peer knows our endpoint, our underlay address ([`OUR_UNDERLAY`])
+    /// and `port`, so it can call us first; our configs listen on `port`.
+    pub fn listening(tag: &str, port: u16) -> OnePeer {
+        let ours = format!("{OUR_UNDERLAY}:{port}");
+        let mut t = OnePeer::with(
+            tag,
+            PeerOpts {
+                our_endpoint: Some(&ours),
+                ..PeerOpts::default()
+            },
+        );
+        t.listen_port = Some(port);
+        t
+    }
+
+    /// Our config `c` written as `wg0.conf`, kept with the world.
+    pub fn configured(self, c: Conf<'_>) -> Configured {
+        let conf = self.conf("wg0.conf", c);
+        Configured { t: self, conf }
+    }
+
+    /// The text of our config `c` (with `ListenPort =` first if the peer
+    /// was told our endpoint by [`OnePeer::listening`]).
     pub fn conf_text(&self, c: Conf<'_>) -> String {
         let endpoint = match c.endpoint {
-            Endpoint::Peer => format!("Endpoint = {}\n", self.peer.endpoint()),
-            Endpoint::Peer6 => format!("Endpoint = {}\n", self.peer.endpoint6()),
-            Endpoint::At(e) => format!("Endpoint = {e}\n"),
-            Endpoint::None => String::new(),
+            Endpoint::Peer => Some(self.peer.endpoint()),
+            Endpoint::Peer6 => Some(self.peer.endpoint6()),
+            Endpoint::At(e) => Some(e.to_string()),
+            Endpoint::None => None,
         };
-        let line = |s: &str| {
-            if s.is_empty() || s.ends_with('\n') {
-                s.to_string()
-            } else {
-                format!("{s}\n")
-            }
+        let interface = match self.listen_port {
+            Some(p) if c.interface.is_empty() => format!("ListenPort = {p}"),
+            Some(p) => format!("ListenPort = {p}\n{}", c.interface),
+            None => c.interface.to_string(),
         };
-        format!(
-            "[Interface]\nPrivateKey = {}\nAddress = {}\n{}\n\
-             [Peer]\nPublicKey = {}\n{endpoint}AllowedIPs = {}\n{}",
-            self.ours.private,
+        conf_text(
+            &self.ours.private,
             c.address,
-            line(c.interface),
-            self.peer.keys.public,
-            c.allowed_ips,
-            line(c.peer)
+            &interface,
+            &[PeerSection {
+                public_key: &self.peer.keys.public,
+                endpoint: endpoint.as_deref(),
+                allowed_ips: c.allowed_ips,
+                extra: c.peer,
+            }],
         )
     }
 
@@ -162,7 +191,24 @@ impl OnePeer {
     }
 }
 
-/// A file's text, empty if it cannot be read (a log not written yet).
-pub fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
+/// A [`OnePeer`] with our config for it (`wg0.conf`); the world's fields
+/// (`client`, `peer`, `tmp`, …) through `Deref`.
+pub struct Configured {
+    /// The world.
+    pub t: OnePeer,
+    /// Our config.
+    pub conf: PathBuf,
+}
+
+impl std::ops::Deref for Configured {
+    type Target = OnePeer;
+    fn deref(&self) -> &OnePeer {
+        &self.t
+    }
+}
+
+impl std::ops::DerefMut for Configured {
+    fn deref_mut(&mut self) -> &mut OnePeer {
+        &mut self.t
+    }
 }

@@ -1,42 +1,14 @@
 //! A wireguard-go peer with its TUN inside a namespace of its own, joined
 //! to a client namespace by a veth pair.
 
-use crate::netns::{sh, Bg, Netns};
+use crate::keys::{keys, Keys};
+use crate::netns::{Bg, Netns};
 use crate::tempdir::TempDir;
 use crate::COUNTER;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// A key pair from `wg genkey` / `wg pubkey`.
-pub struct Keys {
-    /// Private key, base64.
-    pub private: String,
-    /// Public key, base64.
-    pub public: String,
-}
-
-/// Generates keys with wireguard-tools.
-pub fn keys() -> Keys {
-    let private = sh(&["wg", "genkey"]).trim().to_string();
-    let mut c = Command::new("wg")
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wg pubkey");
-    {
-        use std::io::Write;
-        let mut stdin = c.stdin.take().expect("stdin");
-        stdin.write_all(private.as_bytes()).expect("write key");
-    }
-    let out = c.wait_with_output().expect("wg pubkey output");
-    Keys {
-        private,
-        public: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    }
-}
 
 /// One wireguard-go peer in its own namespace, joined to `client` by a veth.
 pub struct WgPeer {
@@ -127,9 +99,10 @@ fn start_wireguard_go(
     wg
 }
 
-/// `python -u -m http.server 8080 --bind <bind> --directory <dir>`.
-pub fn http_server_argv(python: &str, bind: &str, dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = [python, "-u", "-m", "http.server", "8080", "--bind", bind]
+/// `python -u -m http.server <port> --bind <bind> --directory <dir>`.
+pub fn http_server_argv(python: &str, port: u16, bind: &str, dir: &Path) -> Vec<String> {
+    let port = port.to_string();
+    let mut v: Vec<String> = [python, "-u", "-m", "http.server", &port, "--bind", bind]
         .iter()
         .map(|a| a.to_string())
         .collect();
@@ -322,11 +295,16 @@ impl WgPeer {
 
     /// Starts a python HTTP server on `bind`:8080 serving `dir`; waits until it listens.
     pub fn http_server(&self, dir: &Path, bind: &str, log: &Path) -> Bg {
-        let argv = http_server_argv("python3", bind, dir);
+        self.http_server_on(8080, dir, bind, log)
+    }
+
+    /// [`WgPeer::http_server`] on TCP `port`.
+    pub fn http_server_on(&self, port: u16, dir: &Path, bind: &str, log: &Path) -> Bg {
+        let argv = http_server_argv("python3", port, bind, dir);
         let bg = self
             .ns
             .spawn(&argv.iter().map(String::as_str).collect::<Vec<_>>(), log);
-        self.ns.wait_tcp_listen(8080);
+        self.ns.wait_tcp_listen(port);
         bg
     }
 }

@@ -1,7 +1,7 @@
 //! A temporary directory removed on drop.
 
 use crate::COUNTER;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 /// A temporary directory, removed on drop.
@@ -54,4 +54,9 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// A file's text, empty if it cannot be read (a log not written yet).
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
 }

@@ -1,68 +1,16 @@
-//! Harness for the end-to-end tests against wireguard-go: the namespaces
-//! and wireguard-go peers of `wrapguard-testnet` (shared with the e2e
-//! bench), plus wrapguard run in a client namespace whose only links are
-//! the underlay veths. Every client namespace joined to a peer is watched
-//! by the testnet leak guard: a packet leaving it outside the WireGuard
-//! flow fails the test (see `wrapguard_testnet`'s module doc).
-//!
-//! Topology per test (names carry pid + counter):
-//! ```text
-//!  netns A<i> (peer i)                      netns B (wrapguard)
-//!  wg0: 10.<76+i>.0.1/24, fd<76+i>::1/64     lo
-//!  va: 192.168.<76+i>.1/24  <── veth ──>    vb<i>: 192.168.<76+i>.2/24
-//! ```
+//! Servers and clients the tests run on the peer side, and the waits
+//! that go with them: a bulk transfer with sha256 checks at both ends, a
+//! TCP echo server, any python server script, a UDP client that sends
+//! until answered, `curl` retried while a wrapped server starts, and
+//! waits for a log line or a condition.
 
-#![allow(dead_code)]
-
-pub use wrapguard_testnet::*;
-
-use std::path::Path;
+use crate::netns::{Bg, Netns};
+use crate::peer::WgPeer;
+use crate::tempdir::{read, TempDir};
+use crate::wrapguard::python;
+use std::path::{Path, PathBuf};
 use std::process::Output;
-
-/// Prints the loud skip line and returns true if the test must skip.
-#[macro_export]
-macro_rules! skip_unless_ready {
-    () => {
-        if let Some(why) = wg::skip_reason() {
-            eprintln!("SKIPPED: {}: {why}", module_path!());
-            println!("SKIPPED: {why}");
-            return;
-        }
-    };
-}
-
-/// Runs `wrapguard --config conf [flags] -- argv` in `ns` with a wall-clock limit.
-pub fn wrapguard(ns: &Netns, conf: &Path, flags: &[&str], argv: &[&str]) -> Output {
-    wrapguard_limit(ns, conf, flags, argv, 55)
-}
-
-/// [`wrapguard`] with a wall-clock limit of `secs`.
-pub fn wrapguard_limit(
-    ns: &Netns,
-    conf: &Path,
-    flags: &[&str],
-    argv: &[&str],
-    secs: u32,
-) -> Output {
-    let v = wrapguard_argv(conf, flags, argv, secs);
-    ns.run(&v.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-/// `timeout secs wrapguard --config conf [flags] -- argv`.
-fn wrapguard_argv(conf: &Path, flags: &[&str], argv: &[&str], secs: u32) -> Vec<String> {
-    let b = crate::common::bins();
-    let mut v = vec![
-        "timeout".to_string(),
-        secs.to_string(),
-        b.wrapguard.display().to_string(),
-        "--config".to_string(),
-        conf.display().to_string(),
-    ];
-    v.extend(flags.iter().map(|f| f.to_string()));
-    v.push("--".to_string());
-    v.extend(argv.iter().map(|a| a.to_string()));
-    v
-}
+use std::time::{Duration, Instant};
 
 /// Peer-side bulk server: port 9001 takes an upload and answers
 /// `<bytes> <sha256>`; port 9002 sends N seeded random bytes.
@@ -122,25 +70,6 @@ print("UP %.2f s %.1f Mbit/s DOWN %.2f s %.1f Mbit/s" % (up, N * 8 / up / 1e6, d
 print("PASS")
 "#;
 
-/// The real python3 executable, as an argument.
-pub fn python() -> String {
-    crate::common::bins().python.display().to_string()
-}
-
-/// Starts `timeout secs wrapguard --config conf [flags] -- argv` in `ns` in
-/// the background, output to `log`.
-pub fn spawn_wrapguard(
-    ns: &Netns,
-    conf: &Path,
-    flags: &[&str],
-    argv: &[&str],
-    log: &Path,
-    secs: u32,
-) -> Bg {
-    let v = wrapguard_argv(conf, flags, argv, secs);
-    ns.spawn(&v.iter().map(String::as_str).collect::<Vec<_>>(), log)
-}
-
 /// `curl` in `ns`, retried for up to `secs` until it gets an answer (a
 /// wrapped server that is still starting resets or does not answer).
 pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
@@ -166,16 +95,16 @@ pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
 /// (so a logged command line quoting a script does not count); returns
 /// that line, or "" on timeout.
 pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = read(path);
         if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
             return l.to_string();
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             return String::new();
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -185,7 +114,7 @@ pub struct Bulk {
     /// The server (killed on drop).
     pub server: Bg,
     /// Its output.
-    pub log: std::path::PathBuf,
+    pub log: PathBuf,
     /// The client script.
     pub client: String,
     /// Bytes each way, as an argument.
@@ -224,7 +153,7 @@ pub fn peer_server(
     name: &str,
     script: &str,
     port: u16,
-) -> (Bg, std::path::PathBuf) {
+) -> (Bg, PathBuf) {
     let file = tmp.write(&format!("{name}.py"), script);
     let log = tmp.join(&format!("{name}.log"));
     let bg = peer
@@ -256,4 +185,49 @@ while True:
 "#
     );
     peer_server(peer, tmp, &format!("echo{port}"), &script, port).0
+}
+
+/// Peer side: sends `argv[3]` to `argv[1]`:`argv[2]` over UDP until an
+/// answer comes (30 s) and prints `GOT <source> <answer>`, else `NO ANSWER`.
+pub const UDP_PING_CLIENT: &str = r#"
+import socket, sys, time
+host, port, msg = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(0.5)
+end = time.time() + 30
+while time.time() < end:
+    s.sendto(msg, (host, port))
+    try:
+        d, a = s.recvfrom(2048)
+        print("GOT", a[0], d.decode(), flush=True); sys.exit(0)
+    except socket.timeout:
+        pass
+print("NO ANSWER", flush=True); sys.exit(1)
+"#;
+
+/// Waits up to `secs` until `ok()`; panics with `what` otherwise.
+pub fn wait_until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `secs` until the file at `path` (a log) contains `text`;
+/// returns its text then, and panics with it on timeout.
+pub fn wait_log(path: &Path, text: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = read(path);
+        if s.contains(text) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {text:?} in {}:\n{s}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

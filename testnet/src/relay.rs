@@ -13,8 +13,7 @@
 //! client namespace with `setns(2)`, so it reaches only addresses inside
 //! that namespace (loopback and the underlay veth).
 
-#![allow(dead_code)]
-
+use crate::netns::enter_netns;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{SocketAddr, UdpSocket};
@@ -129,16 +128,6 @@ impl Rng {
             self.next_u64() % n
         }
     }
-}
-
-/// Moves the calling thread into the named network namespace.
-pub fn enter_netns(name: &str) {
-    let path = format!("/var/run/netns/{name}");
-    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    // SAFETY: setns(2) on an fd we own for the duration of the call; it
-    // changes only the calling thread's network namespace.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
 /// A running relay; stopped and joined on drop.

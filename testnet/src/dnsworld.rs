@@ -5,12 +5,12 @@
 //! bind-mounted by `ip netns exec` from `/etc/netns/<ns>/`) is a listener
 //! we wrote that counts every query and answers them all with 127.7.7.7.
 
-#![allow(dead_code)]
-
-pub use crate::wg::read;
-use crate::wg::{show, token, Bg, Conf, OnePeer};
+use crate::netns::Bg;
+use crate::one_peer::{Conf, OnePeer};
+use crate::servers::wait_until;
+use crate::tempdir::read;
+use crate::{show, token};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// The host resolver's address inside the client namespace.
 pub const HOST_NS: &str = "127.0.0.77";
@@ -57,18 +57,22 @@ pub struct World {
     /// Client namespace, peer, keys and files; `w.client`, `w.peer`,
     /// `w.tmp` reach them through `Deref`.
     pub t: OnePeer,
+    /// `/etc/netns/<client ns>/` (its `resolv.conf` names [`HOST_NS`]); removed on drop.
     pub netns_etc: PathBuf,
+    /// The host listener's log: one `QUERY <name> <type>` line per query.
     pub host_log: PathBuf,
-    pub _host: Bg,
+    _host: Bg,
+    /// The far side's dnsmasq, while it runs.
     pub dnsmasq: Option<Bg>,
+    /// dnsmasq's log (`--log-queries`).
     pub dnsmasq_log: PathBuf,
     /// A name only the far side's dnsmasq knows (→ 10.77.0.1).
     pub name: String,
     /// Its first label (found through the `DNS =` search domain).
     pub short: String,
-    pub ours_private: String,
+    /// The token page the peer's HTTP server serves on 8080.
     pub tok: String,
-    pub _http: Bg,
+    _http: Bg,
     /// The HTTP server's log (one line per request, with the client address).
     pub http_log: PathBuf,
 }
@@ -92,14 +96,11 @@ impl Drop for World {
     }
 }
 
-pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long the world waits for its servers to start or stop, in seconds.
+const START_SECS: u64 = 15;
 
+/// Builds the world: the peer with its HTTP server and dnsmasq, the
+/// client namespace with the counting host resolver.
 pub fn world() -> World {
     let t = OnePeer::new("d");
     let (client, tmp) = (&t.client, &t.tmp);
@@ -123,7 +124,7 @@ pub fn world() -> World {
         ],
         &tmp.join("host-listener.out"),
     );
-    wait_for("the host listener", || {
+    wait_until(START_SECS, "the host listener", || {
         std::fs::read_to_string(&host_log).is_ok_and(|l| l.contains("READY"))
     });
 
@@ -133,7 +134,6 @@ pub fn world() -> World {
     let tok = token("page");
     let (http, http_log) = t.serve_page(&tok, "0.0.0.0");
     let dnsmasq_log = tmp.join("dnsmasq.log");
-    let ours_private = t.ours.private.clone();
     let mut w = World {
         t,
         netns_etc,
@@ -143,7 +143,6 @@ pub fn world() -> World {
         dnsmasq_log,
         name,
         short,
-        ours_private,
         tok,
         _http: http,
         http_log,
@@ -159,6 +158,8 @@ impl World {
         format!("big.{}", self.name)
     }
 
+    /// Starts dnsmasq on the peer's tunnel addresses (port 53) and waits
+    /// until it listens.
     pub fn start_dnsmasq(&mut self) {
         // Exact records (the PTR of 10.77.0.1 comes from the first), and
         // every domain answered locally: NODATA / NXDOMAIN, never REFUSED.
@@ -198,23 +199,25 @@ impl World {
         );
         self.dnsmasq = Some(bg);
         let ns = &self.peer.ns;
-        wait_for("dnsmasq", || {
+        wait_until(START_SECS, "dnsmasq", || {
             let out = ns.run(&["ss", "-Hlun", "sport = :53"]);
             !String::from_utf8_lossy(&out.stdout).trim().is_empty()
         });
     }
 
+    /// Stops dnsmasq and waits until port 53 is free.
     pub fn stop_dnsmasq(&mut self) {
         if let Some(mut d) = self.dnsmasq.take() {
             d.terminate();
         }
         let ns = &self.peer.ns;
-        wait_for("dnsmasq to stop", || {
+        wait_until(START_SECS, "dnsmasq to stop", || {
             let out = ns.run(&["ss", "-Hlun", "sport = :53"]);
             String::from_utf8_lossy(&out.stdout).trim().is_empty()
         });
     }
 
+    /// Our dual-stack config, with `DNS = <peer>, search.test` if `dns`.
     pub fn conf(&self, dns: bool) -> PathBuf {
         self.conf_with(if dns {
             format!("DNS = {}, search.test\n", self.peer.v4)
@@ -223,11 +226,24 @@ impl World {
         })
     }
 
+    /// Our dual-stack config with `dns_line` in `[Interface]`.
     pub fn conf_with(&self, dns_line: String) -> PathBuf {
         self.t.conf(
             &format!("wg{}.conf", dns_line.len()),
             Conf {
                 interface: &dns_line,
+                ..Conf::DUAL
+            },
+        )
+    }
+
+    /// Our dual-stack config with `PersistentKeepalive = 25` (we handshake
+    /// at start, so the peer knows our endpoint), written as `name`.
+    pub fn conf_keepalive(&self, name: &str) -> PathBuf {
+        self.t.conf(
+            name,
+            Conf {
+                peer: "PersistentKeepalive = 25",
                 ..Conf::DUAL
             },
         )
@@ -266,7 +282,7 @@ impl World {
 #[macro_export]
 macro_rules! dns_world_or_skip {
     () => {{
-        skip_unless_ready!();
+        $crate::skip_unless_ready!();
         if $crate::dnsworld::skip_without_dnsmasq() {
             return;
         }
@@ -274,8 +290,9 @@ macro_rules! dns_world_or_skip {
     }};
 }
 
+/// Prints the loud `SKIPPED:` line and returns true if dnsmasq is missing.
 pub fn skip_without_dnsmasq() -> bool {
-    if !crate::wg::on_path("dnsmasq") {
+    if !crate::netns::on_path("dnsmasq") {
         eprintln!("SKIPPED: dnsmasq not installed (apt-get install -y dnsmasq)");
         println!("SKIPPED: dnsmasq not installed");
         return true;
