@@ -179,8 +179,8 @@ def expand_paths(text, start):
 
 
 def expand_tree(s):
+    s = re.sub(r"\s+as\s+" + IDENT, "", s)  # `a::B as C` names a::B
     s = re.sub(r"\s+", "", s)
-    s = re.sub(r"\bas" + IDENT, "", s)
     if "{" not in s:
         return [[p for p in s.split("::") if p and p != "*"]]
     k = s.index("{")

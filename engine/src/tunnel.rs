@@ -55,8 +55,8 @@ pub struct TunnelOptions {
     pub config: PathBuf,
     /// `--exit-node`: all traffic to the peer whose AllowedIPs hold it.
     pub exit_node: Option<IpAddr>,
-    /// `--route` values, `CIDR:PEER_IP` (they override `Route =` lines).
-    pub routes: Vec<String>,
+    /// `--route` values (they override `Route =` lines).
+    pub routes: Vec<RouteFlag>,
     /// TESTS ONLY: rekey after this many seconds instead of 120.
     pub test_rekey_after_secs: Option<u64>,
     /// TESTS ONLY: at most this many TCP sockets in the stack.
@@ -73,15 +73,10 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
         warn!("{w}");
     }
     let config = parsed.config;
-    let mut options = RoutingOptions {
-        routes: Vec::new(),
+    let options = RoutingOptions {
+        routes: opts.routes.clone(),
         exit_node: opts.exit_node,
     };
-    for text in &opts.routes {
-        options
-            .routes
-            .push(RouteFlag::parse(text).map_err(|e| anyhow!("--route={text}: {e}"))?);
-    }
     let router = Arc::new(Router::new(&config, &options).map_err(|e| anyhow!("{e}"))?);
     let source = path.display().to_string();
 

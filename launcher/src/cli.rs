@@ -197,8 +197,12 @@ impl Cli {
             routes: self
                 .routes
                 .iter()
-                .map(|r| format!("{}:{}", r.prefix, r.peer))
-                .collect(),
+                .map(|r| {
+                    let text = format!("{}:{}", r.prefix, r.peer);
+                    router::RouteFlag::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("--route={text}: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
             test_rekey_after_secs: self.test_rekey_after_secs,
             test_max_flows: self.test_max_flows,
             test_tcp_data_retries: self.test_tcp_data_retries,
