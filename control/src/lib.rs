@@ -17,6 +17,9 @@
 //! * **`Hello`**: fire and forget, no reply.
 //! * **`SeccompAttach`**: answered with [`Reply::Done`] once the engine
 //!   supervises the filter (or with the errno why it cannot).
+//! * **`Session`**: no frame reply; the connection switches to JSON lines
+//!   (the launcher's and the subcommands' session protocol, defined in the
+//!   engine crate's `session` module). The shim never sends it.
 //! * **`UdpOpen`**: the engine answers one [`Reply::Udp`] frame; when it is
 //!   [`UdpReply::Opened`], the frame carries (`SCM_RIGHTS`) one end of a
 //!   `SOCK_SEQPACKET` socket pair whose other end the engine keeps. Each

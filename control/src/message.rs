@@ -104,6 +104,11 @@ pub enum Request {
         /// Its descriptor of the filter's notification listener.
         listener: i32,
     },
+    /// Switches this connection to the session protocol of the launcher
+    /// and the `wrapguard` subcommands (describe, attach, status, down):
+    /// JSON lines both ways after this frame (`engine::session`). No frame
+    /// reply.
+    Session,
 }
 
 /// A message from the engine to the shim.
@@ -147,6 +152,7 @@ mod tag {
     pub const UDP_CONNECT: u8 = 12;
     pub const TCP_KEEPALIVE: u8 = 13;
     pub const SECCOMP_ATTACH: u8 = 14;
+    pub const SESSION: u8 = 15;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -217,6 +223,7 @@ impl Request {
                 w.u32(pid);
                 w.i32(listener);
             }),
+            Request::Session => frame(buf, tag::SESSION, |_| {}),
         }
     }
 
@@ -284,6 +291,7 @@ impl Request {
                 pid: r.u32()?,
                 listener: r.i32()?,
             },
+            tag::SESSION => Request::Session,
             other => return Err(DecodeError::BadTag(other)),
         };
         r.finish()?;

@@ -47,6 +47,7 @@ fn all_requests() -> Vec<Request> {
             inode: u64::MAX,
         }),
         Request::Adopt { inode: 77 },
+        Request::Session,
         Request::SeccompAttach {
             pid: 4_000_000,
             listener: -1,

@@ -9,6 +9,9 @@
 //!   seccomp supervisor's requests — and splices data sockets to flows.
 //!   Processes that go under seccomp mode are handed to a
 //!   [`bridge::Supervise`] hook (the `seccomp` crate implements it).
+//!   Its session requests (launchers attached to a shared engine, and the
+//!   `up`/`status`/`down` subcommands) are defined in [`session`], whose
+//!   [`session::Host`] holds the leases.
 //! * The boundary: [`FlowBackend`] (module `backend`) is what a front-end
 //!   asks of whatever carries flows; [`dns_resolver`] answers name lookups
 //!   on top of it.
@@ -43,6 +46,7 @@ mod packet;
 mod peer_state;
 pub mod reach;
 pub mod seqpacket;
+pub mod session;
 pub mod stack_thread;
 pub mod status;
 mod tcp_flows;

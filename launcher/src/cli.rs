@@ -16,9 +16,14 @@ Examples:
   wrapguard --config wg0.conf --route 192.168.0.0/16:10.77.0.1 -- ssh 192.168.1.5
   wrapguard --config wg0.conf --doctor curl      # will this work? what to fix
   wrapguard --config wg0.conf --self-test        # handshake + an intercepted connect
+  wrapguard up --config wg0.conf                 # a tunnel of its own, in the background
+  wrapguard exec wg0 -- curl http://10.77.0.1/   # a program on it
+  wrapguard status wg0 && wrapguard down wg0
   wrapguard genkey > wg0.key && wrapguard pubkey < wg0.key
   wrapguard completions bash > /etc/bash_completion.d/wrapguard
 
+Instances started by one user with the same private key share one tunnel
+(one address, one WireGuard session); --no-share gives an instance its own.
 While it runs, `kill -USR1 <wrapguard pid>` logs a status line per peer
 (endpoint, latest handshake, bytes received/sent, active flows).
 Exit status: the program's; 1 when wrapguard itself fails (one error line
@@ -34,13 +39,14 @@ Docs: README.md and the annotated example-wg0.conf.";
     override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...\n       \
                       wrapguard --doctor [PROGRAM] [--config <PATH>] [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard --config <PATH> --self-test\n       \
+                      wrapguard up --config <PATH> [--name NAME] | exec NAME -- <COMMAND> | status [NAME] | down NAME | ls\n       \
                       wrapguard genkey | pubkey | completions <SHELL>",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Helper commands (no tunnel).
+    /// Subcommands: shared tunnels, and helpers.
     #[command(subcommand)]
     pub helper: Option<Helper>,
 
@@ -48,9 +54,32 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present_any = ["doctor"]
+        required_unless_present_any = ["doctor", "internal_engine"]
     )]
     pub config: Option<PathBuf>,
+
+    /// Start a tunnel engine of our own even when one with the same private
+    /// key runs already (its WireGuard session and ours then fight over the
+    /// peer, which follows the newest handshake and endpoint).
+    #[arg(long = "no-share")]
+    pub no_share: bool,
+
+    /// INTERNAL: run as a shared tunnel engine, reporting readiness on
+    /// this descriptor (see `engine_proc`).
+    #[arg(long = "internal-engine", hide = true, value_name = "FD")]
+    pub internal_engine: Option<i32>,
+
+    /// INTERNAL: the engine's control socket.
+    #[arg(long = "engine-socket", hide = true, requires = "internal_engine")]
+    pub engine_socket: Option<PathBuf>,
+
+    /// INTERNAL: the engine's name.
+    #[arg(long = "engine-name", hide = true, requires = "internal_engine")]
+    pub engine_name: Option<String>,
+
+    /// INTERNAL: the engine keeps running without attached programs.
+    #[arg(long = "engine-persist", hide = true, requires = "internal_engine")]
+    pub engine_persist: bool,
 
     /// Route all traffic through the peer with this tunnel IP.
     #[arg(long = "exit-node", value_name = "IP")]
@@ -151,16 +180,85 @@ pub struct Cli {
     /// The program to run, and its arguments.
     #[arg(
         last = true,
-        required_unless_present_any = ["doctor", "self_test"],
+        required_unless_present_any = ["doctor", "self_test", "internal_engine"],
         num_args = 1..,
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
 }
 
-/// `wrapguard genkey|pubkey|completions`.
+/// `wrapguard up|exec|status|down|ls|genkey|pubkey|completions`.
 #[derive(Debug, Subcommand)]
 pub enum Helper {
+    /// Start a tunnel in the background and return once the first
+    /// handshake is done; programs then run on it with `exec`.
+    Up {
+        /// WireGuard configuration file.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// The tunnel's name (default: the config file's name without `.conf`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Route all traffic through the peer with this tunnel IP.
+        #[arg(long = "exit-node", value_name = "IP")]
+        exit_node: Option<IpAddr>,
+        /// Route a subnet through a peer: CIDR:PEER_IP (repeatable).
+        #[arg(long = "route", value_name = "CIDR:PEER_IP")]
+        routes: Vec<RouteArg>,
+        /// The engine's log level.
+        #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
+        log_level: LogLevel,
+        /// The engine's log file (default: NAME.log in the tunnels' directory).
+        #[arg(long = "log-file", value_name = "PATH")]
+        log_file: Option<PathBuf>,
+        /// How long to wait for each peer's handshake, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Run a program on a running tunnel (by name, or the one of a config).
+    Exec {
+        /// The tunnel's name (as `wrapguard ls` shows).
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        name: Option<String>,
+        /// Or: the config file (attaches, or starts the tunnel).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// As for the main form.
+        #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::Auto)]
+        mode: Mode,
+        /// Log level.
+        #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
+        log_level: LogLevel,
+        /// Write logs to this file instead of stderr.
+        #[arg(long = "log-file", value_name = "PATH")]
+        log_file: Option<PathBuf>,
+        /// The program to run, and its arguments.
+        #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// Print the running tunnels' peers, programs and counters, live.
+    Status {
+        /// Only this tunnel.
+        name: Option<String>,
+        /// As JSON (one object for a named tunnel, else an array).
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a tunnel: its programs' tunnel connections are cut.
+    Down {
+        /// The tunnel's name.
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        name: Option<String>,
+        /// Or: the config file of the tunnel.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// List the running tunnels.
+    Ls {
+        /// As a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a new base64 private key (like `wg genkey`).
     Genkey,
     /// Read a private key on stdin, print its public key (like `wg pubkey`).
@@ -185,6 +283,54 @@ pub enum Mode {
 }
 
 impl Cli {
+    /// The command line's part of the tunnel's meaning, to compare with a
+    /// running engine's.
+    pub fn overrides(&self) -> anyhow::Result<engine::session::facts::Overrides> {
+        let t = self.tunnel_options()?;
+        let mut test_flags = Vec::new();
+        if let Some(v) = self.test_rekey_after_secs {
+            test_flags.push(format!("--test-rekey-after-secs={v}"));
+        }
+        if let Some(v) = self.test_max_flows {
+            test_flags.push(format!("--test-max-flows={v}"));
+        }
+        if let Some(v) = self.test_tcp_data_retries {
+            test_flags.push(format!("--test-tcp-data-retries={v}"));
+        }
+        Ok(engine::session::facts::Overrides {
+            exit_node: t.exit_node,
+            routes: t.routes,
+            test_flags,
+        })
+    }
+
+    /// The arguments that start a shared engine process for this command
+    /// line's tunnel (`config` made absolute by the caller).
+    pub fn engine_args(&self, config: &std::path::Path) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["--config".into(), config.into()];
+        a.push(format!("--log-level={}", crate::logging::level_name(self.log_level)).into());
+        if let Some(f) = &self.log_file {
+            a.push("--log-file".into());
+            a.push(f.into());
+        }
+        if let Some(ip) = self.exit_node {
+            a.push(format!("--exit-node={ip}").into());
+        }
+        for r in &self.routes {
+            a.push(format!("--route={}:{}", r.prefix, r.peer).into());
+        }
+        if let Some(v) = self.test_rekey_after_secs {
+            a.push(format!("--test-rekey-after-secs={v}").into());
+        }
+        if let Some(v) = self.test_max_flows {
+            a.push(format!("--test-max-flows={v}").into());
+        }
+        if let Some(v) = self.test_tcp_data_retries {
+            a.push(format!("--test-tcp-data-retries={v}").into());
+        }
+        a
+    }
+
     /// What the engine needs from the command line to start the tunnel.
     pub fn tunnel_options(&self) -> anyhow::Result<engine::tunnel::TunnelOptions> {
         let config = self

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Longest unix socket path (`sun_path` minus the NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -61,11 +61,6 @@ impl ControlDir {
             );
         }
         Ok(())
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The control socket path inside it.

@@ -1,6 +1,13 @@
 //! JSON-lines logging: `{"timestamp":"…","level":"info","message":"…",…}`
 //! on stderr, or only to `--log-file`. A small `tracing` layer of our own so
 //! the format is exactly the reference one (lowercase level, flat fields).
+//!
+//! A shared engine process ([`crate::engine_proc`]) also hands each line to
+//! a forwarder ([`forward_to`]) that passes it to the attached instances,
+//! stops writing to its inherited stderr once it runs detached
+//! ([`stop_direct`]), and raises its level when a more verbose instance
+//! attaches ([`raise_level`]); an instance writes the lines it receives
+//! with [`write_forwarded`].
 
 use crate::cli::LogLevel;
 use std::fmt::Write as _;
@@ -14,8 +21,20 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 struct JsonLines {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: &'static Mutex<Option<Box<dyn Write + Send>>>,
 }
+
+/// Where this process's lines go (`None`: nowhere directly).
+static OUT: Mutex<Option<Box<dyn Write + Send>>> = Mutex::new(None);
+
+/// A forwarder of formatted lines (the shared engine's fan-out).
+type Forward = Box<dyn Fn(Level, &str) + Send + Sync>;
+static FORWARD: std::sync::OnceLock<Forward> = std::sync::OnceLock::new();
+
+/// Changes the level filter (set by [`init`]).
+type SetLevel = Box<dyn Fn(LevelFilter) + Send + Sync>;
+static SET_LEVEL: std::sync::OnceLock<SetLevel> = std::sync::OnceLock::new();
+static LEVEL: Mutex<LevelFilter> = Mutex::new(LevelFilter::INFO);
 
 #[derive(Default)]
 struct Fields {
@@ -108,8 +127,13 @@ impl<S: Subscriber> Layer<S> for JsonLines {
             f.rest
         );
         if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.flush();
+            if let Some(out) = out.as_mut() {
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.flush();
+            }
+        }
+        if let Some(fwd) = FORWARD.get() {
+            fwd(*event.metadata().level(), line.trim_end());
         }
     }
 }
@@ -132,22 +156,94 @@ pub fn init(level: LogLevel, file: Option<&std::path::Path>) -> std::io::Result<
         ),
         None => Box::new(std::io::stderr()),
     };
-    let filter = match level {
+    let filter = level_filter(level);
+    if let Ok(mut o) = OUT.lock() {
+        *o = Some(out);
+    }
+    if let Ok(mut l) = LEVEL.lock() {
+        *l = filter;
+    }
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = SET_LEVEL.set(Box::new(move |f| {
+        let _ = handle.reload(f);
+    }));
+    tracing_subscriber::registry()
+        .with(JsonLines { out: &OUT }.with_filter(filter))
+        .init();
+    TO_STDERR.store(file.is_none(), std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// The filter for a `--log-level`.
+pub fn level_filter(level: LogLevel) -> LevelFilter {
+    match level {
         LogLevel::Error => LevelFilter::ERROR,
         LogLevel::Warn => LevelFilter::WARN,
         LogLevel::Info => LevelFilter::INFO,
         LogLevel::Debug => LevelFilter::DEBUG,
+    }
+}
+
+/// The `--log-level` value of a level (`error`, `warn`, `info`, `debug`).
+pub fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+    }
+}
+
+/// Hands every line from now on to `f` as well (once per process).
+pub fn forward_to(f: impl Fn(Level, &str) + Send + Sync + 'static) {
+    let _ = FORWARD.set(Box::new(f));
+}
+
+/// Stops writing lines to this process's own output; with `keep`, they go
+/// to that file instead (a persistent engine's log).
+pub fn stop_direct(keep: Option<Box<dyn Write + Send>>) {
+    if let Ok(mut o) = OUT.lock() {
+        *o = keep;
+    }
+    TO_STDERR.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Shows lines up to `level` from now on, if that is more verbose than now.
+pub fn raise_level(level: Level) {
+    let want = LevelFilter::from_level(level);
+    let Ok(mut cur) = LEVEL.lock() else { return };
+    if want > *cur {
+        *cur = want;
+        if let Some(set) = SET_LEVEL.get() {
+            set(want);
+        }
+    }
+}
+
+/// Writes a line forwarded by the shared engine, at `level`, if this
+/// instance's level shows it.
+pub fn write_forwarded(level: &str, line: &str) {
+    let l = match level {
+        "error" => Level::ERROR,
+        "warn" => Level::WARN,
+        "info" => Level::INFO,
+        "debug" => Level::DEBUG,
+        _ => Level::TRACE,
     };
-    tracing_subscriber::registry()
-        .with(
-            JsonLines {
-                out: Mutex::new(out),
-            }
-            .with_filter(filter),
-        )
-        .init();
-    TO_STDERR.store(file.is_none(), std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+    let shown = LEVEL
+        .lock()
+        .map(|cur| LevelFilter::from_level(l) <= *cur)
+        .unwrap_or(false);
+    if !shown {
+        return;
+    }
+    if let Ok(mut o) = OUT.lock() {
+        if let Some(out) = o.as_mut() {
+            // One write per line, as for our own lines.
+            let _ = out.write_all(format!("{line}\n").as_bytes());
+            let _ = out.flush();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,29 +2,36 @@
 //! userspace WireGuard tunnel.
 //!
 //! Flow: parse the command line → logging → check the shim next to our
-//! binary → read the config and start the engine ([`engine::tunnel`]:
-//! WireGuard + TCP/IP stack + router on a UDP socket) → private control
-//! directory and bridge → child with `LD_PRELOAD` → forward signals → exit
-//! with the child's status. wrapguard never writes to stdout (it belongs to
-//! the child), except for the helpers (`genkey`, `pubkey`, `completions`)
-//! and the reports of `--doctor` and `--self-test`.
+//! binary → attach to the running engine for our key, or start one
+//! ([`share`]: a detached [`engine_proc`] running [`engine::tunnel`] —
+//! WireGuard + TCP/IP stack + router on a UDP socket — and the bridge on
+//! its control socket) → child with `LD_PRELOAD` → forward signals → exit
+//! with the child's status. With `--no-share` (and the test backend) the
+//! engine runs in this process instead, with a private control directory.
+//! wrapguard never writes to stdout (it belongs to the child), except for
+//! the subcommands (`up`, `status`, `down`, `ls`, `genkey`, `pubkey`,
+//! `completions`) and the reports of `--doctor` and `--self-test`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 mod ctldir;
 mod doctor;
+mod engine_proc;
 mod inspect;
 mod keys;
 mod logging;
 mod probe;
+mod rendezvous;
 mod report;
 mod selftest;
+mod share;
 mod shim;
+mod tunnels;
 
 use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use cli::{Cli, Helper, LogLevel, Mode};
 use engine::FlowBackend;
 use std::os::unix::process::ExitStatusExt;
@@ -50,7 +57,76 @@ fn main() {
         .try_get_matches()
         .unwrap_or_else(|e| usage_error(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(fd) = cli.internal_engine {
+        std::process::exit(engine_proc::run(&cli, fd));
+    }
     match &cli.helper {
+        Some(Helper::Up {
+            config,
+            name,
+            exit_node,
+            routes,
+            log_level,
+            log_file,
+            timeout,
+        }) => {
+            let up = tunnels::Up {
+                config,
+                name: name.as_deref(),
+                exit_node: *exit_node,
+                routes,
+                log_level: *log_level,
+                log_file: log_file.as_deref(),
+                timeout: std::time::Duration::from_secs(*timeout),
+            };
+            std::process::exit(tunnels::up(&up).unwrap_or_else(|e| tunnels::fail(&e)));
+        }
+        Some(Helper::Status { name, json }) => std::process::exit(
+            tunnels::status(name.as_deref(), *json).unwrap_or_else(|e| tunnels::fail(&e)),
+        ),
+        Some(Helper::Down { name, config }) => std::process::exit(
+            tunnels::down(name.as_deref(), config.as_deref()).unwrap_or_else(|e| tunnels::fail(&e)),
+        ),
+        Some(Helper::Ls { json }) => {
+            std::process::exit(tunnels::ls(*json).unwrap_or_else(|e| tunnels::fail(&e)))
+        }
+        Some(Helper::Exec {
+            name,
+            config,
+            mode,
+            log_level,
+            log_file,
+            command,
+        }) => {
+            let (config, start) = match (name, config) {
+                (Some(n), _) => match tunnels::config_of(n) {
+                    Ok(c) => (c, share::Start::Never),
+                    Err(e) => std::process::exit(tunnels::fail(&e)),
+                },
+                (None, Some(c)) => (c.clone(), share::Start::IfNeeded),
+                (None, None) => unreachable_usage(),
+            };
+            let mut argv: Vec<std::ffi::OsString> =
+                vec!["wrapguard".into(), "--config".into(), config.into()];
+            argv.push(
+                format!(
+                    "--mode={}",
+                    mode.to_possible_value()
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default()
+                )
+                .into(),
+            );
+            argv.push(format!("--log-level={}", logging::level_name(*log_level)).into());
+            if let Some(f) = log_file {
+                argv.push("--log-file".into());
+                argv.push(f.into());
+            }
+            argv.push("--".into());
+            argv.extend(command.iter().cloned());
+            let exec_cli = Cli::try_parse_from(argv).unwrap_or_else(|e| usage_error(e));
+            std::process::exit(finish(run(&exec_cli, exec_cli.log_level, start)));
+        }
         Some(Helper::Genkey) => std::process::exit(keys::genkey()),
         Some(Helper::Pubkey) => std::process::exit(keys::pubkey()),
         Some(Helper::Completions { shell }) => {
@@ -74,19 +150,29 @@ fn main() {
         } else {
             cli.log_level
         };
-    let code = match run(&cli, level) {
+    std::process::exit(finish(run(&cli, level, share::Start::IfNeeded)));
+}
+
+/// The exit code of a run; an error is printed as one line: the JSON log
+/// line on stderr, or, when logs go to a file, the log line there plus a
+/// plain line on stderr.
+fn finish(r: Result<i32>) -> i32 {
+    match r {
         Ok(code) => code,
         Err(e) => {
-            // One line: the JSON log line on stderr, or, when logs go to a
-            // file, the log line there plus a plain line on stderr.
             error!("{e:#}");
             if !logging::to_stderr() {
                 eprintln!("wrapguard: {e:#}");
             }
             1
         }
-    };
-    std::process::exit(code);
+    }
+}
+
+/// clap enforces a name or `--config` for `exec`.
+fn unreachable_usage() -> ! {
+    eprintln!("wrapguard: exec needs a tunnel name or --config; see wrapguard exec --help");
+    std::process::exit(2);
 }
 
 /// Prints a command-line error as one line (what, then clap's tip, then
@@ -186,9 +272,9 @@ fn choose_carry(cli: &Cli) -> Result<Carry> {
     }
 }
 
-/// Everything; returns the exit code. All guards (control directory…) are
-/// dropped before this returns.
-fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
+/// Everything; returns the exit code. All guards (control directory,
+/// lease…) are dropped before this returns.
+fn run(cli: &Cli, level: LogLevel, start: share::Start) -> Result<i32> {
     if let Err(e) = logging::init(level, cli.log_file.as_deref()) {
         let p = cli.log_file.as_deref().unwrap_or(std::path::Path::new(""));
         return Err(anyhow!(
@@ -236,6 +322,72 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
         info!("Route: {} via {}", r.prefix, r.peer);
     }
 
+    let shared = cli.test_backend_map.is_empty() && !cli.no_share;
+    let tunnel = if shared {
+        let attached = share::attach(cli, start, &command_line(cli))?;
+        let d = &attached.desc;
+        info!(backend = "wireguard", "Engine: wireguard");
+        for a in &d.interface {
+            info!("Interface: {a}");
+        }
+        for p in &d.peers {
+            info!("Peer: {p}");
+        }
+        if attached.started {
+            info!(
+                "Tunnel: {} (engine pid {}; later instances with this key share it)",
+                d.name, d.pid
+            );
+        } else {
+            info!(
+                "Tunnel: {} (engine pid {}, shared with the programs already on it)",
+                d.name, d.pid
+            );
+        }
+        Tunnel::Shared(attached)
+    } else {
+        if cli.no_share {
+            tracing::warn!("--no-share: this instance runs a WireGuard session of its own; if another runs with the same private key, the peer follows whichever handshook last, so the two take turns losing traffic");
+        }
+        let backend = private_backend(cli)?;
+        Tunnel::Private { backend, dir: None }
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Signal handlers before the control directory exists, so no signal can
+    // end us between its creation and its removal.
+    let sigs = {
+        let _in_rt = rt.enter();
+        signals()?
+    };
+    let mut tunnel = tunnel;
+    if let Tunnel::Private { dir, .. } = &mut tunnel {
+        *dir = Some(ctldir::ControlDir::create()?);
+    }
+    let code = rt.block_on(supervise(cli, carry, &shim, &mut tunnel, sigs));
+    rt.shutdown_background();
+    if let Tunnel::Shared(a) = tunnel {
+        a.release();
+    }
+    code
+}
+
+/// The program's command line, for the status report.
+fn command_line(cli: &Cli) -> String {
+    cli.command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An engine in this process (`--no-share`, the test backend), with its
+/// startup lines logged.
+fn private_backend(cli: &Cli) -> Result<Arc<dyn FlowBackend>> {
     let backend: Arc<dyn FlowBackend> = if cli.test_backend_map.is_empty() {
         Arc::new(engine::tunnel::start(&cli.tunnel_options()?)?)
     } else {
@@ -262,23 +414,70 @@ fn run(cli: &Cli, level: LogLevel) -> Result<i32> {
     for p in &bi.peers {
         info!("Peer: {p}");
     }
+    Ok(backend)
+}
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    // Signal handlers before the control directory exists, so no signal can
-    // end us between its creation and its removal.
-    let sigs = {
-        let _in_rt = rt.enter();
-        signals()?
-    };
-    let dir = ctldir::ControlDir::create()?;
-    let code = rt.block_on(supervise(cli, carry, &shim, &dir, backend, sigs));
-    rt.shutdown_background();
-    drop(dir);
-    code
+/// The engine carrying this instance's program.
+enum Tunnel {
+    /// In this process, with its private control directory.
+    Private {
+        backend: Arc<dyn FlowBackend>,
+        dir: Option<ctldir::ControlDir>,
+    },
+    /// A shared engine process, through a lease.
+    Shared(share::Attached),
+}
+
+impl Tunnel {
+    fn socket_path(&self) -> PathBuf {
+        match self {
+            Tunnel::Private { dir, .. } => {
+                dir.as_ref().map(|d| d.socket_path()).unwrap_or_default()
+            }
+            Tunnel::Shared(a) => a.socket.clone(),
+        }
+    }
+
+    /// The shared engine's live report.
+    fn report(&self) -> Option<engine::session::StatusReport> {
+        let Tunnel::Shared(a) = self else { return None };
+        match engine::session::client::ask(&a.socket, &engine::session::SessionRequest::Status) {
+            Ok(engine::session::SessionReply::Status(r)) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// Logs the per-peer status report at `level`.
+    fn log_status(&self, level: tracing::Level) {
+        match self {
+            Tunnel::Private { backend, .. } => log_status(backend.as_ref(), level),
+            Tunnel::Shared(_) => {
+                let Some(r) = tokio::task::block_in_place(|| self.report()) else {
+                    return tracing::warn!("cannot read the tunnel's status from its engine");
+                };
+                let peers: Vec<engine::PeerStatus> =
+                    r.peers.iter().map(engine::PeerStatus::from).collect();
+                log_report(&peers, r.counters_line.as_deref(), level);
+            }
+        }
+    }
+
+    /// Open flows of this instance's program (all of the engine's when it
+    /// is ours alone).
+    fn own_flows(&self) -> usize {
+        match self {
+            Tunnel::Private { backend, .. } => backend.active_flows(),
+            Tunnel::Shared(a) => self
+                .report()
+                .and_then(|r| {
+                    r.programs
+                        .iter()
+                        .find(|p| p.lease == a.lease)
+                        .map(|p| p.flows)
+                })
+                .unwrap_or(0),
+        }
+    }
 }
 
 /// Signal handlers: the ones forwarded to the child (with their numbers),
@@ -312,7 +511,11 @@ fn signals() -> Result<Signals> {
 
 /// Logs the per-peer status report at `level`.
 fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
-    let peers = backend.status();
+    log_report(&backend.status(), backend.counters().as_deref(), level);
+}
+
+/// Logs a status report (peers and the counters line) at `level`.
+fn log_report(peers: &[engine::PeerStatus], counters: Option<&str>, level: tracing::Level) {
     let flows: usize = peers.iter().map(|p| p.active_flows).sum();
     let msg = format!(
         "Status: {} peer{}, {flows} active flow{}",
@@ -325,8 +528,8 @@ fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
     } else {
         info!("{msg}");
     }
-    engine::status::log(&peers, level);
-    if let Some(c) = backend.counters() {
+    engine::status::log(peers, level);
+    if let Some(c) = counters {
         if level == tracing::Level::DEBUG {
             debug!("Engine counters: {c}");
         } else {
@@ -339,15 +542,21 @@ async fn supervise(
     cli: &Cli,
     carry: Carry,
     shim: &std::path::Path,
-    dir: &ctldir::ControlDir,
-    backend: Arc<dyn FlowBackend>,
+    tunnel: &mut Tunnel,
     mut sigs: Signals,
 ) -> Result<i32> {
-    let sock = dir.socket_path();
-    let listener = tokio::net::UnixListener::bind(&sock)
-        .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
-    debug!(dir = %dir.path().display(), "control socket ready");
-    engine::bridge::spawn(listener, backend.clone(), Some(Arc::new(seccomp::Attacher)));
+    let sock = tunnel.socket_path();
+    if let Tunnel::Private { backend, .. } = &*tunnel {
+        let listener = tokio::net::UnixListener::bind(&sock)
+            .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
+        debug!(socket = %sock.display(), "control socket ready");
+        engine::bridge::spawn(
+            listener,
+            backend.clone(),
+            Some(Arc::new(seccomp::Attacher)),
+            None,
+        );
+    }
 
     let (prog, args) = cli
         .command
@@ -421,6 +630,9 @@ async fn supervise(
         }
     };
     let pid = child.id().map(|p| p as libc::pid_t);
+    if let (Tunnel::Shared(a), Some(p)) = (&mut *tunnel, child.id()) {
+        a.program(p);
+    }
 
     let status = loop {
         let next_signal = async {
@@ -435,7 +647,7 @@ async fn supervise(
         };
         tokio::select! {
             st = child.wait() => break st.context("waiting for the child")?,
-            _ = sigs.status.recv() => log_status(backend.as_ref(), tracing::Level::INFO),
+            _ = sigs.status.recv() => tunnel.log_status(tracing::Level::INFO),
             n = next_signal => {
                 debug!(signal = n, "forwarding signal to the child");
                 if let Some(pid) = pid {
@@ -454,15 +666,20 @@ async fn supervise(
     // Flows the child just closed finish within milliseconds; wait a little
     // so their closing lines (bytes, duration) reach the log.
     let deadline = tokio::time::Instant::now() + EXIT_GRACE;
-    while backend.active_flows() > 0 && tokio::time::Instant::now() < deadline {
+    while tokio::task::block_in_place(|| tunnel.own_flows()) > 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // A flow closes as soon as the engine has read its last data; what
-    // that data became must leave before the process does.
-    let settling = backend.clone();
-    let _ = tokio::task::spawn_blocking(move || settling.settle()).await;
+    // that data became must leave before the process does (a shared
+    // engine outlives us, and settles when it exits).
+    if let Tunnel::Private { backend, .. } = &*tunnel {
+        let settling = backend.clone();
+        let _ = tokio::task::spawn_blocking(move || settling.settle()).await;
+    }
     if cli.log_level == LogLevel::Debug {
-        log_status(backend.as_ref(), tracing::Level::DEBUG);
+        tunnel.log_status(tracing::Level::DEBUG);
     }
     Ok(code)
 }

@@ -243,7 +243,12 @@ pub fn run(cli: &Cli) -> Result<i32> {
         let sock = dir.socket_path();
         let listener = tokio::net::UnixListener::bind(&sock)
             .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
-        engine::bridge::spawn(listener, watch.clone(), Some(Arc::new(seccomp::Attacher)));
+        engine::bridge::spawn(
+            listener,
+            watch.clone(),
+            Some(Arc::new(seccomp::Attacher)),
+            None,
+        );
         steps.push(connect_step(&shim, &sock, target, wait, &watch).await);
         Ok(())
     });

@@ -16,6 +16,9 @@
 //! not raise `SIGPIPE` (Linux does not either when it reports the error);
 //! a plain `EPIPE` raises it as the kernel would have.
 //!
+//! When the engine itself is gone (taken down, or killed), the end is a
+//! reset (`ECONNRESET`).
+//!
 //! Not covered: `sendfile`/`splice` (they see EOF / `EPIPE`).
 
 use crate::engine;
@@ -60,7 +63,14 @@ fn take_error(fd: c_int) -> Option<c_int> {
                 reported: false,
             },
             Ok(Reply::FlowStatus(FlowState::Established)) => StreamEnd::Clean,
-            // The engine is gone or forgot the flow: the kernel's answer stands.
+            // The engine itself is gone (`wrapguard down`, killed): the end
+            // of its data socket says nothing about the peer's, so it is a
+            // reset, never a clean end that would pass for a complete transfer.
+            Err(libc::ENOENT | libc::ECONNREFUSED) => StreamEnd::Error {
+                errno: libc::ECONNRESET,
+                reported: false,
+            },
+            // The engine forgot the flow: the kernel's answer stands.
             _ => return None,
         },
         other => other,

@@ -6,6 +6,7 @@
 use crate::backlog::Ticket;
 use crate::dns_resolver::DnsService;
 use crate::seqpacket;
+use crate::session::Host;
 use crate::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
@@ -19,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
+mod session;
 mod splice;
 
 /// How long a finished flow's outcome / an inbound peer mapping is kept
@@ -60,6 +62,17 @@ struct Shared {
     control_path: Option<std::path::PathBuf>,
     /// Who supervises a process that goes under seccomp mode, if anyone.
     supervisor: Option<Arc<dyn Supervise>>,
+    /// The shared engine's leases, when this engine is shared (session
+    /// requests are refused otherwise).
+    host: Option<Arc<Host>>,
+    /// The process that asked for each live outgoing flow (`SO_PEERCRED`),
+    /// for the per-program report.
+    flow_pids: Mutex<HashMap<u64, u32>>,
+    /// Turns `true` once the engine is taken down ([`Host::take_down`]):
+    /// live flows are cut with `ECONNRESET`, new ones refused with `ENETDOWN`.
+    cut: watch::Receiver<bool>,
+    /// Keeps an unshared engine's `cut` open (a closed one would read as cut).
+    _never_cut: Option<watch::Sender<bool>>,
 }
 
 /// Takes over the seccomp listener of a carried process that execs a
@@ -75,11 +88,13 @@ pub trait Supervise: Send + Sync {
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
 /// `supervisor` takes processes that go under seccomp mode (`None`: they
-/// are refused with `ENOTSUP`).
+/// are refused with `ENOTSUP`). `host`: this engine is shared, and serves
+/// session requests ([`crate::session`]).
 pub fn spawn(
     listener: UnixListener,
     backend: Arc<dyn FlowBackend>,
     supervisor: Option<Arc<dyn Supervise>>,
+    host: Option<Arc<Host>>,
 ) {
     // Room for every connection one listener may have waiting (the engine
     // also stops handing over while this is full).
@@ -91,9 +106,20 @@ pub fn spawn(
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
+    let (cut, never_cut) = match &host {
+        Some(h) => (h.cut_signal(), None),
+        None => {
+            let (tx, rx) = watch::channel(false);
+            (rx, Some(tx))
+        }
+    };
     let shared = Arc::new(Shared {
         control_path,
         supervisor,
+        cut,
+        _never_cut: never_cut,
+        host,
+        flow_pids: Mutex::new(HashMap::new()),
         backend,
         dns,
         uid,
@@ -185,6 +211,7 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
         Err(_) => return,
     };
     match req {
+        Request::Session => session::serve(s, stream).await,
         Request::Hello { pid, version } => debug!(pid, version, "shim loaded"),
         Request::Route { dst, proto } => {
             let d = s.backend.route(dst, proto);
@@ -427,11 +454,23 @@ impl Drop for InodeEntry<'_> {
         if let Ok(mut m) = self.s.backend_ids.lock() {
             m.remove(&self.flow);
         }
+        if let Ok(mut m) = self.s.flow_pids.lock() {
+            m.remove(&self.flow);
+        }
     }
 }
 
 async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequest) {
     let (dst, fd, nonblocking) = (c.dst, c.fd, c.nonblocking);
+    if *s.cut.borrow() {
+        // Taken down: no new tunnel connections.
+        return reply(
+            &mut stream,
+            Reply::Connect(ConnectReply::Refused(libc::ENETDOWN)),
+        )
+        .await;
+    }
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
     let decision = s.backend.route(dst, Proto::Tcp);
     debug!(dst = %dst, fd, nonblocking, decision = ?decision, "connect intercepted");
     let out = match decision {
@@ -463,6 +502,9 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     if let Ok(mut m) = s.backend_ids.lock() {
         m.insert(flow, out.id);
     }
+    if let (Some(pid), Ok(mut m)) = (pid.and_then(|p| u32::try_from(p).ok()), s.flow_pids.lock()) {
+        m.insert(flow, pid);
+    }
     let _inode_entry = InodeEntry {
         s: &s,
         inode: c.inode,
@@ -477,10 +519,32 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     )
     .await;
 
+    let mut cut = s.cut.clone();
+    tokio::select! {
+        () = carry(&s, &mut stream, flow, dst, out.local, out.established) => {}
+        _ = cut.wait_for(|c| *c) => {
+            // Recorded before the data socket closes: the program sees a
+            // reset, not an end that would pass for a complete transfer.
+            set_flow(&s, flow, FlowState::Failed(libc::ECONNRESET));
+            debug!(flow, dst = %dst, "flow cut: the tunnel was taken down");
+        }
+    }
+}
+
+/// The rest of an accepted outgoing flow: wait for the filler and the
+/// tunnel connection, then splice until either side ends.
+async fn carry(
+    s: &Shared,
+    stream: &mut UnixStream,
+    flow: u64,
+    dst: SocketAddr,
+    local: SocketAddr,
+    established: crate::backend::Establishing,
+) {
     // Wait until the shim's filler is queued (without reading it), so that a
     // failure below closes the socket with unread data: POLLERR at the app.
     let deadline = tokio::time::Instant::now() + FILLER_WAIT;
-    while queued(&stream) < FILLER_LEN {
+    while queued(stream) < FILLER_LEN {
         match tokio::time::timeout_at(deadline, stream.readable()).await {
             Ok(Ok(())) => {}
             _ => break,
@@ -488,7 +552,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
         // Not enough yet: report WouldBlock so tokio clears the readiness
         // and the next readable() waits for new data instead of spinning.
         let _ = stream.try_io(Interest::READABLE, || {
-            if queued(&stream) >= FILLER_LEN {
+            if queued(stream) >= FILLER_LEN {
                 Ok(())
             } else {
                 Err(std::io::ErrorKind::WouldBlock.into())
@@ -497,28 +561,28 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     }
 
     let started = Instant::now();
-    let mut io = match out.established.await {
+    let mut io = match established.await {
         Ok(io) => io,
         Err(e) => {
-            set_flow(&s, flow, FlowState::Failed(e));
+            set_flow(s, flow, FlowState::Failed(e));
             debug!(flow, dst = %dst, errno = e, "flow failed");
             return; // dropped with the filler unread
         }
     };
     let mut filler = [0u8; FILLER_LEN];
     if stream.read_exact(&mut filler).await.is_err() {
-        set_flow(&s, flow, FlowState::Failed(libc::ECONNRESET));
+        set_flow(s, flow, FlowState::Failed(libc::ECONNRESET));
         return;
     }
-    set_flow(&s, flow, FlowState::Established);
-    debug!(flow, dst = %dst, local = %out.local, "flow opened");
+    set_flow(s, flow, FlowState::Established);
+    debug!(flow, dst = %dst, local = %local, "flow opened");
     let mut tunnel = splice::Watched::new(&mut *io);
-    let r = splice::splice(&mut stream, &mut tunnel).await;
+    let r = splice::splice(stream, &mut tunnel).await;
     if let Some(e) = tunnel.error() {
         // Recorded before the data socket closes (when `stream` drops), so
         // the shim, seeing the end, learns it was an error (ETIMEDOUT after
         // the retransmissions or keepalive probes, ECONNRESET…), not a FIN.
-        set_flow(&s, flow, FlowState::Failed(e));
+        set_flow(s, flow, FlowState::Failed(e));
         debug!(flow, dst = %dst, errno = e, "flow ended with an error");
     }
     let (up, down) = r.unwrap_or((0, 0));
@@ -589,7 +653,14 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
     };
     debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
     let mut tunnel = splice::Watched::new(&mut *io);
-    let r = splice::splice(&mut tunnel, &mut app).await;
+    let mut cut = s.cut.clone();
+    let r = tokio::select! {
+        r = splice::splice(&mut tunnel, &mut app) => r,
+        _ = cut.wait_for(|c| *c) => {
+            let _ = socket2::SockRef::from(&app).set_linger(Some(Duration::ZERO));
+            return debug!(peer = %peer, "inbound flow cut: the tunnel was taken down");
+        }
+    };
     if let Some(e) = tunnel.error() {
         // The tunnel connection failed (timed out, reset): the program's
         // accepted socket gets a reset, not an EOF that would pass for a
