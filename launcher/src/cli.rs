@@ -39,7 +39,9 @@ Docs: README.md and the annotated example-wg0.conf.";
     override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...\n       \
                       wrapguard --doctor [PROGRAM] [--config <PATH>] [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard --config <PATH> --self-test\n       \
-                      wrapguard up --config <PATH> [--name NAME] | exec NAME -- <COMMAND> | status [NAME] | down NAME | ls\n       \
+                      wrapguard up --config <PATH> [--name <NAME>]\n       \
+                      wrapguard exec <NAME> -- <COMMAND> [ARGS]...\n       \
+                      wrapguard status [NAME] [--json] | ls [--json] | down <NAME>\n       \
                       wrapguard genkey | pubkey | completions <SHELL>",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -308,7 +310,7 @@ impl Cli {
     /// line's tunnel (`config` made absolute by the caller).
     pub fn engine_args(&self, config: &std::path::Path) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["--config".into(), config.into()];
-        a.push(format!("--log-level={}", crate::logging::level_name(self.log_level)).into());
+        a.push(format!("--log-level={}", self.log_level.name()).into());
         if let Some(f) = &self.log_file {
             a.push("--log-file".into());
             a.push(f.into());
@@ -367,6 +369,18 @@ pub enum LogLevel {
     Info,
     /// Every intercepted call and flow.
     Debug,
+}
+
+impl LogLevel {
+    /// The `--log-level` value (`error`, `warn`, `info`, `debug`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
 }
 
 /// An IP prefix.

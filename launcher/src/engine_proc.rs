@@ -59,7 +59,12 @@ pub fn run(cli: &Cli, fd: i32) -> i32 {
         let _in_rt = rt.enter();
         start(cli)
     };
-    let (backend, host, socket, ino) = match started {
+    let Started {
+        backend,
+        host,
+        socket,
+        ino,
+    } = match started {
         Ok(x) => x,
         Err(e) => {
             let _ = writeln!(ready, "ERR {e:#}");
@@ -102,8 +107,17 @@ pub fn run(cli: &Cli, fd: i32) -> i32 {
     0
 }
 
-/// Starts the tunnel and the bridge; returns them, the socket and its inode.
-fn start(cli: &Cli) -> Result<(Arc<dyn FlowBackend>, Arc<Host>, PathBuf, u64)> {
+/// A started engine.
+struct Started {
+    backend: Arc<dyn FlowBackend>,
+    host: Arc<Host>,
+    /// The control socket, and its inode (to remove it only if still ours).
+    socket: PathBuf,
+    ino: u64,
+}
+
+/// Starts the tunnel and the bridge.
+fn start(cli: &Cli) -> Result<Started> {
     let socket = cli
         .engine_socket
         .clone()
@@ -155,7 +169,12 @@ fn start(cli: &Cli) -> Result<(Arc<dyn FlowBackend>, Arc<Host>, PathBuf, u64)> {
         Some(Arc::new(seccomp::Attacher)),
         Some(host.clone()),
     );
-    Ok((backend, host, socket, ino))
+    Ok(Started {
+        backend,
+        host,
+        socket,
+        ino,
+    })
 }
 
 /// A tunnel's default name: its config file's name without `.conf`.
@@ -198,7 +217,7 @@ async fn serve(host: &Host, backend: &dyn FlowBackend) -> ExitReason {
     loop {
         tokio::select! {
             r = host.wait_exit() => return r,
-            _ = usr1.recv() => crate::log_status(backend, tracing::Level::INFO),
+            _ = usr1.recv() => crate::status_log::log_status(backend, tracing::Level::INFO),
             _ = term.recv() => host.take_down(backend.active_flows()),
             _ = int.recv() => host.take_down(backend.active_flows()),
         }

@@ -184,16 +184,6 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// The `--log-level` value of a level (`error`, `warn`, `info`, `debug`).
-pub fn level_name(level: LogLevel) -> &'static str {
-    match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-    }
-}
-
 /// Hands every line from now on to `f` as well (once per process).
 pub fn forward_to(f: impl Fn(Level, &str) + Send + Sync + 'static) {
     let _ = FORWARD.set(Box::new(f));

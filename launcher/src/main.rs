@@ -27,6 +27,7 @@ mod report;
 mod selftest;
 mod share;
 mod shim;
+mod status_log;
 mod tunnels;
 
 use anyhow::{anyhow, Context, Result};
@@ -117,7 +118,7 @@ fn main() {
                 )
                 .into(),
             );
-            argv.push(format!("--log-level={}", logging::level_name(*log_level)).into());
+            argv.push(format!("--log-level={}", log_level.name()).into());
             if let Some(f) = log_file {
                 argv.push("--log-file".into());
                 argv.push(f.into());
@@ -344,7 +345,7 @@ fn run(cli: &Cli, level: LogLevel, start: share::Start) -> Result<i32> {
                 d.name, d.pid
             );
         }
-        Tunnel::Shared(attached)
+        Tunnel::Shared(Box::new(attached))
     } else {
         if cli.no_share {
             tracing::warn!("--no-share: this instance runs a WireGuard session of its own; if another runs with the same private key, the peer follows whichever handshook last, so the two take turns losing traffic");
@@ -425,7 +426,7 @@ enum Tunnel {
         dir: Option<ctldir::ControlDir>,
     },
     /// A shared engine process, through a lease.
-    Shared(share::Attached),
+    Shared(Box<share::Attached>),
 }
 
 impl Tunnel {
@@ -450,14 +451,14 @@ impl Tunnel {
     /// Logs the per-peer status report at `level`.
     fn log_status(&self, level: tracing::Level) {
         match self {
-            Tunnel::Private { backend, .. } => log_status(backend.as_ref(), level),
+            Tunnel::Private { backend, .. } => status_log::log_status(backend.as_ref(), level),
             Tunnel::Shared(_) => {
                 let Some(r) = tokio::task::block_in_place(|| self.report()) else {
                     return tracing::warn!("cannot read the tunnel's status from its engine");
                 };
                 let peers: Vec<engine::PeerStatus> =
                     r.peers.iter().map(engine::PeerStatus::from).collect();
-                log_report(&peers, r.counters_line.as_deref(), level);
+                status_log::log_report(&peers, r.counters_line.as_deref(), level);
             }
         }
     }
@@ -507,35 +508,6 @@ fn signals() -> Result<Signals> {
         forward: sigs,
         status: signal(SignalKind::user_defined1()).context("cannot install signal handlers")?,
     })
-}
-
-/// Logs the per-peer status report at `level`.
-fn log_status(backend: &dyn FlowBackend, level: tracing::Level) {
-    log_report(&backend.status(), backend.counters().as_deref(), level);
-}
-
-/// Logs a status report (peers and the counters line) at `level`.
-fn log_report(peers: &[engine::PeerStatus], counters: Option<&str>, level: tracing::Level) {
-    let flows: usize = peers.iter().map(|p| p.active_flows).sum();
-    let msg = format!(
-        "Status: {} peer{}, {flows} active flow{}",
-        peers.len(),
-        if peers.len() == 1 { "" } else { "s" },
-        if flows == 1 { "" } else { "s" }
-    );
-    if level == tracing::Level::DEBUG {
-        debug!("{msg}");
-    } else {
-        info!("{msg}");
-    }
-    engine::status::log(peers, level);
-    if let Some(c) = counters {
-        if level == tracing::Level::DEBUG {
-            debug!("Engine counters: {c}");
-        } else {
-            info!("Engine counters: {c}");
-        }
-    }
 }
 
 async fn supervise(

@@ -167,7 +167,7 @@ fn lease(mut s: Session, desc: &Description, cli: &Cli, command: &str) -> Result
     let r = s.exchange(&SessionRequest::Attach {
         pid: std::process::id(),
         command: command.to_string(),
-        log_level: logging::level_name(cli.log_level).to_string(),
+        log_level: cli.log_level.name().to_string(),
     })?;
     let id = match r {
         SessionReply::Attached { lease } => lease,

@@ -61,7 +61,7 @@ pub fn up(u: &Up) -> Result<i32> {
     for r in u.routes {
         argv.push(format!("--route={}:{}", r.prefix, r.peer).into());
     }
-    argv.push(format!("--log-level={}", crate::logging::level_name(u.log_level)).into());
+    argv.push(format!("--log-level={}", u.log_level.name()).into());
     argv.extend(["--".into(), "true".into()]);
     let cli = <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow!("{e}"))?;
     let parsed = router::Config::from_path(&config).map_err(|e| anyhow!("{e}"))?;

@@ -22,13 +22,22 @@ fn example() -> String {
 }
 
 fn help() -> String {
+    help_of(&[])
+}
+
+/// `wrapguard [sub…] --help`.
+fn help_of(sub: &[&str]) -> String {
     let out = Command::new(&Wrapguard::under_test().bin)
+        .args(sub)
         .arg("--help")
         .output()
         .expect("wrapguard --help");
-    assert!(out.status.success());
+    assert!(out.status.success(), "{sub:?} --help failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The subcommands of shared tunnels, each with its own `--help`.
+const TUNNEL_COMMANDS: [&str; 5] = ["up", "exec", "status", "ls", "down"];
 
 /// `--long-flag` tokens in `s`.
 fn long_flags(s: &str) -> BTreeSet<String> {
@@ -80,10 +89,15 @@ fn every_flag_in_the_readme_is_in_help_and_back() {
         .filter(|l| l.trim_start().starts_with('-'))
         .flat_map(|l| long_flags(l.split("  ").find(|p| !p.is_empty()).unwrap_or(l)))
         .collect();
+    // A flag of a subcommand's row is in that subcommand's help.
+    let mut all_help = help.clone();
+    for sub in TUNNEL_COMMANDS {
+        all_help.push_str(&help_of(&[sub]));
+    }
     for f in &documented {
         assert!(
-            help.contains(f.as_str()),
-            "README documents {f}, --help does not:\n{help}"
+            all_help.contains(f.as_str()),
+            "README documents {f}, no --help does:\n{all_help}"
         );
     }
     for f in &offered {
@@ -98,7 +112,16 @@ fn every_flag_in_the_readme_is_in_help_and_back() {
         .nth(1)
         .and_then(|c| c.split("Arguments:").next())
         .expect("Commands in --help");
-    for sub in ["genkey", "pubkey", "completions"] {
+    for sub in [
+        "genkey",
+        "pubkey",
+        "completions",
+        "up",
+        "exec",
+        "status",
+        "ls",
+        "down",
+    ] {
         assert!(commands.contains(sub), "{sub} missing from --help");
         assert!(
             rows.iter().any(|r| r.starts_with(&format!("| `{sub}"))),
@@ -186,6 +209,22 @@ const EXERCISED: &[(&str, &str)] = &[
         "wrapguard --config wg0.conf -- python3 -m http.server 8080",
         "tests/e2e_wireguard_go.rs (wrapped servers reached from the peer)",
     ),
+    (
+        "wrapguard up --config wg0.conf",
+        "tests/e2e_share.rs up_exec_status_ls_down",
+    ),
+    (
+        "wrapguard exec wg0 -- ",
+        "tests/e2e_share.rs (curl by name, a listening python, EADDRINUSE across instances)",
+    ),
+    (
+        "wrapguard status wg0",
+        "tests/e2e_share.rs up_exec_status_ls_down",
+    ),
+    (
+        "wrapguard down wg0",
+        "tests/e2e_share.rs (down during a transfer)",
+    ),
 ];
 
 #[test]
@@ -220,7 +259,7 @@ fn every_command_in_the_readme_is_exercised() {
         }
         seen += 1;
         // Synopsis lines must match --help's usage.
-        if line.contains("<PATH>") {
+        if line.contains("<PATH>") || line.contains("<NAME>") {
             assert!(
                 help.contains(line),
                 "README synopsis {line:?} is not in --help"

@@ -87,6 +87,30 @@ fn attach() -> io::Result<()> {
     })?;
     let stream = UnixStream::connect(&control)
         .map_err(|e| io::Error::new(e.kind(), format!("engine control socket: {e}")))?;
+    // The engine takes the listener with pidfd_getfd, which needs ptrace
+    // access to us; a shared engine is not our ancestor, so under Yama
+    // (ptrace_scope 1) we name it as our tracer. Without Yama this fails
+    // with EINVAL and is not needed. (Before the filter: it traps getsockopt.)
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred of `len` bytes into `cred`.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 && cred.pid > 0 {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PTRACER, cred.pid as libc::c_ulong, 0, 0, 0) };
+    }
     let prog = child::sock_filters(&filter::program());
     let listener = child::install_filter(&prog).map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {

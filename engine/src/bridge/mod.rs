@@ -3,7 +3,6 @@
 //! the [`FlowBackend`], and splices inbound tunnel connections to the
 //! application's loopback listeners.
 
-use crate::backlog::Ticket;
 use crate::dns_resolver::DnsService;
 use crate::seqpacket;
 use crate::session::Host;
@@ -20,11 +19,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod session;
+mod shared;
 mod splice;
+mod supervise;
+
+use shared::Shared;
+pub use supervise::Supervise;
 
 /// How long a finished flow's outcome / an inbound peer mapping is kept
 /// for late `FlowStatus` / `AcceptLookup` queries.
@@ -36,55 +40,6 @@ const FILLER_WAIT: Duration = Duration::from_secs(10);
 /// 3 or more): past it, the kernel completes connections on our side only,
 /// drops them when its SYN-ACK retries run out, and they are lost.
 const ACCEPT_GATE: usize = 4;
-
-struct Shared {
-    backend: Arc<dyn FlowBackend>,
-    uid: u32,
-    next_flow: AtomicU64,
-    flows: Mutex<HashMap<u64, (FlowState, Instant)>>,
-    /// Live outgoing flows: bridge flow id → the backend's id.
-    backend_ids: Mutex<HashMap<u64, u64>>,
-    /// Live data sockets by the inode of the shim's end (for `Adopt`).
-    by_inode: Mutex<HashMap<u64, FlowInfo>>,
-    /// Engine-side loopback source address → who it stands for.
-    inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
-    /// Places in the engine's listener backlogs of inbound connections the
-    /// program has not accepted yet, by the same loopback source address:
-    /// freed when its `accept()` asks (`AcceptLookup`) or the flow ends.
-    tickets: Mutex<HashMap<SocketAddr, (Ticket, OwnedSemaphorePermit)>>,
-    /// Per program listener (loopback address): how many of our loopback
-    /// connections may wait in its accept queue ([`ACCEPT_GATE`]).
-    gates: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
-    inbound_tx: mpsc::Sender<InboundTcp>,
-    /// The stub resolver, when the config has `DNS =`.
-    dns: Option<Arc<DnsService>>,
-    /// Our control socket's path, for the seccomp supervisors we start.
-    control_path: Option<std::path::PathBuf>,
-    /// Who supervises a process that goes under seccomp mode, if anyone.
-    supervisor: Option<Arc<dyn Supervise>>,
-    /// The shared engine's leases, when this engine is shared (session
-    /// requests are refused otherwise).
-    host: Option<Arc<Host>>,
-    /// The process that asked for each live outgoing flow (`SO_PEERCRED`),
-    /// for the per-program report.
-    flow_pids: Mutex<HashMap<u64, u32>>,
-    /// Turns `true` once the engine is taken down ([`Host::take_down`]):
-    /// live flows are cut with `ECONNRESET`, new ones refused with `ENETDOWN`.
-    cut: watch::Receiver<bool>,
-    /// Keeps an unshared engine's `cut` open (a closed one would read as cut).
-    _never_cut: Option<watch::Sender<bool>>,
-}
-
-/// Takes over the seccomp listener of a carried process that execs a
-/// program the shim cannot enter (the shim's `SeccompAttach`). The seccomp
-/// crate implements it; the launcher hands it to [`spawn`], so the engine
-/// does not depend on the seccomp front-end.
-pub trait Supervise: Send + Sync {
-    /// Starts supervising the seccomp listener that is descriptor `fd` in
-    /// process `pid`; the supervisor asks the engine through the control
-    /// socket at `control`. The error is the errno for the shim.
-    fn attach(&self, pid: u32, fd: u64, control: std::path::PathBuf) -> Result<(), i32>;
-}
 
 /// Starts the bridge on `listener`; runs until the runtime stops.
 /// `supervisor` takes processes that go under seccomp mode (`None`: they

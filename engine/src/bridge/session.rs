@@ -2,7 +2,7 @@
 //! connection that sent `Request::Session`. Here because the report counts
 //! the bridge's flows per program.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::session::proto::{
     parse_counters, LeaseEvent, PeerReport, ProgramReport, SessionReply, SessionRequest,
     StatusReport,
