@@ -553,7 +553,7 @@ try:
     s.settimeout(5)
     d = s.recv(4096)
     print("REPLY " + d.decode() if d else "NOANSWER", flush=True)
-except ConnectionResetError:
+except (ConnectionResetError, BrokenPipeError):
     print("NOANSWER", flush=True)
 except OSError as e:
     print("ERR", e.errno, flush=True)
