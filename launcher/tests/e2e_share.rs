@@ -48,7 +48,12 @@ fn engine_pid(log: &str) -> Option<u32> {
 /// A file of `mib` MiB of random bytes in a web root on the peer side,
 /// served on 8080; returns the server, its access log and the file's sha256.
 fn blob_server(t: &OnePeer, mib: usize) -> (Bg, PathBuf, String) {
-    let root = t.tmp.webroot("www-blob", "index");
+    blob_server_on(t, 8080, mib)
+}
+
+/// [`blob_server`] on TCP `port`.
+fn blob_server_on(t: &OnePeer, port: u16, mib: usize) -> (Bg, PathBuf, String) {
+    let root = t.tmp.webroot(&format!("www-blob-{port}"), "index");
     let blob = root.join("blob");
     let st = std::process::Command::new("head")
         .args(["-c", &format!("{}", mib << 20), "/dev/urandom"])
@@ -57,8 +62,8 @@ fn blob_server(t: &OnePeer, mib: usize) -> (Bg, PathBuf, String) {
         .expect("head");
     assert!(st.success());
     let sum = sha256(&blob);
-    let log = t.tmp.join("http-blob.log");
-    let srv = t.peer.http_server(&root, "0.0.0.0", &log);
+    let log = t.tmp.join(&format!("http-blob-{port}.log"));
+    let srv = t.peer.http_server_on(port, &root, "0.0.0.0", &log);
     (srv, log, sum)
 }
 
@@ -274,6 +279,7 @@ fn up_exec_status_ls_down() {
     let t = world("shup");
     let tok = token("upexec");
     let (_srv, access) = t.serve_page(&tok, "0.0.0.0");
+    let (_blob_srv, _blob_access, _sum) = blob_server_on(&t, 8081, 20);
     let conf = t.conf.display().to_string();
     let up = wg(&t, &["up", "--config", &conf, "--name", "tun7"]);
     assert!(up.status.success(), "{}", show(&up));
@@ -281,12 +287,14 @@ fn up_exec_status_ls_down() {
     assert!(so.starts_with("tunnel tun7 is up: 10.77.0.2/24"), "{so}");
     assert!(so.contains("handshake with "), "{so}");
 
-    // A program on it, by name.
+    // A program on it, by name; at debug it shows the engine's flow lines
+    // (the engine, started at info, follows the most verbose instance).
     let ex = wg(
         &t,
         &[
             "exec",
             "tun7",
+            "--log-level=debug",
             "--",
             "curl",
             "-sS",
@@ -303,8 +311,14 @@ fn up_exec_status_ls_down() {
         exec_log.contains("shared with the programs already on it"),
         "{exec_log}"
     );
+    assert!(
+        exec_log.lines().any(|l| l.contains("\"level\":\"debug\"")
+            && l.contains("flow opened")
+            && l.contains("10.77.0.1:8080")),
+        "no engine flow line forwarded:\n{exec_log}"
+    );
 
-    // A program holding a connection, and one listening on the tunnel.
+    // A program holding a connection, and a transfer (20 MiB at 1 MiB/s).
     let hold = t.tmp.write("hold.py", HOLD);
     let hold_log = t.tmp.join("hold.log");
     let py = python();
@@ -322,6 +336,25 @@ fn up_exec_status_ls_down() {
         &hold_log,
     );
     wait_log(&hold_log, "HELD", 30);
+    let curl_log = t.tmp.join("curl.log");
+    let mut transfer = wg_bg(
+        &t,
+        &[
+            "exec",
+            "tun7",
+            "--",
+            "curl",
+            "-sS",
+            "--limit-rate",
+            "1048576",
+            "-o",
+            "/dev/null",
+            "-w",
+            "size=%{size_download}\n",
+            "http://10.77.0.1:8081/blob",
+        ],
+        &curl_log,
+    );
 
     // ls
     let ls = wg(&t, &["ls"]);
@@ -333,12 +366,12 @@ fn up_exec_status_ls_down() {
         "{l}"
     );
 
-    // status, text: peer, handshake, transfer, the holding program with its flow.
+    // status, text: peer, handshake, transfer, both programs with their flows.
     let mut text = String::new();
-    wait_until(10, "status to show the held flow", || {
+    wait_until(10, "status to show both flows", || {
         let st = wg(&t, &["status", "tun7"]);
         text = stdout(&st);
-        text.contains(&marker) && text.contains("  flows: 1")
+        text.contains(&marker) && text.contains("  flows: 2") && text.contains(": curl ")
     });
     assert!(text.starts_with("tunnel: tun7\n"), "{text}");
     assert!(text.contains("\npeer: "), "{text}");
@@ -368,21 +401,42 @@ fn up_exec_status_ls_down() {
         .unwrap_or_else(|| panic!("held program not listed: {v}"));
     assert_eq!(p["flows"], 1, "{v}");
     assert!(p["pid"].is_u64(), "{v}");
-    assert!(v["flows"].as_u64().unwrap_or(0) >= 1, "{v}");
+    let c = progs
+        .iter()
+        .find(|p| {
+            p["command"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("curl "))
+        })
+        .unwrap_or_else(|| panic!("curl not listed: {v}"));
+    assert_eq!(c["flows"], 1, "{v}");
+    assert!(v["flows"].as_u64().unwrap_or(0) >= 2, "{v}");
     assert!(
         v["counters"]["rx_datagrams"].as_u64().unwrap_or(0) > 0,
         "{v}"
     );
 
-    // down while the connection is held: it is cut (a reset, not an EOF).
+    // down during the transfer and while the connection is held: both are
+    // cut (a reset, not an EOF that would pass for a complete transfer).
+    std::thread::sleep(Duration::from_secs(2));
     let down = wg(&t, &["down", "tun7"]);
     assert!(down.status.success(), "{}", show(&down));
     assert_eq!(
         stdout(&down).trim(),
-        "tunnel tun7 is down: 1 tunnel connection cut",
+        "tunnel tun7 is down: 2 tunnel connections cut",
         "{}",
         show(&down)
     );
+    let st = transfer.child.wait().expect("curl exits");
+    let cl = read(&curl_log);
+    assert_eq!(st.code(), Some(56), "curl was not cut by a reset:\n{cl}");
+    assert!(cl.contains("Connection reset by peer"), "{cl}");
+    let got: usize = cl
+        .lines()
+        .find_map(|l| l.strip_prefix("size="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(got > 0 && got < 20 << 20, "curl got {got} bytes:\n{cl}");
     let st = held.child.wait().expect("held exits");
     let hl = read(&hold_log);
     assert_eq!(
@@ -613,4 +667,30 @@ fn another_user_cannot_attach() {
     assert_eq!(stdout(&other).trim(), "NOANSWER", "{}", show(&other));
     let down = wg(&t, &["down", "wg0"]);
     assert!(down.status.success(), "{}", show(&down));
+}
+
+#[test]
+fn up_fails_with_the_reason_when_no_handshake_comes() {
+    skip_unless_ready!();
+    let mut t = world("shnohs");
+    t.peer.kill();
+    let conf = t.conf.display().to_string();
+    let started = Instant::now();
+    let up = wg(&t, &["up", "--config", &conf, "--timeout", "3"]);
+    assert_eq!(up.status.code(), Some(1), "{}", show(&up));
+    let err = String::from_utf8_lossy(&up.stderr).into_owned();
+    assert!(
+        err.starts_with("wrapguard: no handshake within 3 s with peer ")
+            && err.contains(&t.peer.endpoint())
+            && err.contains(&t.ours.public),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing is left running.
+    let ls = wg(&t, &["ls"]);
+    assert!(stdout(&ls).contains("no tunnels run"), "{}", show(&ls));
 }
