@@ -289,7 +289,7 @@ pub fn status_text(r: &StatusReport) -> String {
         let _ = writeln!(o, "program: pid {pid}: {}", p.command);
         let _ = writeln!(
             o,
-            "  wrapguard pid {}, attached {}",
+            "  launcher: wrapguard pid {}, attached {}",
             p.launcher_pid,
             human_age(Duration::from_secs(p.attached_secs))
         );

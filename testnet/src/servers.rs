@@ -93,12 +93,16 @@ pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
 
 /// Waits up to `secs` for a line of `path` that starts with one of `what`
 /// (so a logged command line quoting a script does not count); returns
-/// that line, or "" on timeout.
+/// that line, or "" on timeout. When the program's output and wrapguard's
+/// log share the file, a log line (`{"timestamp":…`) may land between the
+/// program's text and its newline (`python3 -u` writes them separately);
+/// it is cut off the returned line.
 pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = read(path);
         if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
+            let l = l.split("{\"timestamp\":").next().unwrap_or(l);
             return l.to_string();
         }
         if Instant::now() > deadline {
