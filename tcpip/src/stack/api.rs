@@ -420,6 +420,7 @@ impl Stack {
             readable_notified: false,
             dirty: false,
             closing: false,
+            echo: false,
         };
         let (idx, gen) = self.udp.insert(s);
         self.udp_map.insert(local, idx);
@@ -456,6 +457,9 @@ impl Stack {
         if let Some(e) = s.error.take() {
             return Err(e);
         }
+        if s.echo {
+            return self.echo_send_to(h, data, dst);
+        }
         if s.local.is_ipv4() != dst.is_ipv4() || dst.port() == 0 {
             return Err(Error::InvalidArgument);
         }
@@ -488,16 +492,27 @@ impl Stack {
         h: UdpHandle,
         out: &mut [u8],
     ) -> Result<(usize, SocketAddr), Error> {
+        self.udp_recv_meta(h, out).map(|(n, a, _)| (n, a))
+    }
+
+    /// As [`Stack::udp_recv_from`], also giving the TTL (IPv4) or hop
+    /// limit (IPv6) the datagram arrived with (`IP_RECVTTL`,
+    /// `IPV6_RECVHOPLIMIT`).
+    pub fn udp_recv_meta(
+        &mut self,
+        h: UdpHandle,
+        out: &mut [u8],
+    ) -> Result<(usize, SocketAddr, u8), Error> {
         let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
         if let Some(e) = s.error.take() {
             return Err(e);
         }
         match s.rx.pop(out) {
-            Some((addr, n)) => {
+            Some((addr, n, ttl)) => {
                 if s.rx.is_empty() {
                     s.readable_notified = false;
                 }
-                Ok((n, addr))
+                Ok((n, addr, ttl))
             }
             None => {
                 s.readable_notified = false;
@@ -526,9 +541,14 @@ impl Stack {
         }
         let local = s.local;
         let drained = s.tx.is_empty();
+        let echo = s.echo;
         s.closing = true;
         s.rx = DatagramQueue::new(0, 0);
-        self.udp_map.remove(&local);
+        if echo {
+            self.echo_map.remove(&local);
+        } else {
+            self.udp_map.remove(&local);
+        }
         if drained {
             self.udp.remove(h.idx);
         } else {

@@ -144,9 +144,21 @@ impl Stack {
             } else {
                 ipv6::HEADER_LEN
             };
-            let total = ip_len + udp::HEADER_LEN + len;
+            let echo = s.echo;
+            let l4_head = if echo { 0 } else { udp::HEADER_LEN };
+            let total = ip_len + l4_head + len;
             let mut n = 0;
-            if let Some(src) = src {
+            if let (true, Some(src)) = (echo, src) {
+                if total <= mtu && total <= buf.len() {
+                    let proto = Stack::echo_protocol(dst.ip());
+                    let ip = emit_ip(buf, src, dst.ip(), proto, len, ident);
+                    let d = &mut buf[ip..total];
+                    s.tx.pop(d);
+                    Stack::echo_finish(d, local.port(), src, dst.ip());
+                    self.stats.echo_requests_sent += 1;
+                    n = total;
+                }
+            } else if let Some(src) = src {
                 if total <= mtu && total <= buf.len() {
                     let ip = emit_ip(
                         buf,
@@ -209,6 +221,17 @@ impl Stack {
             self.stats.control_dropped += 1;
             return false;
         }
+        self.queue_reply(src, dst, proto, f)
+    }
+
+    /// Queues a control packet without rate limiting (echo replies).
+    pub(crate) fn queue_reply(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: IpProtocol,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> bool {
         let ident = self.next_ident();
         let ip_len = if src.is_ipv4() {
             ipv4::HEADER_LEN

@@ -15,6 +15,7 @@
 //!   [`Stack::handle_timeout`] (also run by `poll_transmit`).
 
 mod api;
+mod echo;
 mod emit;
 mod input;
 
@@ -100,6 +101,15 @@ pub struct Stats {
     pub rst_sent: u64,
     /// ICMP messages sent (echo replies and errors).
     pub icmp_sent: u64,
+    /// Echo requests to our addresses answered with an echo reply (the
+    /// peer pinging us).
+    pub echo_requests_answered: u64,
+    /// Echo requests sent from echo sockets.
+    pub echo_requests_sent: u64,
+    /// Echo replies delivered to an echo socket.
+    pub echo_replies_delivered: u64,
+    /// Echo replies no echo socket waited for (or whose queue was full).
+    pub echo_replies_dropped: u64,
     /// Control packets suppressed by rate limiting or a full queue.
     pub control_dropped: u64,
     /// Datagrams dropped because a UDP receive queue was full.
@@ -220,6 +230,8 @@ pub struct Stack {
     listen_map: HashMap<SocketAddr, u32>,
     udp: Slab<UdpSocket>,
     udp_map: HashMap<SocketAddr, u32>,
+    /// Echo sockets by (local address, echo identifier).
+    echo_map: HashMap<SocketAddr, u32>,
     udp_dirty: VecDeque<u32>,
     events: VecDeque<SocketEvent>,
     ctrl: ControlQueue,
@@ -258,6 +270,7 @@ impl Stack {
             listen_map: HashMap::new(),
             udp: Slab::default(),
             udp_map: HashMap::new(),
+            echo_map: HashMap::new(),
             udp_dirty: VecDeque::with_capacity(16),
             events: VecDeque::with_capacity(256),
             ctrl: ControlQueue::new(16, mtu),
