@@ -35,6 +35,7 @@ mod command;
 pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;
+mod echo_flow;
 mod endpoint;
 pub mod flow;
 mod lend;

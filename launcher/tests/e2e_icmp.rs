@@ -7,11 +7,66 @@
 //! client namespace leak-guarded). Needs root, wireguard-go,
 //! wireguard-tools, iputils `ping`; prints `SKIPPED:` and passes otherwise.
 
+use std::process::Output;
 use std::time::{Duration, Instant};
 use wrapguard_testnet::{
-    on_path, read, show, skip_unless_ready, spawn_wrapguard, wait_log, wrapguard_limit, Conf,
-    Configured, Endpoint, OnePeer,
+    on_path, show, skip_unless_ready, spawn_wrapguard, wait_log, wrapguard_limit, Conf, Configured,
+    Endpoint, OnePeer, Wrapguard,
 };
+
+/// One wireguard-go peer (10.77.0.1, fd77::1); we are 10.77.0.2, fd77::2.
+fn one_peer(tag: &str) -> Configured {
+    OnePeer::new(tag).configured(Conf::DUAL)
+}
+
+/// Lets every group of the client namespace open ping sockets (the
+/// namespace default, `1 0`, lets none: ping then uses a raw socket).
+fn allow_ping_sockets(t: &Configured) {
+    let o = t
+        .client
+        .run(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]);
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+/// `wrapguard --log-level=debug -- ping args…` in the client namespace.
+fn wrapped_ping(t: &Configured, args: &[&str]) -> Output {
+    let mut argv = vec!["ping"];
+    argv.extend_from_slice(args);
+    wrapguard_limit(&t.client, &t.conf, &["--log-level=debug"], &argv, 40)
+}
+
+/// Asserts a ping run got `n` replies from `from` with TTL/hop limit 64
+/// (wireguard-go's kernel answers; nothing on the way decrements it) and
+/// round-trip times, and returns its stdout.
+fn assert_replies(o: &Output, n: u32, from: &str) -> String {
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", show(o));
+    assert!(
+        s.contains(&format!(
+            "{n} packets transmitted, {n} received, 0% packet loss"
+        )),
+        "{}",
+        show(o)
+    );
+    for seq in 1..=n {
+        assert!(
+            s.contains(&format!("from {from}: icmp_seq={seq} ttl=64 time=")),
+            "reply {seq} missing:\n{}",
+            show(o)
+        );
+    }
+    assert!(s.contains("rtt min/avg/max/mdev = "), "{}", show(o));
+    s
+}
+
+/// Which socket the wrapped ping used, from the engine's flow log.
+fn flow_kind(o: &Output) -> String {
+    let e = String::from_utf8_lossy(&o.stderr);
+    e.lines()
+        .find(|l| l.contains("udp flow opened") && !l.contains(r#""kind":"Udp""#))
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| panic!("no ICMP flow opened:\n{e}"))
+}
 
 /// `key=value` from the last `Engine counters:` line of a log.
 fn counter(log: &str, key: &str) -> u64 {
@@ -78,9 +133,152 @@ fn peer_pings_our_tunnel_address_v4_and_v6() {
     let s6 = String::from_utf8_lossy(&p6.stdout).to_string();
     assert!(p4.status.success(), "{}\n--- wrapguard\n{held}", show(&p4));
     assert!(s4.contains("3 received"), "{s4}");
-    assert!(s4.contains("from 10.77.0.2: icmp_seq=1 ttl=64 time="), "{s4}");
+    assert!(
+        s4.contains("from 10.77.0.2: icmp_seq=1 ttl=64 time="),
+        "{s4}"
+    );
     assert!(p6.status.success(), "{}\n--- wrapguard\n{held}", show(&p6));
     assert!(s6.contains("2 received"), "{s6}");
     assert!(s6.contains("from fd77::2: icmp_seq=1 ttl=64 time="), "{s6}");
     assert_eq!(counter(&held, "echo_requests_answered"), 5, "{held}");
+}
+
+#[test]
+fn ping_v4_and_v6_through_raw_sockets_as_root() {
+    skip_unless_ready!();
+    need_ping!();
+    let t = one_peer("pr");
+    let o = wrapped_ping(&t, &["-c", "3", "-i", "0.3", "-W", "5", "10.77.0.1"]);
+    assert_replies(&o, 3, "10.77.0.1");
+    assert!(
+        flow_kind(&o).contains(r#""kind":"RawIcmp""#),
+        "{}",
+        show(&o)
+    );
+    let o = wrapped_ping(&t, &["-6", "-c", "2", "-i", "0.3", "-W", "5", "fd77::1"]);
+    assert_replies(&o, 2, "fd77::1");
+    assert!(
+        flow_kind(&o).contains(r#""kind":"RawIcmp""#),
+        "{}",
+        show(&o)
+    );
+    // The largest echo that fits the tunnel MTU (1420 = 20 + 8 + 1392).
+    let o = wrapped_ping(
+        &t,
+        &["-c", "1", "-s", "1392", "-M", "do", "-W", "5", "10.77.0.1"],
+    );
+    let s = assert_replies(&o, 1, "10.77.0.1");
+    assert!(s.contains("1400 bytes from 10.77.0.1"), "{s}");
+}
+
+#[test]
+fn ping_v4_and_v6_through_ping_sockets() {
+    skip_unless_ready!();
+    need_ping!();
+    let t = one_peer("pd");
+    allow_ping_sockets(&t);
+    let o = wrapped_ping(&t, &["-c", "3", "-i", "0.3", "-W", "5", "10.77.0.1"]);
+    assert_replies(&o, 3, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    let o = wrapped_ping(&t, &["-6", "-c", "2", "-i", "0.3", "-W", "5", "fd77::1"]);
+    assert_replies(&o, 2, "fd77::1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    let o = wrapped_ping(
+        &t,
+        &[
+            "-c",
+            "1",
+            "-s",
+            "1392",
+            "-W",
+            "5",
+            "-I",
+            "10.77.0.2",
+            "10.77.0.1",
+        ],
+    );
+    let s = assert_replies(&o, 1, "10.77.0.1");
+    assert!(s.contains("1400 bytes from 10.77.0.1"), "{s}");
+}
+
+#[test]
+fn ping_as_an_ordinary_user_through_ping_sockets() {
+    skip_unless_ready!();
+    need_ping!();
+    if !on_path("setpriv") {
+        println!("SKIPPED: no setpriv");
+        return;
+    }
+    let t = one_peer("pu");
+    allow_ping_sockets(&t);
+    // A copy of ping without its file capability (the loader would ignore
+    // LD_PRELOAD for a capability-raising program run by a user), and a
+    // config the user may read.
+    let dir = t.tmp.join("user");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ping = dir.join("ping");
+    std::fs::copy("/usr/bin/ping", &ping).expect("copy ping");
+    let conf = dir.join("wg0.conf");
+    std::fs::copy(&t.conf, &conf).expect("copy conf");
+    let o = t
+        .client
+        .run(&["chown", "-R", "65534:65534", &dir.display().to_string()]);
+    assert!(o.status.success(), "{}", show(&o));
+    for d in [t.tmp.join("."), dir.clone()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut argv = vec![
+        "setpriv".to_string(),
+        "--reuid=65534".into(),
+        "--regid=65534".into(),
+        "--clear-groups".into(),
+        "--".into(),
+    ];
+    argv.extend(Wrapguard::under_test().argv(
+        &conf,
+        &["--log-level=debug"],
+        &[
+            &ping.display().to_string(),
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "5",
+            "10.77.0.1",
+        ],
+        40,
+    ));
+    let o = t
+        .client
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_replies(&o, 2, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+}
+
+#[test]
+fn a_lost_reply_is_loss_not_a_hang_and_local_ping_is_untouched() {
+    skip_unless_ready!();
+    need_ping!();
+    let t = one_peer("pl");
+    // 10.77.0.9 is routed to the peer, which has nobody there.
+    let start = Instant::now();
+    let o = wrapped_ping(&t, &["-c", "2", "-i", "0.5", "-W", "1", "10.77.0.9"]);
+    let took = start.elapsed();
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        s.contains("2 packets transmitted, 0 received, 100% packet loss"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?}: {}",
+        show(&o)
+    );
+    // Loopback is never tunnelled: the kernel answers, as without wrapguard.
+    let o = wrapped_ping(&t, &["-c", "1", "-W", "2", "127.0.0.1"]);
+    assert_replies(&o, 1, "127.0.0.1");
 }

@@ -99,6 +99,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod cmsg;
 pub mod connect;
 pub mod dgram;
 pub mod engine;

@@ -26,12 +26,16 @@ unsafe fn recv_carried(
     name: *mut sockaddr,
     namelen: *mut socklen_t,
     msg_flags: Option<&mut c_int>,
+    info: Option<&mut control::datagram::RecvInfo>,
 ) -> isize {
     // SAFETY: per the caller.
     match unsafe { dgram::recv(fd, st, iov, iovlen, flags, name, namelen) } {
         Ok(r) => {
             if let Some(f) = msg_flags {
                 *f = r.msg_flags;
+            }
+            if let Some(i) = info {
+                *i = r.info;
             }
             r.len as isize
         }
@@ -56,7 +60,7 @@ unsafe fn recv_nameless(
 ) -> isize {
     let (name, len) = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: per the caller.
-    unsafe { recv_carried(fd, st, iov, iovlen, flags, name, len, None) }
+    unsafe { recv_carried(fd, st, iov, iovlen, flags, name, len, None, None) }
 }
 
 /// Interposed `recvfrom(2)`: strips the datagram header on carried sockets
@@ -85,7 +89,17 @@ pub unsafe extern "C" fn recvfrom(
         || match dgram::get(fd) {
             // SAFETY: one iovec over the application's buffer.
             Some(st) => unsafe {
-                recv_carried(fd, &st, &dgram::iov1(buf, len), 1, flags, a, alen, None)
+                recv_carried(
+                    fd,
+                    &st,
+                    &dgram::iov1(buf, len),
+                    1,
+                    flags,
+                    a,
+                    alen,
+                    None,
+                    None,
+                )
             },
             None => pass(),
         },
@@ -200,8 +214,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             Some(st) => {
                 // SAFETY: non-null msghdr from the application.
                 let m = unsafe { &mut *msg };
+                let room = m.msg_controllen as usize;
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
+                let mut info = control::datagram::RecvInfo::default();
                 // SAFETY: the application's msghdr pieces.
                 let r = unsafe {
                     recv_carried(
@@ -213,9 +229,14 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
                         m.msg_name as *mut sockaddr,
                         &mut m.msg_namelen,
                         Some(&mut out_flags),
+                        Some(&mut info),
                     )
                 };
                 m.msg_flags = out_flags;
+                if r >= 0 {
+                    // SAFETY: the application's control buffer of `room` bytes.
+                    unsafe { crate::cmsg::fill(m, room, &st, info) };
+                }
                 r
             }
             None => pass(),
@@ -255,8 +276,10 @@ pub unsafe extern "C" fn recvmmsg(
                 }
                 // SAFETY: `vlen` entries per the application.
                 let m = unsafe { &mut (*msgs.add(i as usize)).msg_hdr };
+                let room = m.msg_controllen as usize;
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
+                let mut info = control::datagram::RecvInfo::default();
                 // SAFETY: the application's msghdr pieces.
                 let r = unsafe {
                     recv_carried(
@@ -268,6 +291,7 @@ pub unsafe extern "C" fn recvmmsg(
                         m.msg_name as *mut sockaddr,
                         &mut m.msg_namelen,
                         Some(&mut out_flags),
+                        Some(&mut info),
                     )
                 };
                 if r < 0 {
@@ -277,6 +301,8 @@ pub unsafe extern "C" fn recvmmsg(
                     break;
                 }
                 m.msg_flags = out_flags;
+                // SAFETY: the application's control buffer of `room` bytes.
+                unsafe { crate::cmsg::fill(m, room, &st, info) };
                 // SAFETY: as above.
                 unsafe { (*msgs.add(i as usize)).msg_len = r as libc::c_uint };
                 got += 1;

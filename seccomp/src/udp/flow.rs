@@ -116,6 +116,7 @@ pub fn carry(
         } else {
             DatagramFraming::Headers
         },
+        kind: control::DatagramKind::Udp,
     };
     let (flow, local, mtu, data) = open_flow(sv, req)?;
     if nonblocking(sock) {
