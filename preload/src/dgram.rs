@@ -538,3 +538,9 @@ pub unsafe fn msg_dst(msg: &libc::msghdr) -> Option<SocketAddr> {
 pub fn iovlen(msg: &libc::msghdr) -> usize {
     msg.msg_iovlen as usize
 }
+
+/// `msg_controllen` as a byte count (its C type differs between libcs).
+#[allow(clippy::unnecessary_cast)]
+pub fn controllen(msg: &libc::msghdr) -> usize {
+    msg.msg_controllen as usize
+}

@@ -214,7 +214,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             Some(st) => {
                 // SAFETY: non-null msghdr from the application.
                 let m = unsafe { &mut *msg };
-                let room = m.msg_controllen as usize;
+                let room = dgram::controllen(m);
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
                 let mut info = control::datagram::RecvInfo::default();
@@ -276,7 +276,7 @@ pub unsafe extern "C" fn recvmmsg(
                 }
                 // SAFETY: `vlen` entries per the application.
                 let m = unsafe { &mut (*msgs.add(i as usize)).msg_hdr };
-                let room = m.msg_controllen as usize;
+                let room = dgram::controllen(m);
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
                 let mut info = control::datagram::RecvInfo::default();
