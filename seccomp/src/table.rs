@@ -59,6 +59,8 @@ pub struct Datagram {
     pub family: i32,
     /// The tunnel MTU: larger datagrams fail with `EMSGSIZE`.
     pub mtu: u16,
+    /// UDP, or ICMP echo through a ping or raw socket.
+    pub kind: control::DatagramKind,
 }
 
 /// One of our open files in the child.

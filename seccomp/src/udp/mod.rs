@@ -55,6 +55,7 @@ use crate::fdops::sock_name;
 use crate::sockaddr;
 use crate::state::State;
 use crate::table::Ours;
+use control::DatagramKind;
 use control::{Reply, Request, RouteDecision, UdpReply};
 use flow::{carry, kernel_socket};
 use route::route;
@@ -187,8 +188,13 @@ pub fn name(c: &Call, d: Datagram, peer: bool) -> Outcome {
 pub fn sockopt(d: Datagram, name: i32) -> Option<i32> {
     match name {
         libc::SO_DOMAIN => Some(d.family),
+        libc::SO_TYPE if d.kind == DatagramKind::RawIcmp => Some(libc::SOCK_RAW),
         libc::SO_TYPE => Some(libc::SOCK_DGRAM),
-        libc::SO_PROTOCOL => Some(libc::IPPROTO_UDP),
+        libc::SO_PROTOCOL => Some(match (d.kind, d.family) {
+            (DatagramKind::Udp, _) => libc::IPPROTO_UDP,
+            (_, libc::AF_INET6) => libc::IPPROTO_ICMPV6,
+            _ => libc::IPPROTO_ICMP,
+        }),
         libc::SO_ERROR => Some(0),
         _ => None,
     }

@@ -182,6 +182,10 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
         flags,
         d,
     };
+    if flags & libc::MSG_ERRQUEUE != 0 {
+        // No queued errors: ICMP errors come in-band (as in the shim).
+        return Outcome::errno(libc::EAGAIN);
+    }
     match try_recv(&data, &r) {
         Err(libc::EAGAIN) => {}
         other => return Outcome::result(other),
@@ -200,11 +204,13 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
     // SAFETY: a new descriptor we own.
     let listener = Listener::new(unsafe { OwnedFd::from_raw_fd(dup) });
     let id = c.n.id;
+    // SO_RCVTIMEO of the socket: the wait ends with EAGAIN, as the kernel's.
+    let deadline = receive_timeout(&data).map(|t| std::time::Instant::now() + t);
     WAITERS.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name("wrapguard-udp-recv".into())
         .spawn(move || {
-            wait_and_receive(&listener, id, &data, &r);
+            wait_and_receive(&listener, id, &data, &r, deadline);
             WAITERS.fetch_sub(1, Ordering::Relaxed);
         });
     match spawned {
@@ -216,20 +222,60 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
     }
 }
 
+/// The socket's `SO_RCVTIMEO`, if set.
+fn receive_timeout(data: &OwnedFd) -> Option<std::time::Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `tv` is a timeval and `len` its size.
+    let r = unsafe {
+        libc::getsockopt(
+            data.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    let t = std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+        + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64);
+    (r == 0 && !t.is_zero()).then_some(t)
+}
+
 /// The helper thread of a blocking receive: waits for a datagram while the
-/// caller is still there, then finishes the call and answers it.
-fn wait_and_receive(listener: &Listener, id: u64, data: &OwnedFd, r: &Recv) {
+/// caller is still there (until `deadline`, then `EAGAIN`), then finishes
+/// the call and answers it.
+fn wait_and_receive(
+    listener: &Listener,
+    id: u64,
+    data: &OwnedFd,
+    r: &Recv,
+    deadline: Option<std::time::Instant>,
+) {
     loop {
         if !listener.id_valid(id) {
             return; // interrupted by a signal, or gone
         }
+        let wait = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    let _ = listener.respond(id, Answer::Errno(libc::EAGAIN));
+                    return;
+                }
+                (left.as_millis() as i32).clamp(1, WAIT_POLL_MS)
+            }
+            None => WAIT_POLL_MS,
+        };
         let mut p = libc::pollfd {
             fd: data.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, WAIT_POLL_MS) };
+        unsafe { libc::poll(&mut p, 1, wait) };
         if p.revents == 0 {
             continue;
         }
@@ -291,6 +337,7 @@ mod tests {
             local: "10.77.0.2:40000".parse().expect("local"),
             family: libc::AF_INET,
             mtu: 1420,
+            kind: control::DatagramKind::Udp,
         }
     }
 
