@@ -141,8 +141,8 @@ fn echo_socket_v4_sends_with_its_ident_and_gets_only_its_replies() {
     // Not an echo request, or too large: refused.
     let bad = icmp_msg(icmp::V4_ECHO_REPLY, 7, 3, b"", None);
     assert_eq!(st.udp_send_to(h, &bad, to), Err(Error::InvalidArgument));
-    let big = icmp_msg(icmp::V4_ECHO_REQUEST, 7, 3, &[0u8; 1393], None);
-    assert_eq!(st.udp_send_to(h, &big, to), Err(Error::MessageTooLong));
+    let huge = icmp_msg(icmp::V4_ECHO_REQUEST, 7, 3, &[0u8; 65_508], None);
+    assert_eq!(st.udp_send_to(h, &huge, to), Err(Error::MessageTooLong));
     let fits = icmp_msg(icmp::V4_ECHO_REQUEST, 7, 3, &[0u8; 1392], None);
     assert_eq!(st.udp_send_to(h, &fits, to), Ok(1400));
     assert_eq!(out(&mut st, now)[0].len(), 1420);

@@ -452,7 +452,6 @@ impl Stack {
         data: &[u8],
         dst: SocketAddr,
     ) -> Result<usize, Error> {
-        let mtu = self.cfg.mtu;
         let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
         if let Some(e) = s.error.take() {
             return Err(e);
@@ -463,8 +462,9 @@ impl Stack {
         if s.local.is_ipv4() != dst.is_ipv4() || dst.port() == 0 {
             return Err(Error::InvalidArgument);
         }
-        let hdr = if dst.is_ipv4() { 28 } else { 48 };
-        if data.len() + hdr > mtu {
+        // Larger than the MTU is sent in fragments (`frag_out`); the IP
+        // length field bounds it (IPv4: 65,507 bytes, IPv6: 65,527).
+        if data.len() + udp_ip_overhead(dst) > 65_535 {
             return Err(Error::MessageTooLong);
         }
         if !s.tx.push(dst, data) {
@@ -472,6 +472,12 @@ impl Stack {
         }
         self.mark_udp_dirty(h.idx);
         Ok(data.len())
+    }
+
+    /// Largest UDP payload to `dst` (the IPv4 header counts in IPv4's
+    /// 16-bit total length; IPv6's payload length excludes its header).
+    pub fn udp_max_payload(dst: SocketAddr) -> usize {
+        65_535 - udp_ip_overhead(dst)
     }
 
     /// Queues one datagram to the connected peer.
@@ -555,5 +561,14 @@ impl Stack {
             self.mark_udp_dirty(h.idx);
         }
         Ok(())
+    }
+}
+
+/// What counts against the 65,535-byte limit besides the UDP payload.
+fn udp_ip_overhead(dst: SocketAddr) -> usize {
+    if dst.is_ipv4() {
+        28
+    } else {
+        8
     }
 }

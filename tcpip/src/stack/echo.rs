@@ -64,7 +64,6 @@ impl Stack {
         msg: &[u8],
         dst: SocketAddr,
     ) -> Result<usize, Error> {
-        let mtu = self.cfg.mtu;
         let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
         let want = if dst.is_ipv4() {
             icmp::V4_ECHO_REQUEST
@@ -83,7 +82,9 @@ impl Stack {
         } else {
             ipv6::HEADER_LEN
         };
-        if msg.len() + ip > mtu {
+        // Larger than the MTU is sent in fragments, as Linux does.
+        let limit = if dst.is_ipv4() { 65_535 - ip } else { 65_535 };
+        if msg.len() > limit {
             return Err(Error::MessageTooLong);
         }
         if !s.tx.push(SocketAddr::new(dst.ip(), 0), msg) {

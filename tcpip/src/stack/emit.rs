@@ -71,6 +71,9 @@ impl Stack {
             self.stats.tx_packets += 1;
             return Some(n);
         }
+        if let Some(n) = self.poll_fragment(buf) {
+            return Some(n);
+        }
         if self.timer_due(now) {
             self.handle_timeout(now);
         }
@@ -148,6 +151,35 @@ impl Stack {
             let l4_head = if echo { 0 } else { udp::HEADER_LEN };
             let total = ip_len + l4_head + len;
             let mut n = 0;
+            if let (true, Some(src)) = (total > mtu, src) {
+                // Larger than the MTU: fragments (see `frag_out`).
+                let mut data = std::mem::take(&mut self.frag_out.data);
+                data.clear();
+                data.resize(l4_head + len, 0);
+                let Some(s) = self.udp.at_mut(idx) else {
+                    self.frag_out.data = data;
+                    continue;
+                };
+                s.tx.pop(&mut data[l4_head..]);
+                let proto = if echo {
+                    Stack::echo_finish(&mut data, local.port(), src, dst.ip());
+                    self.stats.echo_requests_sent += 1;
+                    Stack::echo_protocol(dst.ip())
+                } else {
+                    let r = udp::Repr {
+                        src_port: local.port(),
+                        dst_port: dst.port(),
+                        payload: &[],
+                    };
+                    r.emit_header(&mut data);
+                    data[4..6].copy_from_slice(&((udp::HEADER_LEN + len) as u16).to_be_bytes());
+                    udp::Packet::new_unchecked(&mut data[..]).fill_checksum(src, dst.ip());
+                    IpProtocol::Udp
+                };
+                self.frag_out.data = data;
+                self.start_fragments(src, dst.ip(), proto, ident);
+                return self.poll_fragment(buf);
+            }
             if let (true, Some(src)) = (echo, src) {
                 if total <= mtu && total <= buf.len() {
                     let proto = Stack::echo_protocol(dst.ip());

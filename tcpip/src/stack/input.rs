@@ -380,7 +380,23 @@ impl Stack {
                 let v6 = src.is_ipv6();
                 let max = self.cfg.mtu - if v6 { 40 } else { 20 };
                 if icmp::HEADER_LEN + data.len() > max {
-                    self.stats.control_dropped += 1;
+                    // A reassembled large echo: the reply goes in fragments.
+                    if self.frag_out.busy() {
+                        self.stats.control_dropped += 1;
+                        return;
+                    }
+                    let mut b = std::mem::take(&mut self.frag_out.data);
+                    b.clear();
+                    b.resize(icmp::HEADER_LEN + data.len(), 0);
+                    let mut p = icmp::Packet::new_unchecked(&mut b[..]);
+                    p.set_header(ty, 0, (ident, seq));
+                    p.data_mut().copy_from_slice(data);
+                    p.fill_checksum(if v6 { Some((dst, src)) } else { None });
+                    self.frag_out.data = b;
+                    let id = self.next_ident();
+                    self.start_fragments(dst, src, proto, id);
+                    self.stats.icmp_sent += 1;
+                    self.stats.echo_requests_answered += 1;
                     return;
                 }
                 // Echo replies are not rate-limited (Linux's icmp_ratemask

@@ -17,6 +17,7 @@
 mod api;
 mod echo;
 mod emit;
+mod frag_out;
 mod input;
 
 use crate::frag::Reassembler;
@@ -24,6 +25,7 @@ use crate::rand::{siphash, Rng};
 use crate::slab::Slab;
 use crate::tcp::{Tcb, TcpConfig};
 use crate::udp::UdpSocket;
+use frag_out::FragOut;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -118,6 +120,10 @@ pub struct Stats {
     pub fragments: u64,
     /// Packets reassembled from fragments.
     pub reassembled: u64,
+    /// Datagrams larger than the MTU sent in fragments.
+    pub fragmented: u64,
+    /// Fragments sent.
+    pub fragments_sent: u64,
 }
 
 /// A token bucket for control packets.
@@ -237,6 +243,8 @@ pub struct Stack {
     ctrl: ControlQueue,
     bucket: Bucket,
     frag: Reassembler,
+    /// The datagram being sent in fragments.
+    frag_out: FragOut,
     ip_ident: u16,
     scratch: Vec<u8>,
     stats: Stats,
@@ -280,6 +288,7 @@ impl Stack {
                 last: None,
             },
             frag: Reassembler::new(cfg.reassembly_slots, cfg.reassembly_timeout),
+            frag_out: FragOut::default(),
             ip_ident,
             scratch: vec![0u8; mtu],
             stats: Stats::default(),
@@ -384,7 +393,11 @@ impl Stack {
     /// The next deadline at which `handle_timeout` (or `poll_transmit`)
     /// must be called; the last `now` seen if output is pending already.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.dirty.is_empty() || !self.ctrl.is_empty() || !self.udp_dirty.is_empty() {
+        if !self.dirty.is_empty()
+            || !self.ctrl.is_empty()
+            || !self.udp_dirty.is_empty()
+            || self.frag_out.busy()
+        {
             return self.last_now;
         }
         let tcp = self.timers.peek().map(|r| r.0 .0);
