@@ -336,7 +336,10 @@ pub unsafe fn send(
         (_, true) => 20,
         (_, false) => 40,
     };
-    if total + ip_l4 > usize::from(st.mtu) {
+    // Larger than the tunnel MTU: the engine sends it in fragments, as
+    // Linux does, unless the program asked for path-MTU discovery
+    // (`IP_MTU_DISCOVER`/`IPV6_MTU_DISCOVER` = DO or PROBE, `ping -M do`).
+    if total + ip_l4 > usize::from(st.mtu) && (dont_fragment(st) || total + ip_l4 > max_ip(to)) {
         return fail(libc::EMSGSIZE);
     }
     if st.kind != DatagramKind::Udp {
@@ -364,6 +367,27 @@ pub unsafe fn send(
         return -1;
     }
     (n as usize).saturating_sub(HEADER_LEN) as isize
+}
+
+/// Whether the program forbade fragmentation on its socket.
+fn dont_fragment(st: &Udp) -> bool {
+    let v = if st.family == libc::AF_INET6 {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    matches!(v, Ok(libc::IP_PMTUDISC_DO | libc::IP_PMTUDISC_PROBE))
+}
+
+/// The largest IP datagram (headers counted as `ip_l4` counts them) to `to`:
+/// IPv4's total length is 16 bits; IPv6's payload length excludes its
+/// 40-byte header.
+fn max_ip(to: SocketAddr) -> usize {
+    if to.is_ipv4() {
+        65_535
+    } else {
+        65_535 + 40
+    }
 }
 
 /// Checks that an ICMP flow's message is an echo request of `to`'s
