@@ -52,6 +52,7 @@ mod udp_flows;
 #[cfg(test)]
 mod udp_plain_tests;
 mod udp_tx;
+mod uncarried;
 
 pub use backend::{
     BackendInfo, BoxedIo, DnsAnswer, Errno, Establishing, FlowBackend, FlowIo, HandshakeWait,

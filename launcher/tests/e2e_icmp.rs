@@ -378,3 +378,40 @@ fn iputils_ping_in_seccomp_mode() {
     );
     assert!(start.elapsed() < Duration::from_secs(15), "{}", show(&o));
 }
+
+const UNCARRIED: &str = r#"
+import errno, socket, sys
+def send(s, what):
+    try:
+        s.sendto(b"\x0d\x00\x00\x00\x00\x01\x00\x01" + b"x" * 12, ("10.77.0.1", 0))
+        print(what, "SENT", flush=True)
+    except OSError as e:
+        print(what, errno.errorcode.get(e.errno, e.errno), flush=True)
+send(socket.socket(socket.AF_INET, socket.SOCK_RAW, 253), "raw253")
+send(socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), "timestamp")
+send(socket.socket(socket.AF_INET, socket.SOCK_RAW, 253), "again")
+"#;
+
+#[test]
+fn uncarried_raw_traffic_to_the_tunnel_fails_with_one_warning() {
+    skip_unless_ready!();
+    let t = one_peer("pw");
+    let o = wrapguard_limit(&t.client, &t.conf, &[], &["python3", "-c", UNCARRIED], 30);
+    let s = String::from_utf8_lossy(&o.stdout);
+    let e = String::from_utf8_lossy(&o.stderr);
+    // Another IP protocol, and ICMP other than echo (a timestamp request):
+    // refused at once, never sent anywhere (the leak guard watches).
+    for what in [
+        "raw253 ENETUNREACH",
+        "timestamp ENETUNREACH",
+        "again ENETUNREACH",
+    ] {
+        assert!(s.contains(what), "{what}: {}", show(&o));
+    }
+    let warns: Vec<&str> = e
+        .lines()
+        .filter(|l| l.contains(r#""level":"warn""#) && l.contains("not carried"))
+        .collect();
+    assert_eq!(warns.len(), 1, "one warning per process: {}", show(&o));
+    assert!(warns[0].contains("IP protocol 253"), "{}", warns[0]);
+}

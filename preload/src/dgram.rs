@@ -419,7 +419,9 @@ unsafe fn check_echo(
     if kind == DatagramKind::Ping {
         Err(libc::EINVAL) // as a Linux ping socket refuses it
     } else {
-        Err(libc::ENETUNREACH) // other ICMP is not carried
+        // Other ICMP is not carried.
+        crate::uncarried::report(to, if to.is_ipv4() { 1 } else { 58 });
+        Err(libc::ENETUNREACH)
     }
 }
 

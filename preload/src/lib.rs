@@ -123,6 +123,7 @@ pub mod stream_end;
 pub mod swap;
 pub mod sys;
 pub mod table;
+pub mod uncarried;
 pub mod uring;
 
 /// Announces this process to the engine (`Hello`).

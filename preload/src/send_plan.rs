@@ -79,6 +79,8 @@ pub unsafe fn plan(
                 // UDP, ping sockets, and raw ICMP sockets (ping as root).
                 SendPlan::Open(regs)
             } else {
+                let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+                crate::uncarried::report(eff, proto.map_or(255, |p| p as u8));
                 SendPlan::Refuse
             }
         }

@@ -84,7 +84,13 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
             // Raw and others: nothing routed may leave (as the shim).
             return match decision {
                 RouteDecision::Direct => SendPlan::Pass,
-                _ => SendPlan::Fail(libc::ENETUNREACH),
+                _ => {
+                    let proto = sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+                    if !RAW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        warn!(pid = c.n.pid, dst = %eff.ip(), protocol = proto.unwrap_or(-1), "seccomp mode: IP protocol {} (a raw socket) to {} is not carried through the tunnel (TCP, UDP and ICMP echo are); the send fails with ENETUNREACH", proto.unwrap_or(-1), eff.ip());
+                    }
+                    SendPlan::Fail(libc::ENETUNREACH)
+                }
             };
         }
     }
@@ -111,6 +117,9 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
         }
     }
 }
+
+/// Whether the raw-socket warning was logged (once per run).
+static RAW_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Writes one datagram for `dst` on our copy of a headered data socket.
 fn send_headered(data: &OwnedFd, d: &Datagram, dst: SocketAddr, payload: &[u8]) -> Result<(), i32> {
