@@ -76,7 +76,8 @@ mod tests {
 
     #[test]
     fn raw_header_and_idents() {
-        let mut b = [0xa5u8; 20];
+        // The header of an 84-byte packet, checked with its 64-byte message.
+        let mut b = [0xa5u8; 84];
         let (s, d) = (
             "10.77.0.1".parse().expect("a"),
             "10.77.0.2".parse().expect("a"),
@@ -92,6 +93,7 @@ mod tests {
             )
         );
         assert_eq!(p.total_len(), 84);
+        assert!(p.verify_checksum());
         assert!(!raw_v4_header(&mut b[..19], s, d, 1, 1));
         let msg = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1];
         assert_eq!(
