@@ -169,6 +169,41 @@ fn ping_v4_and_v6_through_raw_sockets_as_root() {
     );
     let s = assert_replies(&o, 1, "10.77.0.1");
     assert!(s.contains("1400 bytes from 10.77.0.1"), "{s}");
+    // One byte more does not fit with -M do: a clear error, nothing sent.
+    let o = wrapped_ping(
+        &t,
+        &["-c", "1", "-s", "1393", "-M", "do", "-W", "2", "10.77.0.1"],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !o.status.success() && all.contains("local error: message too long, mtu=1420"),
+        "{}",
+        show(&o)
+    );
+    // Without -M do it goes in fragments; -I binds to our tunnel address.
+    let o = wrapped_ping(
+        &t,
+        &[
+            "-c",
+            "1",
+            "-s",
+            "4000",
+            "-W",
+            "5",
+            "-I",
+            "10.77.0.2",
+            "10.77.0.1",
+        ],
+    );
+    let s = assert_replies(&o, 1, "10.77.0.1");
+    assert!(s.contains("4008 bytes from 10.77.0.1"), "{s}");
+    let o = wrapped_ping(&t, &["-6", "-c", "1", "-s", "3000", "-W", "5", "fd77::1"]);
+    let s = assert_replies(&o, 1, "fd77::1");
+    assert!(s.contains("3008 bytes from fd77::1"), "{s}");
 }
 
 #[test]

@@ -58,6 +58,30 @@ impl Writer {
     }
 }
 
+/// Writes one control message (`data`) as the whole control data of `m`
+/// (`MSG_CTRUNC` when it does not fit in `room` bytes).
+///
+/// # Safety
+/// `m.msg_control` must be null or valid for `room` bytes.
+pub unsafe fn put_one(m: &mut libc::msghdr, room: usize, level: c_int, ty: c_int, data: &[u8]) {
+    m.msg_controllen = 0;
+    if m.msg_control.is_null() {
+        m.msg_flags |= libc::MSG_CTRUNC;
+        return;
+    }
+    let mut w = Writer {
+        buf: m.msg_control as *mut u8,
+        room,
+        used: 0,
+        truncated: false,
+    };
+    w.put(level, ty, data);
+    m.msg_controllen = w.used as _;
+    if w.truncated {
+        m.msg_flags |= libc::MSG_CTRUNC;
+    }
+}
+
 fn bytes_of<T>(v: &T) -> &[u8] {
     // SAFETY: plain old data viewed as its bytes.
     unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }

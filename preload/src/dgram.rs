@@ -189,6 +189,7 @@ pub fn open(
         }
     };
     copy_timeouts(shadow, fd);
+    crate::errqueue::clear(fd);
     let old = table::set(
         fd,
         Kind::Udp {
@@ -340,6 +341,10 @@ pub unsafe fn send(
     // Linux does, unless the program asked for path-MTU discovery
     // (`IP_MTU_DISCOVER`/`IPV6_MTU_DISCOVER` = DO or PROBE, `ping -M do`).
     if total + ip_l4 > usize::from(st.mtu) && (dont_fragment(st) || total + ip_l4 > max_ip(to)) {
+        if total + ip_l4 <= max_ip(to) {
+            // Path-MTU discovery said no: the kernel also queues the MTU.
+            crate::errqueue::push_local(fd, st.shadow, st.family, libc::EMSGSIZE, st.mtu, to);
+        }
         return fail(libc::EMSGSIZE);
     }
     if st.kind != DatagramKind::Udp {

@@ -104,6 +104,7 @@ pub mod connect;
 pub mod dgram;
 pub mod engine;
 pub mod env;
+pub mod errqueue;
 pub mod exec;
 pub mod fd_lifecycle;
 pub mod guard;

@@ -215,6 +215,13 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
                 // SAFETY: non-null msghdr from the application.
                 let m = unsafe { &mut *msg };
                 let room = dgram::controllen(m);
+                if flags & libc::MSG_ERRQUEUE != 0 {
+                    m.msg_flags = 0;
+                    // SAFETY: the application's msghdr and control buffer.
+                    if let Some(r) = unsafe { crate::errqueue::take(fd, st.family, m, room) } {
+                        return r;
+                    }
+                }
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
                 let mut info = control::datagram::RecvInfo::default();
