@@ -29,7 +29,13 @@ fn allow_ping_sockets(t: &Configured) {
 }
 
 /// `wrapguard --log-level=debug -- ping args…` in the client namespace.
+///
+/// Runs are spaced: wireguard-go drops a handshake initiation that comes
+/// within ~20 ms of the previous one (its flood check; our whitened TAI64N
+/// timestamps are also 16.8 ms coarse), and a short ping run from a fresh
+/// wrapguard would then wait 5 s for the retry.
 fn wrapped_ping(t: &Configured, args: &[&str]) -> Output {
+    std::thread::sleep(Duration::from_millis(300));
     let mut argv = vec!["ping"];
     argv.extend_from_slice(args);
     wrapguard_limit(&t.client, &t.conf, &["--log-level=debug"], &argv, 40)
@@ -351,9 +357,8 @@ fn static_ping_socket_program_in_seccomp_mode() {
     ] {
         let mut argv = vec![bin.as_str()];
         argv.extend_from_slice(args);
-        // Back-to-back runs within some 50 ms sometimes see their handshake
-        // go unanswered by wireguard-go (not ICMP-specific); space them.
-        std::thread::sleep(Duration::from_secs(1));
+        // Spaced, as in `wrapped_ping`.
+        std::thread::sleep(Duration::from_millis(300));
         let o = wrapguard_limit(
             &t.client,
             &t.conf,
@@ -384,6 +389,7 @@ fn iputils_ping_in_seccomp_mode() {
     need_ping!();
     let t = one_peer("pq");
     let seccomp = |args: &[&str]| {
+        std::thread::sleep(Duration::from_millis(300)); // as in `wrapped_ping`
         let mut argv = vec!["ping"];
         argv.extend_from_slice(args);
         wrapguard_limit(
