@@ -294,7 +294,6 @@ unsafe fn deadline_of(t: *const libc::timespec) -> Option<std::time::Instant> {
 /// Interposed `recvmmsg(2)`. On carried sockets the timeout bounds the
 /// whole call (the first datagram included; none by then: `EAGAIN`), and
 /// the time left is written back, as the kernel does.
-
 ///
 /// # Safety
 /// As for `recvmmsg(2)`.
