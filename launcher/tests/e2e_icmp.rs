@@ -418,6 +418,13 @@ fn iputils_ping_in_seccomp_mode() {
         show(&o)
     );
     assert!(start.elapsed() < Duration::from_secs(15), "{}", show(&o));
+    // Ping sockets: the TTL comes as IP_TTL / IPV6_HOPLIMIT ancillary data.
+    allow_ping_sockets(&t);
+    let o = seccomp(&["-c", "2", "-i", "0.3", "-W", "5", "10.77.0.1"]);
+    assert_replies(&o, 2, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    let o = seccomp(&["-6", "-c", "2", "-i", "0.3", "-W", "5", "fd77::1"]);
+    assert_replies(&o, 2, "fd77::1");
 }
 
 const UNCARRIED: &str = r#"

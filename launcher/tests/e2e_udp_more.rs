@@ -111,6 +111,23 @@ fn c_client_gets_pktinfo_ttl_and_a_recvmmsg_timeout() {
         assert_eq!(got, 2, "{line}");
         assert!((1300..4000).contains(&after), "{line}");
         assert!(read(&log).contains(&format!("FROM {ours} ")));
+        // Seccomp mode emulates recvmsg for the unconnected socket and
+        // writes the same control messages (its recvmmsg timeout is not
+        // applied: only the echo line is checked).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let tok = token("anc-seccomp");
+        let o = wrapguard(
+            &t.client,
+            &t.conf,
+            &["--mode=seccomp"],
+            &[&bin, host, "7100", &tok],
+        );
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            s.contains(&format!("echo ECHO:{tok} dst={ours} ttl=64")),
+            "seccomp: {}",
+            show(&o)
+        );
     }
 }
 

@@ -141,6 +141,7 @@ pub fn carry(
         family,
         mtu,
         kind,
+        recv_opts: super::ancillary::options(sock, family),
     };
     sv.table.insert(ino, Ours::Udp(d));
     Ok((ino, d))

@@ -36,14 +36,17 @@
 //! `read`/`recv` without an address buffer and `write`/`send` without a
 //! destination are not trapped and do not work (the data socket carries
 //! headers); ICMP errors are not reported on plain flows; the `recvmmsg`
-//! timeout is ignored; ancillary data is neither sent nor received.
+//! timeout is ignored (`SO_RCVTIMEO` is honoured); ancillary data is not
+//! sent, and received only as `ancillary` says (options set before the
+//! socket was carried).
 //!
 //! Here: `connect`, `bind` and the names of datagram sockets. Below it:
 //! `send` and `recv` (the emulated calls of unconnected carried sockets),
 //! `flow` (opening and installing the engine's flows), `route` (the
-//! `DNS =` redirect and the routing cache) and `msg` (the caller's
-//! `msghdr`/`iovec` memory).
+//! `DNS =` redirect and the routing cache), `ancillary` (receive control
+//! messages) and `msg` (the caller's `msghdr`/`iovec` memory).
 
+mod ancillary;
 mod flow;
 mod msg;
 mod recv;

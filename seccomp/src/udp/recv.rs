@@ -13,7 +13,7 @@ use crate::notify::{Answer, Listener};
 use crate::sockaddr;
 use crate::state::State;
 use crate::table::Datagram;
-use control::datagram::{Header, HEADER_LEN};
+use control::datagram::{Header, RecvInfo, HEADER_LEN};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -52,9 +52,10 @@ struct Recv {
     d: Datagram,
 }
 
-/// One message off the data socket: (payload, source as shown) or the
-/// errno an error message carries. `Err(EAGAIN)`: nothing queued.
-fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr), i32> {
+/// One message off the data socket: (payload, source as shown, what the
+/// engine told about it) or the errno an error message carries.
+/// `Err(EAGAIN)`: nothing queued.
+fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr, RecvInfo), i32> {
     let mut buf = vec![0u8; HEADER_LEN + MAX_DATAGRAM + 1];
     let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
@@ -68,11 +69,12 @@ fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr
     buf.truncate(n);
     match d.peer {
         // Plain: the payload alone, from the peer.
-        Some(peer) => Ok((buf, peer)),
+        Some(peer) => Ok((buf, peer, RecvInfo::default())),
         None => match Header::decode(&buf) {
             Ok(Header::Datagram(src)) => {
                 let shown = shown_source(control::normalize(src));
-                Ok((buf.split_off(HEADER_LEN), shown))
+                let info = RecvInfo::decode(&buf);
+                Ok((buf.split_off(HEADER_LEN), shown, info))
             }
             Ok(Header::Error(e)) => Err(e),
             Err(_) => Err(libc::EIO),
@@ -97,7 +99,13 @@ fn put_name(pid: u32, addr: u64, alen: u64, src: SocketAddr, family: i32) -> Res
 
 /// Scatters `payload` into the `msghdr` at `msg` (name, iovecs, flags);
 /// returns the bytes stored (or the full length with `MSG_TRUNC`).
-fn fill_msghdr(r: &Recv, msg: u64, payload: &[u8], src: SocketAddr) -> Result<usize, i32> {
+fn fill_msghdr(
+    r: &Recv,
+    msg: u64,
+    payload: &[u8],
+    src: SocketAddr,
+    info: RecvInfo,
+) -> Result<usize, i32> {
     let h = memory::read(r.pid, msg, MSGHDR as usize).map_err(|_| libc::EFAULT)?;
     let name = u64_at(&h, 0);
     if name != 0 {
@@ -117,9 +125,19 @@ fn fill_msghdr(r: &Recv, msg: u64, payload: &[u8], src: SocketAddr) -> Result<us
         left = &left[k..];
         stored += k;
     }
-    // No ancillary data; MSG_TRUNC if the datagram did not fit.
-    write_mem(r.pid, msg + 40, &0u64.to_ne_bytes())?;
-    let flags: i32 = if left.is_empty() { 0 } else { libc::MSG_TRUNC };
+    // Ancillary data as asked (see `ancillary`); MSG_TRUNC if the
+    // datagram did not fit, MSG_CTRUNC if the control messages did not.
+    let ctl = super::ancillary::build(r.d.recv_opts, r.d.family, info);
+    let (control, room) = (u64_at(&h, 32), u64_at(&h, 40) as usize);
+    let fits = if control == 0 { 0 } else { ctl.len().min(room) };
+    if fits > 0 {
+        write_mem(r.pid, control, &ctl[..fits])?;
+    }
+    write_mem(r.pid, msg + 40, &(fits as u64).to_ne_bytes())?;
+    let mut flags: i32 = if left.is_empty() { 0 } else { libc::MSG_TRUNC };
+    if fits < ctl.len() {
+        flags |= libc::MSG_CTRUNC;
+    }
     write_mem(r.pid, msg + 48, &flags.to_ne_bytes())?;
     Ok(if r.flags & libc::MSG_TRUNC != 0 {
         payload.len()
@@ -138,7 +156,7 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
             addr,
             alen,
         } => {
-            let (payload, src) = take(data, &r.d, peek)?;
+            let (payload, src, _) = take(data, &r.d, peek)?;
             let k = payload.len().min(len as usize);
             write_mem(r.pid, buf, &payload[..k])?;
             put_name(r.pid, addr, alen, src, r.d.family)?;
@@ -149,20 +167,20 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
             })
         }
         RecvCall::Msg { msg } => {
-            let (payload, src) = take(data, &r.d, peek)?;
-            fill_msghdr(r, msg, &payload, src).map(|n| n as i64)
+            let (payload, src, info) = take(data, &r.d, peek)?;
+            fill_msghdr(r, msg, &payload, src, info).map(|n| n as i64)
         }
         RecvCall::MMsg { vec, vlen } => {
             let n = (vlen as u32 as u64).min(MAX_VEC);
             let mut got = 0u64;
             while got < n {
-                let (payload, src) = match take(data, &r.d, false) {
+                let (payload, src, info) = match take(data, &r.d, false) {
                     Ok(x) => x,
                     Err(e) if got == 0 => return Err(e),
                     Err(_) => break,
                 };
                 let at = vec + got * MMSGHDR;
-                let k = fill_msghdr(r, at, &payload, src)?;
+                let k = fill_msghdr(r, at, &payload, src, info)?;
                 write_mem(r.pid, at + MSGHDR, &(k as u32).to_ne_bytes())?;
                 // After the first, only what is queued already (as with
                 // MSG_WAITFORONE; without it Linux would wait, we do not).
@@ -338,6 +356,7 @@ mod tests {
             family: libc::AF_INET,
             mtu: 1420,
             kind: control::DatagramKind::Udp,
+            recv_opts: 0,
         }
     }
 

@@ -275,6 +275,7 @@ mod tests {
             family: libc::AF_INET,
             mtu: 1420,
             kind: control::DatagramKind::Udp,
+            recv_opts: 0,
         }
     }
 
