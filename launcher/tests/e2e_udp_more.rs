@@ -186,3 +186,39 @@ fn datagrams_above_the_mtu_are_fragmented_and_echoed_intact() {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
+
+const POLLERR_CLIENT: &str = r#"
+import errno, select, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.connect((host, port))
+s.send(b"anyone?")
+p = select.poll(); p.register(s, select.POLLIN)
+ev = p.poll(10000)
+print("EVENTS", ev[0][1] & select.POLLERR != 0 if ev else "none", flush=True)
+try:
+    s.recv(100); print("RECV ok", flush=True)
+except OSError as e:
+    print("RECV", errno.errorcode.get(e.errno, e.errno), flush=True)
+"#;
+
+#[test]
+fn a_pending_icmp_error_shows_as_pollerr() {
+    skip_unless_ready!();
+    let t = one_peer("up");
+    for host in ["10.77.0.1", "fd77::1"] {
+        // Nothing listens on the peer's port 7999: its kernel answers port
+        // unreachable.
+        let o = wrapguard(
+            &t.client,
+            &t.conf,
+            &[],
+            &["python3", "-c", POLLERR_CLIENT, host, "7999"],
+        );
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("EVENTS True"), "{}", show(&o));
+        assert!(s.contains("RECV ECONNREFUSED"), "{}", show(&o));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

@@ -539,6 +539,21 @@ fn discard(fd: c_int) {
     unsafe { real::recv(fd, sink.as_mut_ptr() as *mut c_void, 1, libc::MSG_DONTWAIT) };
 }
 
+/// Whether an error message waits first on `fd` (not taken).
+pub fn error_pending(fd: c_int) -> bool {
+    let mut head = [0u8; HEADER_LEN];
+    // SAFETY: `head` is valid for HEADER_LEN bytes.
+    let n = unsafe {
+        real::recv(
+            fd,
+            head.as_mut_ptr() as *mut c_void,
+            HEADER_LEN,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n as usize == HEADER_LEN && matches!(Header::decode(&head), Ok(Header::Error(_)))
+}
+
 /// `SO_ERROR` on a carried socket: a pending error message, taken.
 pub fn take_error(fd: c_int) -> c_int {
     pending_error(fd).unwrap_or(0)

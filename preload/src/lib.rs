@@ -111,6 +111,7 @@ pub mod guard;
 pub mod iov;
 pub mod keepalive;
 pub mod listen;
+pub mod pollerr;
 pub mod real;
 pub mod recv;
 pub mod redirect;
