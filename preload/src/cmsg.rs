@@ -8,7 +8,6 @@
 //! there is no tunnel interface. Only looked at when the program passes a
 //! control buffer.
 
-use crate::dgram::Udp;
 use crate::sys;
 use control::datagram::RecvInfo;
 use libc::c_int;
@@ -87,13 +86,19 @@ fn bytes_of<T>(v: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
 }
 
-/// Writes the ancillary data the program asked for into `m` (whose
-/// control buffer held `room` bytes before the receive); sets
-/// `msg_controllen` and `MSG_CTRUNC` in `msg_flags`.
+/// Writes the ancillary data the program asked for on its socket `shadow`
+/// (of `family`) into `m` (whose control buffer held `room` bytes before
+/// the receive); sets `msg_controllen` and `MSG_CTRUNC` in `msg_flags`.
 ///
 /// # Safety
 /// `m.msg_control` must be null or valid for `room` bytes.
-pub unsafe fn fill(m: &mut libc::msghdr, room: usize, st: &Udp, info: RecvInfo) {
+pub unsafe fn fill(
+    m: &mut libc::msghdr,
+    room: usize,
+    shadow: c_int,
+    family: c_int,
+    info: RecvInfo,
+) {
     m.msg_controllen = 0;
     if m.msg_control.is_null() || room == 0 {
         return;
@@ -104,7 +109,7 @@ pub unsafe fn fill(m: &mut libc::msghdr, room: usize, st: &Udp, info: RecvInfo) 
         used: 0,
         truncated: false,
     };
-    let sh = st.shadow;
+    let sh = shadow;
     if on(sh, libc::SOL_SOCKET, libc::SO_TIMESTAMP) {
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -118,7 +123,7 @@ pub unsafe fn fill(m: &mut libc::msghdr, room: usize, st: &Udp, info: RecvInfo) 
         };
         w.put(libc::SOL_SOCKET, libc::SCM_TIMESTAMP, bytes_of(&tv));
     }
-    if st.family == libc::AF_INET {
+    if family == libc::AF_INET {
         let dst = match info.dst {
             Some(IpAddr::V4(a)) => a,
             _ => std::net::Ipv4Addr::UNSPECIFIED,

@@ -242,7 +242,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
                 m.msg_flags = out_flags;
                 if r >= 0 {
                     // SAFETY: the application's control buffer of `room` bytes.
-                    unsafe { crate::cmsg::fill(m, room, &st, info) };
+                    unsafe { crate::cmsg::fill(m, room, st.shadow, st.family, info) };
                 }
                 r
             }
@@ -362,7 +362,7 @@ pub unsafe extern "C" fn recvmmsg(
                 }
                 m.msg_flags = out_flags;
                 // SAFETY: the application's control buffer of `room` bytes.
-                unsafe { crate::cmsg::fill(m, room, &st, info) };
+                unsafe { crate::cmsg::fill(m, room, st.shadow, st.family, info) };
                 // SAFETY: as above.
                 unsafe { (*msgs.add(i as usize)).msg_len = r as libc::c_uint };
                 got += 1;

@@ -224,6 +224,35 @@ impl Stack {
         None
     }
 
+    /// Starts sending the payload in `self.frag_out.data` (transport header
+    /// and data, checksummed) from `src` to `dst` in fragments;
+    /// `ident_v4` is the IPv4 identification already drawn for it.
+    pub(crate) fn start_fragments(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: IpProtocol,
+        ident_v4: u16,
+    ) {
+        let ident = if dst.is_ipv4() {
+            u32::from(ident_v4)
+        } else {
+            self.rng.next_u64() as u32
+        };
+        self.frag_out.start(src, dst, proto, ident);
+        self.stats.fragmented += 1;
+    }
+
+    /// The next fragment of the datagram being fragmented, if any.
+    pub(crate) fn poll_fragment(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.frag_out.poll(self.cfg.mtu, buf)?;
+        self.stats.tx_packets += 1;
+        if n > 0 {
+            self.stats.fragments_sent += 1;
+        }
+        Some(n)
+    }
+
     /// Emits every due packet through `f` (using an internal MTU-sized
     /// buffer); returns how many were emitted.
     pub fn dispatch(&mut self, now: Instant, mut f: impl FnMut(&[u8])) -> usize {

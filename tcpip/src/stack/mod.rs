@@ -17,15 +17,14 @@
 mod api;
 mod echo;
 mod emit;
-mod frag_out;
 mod input;
 
 use crate::frag::Reassembler;
+use crate::frag_out::FragOut;
 use crate::rand::{siphash, Rng};
 use crate::slab::Slab;
 use crate::tcp::{Tcb, TcpConfig};
 use crate::udp::UdpSocket;
-use frag_out::FragOut;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};

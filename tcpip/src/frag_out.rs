@@ -2,15 +2,15 @@
 //! does for UDP and ICMP when path-MTU discovery does not forbid it: IPv4
 //! fragments without DF (RFC 791 §3.2, offsets in 8-byte units), IPv6
 //! fragments behind a Fragment header (RFC 8200 §4.5; a source host may
-//! fragment). One datagram is fragmented at a time; `poll_transmit` sends
-//! its remaining fragments before anything else, so the queue behind it
-//! waits instead of growing.
+//! fragment). One datagram is fragmented at a time; the stack's
+//! `poll_transmit` sends its remaining fragments before anything else, so
+//! the queue behind it waits instead of growing. Sans-IO: the stack puts
+//! the datagram in, takes fragments out into its caller's buffer.
 //!
 //! Read first: RFC 791 §2.3 and §3.2 (fragmentation), RFC 8200 §4.5 and §5
 //! (IPv6 fragment header, minimum MTU), RFC 6864 (IPv4 ID uniqueness for
 //! atomic and non-atomic datagrams), RFC 7739 (IPv6 fragment identifiers).
 
-use super::Stack;
 use crate::wire::{ipv4, ipv6, IpProtocol};
 use std::net::IpAddr;
 
@@ -19,23 +19,16 @@ const V6_FRAG_HEADER: usize = 8;
 
 /// The datagram being fragmented.
 #[derive(Debug, Default)]
-pub(crate) struct FragOut {
-    /// The whole IP payload (transport header and data), checksummed.
+pub struct FragOut {
+    /// The whole IP payload (transport header and data), checksummed; the
+    /// owner fills it (its capacity is kept between datagrams).
     pub data: Vec<u8>,
     /// Bytes of `data` already sent.
     sent: usize,
-    /// Addresses, protocol and identification of every fragment.
-    src: Option<IpAddr>,
-    dst: Option<IpAddr>,
-    proto: Option<IpProtocol>,
+    /// Addresses and protocol of every fragment (`None`: idle).
+    flow: Option<(IpAddr, IpAddr, IpProtocol)>,
+    /// Identification of every fragment.
     ident: u32,
-}
-
-impl FragOut {
-    /// Whether fragments remain to be sent.
-    pub(crate) fn busy(&self) -> bool {
-        self.src.is_some()
-    }
 }
 
 /// Data bytes per fragment for `mtu` (a multiple of 8).
@@ -45,49 +38,35 @@ fn chunk(mtu: usize, v6: bool) -> usize {
     } else {
         ipv4::HEADER_LEN
     };
-    (mtu - head) & !7
+    mtu.saturating_sub(head) & !7
 }
 
-impl Stack {
-    /// Starts fragmenting the payload in `self.frag_out.data` (transport
-    /// header and data, checksummed) from `src` to `dst`.
-    /// `ident_v4` is the IPv4 identification already drawn for it.
-    pub(crate) fn start_fragments(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: IpProtocol,
-        ident_v4: u16,
-    ) {
-        let ident = if dst.is_ipv4() {
-            u32::from(ident_v4)
-        } else {
-            self.rng.next_u64() as u32
-        };
-        let f = &mut self.frag_out;
-        f.sent = 0;
-        f.src = Some(src);
-        f.dst = Some(dst);
-        f.proto = Some(proto);
-        f.ident = ident;
-        self.stats.fragmented += 1;
+impl FragOut {
+    /// Whether fragments remain to be sent.
+    pub fn busy(&self) -> bool {
+        self.flow.is_some()
     }
 
-    /// Writes the next fragment into `buf`; `None` when no datagram is
-    /// being fragmented. A `buf` smaller than the MTU drops the datagram
-    /// (reported as `Some(0)`).
-    pub(crate) fn poll_fragment(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let mtu = self.cfg.mtu;
-        let f = &mut self.frag_out;
-        let (Some(src), Some(dst), Some(proto)) = (f.src, f.dst, f.proto) else {
-            return None;
-        };
+    /// Starts fragmenting `data` from `src` to `dst` with identification
+    /// `ident` (16 bits used for IPv4).
+    pub fn start(&mut self, src: IpAddr, dst: IpAddr, proto: IpProtocol, ident: u32) {
+        self.sent = 0;
+        self.flow = Some((src, dst, proto));
+        self.ident = ident;
+    }
+
+    /// Writes the next fragment (at most `mtu` bytes) into `buf`; `None`
+    /// when idle. A `buf` too small (or an MTU that leaves no room) drops
+    /// the datagram, reported as `Some(0)`.
+    pub fn poll(&mut self, mtu: usize, buf: &mut [u8]) -> Option<usize> {
+        let (src, dst, proto) = self.flow?;
         let v6 = dst.is_ipv6();
-        let total = f.data.len();
-        let off = f.sent;
+        let total = self.data.len();
+        let off = self.sent;
         let take = chunk(mtu, v6).min(total - off);
         let more = off + take < total;
         let n = match (src, dst) {
+            _ if take == 0 && total > off => 0,
             (IpAddr::V4(s), IpAddr::V4(d)) if buf.len() >= ipv4::HEADER_LEN + take => {
                 let r = ipv4::Repr {
                     src: s,
@@ -97,11 +76,11 @@ impl Stack {
                     ttl: 64,
                 };
                 let mut p = ipv4::Packet::new_unchecked(&mut buf[..ipv4::HEADER_LEN]);
-                r.emit(&mut p, f.ident as u16);
+                r.emit(&mut p, self.ident as u16);
                 p.set_flags_offset(false, more, off as u16);
                 p.fill_checksum();
                 buf[ipv4::HEADER_LEN..ipv4::HEADER_LEN + take]
-                    .copy_from_slice(&f.data[off..off + take]);
+                    .copy_from_slice(&self.data[off..off + take]);
                 ipv4::HEADER_LEN + take
             }
             (IpAddr::V6(s), IpAddr::V6(d))
@@ -124,22 +103,21 @@ impl Stack {
                 h[1] = 0;
                 let word = (off as u16) | u16::from(more);
                 h[2..4].copy_from_slice(&word.to_be_bytes());
-                h[4..8].copy_from_slice(&f.ident.to_be_bytes());
+                h[4..8].copy_from_slice(&self.ident.to_be_bytes());
                 let at = ipv6::HEADER_LEN + V6_FRAG_HEADER;
-                buf[at..at + take].copy_from_slice(&f.data[off..off + take]);
+                buf[at..at + take].copy_from_slice(&self.data[off..off + take]);
                 at + take
             }
-            _ => {
-                f.src = None; // cannot fit: the datagram is dropped
-                return Some(0);
-            }
+            _ => 0,
         };
-        f.sent = off + take;
-        if !more {
-            f.src = None;
+        if n == 0 {
+            self.flow = None; // cannot fit: the datagram is dropped
+            return Some(0);
         }
-        self.stats.tx_packets += 1;
-        self.stats.fragments_sent += 1;
+        self.sent = off + take;
+        if !more {
+            self.flow = None;
+        }
         Some(n)
     }
 }
