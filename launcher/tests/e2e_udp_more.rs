@@ -110,6 +110,7 @@ fn c_client_gets_pktinfo_ttl_and_a_recvmmsg_timeout() {
         let (got, after): (i32, i64) = (w[1].parse().expect("count"), w[3].parse().expect("ms"));
         assert_eq!(got, 2, "{line}");
         assert!((1300..4000).contains(&after), "{line}");
+        assert_empty_recvmmsg_times_out(&s);
         assert!(read(&log).contains(&format!("FROM {ours} ")));
         // Seccomp mode emulates recvmsg for the unconnected socket and
         // writes the same control messages (its recvmmsg timeout is not
@@ -128,7 +129,21 @@ fn c_client_gets_pktinfo_ttl_and_a_recvmmsg_timeout() {
             "seccomp: {}",
             show(&o)
         );
+        assert_empty_recvmmsg_times_out(&s);
     }
+}
+
+/// The fixture's step 3: `recvmmsg` with a 0.5 s timeout and nothing
+/// coming ends with `EAGAIN` after about 0.5 s (never a hang).
+fn assert_empty_recvmmsg_times_out(out: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("recvmmsg-empty "))
+        .unwrap_or_else(|| panic!("no recvmmsg-empty line:\n{out}"));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((w[1], w[2]), ("-1", "EAGAIN"), "{line}");
+    let ms: i64 = w[4].parse().expect("ms");
+    assert!((400..3000).contains(&ms), "{line}");
 }
 
 const BIG_CLIENT: &str = r#"

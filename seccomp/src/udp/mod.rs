@@ -36,7 +36,8 @@
 //! `read`/`recv` without an address buffer and `write`/`send` without a
 //! destination are not trapped and do not work (the data socket carries
 //! headers); ICMP errors are not reported on plain flows; the `recvmmsg`
-//! timeout is ignored (`SO_RCVTIMEO` is honoured); ancillary data is not
+//! timeout bounds only the first datagram's wait (`SO_RCVTIMEO` is
+//! honoured); ancillary data is not
 //! sent, and received only as `ancillary` says (options set before the
 //! socket was carried).
 //!

@@ -194,6 +194,19 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
 /// A receive with the caller's flags and socket: now, or on a helper thread
 /// that waits for a datagram (a blocking socket), so other calls go on.
 fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> Outcome {
+    receive_within(c, call, flags, data, d, None)
+}
+
+/// [`receive`], a blocking wait also ending (`EAGAIN`) after `limit`
+/// (`recvmmsg`'s timeout).
+fn receive_within(
+    c: &Call,
+    call: RecvCall,
+    flags: i32,
+    data: OwnedFd,
+    d: Datagram,
+    limit: Option<std::time::Duration>,
+) -> Outcome {
     let r = Recv {
         pid: c.n.pid,
         call,
@@ -223,7 +236,11 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
     let listener = Listener::new(unsafe { OwnedFd::from_raw_fd(dup) });
     let id = c.n.id;
     // SO_RCVTIMEO of the socket: the wait ends with EAGAIN, as the kernel's.
-    let deadline = receive_timeout(&data).map(|t| std::time::Instant::now() + t);
+    let wait = match (receive_timeout(&data), limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let deadline = wait.map(|t| std::time::Instant::now() + t);
     WAITERS.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name("wrapguard-udp-recv".into())
@@ -332,13 +349,35 @@ pub fn recvmsg(sv: &mut State, c: &Call) -> Outcome {
     receive(c, RecvCall::Msg { msg }, flags as i32, data, d)
 }
 
-/// `recvmmsg` (its timeout is ignored).
+/// `recvmmsg`: its timeout bounds the wait for the first datagram (none
+/// by then: `EAGAIN`); after the first, what is queued already is taken.
 pub fn recvmmsg(sv: &mut State, c: &Call) -> Outcome {
-    let [_, vec, vlen, flags, ..] = c.n.args;
+    let [_, vec, vlen, flags, timeout, _] = c.n.args;
     let Some((data, _, d)) = ours(sv, c) else {
         return Outcome::cont();
     };
-    receive(c, RecvCall::MMsg { vec, vlen }, flags as i32, data, d)
+    let limit = if timeout == 0 {
+        None
+    } else {
+        match memory::read(c.n.pid, timeout, 16) {
+            Ok(t) => {
+                let (s, ns) = (u64_at(&t, 0) as i64, u64_at(&t, 8) as i64);
+                if s < 0 || !(0..1_000_000_000).contains(&ns) {
+                    return Outcome::errno(libc::EINVAL);
+                }
+                Some(std::time::Duration::new(s as u64, ns as u32))
+            }
+            Err(_) => return Outcome::errno(libc::EFAULT),
+        }
+    };
+    receive_within(
+        c,
+        RecvCall::MMsg { vec, vlen },
+        flags as i32,
+        data,
+        d,
+        limit,
+    )
 }
 
 #[cfg(test)]
