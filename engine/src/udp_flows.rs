@@ -460,7 +460,12 @@ impl UdpFlows {
             let head_len = if f.plain {
                 // The stack socket is connected to the peer; this is the
                 // engine's own check that nothing else reaches the program.
-                if f.peer != Some(canonical(from)) {
+                let same = match f.peer {
+                    // An ICMP socket's "port" means nothing on the wire.
+                    Some(p) if echo_flow::is_icmp(f.kind) => p.ip() == canonical(from).ip(),
+                    p => p == Some(canonical(from)),
+                };
+                if !same {
                     f.dropped_in += 1;
                     cx.counters.udp_plain_dropped += 1;
                     continue;

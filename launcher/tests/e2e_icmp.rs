@@ -327,10 +327,24 @@ fn a_lost_reply_is_loss_not_a_hang_and_local_ping_is_untouched() {
 /// Builds `fixtures/ping_socket.c` statically into `dir` (`None` and a
 /// SKIPPED line if gcc or a static libc is missing).
 fn static_ping(dir: &std::path::Path) -> Option<String> {
+    build_ping(dir, true)
+}
+
+/// Builds `fixtures/ping_socket.c` into `dir`, statically or not.
+fn build_ping(dir: &std::path::Path, static_: bool) -> Option<String> {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ping_socket.c");
-    let bin = dir.join("ping_socket");
+    let bin = dir.join(if static_ {
+        "ping_socket"
+    } else {
+        "ping_socket_dyn"
+    });
+    let flags: &[&str] = if static_ {
+        &["-static", "-O1", "-o"]
+    } else {
+        &["-O1", "-o"]
+    };
     let built = std::process::Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
+        .args(flags)
         .arg(&bin)
         .arg(&src)
         .output();
@@ -462,4 +476,32 @@ fn uncarried_raw_traffic_to_the_tunnel_fails_with_one_warning() {
         .collect();
     assert_eq!(warns.len(), 1, "one warning per process: {}", show(&o));
     assert!(warns[0].contains("IP protocol 253"), "{}", warns[0]);
+}
+
+#[test]
+fn ping_socket_program_connected_and_not_in_shim_mode() {
+    skip_unless_ready!();
+    let t = one_peer("pc");
+    allow_ping_sockets(&t);
+    let Some(bin) = build_ping(&t.tmp.join(""), false) else {
+        return;
+    };
+    // Connected with a port (ignored by ping sockets, as by Linux's).
+    for args in [
+        &["10.77.0.1", "2", "connect"][..],
+        &["fd77::1", "2", "connect"][..],
+        &["fd77::1", "2"][..],
+    ] {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(args);
+        let o = wrapguard_limit(&t.client, &t.conf, &["--log-level=debug"], &argv, 40);
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && s.contains("received 2/2"),
+            "{args:?}: {}",
+            show(&o)
+        );
+        assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    }
 }

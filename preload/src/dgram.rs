@@ -496,7 +496,13 @@ pub unsafe fn recv(
             Ok(Header::Datagram(src)) => {
                 let src = control::normalize(src);
                 if let Some(p) = st.peer_eff {
-                    if control::normalize(p) != src {
+                    let p = control::normalize(p);
+                    // An ICMP socket's "port" means nothing on the wire.
+                    let same = match st.kind {
+                        DatagramKind::Udp => p == src,
+                        _ => p.ip() == src.ip(),
+                    };
+                    if !same {
                         if f & libc::MSG_PEEK != 0 {
                             discard(fd);
                         }
