@@ -61,7 +61,9 @@ fn assert_replies(o: &Output, n: u32, from: &str) -> String {
             show(o)
         );
     }
-    assert!(s.contains("rtt min/avg/max/mdev = "), "{}", show(o));
+    let rtt = s.lines().find(|l| l.starts_with("rtt min/avg/max/mdev = "));
+    assert!(rtt.is_some(), "{}", show(o));
+    println!("{from}: {n} replies, {}", rtt.unwrap_or_default());
     s
 }
 
