@@ -21,7 +21,9 @@ struct LocalError {
     dst: SocketAddr,
 }
 
-/// Pending errors, by fd (rare: only failed sends put one here).
+/// Pending errors, by fd (rare: only failed sends put one here). Only
+/// ever `try_lock`ed: a lock held by a thread that a `fork` left behind
+/// must not hang the child (it then loses the queued error, no more).
 static QUEUE: Mutex<Vec<LocalError>> = Mutex::new(Vec::new());
 
 /// Queues a local error for `fd` (its program socket `shadow` decides
@@ -42,7 +44,7 @@ pub fn push_local(
     if asked.unwrap_or(0) == 0 {
         return;
     }
-    if let Ok(mut q) = QUEUE.lock() {
+    if let Ok(mut q) = QUEUE.try_lock() {
         q.retain(|e| e.fd != fd);
         q.push(LocalError {
             fd,
@@ -55,7 +57,7 @@ pub fn push_local(
 
 /// Forgets what is queued for `fd` (a new socket at that number).
 pub fn clear(fd: c_int) {
-    if let Ok(mut q) = QUEUE.lock() {
+    if let Ok(mut q) = QUEUE.try_lock() {
         if !q.is_empty() {
             q.retain(|e| e.fd != fd);
         }
@@ -72,7 +74,7 @@ pub fn clear(fd: c_int) {
 /// `room` bytes.
 pub unsafe fn take(fd: c_int, family: c_int, m: &mut libc::msghdr, room: usize) -> Option<isize> {
     let e = {
-        let mut q = QUEUE.lock().ok()?;
+        let mut q = QUEUE.try_lock().ok()?;
         let i = q.iter().position(|e| e.fd == fd)?;
         q.swap_remove(i)
     };
