@@ -7,8 +7,16 @@
 //! u16 BE  port of the peer
 //! [u8;16] peer address (IPv4 in the first 4 bytes)
 //! u32 BE  IPv6 scope id of the peer, or the errno of an error
+//! u8      TTL / hop limit the datagram arrived with (0: not known)
+//! u8      family of our address it was sent to: 4 | 6 (0: not known)
+//! u16     reserved (0)
+//! [u8;16] our address it was sent to (IPv4 in the first 4 bytes)
 //! ...     payload (datagram only)
 //! ```
+//!
+//! The last 20 bytes ([`RecvInfo`]) are what a receive reports as
+//! ancillary data (`IP_TTL`, `IP_PKTINFO`, `IPV6_HOPLIMIT`,
+//! `IPV6_PKTINFO`); they are zero on the way out.
 //!
 //! From the shim the peer is the destination; from the engine it is the
 //! source. An error message reports an ICMP error for a connected socket
@@ -18,7 +26,54 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 /// Length of the header in front of every datagram.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = 44;
+
+/// Where [`RecvInfo`] starts in the header.
+const INFO: usize = 24;
+
+/// What the engine knows about a received datagram beyond its source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvInfo {
+    /// The TTL (IPv4) or hop limit (IPv6) it arrived with.
+    pub ttl: Option<u8>,
+    /// Our address it was sent to.
+    pub dst: Option<IpAddr>,
+}
+
+impl RecvInfo {
+    /// Reads the receive information of a header (zeros mean unknown).
+    pub fn decode(buf: &[u8]) -> RecvInfo {
+        let Some(b) = buf.get(INFO..HEADER_LEN) else {
+            return RecvInfo::default();
+        };
+        let ttl = (b[0] != 0).then_some(b[0]);
+        let dst = match b[1] {
+            4 => Some(IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7]))),
+            6 => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&b[4..20]);
+                Some(IpAddr::V6(Ipv6Addr::from(o)))
+            }
+            _ => None,
+        };
+        RecvInfo { ttl, dst }
+    }
+
+    fn write(&self, b: &mut [u8; HEADER_LEN]) {
+        b[INFO] = self.ttl.unwrap_or(0);
+        match self.dst {
+            Some(IpAddr::V4(a)) => {
+                b[INFO + 1] = 4;
+                b[INFO + 4..INFO + 8].copy_from_slice(&a.octets());
+            }
+            Some(IpAddr::V6(a)) => {
+                b[INFO + 1] = 6;
+                b[INFO + 4..INFO + 20].copy_from_slice(&a.octets());
+            }
+            None => {}
+        }
+    }
+}
 
 /// What one message on a UDP data socket carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +105,14 @@ impl std::fmt::Display for HeaderError {
 impl std::error::Error for HeaderError {}
 
 impl Header {
-    /// The header's bytes.
+    /// The header's bytes, with receive information (engine → shim).
+    pub fn encode_with(&self, info: RecvInfo) -> [u8; HEADER_LEN] {
+        let mut b = self.encode();
+        info.write(&mut b);
+        b
+    }
+
+    /// The header's bytes (no receive information).
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         match self {
@@ -128,7 +190,25 @@ mod tests {
             b[..HEADER_LEN].copy_from_slice(&h.encode());
             assert_eq!(Header::decode(&b), Ok(h));
         }
-        assert_eq!(Header::decode(&[0; 23]), Err(HeaderError::Truncated));
+        assert_eq!(Header::decode(&[0; 43]), Err(HeaderError::Truncated));
+        assert_eq!(
+            RecvInfo::decode(&Header::Error(1).encode()),
+            RecvInfo::default()
+        );
+        for info in [
+            RecvInfo {
+                ttl: Some(64),
+                dst: Some("10.77.0.2".parse().expect("v4")),
+            },
+            RecvInfo {
+                ttl: Some(1),
+                dst: Some("fd77::2".parse().expect("v6")),
+            },
+        ] {
+            let h = Header::Datagram("10.77.0.1:53".parse().expect("v4"));
+            let b = h.encode_with(info);
+            assert_eq!((Header::decode(&b), RecvInfo::decode(&b)), (Ok(h), info));
+        }
         let mut bad = Header::Error(1).encode();
         bad[0] = 7;
         assert_eq!(Header::decode(&bad), Err(HeaderError::BadField("kind")));

@@ -78,7 +78,7 @@ pub use flow::{
 };
 pub use listen::AcceptedPeer;
 pub use message::{Reply, Request};
-pub use udp::{DatagramFraming, UdpOpenRequest, UdpReply};
+pub use udp::{DatagramFraming, DatagramKind, UdpOpenRequest, UdpReply};
 pub use wire::{frame_len, DecodeError, EncodeError, MAX_FRAME, PREFIX_LEN, PROTOCOL_VERSION};
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::flow::{
     ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpKeepalive,
 };
 use crate::listen::AcceptedPeer;
-use crate::udp::{DatagramFraming, UdpOpenRequest, UdpReply};
+use crate::udp::{DatagramFraming, DatagramKind, UdpOpenRequest, UdpReply};
 use crate::wire::{frame, unframe, DecodeError, EncodeError};
 use std::net::SocketAddr;
 
@@ -201,6 +201,7 @@ impl Request {
                 w.opt_addr(&u.connect);
                 w.i32(u.fd);
                 w.u8(u.framing.to_byte());
+                w.u8(u.kind.to_byte());
             }),
             Request::UdpConnect { flow, peer } => frame(buf, tag::UDP_CONNECT, |w| {
                 w.u64(flow);
@@ -262,6 +263,7 @@ impl Request {
                     connect: r.opt_addr()?,
                     fd: r.i32()?,
                     framing: DatagramFraming::from_byte(r.u8()?)?,
+                    kind: DatagramKind::from_byte(r.u8()?)?,
                 };
                 if u.framing == DatagramFraming::Plain && u.connect.is_none() {
                     return Err(DecodeError::BadField("plain framing without a peer"));

@@ -100,6 +100,7 @@ fn all_requests() -> Vec<Request> {
             connect: Some(v6()),
             fd: 9,
             framing: DatagramFraming::Headers,
+            kind: crate::DatagramKind::Udp,
         }),
         Request::UdpOpen(UdpOpenRequest {
             v6_socket: false,
@@ -108,6 +109,7 @@ fn all_requests() -> Vec<Request> {
             connect: Some(v4(10, 77, 0, 1, 53)),
             fd: 7,
             framing: DatagramFraming::Plain,
+            kind: crate::DatagramKind::Udp,
         }),
         Request::UdpOpen(UdpOpenRequest {
             v6_socket: false,
@@ -116,6 +118,7 @@ fn all_requests() -> Vec<Request> {
             connect: None,
             fd: -1,
             framing: DatagramFraming::Headers,
+            kind: crate::DatagramKind::Udp,
         }),
         Request::UdpConnect {
             flow: 3,
@@ -297,17 +300,29 @@ fn udp_open_framing_is_checked() {
         connect: Some(v6()),
         fd: 4,
         framing: DatagramFraming::Plain,
+        kind: crate::DatagramKind::Udp,
     };
     let mut buf = [0xa5u8; MAX_FRAME];
     let n = Request::UdpOpen(plain).encode(&mut buf).expect("fits");
-    // The framing is the last byte of the frame.
-    assert_eq!(buf[n - 1], 1);
+    // The framing and the kind are the last two bytes of the frame.
+    assert_eq!((buf[n - 2], buf[n - 1]), (1, 0));
     let mut b = buf;
-    b[n - 1] = 2;
+    b[n - 2] = 2;
     assert_eq!(
         Request::decode(&b[..n]),
         Err(DecodeError::BadField("datagram framing"))
     );
+    let mut b = buf;
+    b[n - 1] = 3;
+    assert_eq!(
+        Request::decode(&b[..n]),
+        Err(DecodeError::BadField("datagram kind"))
+    );
+    for k in [crate::DatagramKind::Ping, crate::DatagramKind::RawIcmp] {
+        let r = Request::UdpOpen(UdpOpenRequest { kind: k, ..plain });
+        let n = r.encode(&mut buf).expect("fits");
+        assert_eq!(Request::decode(&buf[..n]), Ok((r, n)));
+    }
     // Plain framing needs a peer: there is no header to name one.
     let n = Request::UdpOpen(UdpOpenRequest {
         connect: None,

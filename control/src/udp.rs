@@ -36,6 +36,41 @@ impl DatagramFraming {
     }
 }
 
+/// What kind of datagram socket a flow carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatagramKind {
+    /// A UDP socket: messages are UDP payloads.
+    Udp,
+    /// A ping socket (`SOCK_DGRAM`, `IPPROTO_ICMP`/`IPPROTO_ICMPV6`):
+    /// messages are ICMP echo messages (header and data); the port of the
+    /// local address is the echo identifier, which the engine writes into
+    /// every request, and only replies carrying it are delivered.
+    Ping,
+    /// A raw ICMP socket (`SOCK_RAW`, `IPPROTO_ICMP`/`IPPROTO_ICMPV6`):
+    /// outgoing messages are ICMP echo requests with the program's own
+    /// identifier (kept); incoming ones are the echo replies carrying it,
+    /// IPv4 ones behind an IPv4 header as a raw socket reads them.
+    RawIcmp,
+}
+
+impl DatagramKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            DatagramKind::Udp => 0,
+            DatagramKind::Ping => 1,
+            DatagramKind::RawIcmp => 2,
+        }
+    }
+    pub(crate) fn from_byte(b: u8) -> Result<Self, DecodeError> {
+        match b {
+            0 => Ok(DatagramKind::Udp),
+            1 => Ok(DatagramKind::Ping),
+            2 => Ok(DatagramKind::RawIcmp),
+            _ => Err(DecodeError::BadField("datagram kind")),
+        }
+    }
+}
+
 /// What the shim (or the seccomp supervisor) asks for when a datagram
 /// socket starts using the tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +90,8 @@ pub struct UdpOpenRequest {
     /// What a message on the data socket holds; [`DatagramFraming::Plain`]
     /// requires `connect` (decoding refuses it without).
     pub framing: DatagramFraming,
+    /// UDP, or ICMP echo through a ping or raw socket.
+    pub kind: DatagramKind,
 }
 
 /// The engine's answer to [`Request::UdpOpen`](crate::Request::UdpOpen) /

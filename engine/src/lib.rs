@@ -38,6 +38,7 @@ mod command;
 pub mod counters;
 pub mod dns_resolver;
 mod dns_udp;
+mod echo_flow;
 mod endpoint;
 pub mod flow;
 mod lend;
@@ -55,6 +56,7 @@ mod udp_flows;
 #[cfg(test)]
 mod udp_plain_tests;
 mod udp_tx;
+mod uncarried;
 
 pub use backend::{
     BackendInfo, BoxedIo, DnsAnswer, Errno, Establishing, FlowBackend, FlowIo, HandshakeWait,

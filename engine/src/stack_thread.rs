@@ -684,10 +684,16 @@ impl Engine {
                 Command::Counters { reply } => {
                     let st = self.stack.stats();
                     let _ = reply.send(format!(
-                        "{} syn_dropped={} listen_overflows={} inbound_pending={} flows={}",
+                        "{} syn_dropped={} listen_overflows={} echo_requests_answered={} \
+                         echo_requests_sent={} echo_replies_delivered={} \
+                         echo_replies_dropped={} inbound_pending={} flows={}",
                         self.counters,
                         st.syn_dropped,
                         st.listen_overflows,
+                        st.echo_requests_answered,
+                        st.echo_requests_sent,
+                        st.echo_replies_delivered,
+                        st.echo_replies_dropped,
                         self.tcp.inbound_pending(),
                         self.tcp.len()
                     ));

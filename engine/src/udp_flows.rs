@@ -18,13 +18,17 @@
 //! down (as on a connected UDP socket). An empty message is an empty
 //! datagram (end of file is told apart by the peer having hung up). ICMP
 //! errors cannot be carried in-band on it: they are counted and logged.
+//!
+//! Ping and raw ICMP flows (`DatagramKind::Ping`/`RawIcmp`) are the same
+//! machinery over stack echo sockets; what differs is in `echo_flow`.
 
 use crate::addr::canonical;
+use crate::echo_flow;
 use crate::lend::Lent;
 use crate::seqpacket;
 use crate::Errno;
-use control::datagram::{Header, HEADER_LEN};
-use control::{DatagramFraming, UdpOpenRequest};
+use control::datagram::{Header, RecvInfo, HEADER_LEN};
+use control::{DatagramFraming, DatagramKind, UdpOpenRequest};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use router::Route;
@@ -41,7 +45,7 @@ pub const TOKEN_BASE: usize = 1 << 32;
 /// Messages read from one flow per loop turn.
 pub const UP_BUDGET: usize = 64;
 /// Largest message on a data socket.
-pub const MESSAGE: usize = HEADER_LEN + 65_536;
+pub const MESSAGE: usize = HEADER_LEN + echo_flow::RAW_V4_HEADER + 65_536;
 
 /// One datagram flow.
 pub struct UdpFlow {
@@ -52,6 +56,8 @@ pub struct UdpFlow {
     peer: Option<SocketAddr>,
     /// Header-less messages (see the module doc).
     plain: bool,
+    /// UDP, ping or raw ICMP.
+    kind: DatagramKind,
     app_fd: i32,
     started: Instant,
     dgrams_out: u64,
@@ -139,7 +145,18 @@ impl UdpFlows {
     ) -> Result<(u64, SocketAddr, u16), Errno> {
         let plain = req.framing == DatagramFraming::Plain;
         let bind = req.bind;
-        let families: Vec<bool> = if plain {
+        let families: Vec<bool> = if echo_flow::is_icmp(req.kind) {
+            // An ICMP socket speaks its own family only.
+            if !bind.ip().is_unspecified() {
+                if !cx.stack.config().addresses.contains(&bind.ip()) {
+                    return Err(libc::EADDRNOTAVAIL);
+                }
+                if bind.is_ipv4() == req.v6_socket {
+                    return Err(libc::EINVAL);
+                }
+            }
+            vec![!req.v6_socket]
+        } else if plain {
             // One socket, of the peer's family: a second, unconnected one
             // would take datagrams from anyone.
             let dst = req.connect.ok_or(libc::EDESTADDRREQ)?;
@@ -185,7 +202,7 @@ impl UdpFlows {
             } else {
                 SocketAddr::new(bind.ip(), port)
             };
-            match cx.stack.udp_bind(at) {
+            match echo_flow::bind(cx.stack, req.kind, at) {
                 Ok(h) => {
                     if port == 0 {
                         port = cx.stack.udp_local_addr(h).map(|a| a.port()).unwrap_or(0);
@@ -225,6 +242,7 @@ impl UdpFlows {
             local: SocketAddr::new(bind.ip(), port),
             peer: None,
             plain,
+            kind: req.kind,
             app_fd: req.fd,
             started: Instant::now(),
             dgrams_out: 0,
@@ -236,7 +254,7 @@ impl UdpFlows {
         };
         let mtu = u16::try_from(cx.stack.config().mtu).unwrap_or(u16::MAX);
         cx.live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        debug!(flow = id, fd = req.fd, local = %flow.local, plain, "udp flow opened");
+        debug!(flow = id, fd = req.fd, local = %flow.local, plain, kind = ?req.kind, "udp flow opened");
         let local = if let Some(dst) = req.connect {
             self.flows.insert(id, flow);
             match self.set_peer(cx, id, Some(dst)) {
@@ -362,18 +380,39 @@ impl UdpFlows {
         };
         // Only what the router sends to a peer is carried (the shim asks
         // first; this is the engine's own guarantee).
-        if !matches!(
-            cx.router.lookup(dst.ip(), router::Proto::Udp, dst.port()),
-            Route::Peer(_)
-        ) {
+        let (proto, port) = echo_flow::route_proto(f.kind, dst);
+        if !matches!(cx.router.lookup(dst.ip(), proto, port), Route::Peer(_)) {
             f.dropped_out += 1;
             cx.counters.no_route_dropped += 1;
             return;
         }
-        let Some(h) = f.handle_for(dst.is_ipv4()) else {
+        let Some(mut h) = f.handle_for(dst.is_ipv4()) else {
             f.dropped_out += 1;
             return;
         };
+        // A raw ICMP socket picks its own identifier: the echo socket follows it.
+        let current = cx.stack.udp_local_addr(h).map_or(0, |a| a.port());
+        if let Some(ident) = echo_flow::raw_rebind_needed(f.kind, current, payload) {
+            let at = SocketAddr::new(f.local.ip(), ident);
+            match cx.stack.echo_bind(at) {
+                Ok(nh) => {
+                    let _ = cx.stack.udp_close(h);
+                    self.by_handle.remove(&h);
+                    self.by_handle.insert(nh, id);
+                    if dst.is_ipv4() {
+                        f.v4 = Some(nh);
+                    } else {
+                        f.v6 = Some(nh);
+                    }
+                    h = nh;
+                }
+                Err(e) => {
+                    f.dropped_out += 1;
+                    trace!(flow = id, error = %e, ident, "raw ICMP identifier in use");
+                    return;
+                }
+            }
+        }
         match cx.stack.udp_send_to(h, payload, dst) {
             Ok(_) => {
                 f.dgrams_out += 1;
@@ -393,21 +432,51 @@ impl UdpFlows {
         };
         let mut buf = std::mem::take(&mut self.dgram);
         let mut gone = false;
-        while let Ok((n, from)) = cx.stack.udp_recv_from(h, &mut buf[HEADER_LEN..]) {
+        let raw_v4 = self
+            .flows
+            .get(&id)
+            .is_some_and(|f| f.kind == DatagramKind::RawIcmp && Some(h) == f.v4 && f.v4.is_some());
+        // A raw IPv4 socket reads the IP header too: room for it first.
+        let at = HEADER_LEN + if raw_v4 { echo_flow::RAW_V4_HEADER } else { 0 };
+        while let Ok((n, from, ttl)) = cx.stack.udp_recv_meta(h, &mut buf[at..]) {
+            let ours = self.flows.get(&id).map(|f| {
+                if f.local.ip().is_unspecified() {
+                    first_address(cx.stack, from.is_ipv4())
+                } else {
+                    Some(f.local.ip())
+                }
+            });
             let Some(f) = self.flows.get_mut(&id) else {
                 break;
+            };
+            let ours = ours.flatten();
+            let n = if raw_v4 {
+                let dst = ours.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                echo_flow::raw_v4_header(&mut buf[HEADER_LEN..at], from.ip(), dst, n, ttl);
+                n + echo_flow::RAW_V4_HEADER
+            } else {
+                n
             };
             let head_len = if f.plain {
                 // The stack socket is connected to the peer; this is the
                 // engine's own check that nothing else reaches the program.
-                if f.peer != Some(canonical(from)) {
+                let same = match f.peer {
+                    // An ICMP socket's "port" means nothing on the wire.
+                    Some(p) if echo_flow::is_icmp(f.kind) => p.ip() == canonical(from).ip(),
+                    p => p == Some(canonical(from)),
+                };
+                if !same {
                     f.dropped_in += 1;
                     cx.counters.udp_plain_dropped += 1;
                     continue;
                 }
                 0
             } else {
-                let head = Header::Datagram(from).encode();
+                let info = RecvInfo {
+                    ttl: Some(ttl).filter(|&t| t != 0),
+                    dst: ours,
+                };
+                let head = Header::Datagram(from).encode_with(info);
                 buf[..HEADER_LEN].copy_from_slice(&head);
                 HEADER_LEN
             };

@@ -73,6 +73,7 @@ fn open(
             connect: connect.map(addr),
             fd: -1,
             framing,
+            kind: control::DatagramKind::Udp,
         })
         .expect("udp flow opens");
     let sock = UnixDatagram::from(o.app_end.try_clone().expect("dup"));
@@ -203,6 +204,7 @@ fn plain_flow_needs_a_peer_of_a_family_we_have() {
         connect: None,
         fd: -1,
         framing: DatagramFraming::Plain,
+        kind: control::DatagramKind::Udp,
     };
     assert_eq!(a.open_udp(req).err(), Some(libc::EDESTADDRREQ));
     // No IPv6 tunnel address: refused, never sent anywhere else.

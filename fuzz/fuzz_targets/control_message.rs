@@ -3,7 +3,7 @@
 //! supervisor) and the engine: request and reply frames and the UDP data
 //! socket's datagram header. Any bytes must give a value or an error, never
 //! a panic; whatever decodes must encode back to the bytes it came from.
-use control::datagram::{Header, HEADER_LEN};
+use control::datagram::{Header, RecvInfo, HEADER_LEN};
 use control::{Reply, Request, MAX_FRAME};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,5 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let again = Header::decode(&h.encode()).expect("an encoded header decodes");
         assert_eq!(again, h);
         assert!(data.len() >= HEADER_LEN);
+        let info = RecvInfo::decode(data);
+        assert_eq!(RecvInfo::decode(&h.encode_with(info)), info);
     }
 });

@@ -206,6 +206,10 @@ const EXERCISED: &[(&str, &str)] = &[
         "tests/e2e_wireguard_go.rs curl_fetches_token_and_server_sees_tunnel_address",
     ),
     (
+        "wrapguard --config wg0.conf -- ping -c 3 10.77.0.1",
+        "tests/e2e_icmp.rs ping_v4_and_v6_through_raw_sockets_as_root, …_ping_sockets",
+    ),
+    (
         "wrapguard --config wg0.conf -- python3 -m http.server 8080",
         "tests/e2e_wireguard_go.rs (wrapped servers reached from the peer)",
     ),

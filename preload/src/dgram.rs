@@ -20,11 +20,21 @@
 //! a connected socket) is returned by the next receive or send, as
 //! `ECONNREFUSED` is on Linux.
 //!
+//! Ping sockets (`SOCK_DGRAM` with `IPPROTO_ICMP`/`IPPROTO_ICMPV6`) and
+//! raw ICMP sockets are carried the same way, as ICMP echo flows
+//! (`control::DatagramKind`): each message is one ICMP echo message; the
+//! engine fills in the identifier of a ping socket, keeps a raw socket's,
+//! and puts the IPv4 header in front of what a raw IPv4 socket reads. Only
+//! echo requests are carried (other ICMP messages to the tunnel fail with
+//! `EINVAL` on a ping socket, as Linux's do, and `ENETUNREACH` on a raw
+//! one). Socket timeouts set before the first send are kept. Receive
+//! ancillary data (TTL, hop limit, packet info, timestamp) is written by
+//! [`crate::cmsg`] from what the engine tells about each datagram.
+//!
 //! Limits: once carried, a socket talks only to the tunnel (a send to a
-//! destination outside it fails with `ENETUNREACH`); ancillary data
-//! (`IP_PKTINFO`, `UDP_SEGMENT`) is not handled; a socket
-//! inherited across `exec` is not recognised; the `recvmmsg` timeout is
-//! ignored.
+//! destination outside it fails with `ENETUNREACH`); `UDP_SEGMENT` is not
+//! handled; a socket inherited across `exec` is not recognised; the
+//! `recvmmsg` timeout is ignored.
 
 use crate::addr;
 use crate::engine;
@@ -32,8 +42,8 @@ use crate::real;
 use crate::redirect;
 use crate::sys::{self, set_errno};
 use crate::table::{self, EpollReg, Kind};
-use control::datagram::{Header, HEADER_LEN};
-use control::{DatagramFraming, Proto, Reply, Request, UdpOpenRequest, UdpReply};
+use control::datagram::{Header, RecvInfo, HEADER_LEN};
+use control::{DatagramFraming, DatagramKind, Proto, Reply, Request, UdpOpenRequest, UdpReply};
 use libc::{c_int, c_void, iovec, sockaddr, socklen_t};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -51,6 +61,10 @@ pub struct Udp {
     pub peer_eff: Option<SocketAddr>,
     /// The tunnel MTU.
     pub mtu: u16,
+    /// UDP, or ICMP echo through a ping or raw socket.
+    pub kind: DatagramKind,
+    /// The socket the program made (IP-level options live there).
+    pub shadow: c_int,
 }
 
 /// The state of `fd` if it is a carried datagram socket.
@@ -61,14 +75,51 @@ pub fn get(fd: c_int) -> Option<Udp> {
             peer,
             peer_eff,
             mtu,
+            dkind,
+            shadow,
             ..
         }) => Some(Udp {
             family,
             peer,
             peer_eff,
             mtu,
+            kind: dkind,
+            shadow,
         }),
         _ => None,
+    }
+}
+
+/// What kind of datagram socket `fd` is (`None`: not one we carry).
+pub fn kind_of(fd: c_int) -> Option<DatagramKind> {
+    let ty = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
+    let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).ok()?;
+    let icmp = proto == libc::IPPROTO_ICMP || proto == libc::IPPROTO_ICMPV6;
+    match ty {
+        libc::SOCK_DGRAM if icmp => Some(DatagramKind::Ping),
+        libc::SOCK_DGRAM => Some(DatagramKind::Udp),
+        libc::SOCK_RAW if icmp => Some(DatagramKind::RawIcmp),
+        _ => None,
+    }
+}
+
+/// Copies `SO_RCVTIMEO`/`SO_SNDTIMEO` from the program's socket (now the
+/// shadow) to the data socket, so a receive set to time out still does
+/// (ping waits for replies this way).
+fn copy_timeouts(shadow: c_int, fd: c_int) {
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
+        let p = &mut tv as *mut libc::timeval as *mut c_void;
+        // SAFETY: `tv` is a timeval and `len` its size.
+        let r = unsafe { real::getsockopt(shadow, libc::SOL_SOCKET, opt, p, &mut len) };
+        if r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0) {
+            // SAFETY: as above, read back into the data socket.
+            unsafe { real::setsockopt(fd, libc::SOL_SOCKET, opt, p, len) };
+        }
     }
 }
 
@@ -90,9 +141,11 @@ pub fn open(
     regs: &[Option<EpollReg>],
 ) -> Result<(), c_int> {
     let family = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    let kind = kind_of(fd).ok_or(libc::ENETUNREACH)?;
     let v6_socket = family == libc::AF_INET6;
     let v6_only = v6_socket
-        && sys::getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0;
+        && (kind != DatagramKind::Udp
+            || sys::getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY).unwrap_or(0) != 0);
     let bind = bind.unwrap_or_else(|| {
         let port = sys::getsockname(fd)
             .ok()
@@ -103,7 +156,10 @@ pub fn open(
             None => !v6_socket,
         };
         // An AF_INET6 socket not yet connected may talk to both families.
-        wildcard(v4 && !(v6_socket && connect.is_none()), port)
+        wildcard(
+            v4 && !(v6_socket && connect.is_none() && kind == DatagramKind::Udp),
+            port,
+        )
     });
     let req = Request::UdpOpen(UdpOpenRequest {
         v6_socket,
@@ -112,6 +168,7 @@ pub fn open(
         connect: connect.map(|c| c.1),
         fd,
         framing: DatagramFraming::Headers,
+        kind,
     });
     let (flow, local, mtu, data) = match engine::query_with_fd(&req) {
         Ok((Reply::Udp(UdpReply::Opened { flow, local, mtu }), Some(data))) => {
@@ -131,6 +188,8 @@ pub fn open(
             return Err(e);
         }
     };
+    copy_timeouts(shadow, fd);
+    crate::errqueue::clear(fd);
     let old = table::set(
         fd,
         Kind::Udp {
@@ -141,6 +200,7 @@ pub fn open(
             peer: connect.map(|c| c.0),
             peer_eff: connect.map(|c| c.1),
             mtu,
+            dkind: kind,
         },
     );
     if let Some(old) = old {
@@ -271,9 +331,27 @@ pub unsafe fn send(
         total = total.saturating_add(v.iov_len);
         parts.push(v);
     }
-    let ip_udp = if to.is_ipv4() { 28 } else { 48 };
-    if total + ip_udp > usize::from(st.mtu) {
+    let ip_l4 = match (st.kind, to.is_ipv4()) {
+        (DatagramKind::Udp, true) => 28,
+        (DatagramKind::Udp, false) => 48,
+        (_, true) => 20,
+        (_, false) => 40,
+    };
+    // Larger than the tunnel MTU: the engine sends it in fragments, as
+    // Linux does, unless the program asked for path-MTU discovery
+    // (`IP_MTU_DISCOVER`/`IPV6_MTU_DISCOVER` = DO or PROBE, `ping -M do`).
+    if total + ip_l4 > usize::from(st.mtu) && (dont_fragment(st) || total + ip_l4 > max_ip(to)) {
+        if total + ip_l4 <= max_ip(to) {
+            // Path-MTU discovery said no: the kernel also queues the MTU.
+            crate::errqueue::push_local(fd, st.shadow, st.family, libc::EMSGSIZE, st.mtu, to);
+        }
         return fail(libc::EMSGSIZE);
+    }
+    if st.kind != DatagramKind::Udp {
+        // SAFETY: `parts[1..]` are the application's iovecs.
+        if let Err(e) = unsafe { check_echo(st.kind, to, &parts[1..], total) } {
+            return fail(e);
+        }
     }
     if st.peer.is_some() {
         if let Some(e) = pending_error(fd) {
@@ -296,12 +374,70 @@ pub unsafe fn send(
     (n as usize).saturating_sub(HEADER_LEN) as isize
 }
 
+/// Whether the program forbade fragmentation on its socket.
+fn dont_fragment(st: &Udp) -> bool {
+    let v = if st.family == libc::AF_INET6 {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    matches!(v, Ok(libc::IP_PMTUDISC_DO | libc::IP_PMTUDISC_PROBE))
+}
+
+/// The largest IP datagram (headers counted as `ip_l4` counts them) to `to`:
+/// IPv4's total length is 16 bits; IPv6's payload length excludes its
+/// 40-byte header.
+fn max_ip(to: SocketAddr) -> usize {
+    if to.is_ipv4() {
+        65_535
+    } else {
+        65_535 + 40
+    }
+}
+
+/// Checks that an ICMP flow's message is an echo request of `to`'s
+/// family: the only ICMP the tunnel carries.
+///
+/// # Safety
+/// `iov` must be valid iovecs holding `total` bytes.
+unsafe fn check_echo(
+    kind: DatagramKind,
+    to: SocketAddr,
+    iov: &[iovec],
+    total: usize,
+) -> Result<(), c_int> {
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    for v in iov {
+        let take = (head.len() - got).min(v.iov_len);
+        if take > 0 {
+            // SAFETY: the iovec holds at least `take` bytes.
+            let src = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, take) };
+            head[got..got + take].copy_from_slice(src);
+            got += take;
+        }
+    }
+    let want = if to.is_ipv4() { 8 } else { 128 };
+    if total >= 8 && got == 2 && head == [want, 0] {
+        return Ok(());
+    }
+    if kind == DatagramKind::Ping {
+        Err(libc::EINVAL) // as a Linux ping socket refuses it
+    } else {
+        // Other ICMP is not carried.
+        crate::uncarried::report(to, if to.is_ipv4() { 1 } else { 58 });
+        Err(libc::ENETUNREACH)
+    }
+}
+
 /// What one receive produced.
 pub struct Received {
     /// Payload bytes returned (or the full length with `MSG_TRUNC`).
     pub len: usize,
     /// `msg_flags` of the receive (`MSG_TRUNC` when cut short).
     pub msg_flags: c_int,
+    /// What the engine told about the datagram (for ancillary data).
+    pub info: RecvInfo,
 }
 
 /// Receives one datagram into `iov`, writing the source (as the
@@ -321,6 +457,10 @@ pub unsafe fn recv(
 ) -> Result<Received, c_int> {
     if iovlen > MAX_IOV || (iovlen > 0 && iov.is_null()) {
         return Err(libc::EINVAL);
+    }
+    if flags & libc::MSG_ERRQUEUE != 0 {
+        // No queued errors: ICMP errors come in-band (see `Header::Error`).
+        return Err(libc::EAGAIN);
     }
     let mut head = [0u8; HEADER_LEN];
     let mut parts: Vec<iovec> = Vec::with_capacity(iovlen + 1);
@@ -356,7 +496,13 @@ pub unsafe fn recv(
             Ok(Header::Datagram(src)) => {
                 let src = control::normalize(src);
                 if let Some(p) = st.peer_eff {
-                    if control::normalize(p) != src {
+                    let p = control::normalize(p);
+                    // An ICMP socket's "port" means nothing on the wire.
+                    let same = match st.kind {
+                        DatagramKind::Udp => p == src,
+                        _ => p.ip() == src.ip(),
+                    };
+                    if !same {
                         if f & libc::MSG_PEEK != 0 {
                             discard(fd);
                         }
@@ -374,6 +520,7 @@ pub unsafe fn recv(
                 return Ok(Received {
                     len: n - HEADER_LEN,
                     msg_flags: msg.msg_flags & libc::MSG_TRUNC,
+                    info: RecvInfo::decode(&head),
                 });
             }
             Ok(Header::Error(e)) => {
@@ -396,6 +543,21 @@ fn discard(fd: c_int) {
     let mut sink = [0u8; 1];
     // SAFETY: one-byte buffer; the rest of the message is dropped.
     unsafe { real::recv(fd, sink.as_mut_ptr() as *mut c_void, 1, libc::MSG_DONTWAIT) };
+}
+
+/// Whether an error message waits first on `fd` (not taken).
+pub fn error_pending(fd: c_int) -> bool {
+    let mut head = [0u8; HEADER_LEN];
+    // SAFETY: `head` is valid for HEADER_LEN bytes.
+    let n = unsafe {
+        real::recv(
+            fd,
+            head.as_mut_ptr() as *mut c_void,
+            HEADER_LEN,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n as usize == HEADER_LEN && matches!(Header::decode(&head), Ok(Header::Error(_)))
 }
 
 /// `SO_ERROR` on a carried socket: a pending error message, taken.
@@ -427,4 +589,10 @@ pub unsafe fn msg_dst(msg: &libc::msghdr) -> Option<SocketAddr> {
 #[allow(clippy::unnecessary_cast)]
 pub fn iovlen(msg: &libc::msghdr) -> usize {
     msg.msg_iovlen as usize
+}
+
+/// `msg_controllen` as a byte count (its C type differs between libcs).
+#[allow(clippy::unnecessary_cast)]
+pub fn controllen(msg: &libc::msghdr) -> usize {
+    msg.msg_controllen as usize
 }

@@ -99,16 +99,19 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod cmsg;
 pub mod connect;
 pub mod dgram;
 pub mod engine;
 pub mod env;
+pub mod errqueue;
 pub mod exec;
 pub mod fd_lifecycle;
 pub mod guard;
 pub mod iov;
 pub mod keepalive;
 pub mod listen;
+pub mod pollerr;
 pub mod real;
 pub mod recv;
 pub mod redirect;
@@ -122,6 +125,7 @@ pub mod stream_end;
 pub mod swap;
 pub mod sys;
 pub mod table;
+pub mod uncarried;
 pub mod uring;
 
 /// Announces this process to the engine (`Hello`).

@@ -35,6 +35,15 @@ unsafe fn do_bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         // SAFETY: forwarded application arguments.
         return unsafe { bind_udp(fd, norm, pass) };
     }
+    if ty == libc::SOCK_RAW
+        && !norm.ip().is_unspecified()
+        && dgram::kind_of(fd) == Some(control::DatagramKind::RawIcmp)
+    {
+        // `ping -I <our tunnel address>` as root: carried from here on
+        // (a raw socket has no port; the echo identifier comes later).
+        // SAFETY: forwarded application arguments.
+        return unsafe { bind_udp(fd, SocketAddr::new(norm.ip(), 0), pass) };
+    }
     if ty != libc::SOCK_STREAM {
         return pass();
     }

@@ -26,12 +26,16 @@ unsafe fn recv_carried(
     name: *mut sockaddr,
     namelen: *mut socklen_t,
     msg_flags: Option<&mut c_int>,
+    info: Option<&mut control::datagram::RecvInfo>,
 ) -> isize {
     // SAFETY: per the caller.
     match unsafe { dgram::recv(fd, st, iov, iovlen, flags, name, namelen) } {
         Ok(r) => {
             if let Some(f) = msg_flags {
                 *f = r.msg_flags;
+            }
+            if let Some(i) = info {
+                *i = r.info;
             }
             r.len as isize
         }
@@ -56,7 +60,7 @@ unsafe fn recv_nameless(
 ) -> isize {
     let (name, len) = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: per the caller.
-    unsafe { recv_carried(fd, st, iov, iovlen, flags, name, len, None) }
+    unsafe { recv_carried(fd, st, iov, iovlen, flags, name, len, None, None) }
 }
 
 /// Interposed `recvfrom(2)`: strips the datagram header on carried sockets
@@ -85,7 +89,17 @@ pub unsafe extern "C" fn recvfrom(
         || match dgram::get(fd) {
             // SAFETY: one iovec over the application's buffer.
             Some(st) => unsafe {
-                recv_carried(fd, &st, &dgram::iov1(buf, len), 1, flags, a, alen, None)
+                recv_carried(
+                    fd,
+                    &st,
+                    &dgram::iov1(buf, len),
+                    1,
+                    flags,
+                    a,
+                    alen,
+                    None,
+                    None,
+                )
             },
             None => pass(),
         },
@@ -200,8 +214,17 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             Some(st) => {
                 // SAFETY: non-null msghdr from the application.
                 let m = unsafe { &mut *msg };
+                let room = dgram::controllen(m);
+                if flags & libc::MSG_ERRQUEUE != 0 {
+                    m.msg_flags = 0;
+                    // SAFETY: the application's msghdr and control buffer.
+                    if let Some(r) = unsafe { crate::errqueue::take(fd, st.family, m, room) } {
+                        return r;
+                    }
+                }
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
+                let mut info = control::datagram::RecvInfo::default();
                 // SAFETY: the application's msghdr pieces.
                 let r = unsafe {
                     recv_carried(
@@ -213,9 +236,14 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
                         m.msg_name as *mut sockaddr,
                         &mut m.msg_namelen,
                         Some(&mut out_flags),
+                        Some(&mut info),
                     )
                 };
                 m.msg_flags = out_flags;
+                if r >= 0 {
+                    // SAFETY: the application's control buffer of `room` bytes.
+                    unsafe { crate::cmsg::fill(m, room, st.shadow, st.family, info) };
+                }
                 r
             }
             None => pass(),
@@ -224,7 +252,48 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     )
 }
 
-/// Interposed `recvmmsg(2)` (the timeout is not applied on carried sockets).
+/// Waits until `fd` is readable or `deadline` passes; false on timeout.
+fn wait_readable(fd: c_int, deadline: std::time::Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as c_int;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            return true;
+        }
+        if r == 0 || crate::sys::errno() != libc::EINTR {
+            return r > 0;
+        }
+    }
+}
+
+/// The timeout of a `recvmmsg` call as a deadline (`None`: no timeout, or
+/// not readable).
+///
+/// # Safety
+/// `t` null or valid for reads.
+unsafe fn deadline_of(t: *const libc::timespec) -> Option<std::time::Instant> {
+    if t.is_null() {
+        return None;
+    }
+    // SAFETY: per the caller.
+    let t = unsafe { std::ptr::read_unaligned(t) };
+    if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
+        return None;
+    }
+    let d = std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
+    std::time::Instant::now().checked_add(d)
+}
+
+/// Interposed `recvmmsg(2)`. On carried sockets the timeout bounds the
+/// whole call (the first datagram included; none by then: `EAGAIN`), and
+/// the time left is written back, as the kernel does.
 ///
 /// # Safety
 /// As for `recvmmsg(2)`.
@@ -247,16 +316,30 @@ pub unsafe extern "C" fn recvmmsg(
             let Some(st) = dgram::get(fd) else {
                 return pass();
             };
+            // SAFETY: the application's timeout, if any.
+            let deadline = unsafe { deadline_of(timeout) };
             let mut got = 0;
             for i in 0..vlen.min(1024) {
                 let mut f = flags & !libc::MSG_WAITFORONE;
                 if i > 0 && flags & libc::MSG_WAITFORONE != 0 {
                     f |= libc::MSG_DONTWAIT;
                 }
+                if let Some(d) = deadline {
+                    if f & libc::MSG_DONTWAIT == 0 && !wait_readable(fd, d) {
+                        if got == 0 {
+                            set_errno(libc::EAGAIN);
+                            return -1;
+                        }
+                        break;
+                    }
+                    f |= libc::MSG_DONTWAIT;
+                }
                 // SAFETY: `vlen` entries per the application.
                 let m = unsafe { &mut (*msgs.add(i as usize)).msg_hdr };
+                let room = dgram::controllen(m);
                 m.msg_controllen = 0;
                 let mut out_flags = 0;
+                let mut info = control::datagram::RecvInfo::default();
                 // SAFETY: the application's msghdr pieces.
                 let r = unsafe {
                     recv_carried(
@@ -268,6 +351,7 @@ pub unsafe extern "C" fn recvmmsg(
                         m.msg_name as *mut sockaddr,
                         &mut m.msg_namelen,
                         Some(&mut out_flags),
+                        Some(&mut info),
                     )
                 };
                 if r < 0 {
@@ -277,9 +361,20 @@ pub unsafe extern "C" fn recvmmsg(
                     break;
                 }
                 m.msg_flags = out_flags;
+                // SAFETY: the application's control buffer of `room` bytes.
+                unsafe { crate::cmsg::fill(m, room, st.shadow, st.family, info) };
                 // SAFETY: as above.
                 unsafe { (*msgs.add(i as usize)).msg_len = r as libc::c_uint };
                 got += 1;
+            }
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                let t = libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                // SAFETY: non-null (a deadline came from it), the application's.
+                unsafe { std::ptr::write_unaligned(timeout, t) };
             }
             got
         },

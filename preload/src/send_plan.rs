@@ -1,7 +1,7 @@
-//! The send-side decision for sockets the shim may carry: a datagram to a
-//! destination the engine routes into the tunnel opens a datagram flow
-//! ([`dgram`]); other routed datagrams (raw sockets) fail with
-//! `ENETUNREACH`, so nothing routed leaks. The routing decision comes
+//! The send-side decision for sockets the shim may carry: a datagram (UDP,
+//! ping socket, raw ICMP socket) to a destination the engine routes into
+//! the tunnel opens a datagram flow ([`dgram`]); other routed datagrams
+//! (other raw sockets) fail with `ENETUNREACH`, so nothing routed leaks. The routing decision comes
 //! from [`crate::route_cache`].
 //!
 //! Also here: `sendto`/`sendmsg` with an address on a tunnel TCP socket (the
@@ -73,9 +73,14 @@ pub unsafe fn plan(
         Ok(ty) => {
             if !routed(eff) {
                 SendPlan::Pass
-            } else if ty == libc::SOCK_DGRAM {
+            } else if ty == libc::SOCK_DGRAM
+                || dgram::kind_of(fd) == Some(control::DatagramKind::RawIcmp)
+            {
+                // UDP, ping sockets, and raw ICMP sockets (ping as root).
                 SendPlan::Open(regs)
             } else {
+                let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+                crate::uncarried::report(eff, proto.map_or(255, |p| p as u8));
                 SendPlan::Refuse
             }
         }

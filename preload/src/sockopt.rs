@@ -76,9 +76,9 @@ unsafe fn do_getsockopt(
         }
         let v = match name {
             libc::SO_ERROR => dgram::take_error(fd),
-            libc::SO_TYPE => libc::SOCK_DGRAM,
+            // The shadow is the socket the program made (UDP, ping or raw).
+            libc::SO_TYPE | libc::SO_PROTOCOL => return pass(shadow),
             libc::SO_DOMAIN => family,
-            libc::SO_PROTOCOL => libc::IPPROTO_UDP,
             libc::SO_ACCEPTCONN => 0,
             n if on_data_socket(n) || n == libc::SO_RCVBUF || n == libc::SO_SNDBUF => {
                 return pass(fd)

@@ -129,6 +129,8 @@ pub enum Kind {
         peer_eff: Option<SocketAddr>,
         /// The tunnel MTU.
         mtu: u16,
+        /// UDP, or ICMP echo through a ping or raw socket.
+        dkind: control::DatagramKind,
     },
     /// A connection accepted from a redirected listener, made by the engine
     /// on behalf of a tunnel peer.
@@ -367,6 +369,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
             peer,
             peer_eff,
             mtu,
+            dkind,
         } => {
             let shadow = crate::sys::fcntl(shadow, libc::F_DUPFD_CLOEXEC, 0).ok()?;
             Some(Kind::Udp {
@@ -377,6 +380,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
                 peer,
                 peer_eff,
                 mtu,
+                dkind,
             })
         }
         // Registrations belong to the (file, fd) pair: the new fd has none.

@@ -59,6 +59,10 @@ pub struct Datagram {
     pub family: i32,
     /// The tunnel MTU: larger datagrams fail with `EMSGSIZE`.
     pub mtu: u16,
+    /// UDP, or ICMP echo through a ping or raw socket.
+    pub kind: control::DatagramKind,
+    /// Receive options the program had set (`udp::ancillary` bits).
+    pub recv_opts: u8,
 }
 
 /// One of our open files in the child.

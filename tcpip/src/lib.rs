@@ -33,6 +33,7 @@
 
 pub mod error;
 pub mod frag;
+pub mod frag_out;
 pub mod queue;
 pub mod rand;
 pub mod ring;

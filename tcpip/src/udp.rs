@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 /// ring, so steady-state use never allocates.
 #[derive(Debug)]
 pub(crate) struct DatagramQueue {
-    meta: VecDeque<(SocketAddr, usize)>,
+    /// (peer, length, TTL or hop limit it arrived with; 0 on the send side).
+    meta: VecDeque<(SocketAddr, usize, u8)>,
     data: RingBuffer,
     max: usize,
 }
@@ -26,23 +27,28 @@ impl DatagramQueue {
         }
     }
     pub(crate) fn push(&mut self, addr: SocketAddr, payload: &[u8]) -> bool {
+        self.push_ttl(addr, payload, 0)
+    }
+    /// As `push`, noting the TTL (hop limit) the datagram arrived with.
+    pub(crate) fn push_ttl(&mut self, addr: SocketAddr, payload: &[u8], ttl: u8) -> bool {
         if self.meta.len() >= self.max || self.data.free() < payload.len() {
             return false;
         }
         self.data.enqueue_slice(payload);
-        self.meta.push_back((addr, payload.len()));
+        self.meta.push_back((addr, payload.len(), ttl));
         true
     }
     pub(crate) fn peek(&self) -> Option<(SocketAddr, usize)> {
-        self.meta.front().copied()
+        self.meta.front().map(|m| (m.0, m.1))
     }
-    /// Copies the front datagram into `out` (truncating) and drops it.
-    pub(crate) fn pop(&mut self, out: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        let (addr, len) = self.meta.pop_front()?;
+    /// Copies the front datagram into `out` (truncating) and drops it:
+    /// (peer, bytes copied, TTL).
+    pub(crate) fn pop(&mut self, out: &mut [u8]) -> Option<(SocketAddr, usize, u8)> {
+        let (addr, len, ttl) = self.meta.pop_front()?;
         let take = len.min(out.len());
         let n = self.data.read_at(0, &mut out[..take]);
         self.data.consume(len);
-        Some((addr, n))
+        Some((addr, n, ttl))
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.meta.is_empty()
@@ -63,4 +69,8 @@ pub(crate) struct UdpSocket {
     /// (as a kernel socket's already-sent datagrams still leave after
     /// `close`), then the stack frees it.
     pub closing: bool,
+    /// An ICMP echo ("ping") socket: its port is the echo identifier, it
+    /// sends echo requests and receives the matching echo replies
+    /// (`stack::echo`).
+    pub echo: bool,
 }

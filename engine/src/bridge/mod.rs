@@ -171,6 +171,7 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
         Request::Route { dst, proto } => {
             let d = s.backend.route(dst, proto);
             debug!(dst = %dst, proto = ?proto, decision = ?d, "route decision");
+            crate::uncarried::warn_if_uncarried(dst, proto, d);
             reply(&mut stream, Reply::Route(d)).await;
         }
         Request::Connect(c) => connect(s, stream, c).await,

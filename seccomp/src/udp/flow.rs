@@ -9,7 +9,9 @@ use crate::client;
 use crate::fdops::{nonblocking, set_nonblocking, sockopt_int};
 use crate::state::State;
 use crate::table::{Datagram, Ours};
-use control::{DatagramFraming, Reply, Request, UdpOpenRequest, UdpReply, MAX_FRAME, PREFIX_LEN};
+use control::{
+    DatagramFraming, DatagramKind, Reply, Request, UdpOpenRequest, UdpReply, MAX_FRAME, PREFIX_LEN,
+};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -97,12 +99,15 @@ pub fn carry(
 ) -> Result<(u64, Datagram), i32> {
     let fd = c.n.args[0];
     let family = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_DOMAIN).ok_or(libc::ENETUNREACH)?;
+    let kind = datagram_kind(sock).ok_or(libc::ENETUNREACH)?;
     let v6_socket = family == libc::AF_INET6;
-    let v6_only = v6_socket && sockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) == Some(1);
+    let v6_only = v6_socket
+        && (kind != DatagramKind::Udp
+            || sockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) == Some(1));
     let bind = match (connect, at) {
         (_, Some(Some(ip))) => SocketAddr::new(ip, port),
         (Some((_, eff)), _) => wildcard(eff.is_ipv4(), port),
-        // An AF_INET6 socket not connected may talk to both families.
+        // An AF_INET6 UDP socket not connected may talk to both families.
         (None, _) => wildcard(!v6_socket, port),
     };
     let req = UdpOpenRequest {
@@ -116,11 +121,13 @@ pub fn carry(
         } else {
             DatagramFraming::Headers
         },
+        kind,
     };
     let (flow, local, mtu, data) = open_flow(sv, req)?;
     if nonblocking(sock) {
         set_nonblocking(&data, true);
     }
+    copy_timeouts(sock, &data);
     let FileId { ino, .. } = caller::file_id(&data).map_err(|_| libc::ENETUNREACH)?;
     let target = i32::try_from(fd).map_err(|_| libc::EBADF)?;
     let cloexec = caller::cloexec(c.n.pid, fd);
@@ -133,9 +140,44 @@ pub fn carry(
         local,
         family,
         mtu,
+        kind,
+        recv_opts: super::ancillary::options(sock, family),
     };
     sv.table.insert(ino, Ours::Udp(d));
     Ok((ino, d))
+}
+
+/// Copies `SO_RCVTIMEO`/`SO_SNDTIMEO` from the program's socket to the
+/// data socket that replaces it (ping waits for replies this way).
+fn copy_timeouts(from: &OwnedFd, to: &OwnedFd) {
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        let p: *mut libc::c_void = (&mut tv as *mut libc::timeval).cast();
+        // SAFETY: `tv` is a timeval and `len` its size.
+        let r = unsafe { libc::getsockopt(from.as_raw_fd(), libc::SOL_SOCKET, opt, p, &mut len) };
+        if r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0) {
+            // SAFETY: as above, onto the data socket.
+            unsafe { libc::setsockopt(to.as_raw_fd(), libc::SOL_SOCKET, opt, p, len) };
+        }
+    }
+}
+
+/// What kind of datagram socket `sock` is: UDP, a ping socket or a raw
+/// ICMP socket (`None`: none we carry).
+pub fn datagram_kind(sock: &OwnedFd) -> Option<DatagramKind> {
+    let ty = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    let proto = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_PROTOCOL)?;
+    let icmp = proto == libc::IPPROTO_ICMP || proto == libc::IPPROTO_ICMPV6;
+    match ty {
+        libc::SOCK_DGRAM if icmp => Some(DatagramKind::Ping),
+        libc::SOCK_DGRAM => Some(DatagramKind::Udp),
+        libc::SOCK_RAW if icmp => Some(DatagramKind::RawIcmp),
+        _ => None,
+    }
 }
 
 /// Puts a fresh, unbound kernel UDP socket of `family` at the caller's `fd`.

@@ -36,14 +36,18 @@
 //! `read`/`recv` without an address buffer and `write`/`send` without a
 //! destination are not trapped and do not work (the data socket carries
 //! headers); ICMP errors are not reported on plain flows; the `recvmmsg`
-//! timeout is ignored; ancillary data is neither sent nor received.
+//! timeout bounds only the first datagram's wait (`SO_RCVTIMEO` is
+//! honoured); ancillary data is not
+//! sent, and received only as `ancillary` says (options set before the
+//! socket was carried).
 //!
 //! Here: `connect`, `bind` and the names of datagram sockets. Below it:
 //! `send` and `recv` (the emulated calls of unconnected carried sockets),
 //! `flow` (opening and installing the engine's flows), `route` (the
-//! `DNS =` redirect and the routing cache) and `msg` (the caller's
-//! `msghdr`/`iovec` memory).
+//! `DNS =` redirect and the routing cache), `ancillary` (receive control
+//! messages) and `msg` (the caller's `msghdr`/`iovec` memory).
 
+mod ancillary;
 mod flow;
 mod msg;
 mod recv;
@@ -55,6 +59,7 @@ use crate::fdops::sock_name;
 use crate::sockaddr;
 use crate::state::State;
 use crate::table::Ours;
+use control::DatagramKind;
 use control::{Reply, Request, RouteDecision, UdpReply};
 use flow::{carry, kernel_socket};
 use route::route;
@@ -187,8 +192,13 @@ pub fn name(c: &Call, d: Datagram, peer: bool) -> Outcome {
 pub fn sockopt(d: Datagram, name: i32) -> Option<i32> {
     match name {
         libc::SO_DOMAIN => Some(d.family),
+        libc::SO_TYPE if d.kind == DatagramKind::RawIcmp => Some(libc::SOCK_RAW),
         libc::SO_TYPE => Some(libc::SOCK_DGRAM),
-        libc::SO_PROTOCOL => Some(libc::IPPROTO_UDP),
+        libc::SO_PROTOCOL => Some(match (d.kind, d.family) {
+            (DatagramKind::Udp, _) => libc::IPPROTO_UDP,
+            (_, libc::AF_INET6) => libc::IPPROTO_ICMPV6,
+            _ => libc::IPPROTO_ICMP,
+        }),
         libc::SO_ERROR => Some(0),
         _ => None,
     }

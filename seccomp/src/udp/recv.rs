@@ -13,7 +13,7 @@ use crate::notify::{Answer, Listener};
 use crate::sockaddr;
 use crate::state::State;
 use crate::table::Datagram;
-use control::datagram::{Header, HEADER_LEN};
+use control::datagram::{Header, RecvInfo, HEADER_LEN};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -52,9 +52,10 @@ struct Recv {
     d: Datagram,
 }
 
-/// One message off the data socket: (payload, source as shown) or the
-/// errno an error message carries. `Err(EAGAIN)`: nothing queued.
-fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr), i32> {
+/// One message off the data socket: (payload, source as shown, what the
+/// engine told about it) or the errno an error message carries.
+/// `Err(EAGAIN)`: nothing queued.
+fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr, RecvInfo), i32> {
     let mut buf = vec![0u8; HEADER_LEN + MAX_DATAGRAM + 1];
     let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
@@ -68,11 +69,12 @@ fn take(data: &OwnedFd, d: &Datagram, peek: bool) -> Result<(Vec<u8>, SocketAddr
     buf.truncate(n);
     match d.peer {
         // Plain: the payload alone, from the peer.
-        Some(peer) => Ok((buf, peer)),
+        Some(peer) => Ok((buf, peer, RecvInfo::default())),
         None => match Header::decode(&buf) {
             Ok(Header::Datagram(src)) => {
                 let shown = shown_source(control::normalize(src));
-                Ok((buf.split_off(HEADER_LEN), shown))
+                let info = RecvInfo::decode(&buf);
+                Ok((buf.split_off(HEADER_LEN), shown, info))
             }
             Ok(Header::Error(e)) => Err(e),
             Err(_) => Err(libc::EIO),
@@ -97,7 +99,13 @@ fn put_name(pid: u32, addr: u64, alen: u64, src: SocketAddr, family: i32) -> Res
 
 /// Scatters `payload` into the `msghdr` at `msg` (name, iovecs, flags);
 /// returns the bytes stored (or the full length with `MSG_TRUNC`).
-fn fill_msghdr(r: &Recv, msg: u64, payload: &[u8], src: SocketAddr) -> Result<usize, i32> {
+fn fill_msghdr(
+    r: &Recv,
+    msg: u64,
+    payload: &[u8],
+    src: SocketAddr,
+    info: RecvInfo,
+) -> Result<usize, i32> {
     let h = memory::read(r.pid, msg, MSGHDR as usize).map_err(|_| libc::EFAULT)?;
     let name = u64_at(&h, 0);
     if name != 0 {
@@ -117,9 +125,19 @@ fn fill_msghdr(r: &Recv, msg: u64, payload: &[u8], src: SocketAddr) -> Result<us
         left = &left[k..];
         stored += k;
     }
-    // No ancillary data; MSG_TRUNC if the datagram did not fit.
-    write_mem(r.pid, msg + 40, &0u64.to_ne_bytes())?;
-    let flags: i32 = if left.is_empty() { 0 } else { libc::MSG_TRUNC };
+    // Ancillary data as asked (see `ancillary`); MSG_TRUNC if the
+    // datagram did not fit, MSG_CTRUNC if the control messages did not.
+    let ctl = super::ancillary::build(r.d.recv_opts, r.d.family, info);
+    let (control, room) = (u64_at(&h, 32), u64_at(&h, 40) as usize);
+    let fits = if control == 0 { 0 } else { ctl.len().min(room) };
+    if fits > 0 {
+        write_mem(r.pid, control, &ctl[..fits])?;
+    }
+    write_mem(r.pid, msg + 40, &(fits as u64).to_ne_bytes())?;
+    let mut flags: i32 = if left.is_empty() { 0 } else { libc::MSG_TRUNC };
+    if fits < ctl.len() {
+        flags |= libc::MSG_CTRUNC;
+    }
     write_mem(r.pid, msg + 48, &flags.to_ne_bytes())?;
     Ok(if r.flags & libc::MSG_TRUNC != 0 {
         payload.len()
@@ -138,7 +156,7 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
             addr,
             alen,
         } => {
-            let (payload, src) = take(data, &r.d, peek)?;
+            let (payload, src, _) = take(data, &r.d, peek)?;
             let k = payload.len().min(len as usize);
             write_mem(r.pid, buf, &payload[..k])?;
             put_name(r.pid, addr, alen, src, r.d.family)?;
@@ -149,20 +167,20 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
             })
         }
         RecvCall::Msg { msg } => {
-            let (payload, src) = take(data, &r.d, peek)?;
-            fill_msghdr(r, msg, &payload, src).map(|n| n as i64)
+            let (payload, src, info) = take(data, &r.d, peek)?;
+            fill_msghdr(r, msg, &payload, src, info).map(|n| n as i64)
         }
         RecvCall::MMsg { vec, vlen } => {
             let n = (vlen as u32 as u64).min(MAX_VEC);
             let mut got = 0u64;
             while got < n {
-                let (payload, src) = match take(data, &r.d, false) {
+                let (payload, src, info) = match take(data, &r.d, false) {
                     Ok(x) => x,
                     Err(e) if got == 0 => return Err(e),
                     Err(_) => break,
                 };
                 let at = vec + got * MMSGHDR;
-                let k = fill_msghdr(r, at, &payload, src)?;
+                let k = fill_msghdr(r, at, &payload, src, info)?;
                 write_mem(r.pid, at + MSGHDR, &(k as u32).to_ne_bytes())?;
                 // After the first, only what is queued already (as with
                 // MSG_WAITFORONE; without it Linux would wait, we do not).
@@ -176,12 +194,29 @@ fn try_recv(data: &OwnedFd, r: &Recv) -> Result<i64, i32> {
 /// A receive with the caller's flags and socket: now, or on a helper thread
 /// that waits for a datagram (a blocking socket), so other calls go on.
 fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> Outcome {
+    receive_within(c, call, flags, data, d, None)
+}
+
+/// [`receive`], a blocking wait also ending (`EAGAIN`) after `limit`
+/// (`recvmmsg`'s timeout).
+fn receive_within(
+    c: &Call,
+    call: RecvCall,
+    flags: i32,
+    data: OwnedFd,
+    d: Datagram,
+    limit: Option<std::time::Duration>,
+) -> Outcome {
     let r = Recv {
         pid: c.n.pid,
         call,
         flags,
         d,
     };
+    if flags & libc::MSG_ERRQUEUE != 0 {
+        // No queued errors: ICMP errors come in-band (as in the shim).
+        return Outcome::errno(libc::EAGAIN);
+    }
     match try_recv(&data, &r) {
         Err(libc::EAGAIN) => {}
         other => return Outcome::result(other),
@@ -200,11 +235,17 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
     // SAFETY: a new descriptor we own.
     let listener = Listener::new(unsafe { OwnedFd::from_raw_fd(dup) });
     let id = c.n.id;
+    // SO_RCVTIMEO of the socket: the wait ends with EAGAIN, as the kernel's.
+    let wait = match (receive_timeout(&data), limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let deadline = wait.map(|t| std::time::Instant::now() + t);
     WAITERS.fetch_add(1, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name("wrapguard-udp-recv".into())
         .spawn(move || {
-            wait_and_receive(&listener, id, &data, &r);
+            wait_and_receive(&listener, id, &data, &r, deadline);
             WAITERS.fetch_sub(1, Ordering::Relaxed);
         });
     match spawned {
@@ -216,20 +257,60 @@ fn receive(c: &Call, call: RecvCall, flags: i32, data: OwnedFd, d: Datagram) -> 
     }
 }
 
+/// The socket's `SO_RCVTIMEO`, if set.
+fn receive_timeout(data: &OwnedFd) -> Option<std::time::Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `tv` is a timeval and `len` its size.
+    let r = unsafe {
+        libc::getsockopt(
+            data.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    let t = std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+        + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64);
+    (r == 0 && !t.is_zero()).then_some(t)
+}
+
 /// The helper thread of a blocking receive: waits for a datagram while the
-/// caller is still there, then finishes the call and answers it.
-fn wait_and_receive(listener: &Listener, id: u64, data: &OwnedFd, r: &Recv) {
+/// caller is still there (until `deadline`, then `EAGAIN`), then finishes
+/// the call and answers it.
+fn wait_and_receive(
+    listener: &Listener,
+    id: u64,
+    data: &OwnedFd,
+    r: &Recv,
+    deadline: Option<std::time::Instant>,
+) {
     loop {
         if !listener.id_valid(id) {
             return; // interrupted by a signal, or gone
         }
+        let wait = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    let _ = listener.respond(id, Answer::Errno(libc::EAGAIN));
+                    return;
+                }
+                (left.as_millis() as i32).clamp(1, WAIT_POLL_MS)
+            }
+            None => WAIT_POLL_MS,
+        };
         let mut p = libc::pollfd {
             fd: data.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, WAIT_POLL_MS) };
+        unsafe { libc::poll(&mut p, 1, wait) };
         if p.revents == 0 {
             continue;
         }
@@ -268,13 +349,35 @@ pub fn recvmsg(sv: &mut State, c: &Call) -> Outcome {
     receive(c, RecvCall::Msg { msg }, flags as i32, data, d)
 }
 
-/// `recvmmsg` (its timeout is ignored).
+/// `recvmmsg`: its timeout bounds the wait for the first datagram (none
+/// by then: `EAGAIN`); after the first, what is queued already is taken.
 pub fn recvmmsg(sv: &mut State, c: &Call) -> Outcome {
-    let [_, vec, vlen, flags, ..] = c.n.args;
+    let [_, vec, vlen, flags, timeout, _] = c.n.args;
     let Some((data, _, d)) = ours(sv, c) else {
         return Outcome::cont();
     };
-    receive(c, RecvCall::MMsg { vec, vlen }, flags as i32, data, d)
+    let limit = if timeout == 0 {
+        None
+    } else {
+        match memory::read(c.n.pid, timeout, 16) {
+            Ok(t) => {
+                let (s, ns) = (u64_at(&t, 0) as i64, u64_at(&t, 8) as i64);
+                if s < 0 || !(0..1_000_000_000).contains(&ns) {
+                    return Outcome::errno(libc::EINVAL);
+                }
+                Some(std::time::Duration::new(s as u64, ns as u32))
+            }
+            Err(_) => return Outcome::errno(libc::EFAULT),
+        }
+    };
+    receive_within(
+        c,
+        RecvCall::MMsg { vec, vlen },
+        flags as i32,
+        data,
+        d,
+        limit,
+    )
 }
 
 #[cfg(test)]
@@ -291,6 +394,8 @@ mod tests {
             local: "10.77.0.2:40000".parse().expect("local"),
             family: libc::AF_INET,
             mtu: 1420,
+            kind: control::DatagramKind::Udp,
+            recv_opts: 0,
         }
     }
 

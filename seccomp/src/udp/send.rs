@@ -3,7 +3,7 @@
 //! makes the socket an unconnected carried one (a headered flow), and the
 //! supervisor then writes header + payload on its data socket.
 
-use super::flow::carry;
+use super::flow::{self, carry};
 use super::msg::{
     read_addr, read_mem, read_msghdr, u32_at, u64_at, write_mem, MAX_DATAGRAM, MAX_VEC, MMSGHDR,
     MSGHDR,
@@ -17,7 +17,7 @@ use crate::sockaddr;
 use crate::state::State;
 use crate::table::{Datagram, Ours};
 use control::datagram::Header;
-use control::RouteDecision;
+use control::{DatagramKind, RouteDecision};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use tracing::{debug, warn};
@@ -78,11 +78,19 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
     match sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_TYPE) {
         Some(libc::SOCK_STREAM) | None => return SendPlan::Pass,
         Some(libc::SOCK_DGRAM) => {}
+        // Raw ICMP (ping as root): carried as an echo flow.
+        Some(libc::SOCK_RAW) if flow::datagram_kind(&sock) == Some(DatagramKind::RawIcmp) => {}
         Some(_) => {
             // Raw and others: nothing routed may leave (as the shim).
             return match decision {
                 RouteDecision::Direct => SendPlan::Pass,
-                _ => SendPlan::Fail(libc::ENETUNREACH),
+                _ => {
+                    let proto = sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+                    if !RAW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        warn!(pid = c.n.pid, dst = %eff.ip(), protocol = proto.unwrap_or(-1), "seccomp mode: IP protocol {} (a raw socket) to {} is not carried through the tunnel (TCP, UDP and ICMP echo are); the send fails with ENETUNREACH", proto.unwrap_or(-1), eff.ip());
+                    }
+                    SendPlan::Fail(libc::ENETUNREACH)
+                }
             };
         }
     }
@@ -110,10 +118,33 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
     }
 }
 
+/// Whether the raw-socket warning was logged (once per run).
+static RAW_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Writes one datagram for `dst` on our copy of a headered data socket.
 fn send_headered(data: &OwnedFd, d: &Datagram, dst: SocketAddr, payload: &[u8]) -> Result<(), i32> {
-    if payload.len() > usize::from(d.mtu) && d.mtu != 0 {
+    let head_room = match (d.kind, dst.is_ipv4()) {
+        (DatagramKind::Udp, true) => 28,
+        (DatagramKind::Udp, false) => 48,
+        (_, true) => 20,
+        (_, false) => 40,
+    };
+    // Larger than the MTU goes in fragments (the engine's stack); the IP
+    // length field is the limit.
+    let max = if dst.is_ipv4() { 65_535 } else { 65_575 };
+    if payload.len() + head_room > max {
         return Err(libc::EMSGSIZE);
+    }
+    if d.kind != DatagramKind::Udp {
+        // Only echo requests are carried (as in the shim).
+        let want = if dst.is_ipv4() { 8 } else { 128 };
+        if payload.len() < 8 || payload[..2] != [want, 0] {
+            return Err(if d.kind == DatagramKind::Ping {
+                libc::EINVAL
+            } else {
+                libc::ENETUNREACH
+            });
+        }
     }
     let head = Header::Datagram(dst).encode();
     engine::seqpacket::send2(data.as_raw_fd(), &head, payload).or_else(|e| {
@@ -243,6 +274,8 @@ mod tests {
             local: "10.77.0.2:40000".parse().expect("local"),
             family: libc::AF_INET,
             mtu: 1420,
+            kind: control::DatagramKind::Udp,
+            recv_opts: 0,
         }
     }
 
@@ -257,7 +290,25 @@ mod tests {
         assert_eq!(Header::decode(&buf[..n]), Ok(Header::Datagram(to)));
         assert_eq!(&buf[HEADER_LEN..n], b"q");
         assert_eq!(
-            send_headered(&app_end, &d, to, &[0u8; 1421]),
+            send_headered(&app_end, &d, to, &[0u8; 65_508]),
+            Err(libc::EMSGSIZE)
+        );
+        // Above the MTU: sent whole to the engine, which fragments it.
+        send_headered(&app_end, &d, to, &[0u8; 4000]).expect("fragmented");
+        // A ping socket sends echo requests only, up to MTU - 20.
+        let p = Datagram {
+            kind: DatagramKind::Ping,
+            ..d
+        };
+        let mut echo = [0u8; 1400];
+        echo[0] = 8;
+        send_headered(&app_end, &p, to, &echo).expect("echo fits");
+        assert_eq!(
+            send_headered(&app_end, &p, to, &[0u8; 8]),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            send_headered(&app_end, &p, to, &[8u8; 65_516]),
             Err(libc::EMSGSIZE)
         );
     }

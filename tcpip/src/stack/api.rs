@@ -420,6 +420,7 @@ impl Stack {
             readable_notified: false,
             dirty: false,
             closing: false,
+            echo: false,
         };
         let (idx, gen) = self.udp.insert(s);
         self.udp_map.insert(local, idx);
@@ -451,16 +452,19 @@ impl Stack {
         data: &[u8],
         dst: SocketAddr,
     ) -> Result<usize, Error> {
-        let mtu = self.cfg.mtu;
         let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
         if let Some(e) = s.error.take() {
             return Err(e);
         }
+        if s.echo {
+            return self.echo_send_to(h, data, dst);
+        }
         if s.local.is_ipv4() != dst.is_ipv4() || dst.port() == 0 {
             return Err(Error::InvalidArgument);
         }
-        let hdr = if dst.is_ipv4() { 28 } else { 48 };
-        if data.len() + hdr > mtu {
+        // Larger than the MTU is sent in fragments (`frag_out`); the IP
+        // length field bounds it (IPv4: 65,507 bytes, IPv6: 65,527).
+        if data.len() + udp_ip_overhead(dst) > 65_535 {
             return Err(Error::MessageTooLong);
         }
         if !s.tx.push(dst, data) {
@@ -468,6 +472,12 @@ impl Stack {
         }
         self.mark_udp_dirty(h.idx);
         Ok(data.len())
+    }
+
+    /// Largest UDP payload to `dst` (the IPv4 header counts in IPv4's
+    /// 16-bit total length; IPv6's payload length excludes its header).
+    pub fn udp_max_payload(dst: SocketAddr) -> usize {
+        65_535 - udp_ip_overhead(dst)
     }
 
     /// Queues one datagram to the connected peer.
@@ -488,16 +498,27 @@ impl Stack {
         h: UdpHandle,
         out: &mut [u8],
     ) -> Result<(usize, SocketAddr), Error> {
+        self.udp_recv_meta(h, out).map(|(n, a, _)| (n, a))
+    }
+
+    /// As [`Stack::udp_recv_from`], also giving the TTL (IPv4) or hop
+    /// limit (IPv6) the datagram arrived with (`IP_RECVTTL`,
+    /// `IPV6_RECVHOPLIMIT`).
+    pub fn udp_recv_meta(
+        &mut self,
+        h: UdpHandle,
+        out: &mut [u8],
+    ) -> Result<(usize, SocketAddr, u8), Error> {
         let s = self.udp.get_mut(h.idx, h.gen).ok_or(Error::InvalidHandle)?;
         if let Some(e) = s.error.take() {
             return Err(e);
         }
         match s.rx.pop(out) {
-            Some((addr, n)) => {
+            Some((addr, n, ttl)) => {
                 if s.rx.is_empty() {
                     s.readable_notified = false;
                 }
-                Ok((n, addr))
+                Ok((n, addr, ttl))
             }
             None => {
                 s.readable_notified = false;
@@ -526,14 +547,28 @@ impl Stack {
         }
         let local = s.local;
         let drained = s.tx.is_empty();
+        let echo = s.echo;
         s.closing = true;
         s.rx = DatagramQueue::new(0, 0);
-        self.udp_map.remove(&local);
+        if echo {
+            self.echo_map.remove(&local);
+        } else {
+            self.udp_map.remove(&local);
+        }
         if drained {
             self.udp.remove(h.idx);
         } else {
             self.mark_udp_dirty(h.idx);
         }
         Ok(())
+    }
+}
+
+/// What counts against the 65,535-byte limit besides the UDP payload.
+fn udp_ip_overhead(dst: SocketAddr) -> usize {
+    if dst.is_ipv4() {
+        28
+    } else {
+        8
     }
 }

@@ -71,6 +71,9 @@ impl Stack {
             self.stats.tx_packets += 1;
             return Some(n);
         }
+        if let Some(n) = self.poll_fragment(buf) {
+            return Some(n);
+        }
         if self.timer_due(now) {
             self.handle_timeout(now);
         }
@@ -144,9 +147,50 @@ impl Stack {
             } else {
                 ipv6::HEADER_LEN
             };
-            let total = ip_len + udp::HEADER_LEN + len;
+            let echo = s.echo;
+            let l4_head = if echo { 0 } else { udp::HEADER_LEN };
+            let total = ip_len + l4_head + len;
             let mut n = 0;
-            if let Some(src) = src {
+            if let (true, Some(src)) = (total > mtu, src) {
+                // Larger than the MTU: fragments (see `frag_out`).
+                let mut data = std::mem::take(&mut self.frag_out.data);
+                data.clear();
+                data.resize(l4_head + len, 0);
+                let Some(s) = self.udp.at_mut(idx) else {
+                    self.frag_out.data = data;
+                    continue;
+                };
+                s.tx.pop(&mut data[l4_head..]);
+                let proto = if echo {
+                    Stack::echo_finish(&mut data, local.port(), src, dst.ip());
+                    self.stats.echo_requests_sent += 1;
+                    Stack::echo_protocol(dst.ip())
+                } else {
+                    let r = udp::Repr {
+                        src_port: local.port(),
+                        dst_port: dst.port(),
+                        payload: &[],
+                    };
+                    r.emit_header(&mut data);
+                    data[4..6].copy_from_slice(&((udp::HEADER_LEN + len) as u16).to_be_bytes());
+                    udp::Packet::new_unchecked(&mut data[..]).fill_checksum(src, dst.ip());
+                    IpProtocol::Udp
+                };
+                self.frag_out.data = data;
+                self.start_fragments(src, dst.ip(), proto, ident);
+                return self.poll_fragment(buf);
+            }
+            if let (true, Some(src)) = (echo, src) {
+                if total <= mtu && total <= buf.len() {
+                    let proto = Stack::echo_protocol(dst.ip());
+                    let ip = emit_ip(buf, src, dst.ip(), proto, len, ident);
+                    let d = &mut buf[ip..total];
+                    s.tx.pop(d);
+                    Stack::echo_finish(d, local.port(), src, dst.ip());
+                    self.stats.echo_requests_sent += 1;
+                    n = total;
+                }
+            } else if let Some(src) = src {
                 if total <= mtu && total <= buf.len() {
                     let ip = emit_ip(
                         buf,
@@ -180,6 +224,35 @@ impl Stack {
         None
     }
 
+    /// Starts sending the payload in `self.frag_out.data` (transport header
+    /// and data, checksummed) from `src` to `dst` in fragments;
+    /// `ident_v4` is the IPv4 identification already drawn for it.
+    pub(crate) fn start_fragments(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: IpProtocol,
+        ident_v4: u16,
+    ) {
+        let ident = if dst.is_ipv4() {
+            u32::from(ident_v4)
+        } else {
+            self.rng.next_u64() as u32
+        };
+        self.frag_out.start(src, dst, proto, ident);
+        self.stats.fragmented += 1;
+    }
+
+    /// The next fragment of the datagram being fragmented, if any.
+    pub(crate) fn poll_fragment(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.frag_out.poll(self.cfg.mtu, buf)?;
+        self.stats.tx_packets += 1;
+        if n > 0 {
+            self.stats.fragments_sent += 1;
+        }
+        Some(n)
+    }
+
     /// Emits every due packet through `f` (using an internal MTU-sized
     /// buffer); returns how many were emitted.
     pub fn dispatch(&mut self, now: Instant, mut f: impl FnMut(&[u8])) -> usize {
@@ -209,6 +282,17 @@ impl Stack {
             self.stats.control_dropped += 1;
             return false;
         }
+        self.queue_reply(src, dst, proto, f)
+    }
+
+    /// Queues a control packet without rate limiting (echo replies).
+    pub(crate) fn queue_reply(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: IpProtocol,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> bool {
         let ident = self.next_ident();
         let ip_len = if src.is_ipv4() {
             ipv4::HEADER_LEN

@@ -146,14 +146,19 @@ impl Stack {
         dst: IpAddr,
         proto: IpProtocol,
         payload: &[u8],
-        _ip_header: &[u8],
+        ip_header: &[u8],
         whole: &[u8],
     ) {
+        // TTL (IPv4 byte 8) or hop limit (IPv6 byte 7), for IP_RECVTTL and ping.
+        let ttl = ip_header
+            .get(if src.is_ipv4() { 8 } else { 7 })
+            .copied()
+            .unwrap_or(0);
         match proto {
             IpProtocol::Tcp => self.process_tcp(now, src, dst, payload),
-            IpProtocol::Udp => self.process_udp(now, src, dst, payload, whole),
-            IpProtocol::Icmp if src.is_ipv4() => self.process_icmp(now, src, dst, payload),
-            IpProtocol::Icmpv6 if src.is_ipv6() => self.process_icmp(now, src, dst, payload),
+            IpProtocol::Udp => self.process_udp(now, src, dst, payload, whole, ttl),
+            IpProtocol::Icmp if src.is_ipv4() => self.process_icmp(now, src, dst, payload, ttl),
+            IpProtocol::Icmpv6 if src.is_ipv6() => self.process_icmp(now, src, dst, payload, ttl),
             _ => self.stats.rx_malformed += 1,
         }
     }
@@ -300,6 +305,7 @@ impl Stack {
         dst: IpAddr,
         payload: &[u8],
         whole: &[u8],
+        ttl: u8,
     ) {
         let pkt = match udp::Packet::new_checked(payload) {
             Ok(p) => p,
@@ -332,7 +338,7 @@ impl Stack {
                 return; // connected sockets only take datagrams from their peer
             }
         }
-        if !s.rx.push(remote, d.payload) {
+        if !s.rx.push_ttl(remote, d.payload, ttl) {
             self.stats.udp_dropped += 1;
             return;
         }
@@ -345,7 +351,7 @@ impl Stack {
         }
     }
 
-    fn process_icmp(&mut self, now: Instant, src: IpAddr, dst: IpAddr, payload: &[u8]) {
+    fn process_icmp(&mut self, now: Instant, src: IpAddr, dst: IpAddr, payload: &[u8], ttl: u8) {
         let pkt = match icmp::Packet::new_checked(payload) {
             Ok(p) => p,
             Err(e) => return self.count(e),
@@ -374,9 +380,28 @@ impl Stack {
                 let v6 = src.is_ipv6();
                 let max = self.cfg.mtu - if v6 { 40 } else { 20 };
                 if icmp::HEADER_LEN + data.len() > max {
+                    // A reassembled large echo: the reply goes in fragments.
+                    if self.frag_out.busy() {
+                        self.stats.control_dropped += 1;
+                        return;
+                    }
+                    let mut b = std::mem::take(&mut self.frag_out.data);
+                    b.clear();
+                    b.resize(icmp::HEADER_LEN + data.len(), 0);
+                    let mut p = icmp::Packet::new_unchecked(&mut b[..]);
+                    p.set_header(ty, 0, (ident, seq));
+                    p.data_mut().copy_from_slice(data);
+                    p.fill_checksum(if v6 { Some((dst, src)) } else { None });
+                    self.frag_out.data = b;
+                    let id = self.next_ident();
+                    self.start_fragments(dst, src, proto, id);
+                    self.stats.icmp_sent += 1;
+                    self.stats.echo_requests_answered += 1;
                     return;
                 }
-                if self.queue_control(now, dst, src, proto, |b| {
+                // Echo replies are not rate-limited (Linux's icmp_ratemask
+                // leaves them out), only bounded by the control queue.
+                if self.queue_reply(dst, src, proto, |b| {
                     let n = icmp::HEADER_LEN + data.len();
                     let mut p = icmp::Packet::new_unchecked(&mut b[..n]);
                     p.set_header(ty, 0, (ident, seq));
@@ -385,7 +410,11 @@ impl Stack {
                     n
                 }) {
                     self.stats.icmp_sent += 1;
+                    self.stats.echo_requests_answered += 1;
                 }
+            }
+            icmp::Repr::EchoReply { ident, .. } => {
+                self.deliver_echo_reply(src, dst, ident, payload, ttl)
             }
             icmp::Repr::Error { kind, quote } => self.icmp_error(now, kind, quote),
             _ => {}

@@ -15,10 +15,12 @@
 //!   [`Stack::handle_timeout`] (also run by `poll_transmit`).
 
 mod api;
+mod echo;
 mod emit;
 mod input;
 
 use crate::frag::Reassembler;
+use crate::frag_out::FragOut;
 use crate::rand::{siphash, Rng};
 use crate::slab::Slab;
 use crate::tcp::{Tcb, TcpConfig};
@@ -100,6 +102,15 @@ pub struct Stats {
     pub rst_sent: u64,
     /// ICMP messages sent (echo replies and errors).
     pub icmp_sent: u64,
+    /// Echo requests to our addresses answered with an echo reply (the
+    /// peer pinging us).
+    pub echo_requests_answered: u64,
+    /// Echo requests sent from echo sockets.
+    pub echo_requests_sent: u64,
+    /// Echo replies delivered to an echo socket.
+    pub echo_replies_delivered: u64,
+    /// Echo replies no echo socket waited for (or whose queue was full).
+    pub echo_replies_dropped: u64,
     /// Control packets suppressed by rate limiting or a full queue.
     pub control_dropped: u64,
     /// Datagrams dropped because a UDP receive queue was full.
@@ -108,6 +119,10 @@ pub struct Stats {
     pub fragments: u64,
     /// Packets reassembled from fragments.
     pub reassembled: u64,
+    /// Datagrams larger than the MTU sent in fragments.
+    pub fragmented: u64,
+    /// Fragments sent.
+    pub fragments_sent: u64,
 }
 
 /// A token bucket for control packets.
@@ -220,11 +235,15 @@ pub struct Stack {
     listen_map: HashMap<SocketAddr, u32>,
     udp: Slab<UdpSocket>,
     udp_map: HashMap<SocketAddr, u32>,
+    /// Echo sockets by (local address, echo identifier).
+    echo_map: HashMap<SocketAddr, u32>,
     udp_dirty: VecDeque<u32>,
     events: VecDeque<SocketEvent>,
     ctrl: ControlQueue,
     bucket: Bucket,
     frag: Reassembler,
+    /// The datagram being sent in fragments.
+    frag_out: FragOut,
     ip_ident: u16,
     scratch: Vec<u8>,
     stats: Stats,
@@ -258,6 +277,7 @@ impl Stack {
             listen_map: HashMap::new(),
             udp: Slab::default(),
             udp_map: HashMap::new(),
+            echo_map: HashMap::new(),
             udp_dirty: VecDeque::with_capacity(16),
             events: VecDeque::with_capacity(256),
             ctrl: ControlQueue::new(16, mtu),
@@ -267,6 +287,7 @@ impl Stack {
                 last: None,
             },
             frag: Reassembler::new(cfg.reassembly_slots, cfg.reassembly_timeout),
+            frag_out: FragOut::default(),
             ip_ident,
             scratch: vec![0u8; mtu],
             stats: Stats::default(),
@@ -371,7 +392,11 @@ impl Stack {
     /// The next deadline at which `handle_timeout` (or `poll_transmit`)
     /// must be called; the last `now` seen if output is pending already.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.dirty.is_empty() || !self.ctrl.is_empty() || !self.udp_dirty.is_empty() {
+        if !self.dirty.is_empty()
+            || !self.ctrl.is_empty()
+            || !self.udp_dirty.is_empty()
+            || self.frag_out.busy()
+        {
             return self.last_now;
         }
         let tcp = self.timers.peek().map(|r| r.0 .0);
