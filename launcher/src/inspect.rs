@@ -293,7 +293,10 @@ pub enum ModeChoice {
 /// reason in `c` (statically linked, musl, Go: the kernel sees their
 /// system calls all the same).
 fn seccomp_carries(c: &Check) -> bool {
-    c.what.contains(STATIC_WHAT) || c.what.contains(MUSL_WHAT) || c.what.contains(GO_WHAT)
+    c.what.contains(STATIC_WHAT)
+        || c.what.contains(MUSL_WHAT)
+        || c.what.contains(GO_WHAT)
+        || c.what.contains(CAPS_WHAT)
 }
 
 /// The interception mode for `argv0` (resolved on `path`) under `--mode`
@@ -397,7 +400,7 @@ pub fn mode_checks(
 /// The fact of a check that seccomp mode carries, without the consequence
 /// that no longer holds ("X is statically linked (no program interpreter)").
 fn carried_fact(what: &str) -> &str {
-    for p in [STATIC_WHAT, MUSL_WHAT, GO_WHAT] {
+    for p in [STATIC_WHAT, MUSL_WHAT, GO_WHAT, CAPS_WHAT] {
         if let Some(i) = what.find(p) {
             return what[..i + p.len()].trim_end_matches(": ");
         }
@@ -409,6 +412,9 @@ fn carried_fact(what: &str) -> &str {
 const STATIC_WHAT: &str = " is statically linked (no program interpreter)";
 const MUSL_WHAT: &str = " is linked against musl libc";
 const GO_WHAT: &str = " is a Go program: ";
+/// The phrase of the [`Check`] of a program with file capabilities
+/// (carried by seccomp mode, without them).
+const CAPS_WHAT: &str = " has file capabilities";
 
 fn entry_of_file(file: &Path, own: &ElfInfo, out: &mut Vec<Check>) -> Next {
     let shown = file.display();
@@ -437,11 +443,18 @@ fn entry_of_file(file: &Path, own: &ElfInfo, out: &mut Vec<Check>) -> Next {
         ));
         return Next::Done;
     }
-    if let Some(why) = p.secure_execution() {
-        out.push(Check::fail(
+    match p.secure_execution() {
+        // Seccomp mode carries it: its filter needs no_new_privs, under
+        // which the kernel does not raise the capabilities at exec.
+        Some("file capabilities") => out.push(Check::fail(
+            format!("{shown}{CAPS_WHAT}: the loader ignores LD_PRELOAD for it"),
+            "wrapguard runs it in seccomp mode, without the capabilities (no_new_privs; ping then uses ping sockets); run as root to keep them",
+        )),
+        Some(why) => out.push(Check::fail(
             format!("{shown} is {why}: the loader ignores LD_PRELOAD for it"),
-            "run an unprivileged copy of the program (without the bit/capabilities), or run it as its owner",
-        ));
+            "run an unprivileged copy of the program (without the bit), or run it as its owner",
+        )),
+        None => {}
     }
     match p.kind {
         ProgramKind::Script { interpreter, arg } => {

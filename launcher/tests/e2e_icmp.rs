@@ -298,6 +298,33 @@ fn ping_as_an_ordinary_user_through_ping_sockets() {
         .run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
     assert_replies(&o, 2, "10.77.0.1");
     assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    // The system's ping, with its file capability: carried by seccomp mode
+    // without it (no_new_privs), it uses ping sockets the same way.
+    let has_caps = std::process::Command::new("getcap")
+        .arg("/usr/bin/ping")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cap_net_raw"))
+        .unwrap_or(false);
+    if !has_caps {
+        println!("SKIPPED (system ping part): /usr/bin/ping has no file capability here");
+        return;
+    }
+    let i = argv
+        .iter()
+        .position(|a| a == &ping.display().to_string())
+        .expect("ping in argv");
+    argv[i] = "/usr/bin/ping".into();
+    let o = t
+        .client
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_replies(&o, 2, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("Mode: seccomp (/usr/bin/ping has file capabilities"),
+        "{}",
+        show(&o)
+    );
 }
 
 #[test]
