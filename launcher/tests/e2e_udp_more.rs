@@ -218,6 +218,45 @@ except OSError as e:
     print("RECV", errno.errorcode.get(e.errno, e.errno), flush=True)
 "#;
 
+/// The same with epoll, registered before and after the socket is carried.
+const EPOLLERR_CLIENT: &str = r#"
+import errno, select, socket, sys
+host, port, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+ep = select.epoll()
+if when == "before":
+    ep.register(s.fileno(), select.EPOLLIN)
+s.connect((host, port))
+if when == "after":
+    ep.register(s.fileno(), select.EPOLLIN)
+s.send(b"anyone?")
+ev = ep.poll(10)
+print("EVENTS", ev[0][1] & select.EPOLLERR != 0 if ev else "none", flush=True)
+try:
+    s.recv(100); print("RECV ok", flush=True)
+except OSError as e:
+    print("RECV", errno.errorcode.get(e.errno, e.errno), flush=True)
+"#;
+
+#[test]
+fn a_pending_icmp_error_shows_as_epollerr() {
+    skip_unless_ready!();
+    let t = one_peer("ue");
+    for (host, when) in [("10.77.0.1", "after"), ("fd77::1", "before")] {
+        let o = wrapguard(
+            &t.client,
+            &t.conf,
+            &[],
+            &["python3", "-c", EPOLLERR_CLIENT, host, "7999", when],
+        );
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("EVENTS True"), "{host} {when}: {}", show(&o));
+        assert!(s.contains("RECV ECONNREFUSED"), "{}", show(&o));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn a_pending_icmp_error_shows_as_pollerr() {
     skip_unless_ready!();

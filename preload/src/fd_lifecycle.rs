@@ -37,6 +37,15 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
     if r != 0 {
         return r;
     }
+    if table::get(fd).is_some() {
+        let data = if ev.is_null() {
+            0
+        } else {
+            // SAFETY: non-null, and the kernel just read it successfully.
+            unsafe { std::ptr::read_unaligned(ev) }.u64
+        };
+        crate::epoll_regs::note(epfd, op, fd, data);
+    }
     if let Some(Kind::Fresh { .. }) = table::get(fd) {
         let new = if op == libc::EPOLL_CTL_DEL || ev.is_null() {
             None
@@ -68,6 +77,7 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
 }
 
 fn do_close(fd: c_int) -> c_int {
+    crate::epoll_regs::forget(fd);
     let st = table::take(fd);
     // SAFETY: integer argument.
     let r = unsafe { real::close(fd) };

@@ -104,6 +104,8 @@ pub mod connect;
 pub mod dgram;
 pub mod engine;
 pub mod env;
+pub mod epoll_regs;
+pub mod epollerr;
 pub mod errqueue;
 pub mod exec;
 pub mod fd_lifecycle;

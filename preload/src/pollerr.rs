@@ -4,7 +4,7 @@
 //! reports as `POLLIN` only; after `poll`/`ppoll` return, each carried
 //! datagram fd reported readable is peeked and, if an error waits, gets
 //! `POLLERR` too. `select` needs nothing (the kernel shows a socket error
-//! as readable there); `epoll` is not covered (its events carry the
+//! as readable there); `epoll` is `epollerr`'s (its events carry the
 //! program's data, not the fd).
 
 use crate::dgram;

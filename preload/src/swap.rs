@@ -49,7 +49,9 @@ pub(crate) fn swap(
     }
     sys::close(data);
     for r in regs.iter().flatten() {
-        let _ = sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, (r.events, r.data));
+        if sys::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, (r.events, r.data)).is_ok() {
+            crate::epoll_regs::note(r.epfd, libc::EPOLL_CTL_ADD, fd, r.data);
+        }
     }
     if fl & libc::O_NONBLOCK != 0 {
         let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
