@@ -18,6 +18,21 @@ fn world(tag: &str) -> Configured {
     OnePeer::new(tag).configured(Conf::V4)
 }
 
+/// [`world`] with its tunnel up (`wrapguard up`, named `wg0`).
+fn world_up(tag: &str) -> Configured {
+    let t = world(tag);
+    let conf = t.conf.display().to_string();
+    let up = wg(&t, &["up", "--config", &conf]);
+    assert!(up.status.success(), "{}", show(&up));
+    t
+}
+
+/// `wrapguard down NAME`, which must succeed.
+fn down(t: &OnePeer, name: &str) {
+    let out = wg(t, &["down", name]);
+    assert!(out.status.success(), "{}", show(&out));
+}
+
 /// `wrapguard args…` inside the client namespace (subcommands).
 fn wg(t: &OnePeer, args: &[&str]) -> Output {
     let bin = Wrapguard::under_test().bin.display().to_string();
@@ -477,10 +492,7 @@ while True:
 #[test]
 fn programs_of_different_instances_share_one_port_space() {
     skip_unless_ready!();
-    let t = world("shport");
-    let conf = t.conf.display().to_string();
-    let up = wg(&t, &["up", "--config", &conf]);
-    assert!(up.status.success(), "{}", show(&up));
+    let t = world_up("shport");
     let script = t.tmp.write("listen.py", LISTEN);
     let py = python();
     let log1 = t.tmp.join("l1.log");
@@ -519,8 +531,7 @@ fn programs_of_different_instances_share_one_port_space() {
     let got = t.peer.ns.run(&["timeout", "20", &py, "-c",
         "import socket; s=socket.create_connection(('10.77.0.2',8090),timeout=10); print(s.recv(100).decode().strip())"]);
     assert_eq!(stdout(&got).trim(), "srv one", "{}", show(&got));
-    let down = wg(&t, &["down", "wg0"]);
-    assert!(down.status.success(), "{}", show(&down));
+    down(&t, "wg0");
 }
 
 #[test]
@@ -553,10 +564,7 @@ fn a_killed_engine_leaves_nothing_that_stops_the_next_start() {
 #[test]
 fn a_different_config_on_the_same_key_is_refused_with_the_difference() {
     skip_unless_ready!();
-    let t = world("shdiff");
-    let conf = t.conf.display().to_string();
-    let up = wg(&t, &["up", "--config", &conf]);
-    assert!(up.status.success(), "{}", show(&up));
+    let t = world_up("shdiff");
     let other = t.conf(
         "other.conf",
         Conf {
@@ -591,8 +599,7 @@ fn a_different_config_on_the_same_key_is_refused_with_the_difference() {
             .any(|l| l.contains("\"level\":\"warn\"") && l.contains("--no-share")),
         "{err}"
     );
-    let down = wg(&t, &["down", "wg0"]);
-    assert!(down.status.success(), "{}", show(&down));
+    down(&t, "wg0");
 }
 
 /// Connects to a unix socket, sends the session frame and a describe
@@ -616,10 +623,7 @@ except OSError as e:
 #[test]
 fn another_user_cannot_attach() {
     skip_unless_ready!();
-    let t = world("shuid");
-    let conf = t.conf.display().to_string();
-    let up = wg(&t, &["up", "--config", &conf]);
-    assert!(up.status.success(), "{}", show(&up));
+    let t = world_up("shuid");
     let ls = wg(&t, &["ls", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("ls --json");
     let socket = v[0]["socket"].as_str().expect("socket path").to_string();
@@ -665,8 +669,7 @@ fn another_user_cannot_attach() {
     ]);
     let other = t.client.run(&argv);
     assert_eq!(stdout(&other).trim(), "NOANSWER", "{}", show(&other));
-    let down = wg(&t, &["down", "wg0"]);
-    assert!(down.status.success(), "{}", show(&down));
+    down(&t, "wg0");
 }
 
 #[test]
