@@ -200,11 +200,17 @@ impl Topology {
 
     /// A command running `argv` as a client of `via` (wrapped by wrapguard
     /// for the wrapguard systems, so the spawned process *is* wrapguard).
+    /// With a wrapguard that shares tunnels, `--no-share` keeps the engine
+    /// in that process, where the bench reads CPU time and RSS (a shared
+    /// engine is a process of its own; the data path is the same).
     pub fn client(&self, via: Via, argv: &[&str]) -> Command {
+        let no_share = no_share_flag(&self.wrapguard);
         let wrapped = |ns: &Netns, conf: &PathBuf, mode: &str| {
             let wg = self.wrapguard.display().to_string();
             let c = conf.display().to_string();
-            let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", mode, "--"];
+            let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", mode];
+            v.extend(no_share);
+            v.push("--");
             v.extend_from_slice(argv);
             ns.cmd(&v)
         };
@@ -263,6 +269,24 @@ fn start_onetun(bin: &std::path::Path, b: &Netns, peer: &WgPeer, tmp: &TempDir) 
     b.wait_tcp_listen(15201);
     std::thread::sleep(Duration::from_millis(200));
     bg
+}
+
+/// `["--no-share"]` if `wrapguard` has the flag (builds before shared
+/// tunnels do not), else nothing.
+fn no_share_flag(wrapguard: &std::path::Path) -> &'static [&'static str] {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has = *HAS.get_or_init(|| {
+        Command::new(wrapguard)
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--no-share"))
+            .unwrap_or(false)
+    });
+    if has {
+        &["--no-share"]
+    } else {
+        &[]
+    }
 }
 
 /// Configs of the two wrapguard instances in P: (server 10.88.0.1, client 10.88.0.2).
