@@ -9,14 +9,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::Interest;
 use tokio::net::{UnixDatagram, UnixStream};
 use tokio::sync::OnceCell;
 
 /// How long a tunnel connection may take to establish.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often a connecting flow's state is asked when no readiness came.
-const STATUS_EVERY: Duration = Duration::from_millis(250);
+/// The longest pause between two questions about a connecting flow.
+const STATUS_EVERY: Duration = Duration::from_millis(50);
 
 /// Why the engine did not give a flow.
 #[derive(Debug)]
@@ -129,13 +128,14 @@ impl Engine {
             Err(e) => return Err(OpenError::Io(e)),
         };
         opened.data.set_nonblocking(true).map_err(OpenError::Io)?;
-        // Registered now, with the filler queued: writable once the engine
-        // drained it (established) or hung up (failed).
         let stream = UnixStream::from_std(opened.data).map_err(OpenError::Io)?;
         let flow = opened.flow;
+        // The flow's state is asked with a growing pause (1 ms to
+        // STATUS_EVERY): the readiness of the data socket cannot be used,
+        // as the filler does not always keep POLLOUT off.
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
         loop {
-            let ready = tokio::time::timeout(STATUS_EVERY, stream.writable()).await;
             let state = self
                 .blocking(move |c| c.flow_status(flow))
                 .await
@@ -146,15 +146,11 @@ impl Engine {
                 FlowState::Unknown => return Err(OpenError::Failed(libc::ECONNRESET)),
                 FlowState::Connecting => {}
             }
-            if let Ok(Ok(())) = ready {
-                // Not yet: forget this readiness and wait for the next.
-                let _ = stream.try_io(Interest::WRITABLE, || {
-                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                });
-            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(OpenError::Failed(libc::ETIMEDOUT));
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(STATUS_EVERY);
         }
         Ok(TunnelStream {
             stream,
