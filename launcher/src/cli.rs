@@ -229,11 +229,13 @@ pub struct Cli {
 }
 
 fn parse_forward(s: &str) -> Result<proxy::spec::Forward, String> {
-    proxy::spec::Forward::parse(s).map_err(|e| format!("{e} (expected tcp|udp:LISTEN_ADDR:PORT:TARGET:PORT)"))
+    proxy::spec::Forward::parse(s)
+        .map_err(|e| format!("{e} (expected tcp|udp:LISTEN_ADDR:PORT:TARGET:PORT)"))
 }
 
 fn parse_reverse(s: &str) -> Result<proxy::spec::Reverse, String> {
-    proxy::spec::Reverse::parse(s).map_err(|e| format!("{e} (expected tcp|udp:TUNNEL_PORT:LOCAL_ADDR:PORT)"))
+    proxy::spec::Reverse::parse(s)
+        .map_err(|e| format!("{e} (expected tcp|udp:TUNNEL_PORT:LOCAL_ADDR:PORT)"))
 }
 
 /// `wrapguard up|exec|status|down|ls|genkey|pubkey|completions`.

@@ -6,13 +6,14 @@ use crate::cli::Cli;
 use anyhow::{anyhow, Result};
 use std::path::Path;
 
-/// The front-ends the command line asks for.
+/// The front-ends the command line asks for, checked (credentials file,
+/// exposure) before anything starts.
 pub fn settings(cli: &Cli) -> Result<proxy::Settings> {
     let auth = match &cli.proxy_auth {
         Some(p) => Some(proxy::auth_file::load(p).map_err(|e| anyhow!("{e}"))?),
         None => None,
     };
-    Ok(proxy::Settings {
+    let s = proxy::Settings {
         socks5: cli.socks5.clone(),
         http: cli.http_proxy.clone(),
         forwards: cli.forward.clone(),
@@ -20,7 +21,9 @@ pub fn settings(cli: &Cli) -> Result<proxy::Settings> {
         auth,
         open: cli.proxy_open,
         direct: cli.proxy_direct,
-    })
+    };
+    s.check().map_err(|e| anyhow!("{e}"))?;
+    Ok(s)
 }
 
 /// Starts them (if any) on the engine behind `socket`.

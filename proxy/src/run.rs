@@ -38,6 +38,23 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Refuses a non-loopback listener without credentials unless
+    /// `--proxy-open` (then warns); call before starting anything.
+    pub fn check(&self) -> Result<(), StartError> {
+        let authed = self.auth.is_some();
+        for a in &self.socks5 {
+            exposure(&format!("--socks5 {a}"), *a, authed, self.open)?;
+        }
+        for a in &self.http {
+            exposure(&format!("--http-proxy {a}"), *a, authed, self.open)?;
+        }
+        for f in &self.forwards {
+            let what = format!("--forward {}:{}:{}", f.transport, f.listen, f.target);
+            exposure(&what, f.listen, false, self.open)?;
+        }
+        Ok(())
+    }
+
     /// Whether any front-end is asked for.
     pub fn any(&self) -> bool {
         !(self.socks5.is_empty()
@@ -106,11 +123,10 @@ async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener, StartErro
         .map_err(|e| StartError::Bind(what.to_string(), e))
 }
 
-/// Binds and starts every front-end in `settings` on the engine whose
-/// control socket is `control`; needs a tokio runtime.
+/// Binds and starts every front-end in `settings` (already
+/// [`Settings::check`]ed) on the engine whose control socket is `control`;
+/// needs a tokio runtime.
 pub async fn start(settings: Settings, control: PathBuf) -> Result<(), StartError> {
-    let authed = settings.auth.is_some();
-    let open = settings.open;
     let ctx = Arc::new(Ctx {
         engine: Engine::new(control),
         auth: settings.auth,
@@ -120,7 +136,6 @@ pub async fn start(settings: Settings, control: PathBuf) -> Result<(), StartErro
     });
     for addr in settings.socks5 {
         let what = format!("--socks5 {addr}");
-        exposure(&what, addr, authed, open)?;
         let l = bind_tcp(&what, addr).await?;
         info!("SOCKS5 proxy: {}", l.local_addr().unwrap_or(addr));
         let c = ctx.clone();
@@ -130,7 +145,6 @@ pub async fn start(settings: Settings, control: PathBuf) -> Result<(), StartErro
     }
     for addr in settings.http {
         let what = format!("--http-proxy {addr}");
-        exposure(&what, addr, authed, open)?;
         let l = bind_tcp(&what, addr).await?;
         info!("HTTP proxy: {}", l.local_addr().unwrap_or(addr));
         let c = ctx.clone();
@@ -139,7 +153,7 @@ pub async fn start(settings: Settings, control: PathBuf) -> Result<(), StartErro
         }));
     }
     for f in settings.forwards {
-        start_forward(&ctx, f, open).await?;
+        start_forward(&ctx, f).await?;
     }
     for r in settings.reverses {
         start_reverse(&ctx, r).await?;
@@ -147,9 +161,8 @@ pub async fn start(settings: Settings, control: PathBuf) -> Result<(), StartErro
     Ok(())
 }
 
-async fn start_forward(ctx: &Arc<Ctx>, f: Forward, open: bool) -> Result<(), StartError> {
+async fn start_forward(ctx: &Arc<Ctx>, f: Forward) -> Result<(), StartError> {
     let what = format!("--forward {}:{}:{}", f.transport, f.listen, f.target);
-    exposure(&what, f.listen, false, open)?;
     if let Target::Addr(a) = f.target {
         let proto = match f.transport {
             Transport::Tcp => Proto::Tcp,
