@@ -41,6 +41,7 @@ Docs: README.md and the annotated example-wg0.conf.";
     override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...\n       \
                       wrapguard --doctor [PROGRAM] [--config <PATH>] [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard --config <PATH> --self-test\n       \
+                      wrapguard --config <PATH> --socks5 ADDR:PORT | --http-proxy ADDR:PORT | --forward SPEC | --reverse SPEC [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard up --config <PATH> [--name <NAME>]\n       \
                       wrapguard exec <NAME> -- <COMMAND> [ARGS]...\n       \
                       wrapguard status [NAME] [--json] | ls [--json] | down <NAME>\n       \
