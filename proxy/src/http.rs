@@ -236,7 +236,7 @@ pub fn basic_credentials(head: &Head<'_>) -> Option<(Vec<u8>, Vec<u8>)> {
 /// Standard base64 with padding; `None` on any other byte.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if s.len() & 3 != 0 {
         return None;
     }
     let val = |c: u8| -> Option<u32> {
