@@ -500,3 +500,38 @@ fn a_forward_carries_iperf3_and_a_reverse_forward_is_reached_from_the_peer() {
     );
     assert_eq!(t.client.leak_guard().finish(), Ok(()));
 }
+
+#[test]
+fn headless_chromium_fetches_a_page_by_name_through_the_socks5_proxy() {
+    skip_unless_ready!();
+    if !on_path("chromium") || !on_path("dnsmasq") {
+        return println!("SKIPPED: chromium or dnsmasq not installed");
+    }
+    let t = OnePeer::new("px5").configured(Conf {
+        interface: "DNS = 10.77.0.1",
+        ..Conf::V4
+    });
+    let _dns = dns(&t);
+    let tok = token("px5");
+    let (_srv, access, _) = web(&t, &tok, 1);
+    let (_wg, log) = serve(&t, &["--socks5", "127.0.0.1:1080"], "px5");
+    let profile = t.tmp.join("chromium-profile");
+    let o = t.client.run(&[
+        "timeout",
+        "120",
+        "chromium",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        &format!("--user-data-dir={}", profile.display()),
+        "--proxy-server=socks5://127.0.0.1:1080",
+        "--dump-dom",
+        "http://web.tunnel.test:8080/",
+    ]);
+    assert!(stdout(&o).contains(&tok), "{}\n{}", show(&o), read(&log));
+    assert!(read(&access).contains("10.77.0.2"), "{}", read(&access));
+    assert_eq!(t.client.leak_guard().finish(), Ok(()));
+}
