@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use wrapguard_testnet::{
     on_path, python, read, show, skip_unless_ready, spawn_wrapguard, token, wait_log, wait_until,
-    Bg, Conf, Configured, OnePeer,
+    Bg, Conf, Configured, OnePeer, UDP_PING_CLIENT,
 };
 
 /// wrapguard in the client namespace with front-ends and no program.
@@ -372,7 +372,7 @@ print("FORWARD", d.decode(), flush=True)
 "#;
 
 #[test]
-fn socks5_udp_associate_and_a_udp_forward_reach_a_udp_echo() {
+fn socks5_udp_associate_and_udp_forwards_both_ways_reach_udp_echoes() {
     skip_unless_ready!();
     let t = OnePeer::new("px3").configured(Conf::V4);
     let echo = t.tmp.write("udp-echo.py", UDP_ECHO);
@@ -385,6 +385,15 @@ fn socks5_udp_associate_and_a_udp_forward_reach_a_udp_echo() {
         let out = ns.run(&["ss", "-Hlun", "sport = :7007"]);
         !String::from_utf8_lossy(&out.stdout).trim().is_empty()
     });
+    // A local UDP echo in our namespace for the reverse forward.
+    let local_echo = t.tmp.write(
+        "local-echo.py",
+        &UDP_ECHO.replace("(\"0.0.0.0\", 7007)", "(\"127.0.0.1\", 17008)"),
+    );
+    let _local = t.client.spawn(
+        &[&python(), "-u", &local_echo.display().to_string()],
+        &t.tmp.join("local-echo.log"),
+    );
     let (_wg, log) = serve(
         &t,
         &[
@@ -392,6 +401,8 @@ fn socks5_udp_associate_and_a_udp_forward_reach_a_udp_echo() {
             "127.0.0.1:1080",
             "--forward",
             "udp:127.0.0.1:17007:10.77.0.1:7007",
+            "--reverse",
+            "udp:7008:127.0.0.1:17008",
         ],
         "px3",
     );
@@ -409,6 +420,19 @@ fn socks5_udp_associate_and_a_udp_forward_reach_a_udp_echo() {
     // The echo saw our tunnel address both times.
     assert!(so.contains(&format!("SOCKS 10.77.0.2 {tok}")), "{so}");
     assert!(so.contains(&format!("FORWARD 10.77.0.2 {tok}")), "{so}");
+    // The peer (which knows our endpoint now) reaches the local echo at
+    // our tunnel address, port 7008; the local service sees loopback.
+    let msg = token("px3r");
+    let o = t
+        .peer
+        .ns
+        .run(&[&python(), "-c", UDP_PING_CLIENT, "10.77.0.2", "7008", &msg]);
+    assert!(
+        stdout(&o).contains(&format!("GOT 10.77.0.2 127.0.0.1 {msg}")),
+        "{}\n{}",
+        show(&o),
+        read(&log)
+    );
     assert_eq!(t.client.leak_guard().finish(), Ok(()));
 }
 
