@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use wrapguard_testnet::{
     on_path, python, read, show, skip_unless_ready, spawn_wrapguard, token, wait_log, wait_until,
-    Bg, Conf, Configured, OnePeer, UDP_PING_CLIENT,
+    wrapguard, Bg, Conf, Configured, OnePeer, UDP_PING_CLIENT,
 };
 
 /// wrapguard in the client namespace with front-ends and no program.
@@ -124,11 +124,38 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
             "127.0.0.1:1080",
             "-o",
             &out_s.display().to_string(),
+            "-w",
+            "%{speed_download}",
             "http://web.tunnel.test:8080/blob",
         ],
     );
     assert!(o.status.success(), "{}\n{}", show(&o), read(&log));
     assert_eq!(sha256(&out_s), sum, "socks5 download corrupted");
+    let socks_speed: f64 = stdout(&o).trim().parse().unwrap_or(0.0);
+    // The same download by a wrapped curl on the same (shared) tunnel.
+    let out_w = t.tmp.join("wrapped.bin");
+    let o = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[
+            "curl",
+            "-sS",
+            "-o",
+            &out_w.display().to_string(),
+            "-w",
+            "%{speed_download}",
+            "http://10.77.0.1:8080/blob",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(sha256(&out_w), sum, "wrapped download corrupted");
+    let wrapped_speed: f64 = stdout(&o).trim().parse().unwrap_or(0.0);
+    println!(
+        "64 MiB download: SOCKS5 {:.1} Mbit/s, wrapped curl {:.1} Mbit/s (same tunnel)",
+        socks_speed * 8.0 / 1e6,
+        wrapped_speed * 8.0 / 1e6
+    );
     let o = curl(
         &t,
         &[
@@ -169,9 +196,9 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
     );
     assert_eq!(stdout(&o).trim(), tok, "CONNECT: {}", show(&o));
 
-    // The server saw our tunnel address, five times.
+    // The server saw our tunnel address, six times.
     let a = read(&access);
-    assert_eq!(a.matches("10.77.0.2").count(), 5, "access log: {a}");
+    assert_eq!(a.matches("10.77.0.2").count(), 6, "access log: {a}");
 
     // Destinations not routed into the tunnel are refused: SOCKS reply
     // 0x02, HTTP 403 (loopback here: nothing leaves the namespace).
