@@ -219,10 +219,10 @@ pub struct Cli {
     #[arg(long = "proxy-direct")]
     pub proxy_direct: bool,
 
-    /// The program to run, and its arguments.
+    /// The program to run, and its arguments (required unless --doctor,
+    /// --self-test or a front-end is given: see `main`).
     #[arg(
         last = true,
-        required_unless_present_any = ["doctor", "self_test", "internal_engine", "socks5", "http_proxy", "forward", "reverse"],
         num_args = 1..,
         value_name = "COMMAND"
     )]
@@ -570,7 +570,10 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.command, vec!["curl", "-s", "--help"]);
         assert_eq!(cli.log_level, LogLevel::Info);
-        assert!(Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).is_err());
+        // Parses; `main` then requires a command unless a front-end
+        // (flag or `[WrapGuard]` section), --doctor or --self-test.
+        let bare = Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).expect("parses");
+        assert!(bare.command.is_empty());
         assert!(Cli::try_parse_from(["wrapguard", "--", "curl"]).is_err());
     }
 

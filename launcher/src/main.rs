@@ -142,6 +142,10 @@ fn main() {
         }
         None => {}
     }
+    if cli.command.is_empty() && !cli.self_test && cli.doctor.is_none() && !frontends::asked(&cli) {
+        eprintln!("wrapguard: the following required arguments were not provided:; <COMMAND>... (put the program after --, e.g. wrapguard --config wg0.conf -- curl http://10.0.0.1/, or use --self-test, or serve a proxy: --socks5 127.0.0.1:1080); see wrapguard --help");
+        std::process::exit(2);
+    }
     if cli.doctor.is_some() {
         std::process::exit(doctor::run(&cli));
     }

@@ -354,6 +354,46 @@ fn proxy_credentials_are_required_when_given_and_checked_for_mode() {
     let l = read(&log);
     assert!(l.contains("wrong user or password"), "{l}");
     assert!(!l.contains("s3cret"), "a password reached the log: {l}");
+
+    // The same from the config's [WrapGuard] section (a second instance on
+    // the same tunnel; ProxyAuth relative to the config's directory).
+    let base = t.conf_text(Conf::V4);
+    let conf2 = t.tmp.write(
+        "wg0-front.conf",
+        &format!("{base}\n[WrapGuard]\nSocks5 = 127.0.0.1:1081\nProxyAuth = proxy-auth\n"),
+    );
+    let log2 = t.tmp.join("px2-conf.log");
+    let _wg2 = spawn_wrapguard(&t.client, &conf2, &["--log-level=debug"], &[], &log2, 300);
+    wait_log(&log2, "Serving until interrupted", 30);
+    let o = curl(
+        &t,
+        &[
+            "--socks5",
+            "127.0.0.1:1081",
+            "--proxy-user",
+            "alice:s3cret",
+            url,
+        ],
+    );
+    assert_eq!(stdout(&o).trim(), tok, "{}\n{}", show(&o), read(&log2));
+    let o = curl(&t, &["--socks5", "127.0.0.1:1081", url]);
+    assert!(!o.status.success(), "{}", show(&o));
+    // A wrong line is reported with file:line before anything starts.
+    let lines = base.lines().count();
+    let bad = t.tmp.write(
+        "wg0-bad.conf",
+        &format!("{base}\n[WrapGuard]\nForward = tcp:127.0.0.1:1:nowhere\n"),
+    );
+    let o = t
+        .client
+        .run(&[&bin, "--config", &bad.display().to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = format!("wg0-bad.conf:{}: Forward", lines + 3);
+    assert!(
+        o.status.code() == Some(1) && err.contains(&want),
+        "want {want}: {}",
+        show(&o)
+    );
     assert_eq!(t.client.leak_guard().finish(), Ok(()));
 }
 

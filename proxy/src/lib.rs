@@ -19,7 +19,8 @@
 //! * [`tunnel`]: the engine, async; [`client`]: its blocking control
 //!   exchanges; `fdpass`: the descriptor passed with a `UdpOpen` reply.
 //! * Sans-IO, no sockets: [`socks5`], [`http`] (the request parsers and
-//!   encoders), [`spec`] (the forward flags), [`auth`] (credentials) with
+//!   encoders), [`spec`] (the forward flags), [`conf_section`] (the
+//!   same as keys of the config's `[WrapGuard]` section), [`auth`] (credentials) with
 //!   [`auth_file`] (reading it, 0600 checked), [`target`], [`ctx`] (limits).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -28,6 +29,7 @@ mod accept;
 pub mod auth;
 pub mod auth_file;
 pub mod client;
+pub mod conf_section;
 pub mod ctx;
 pub mod dial;
 mod fdpass;
