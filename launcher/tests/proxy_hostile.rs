@@ -153,3 +153,33 @@ fn hostile_clients_get_error_replies_and_do_not_disturb_others() {
     assert!(log.contains("too many clients"), "{log}");
     assert!(stdout.contains("PASS"));
 }
+
+#[test]
+fn proxy_direct_lets_the_proxy_reach_the_host_network() {
+    // 127.0.0.1 is not routed into the tunnel: refused without
+    // --proxy-direct (above), connected through the host network with it.
+    let out = run_python(
+        &[
+            "--socks5",
+            "127.0.0.1:11080",
+            "--proxy-direct",
+            "--log-level=debug",
+        ],
+        r#"
+import socket, struct
+port, token, seen = server()
+s = socket.create_connection(("127.0.0.1", 11080), timeout=5)
+s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", port))
+r = s.recv(10); assert r[1] == 0, r
+assert recv_all(s, len(token)) == token
+print("PASS")
+"#,
+    );
+    assert_pass(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("direct connection (not routed into the tunnel)"),
+        "{log}"
+    );
+}
