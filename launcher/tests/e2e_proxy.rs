@@ -245,9 +245,9 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
 #[test]
 fn proxy_credentials_are_required_when_given_and_checked_for_mode() {
     skip_unless_ready!();
-    let t = OnePeer::new("px2").configured(Conf::V4);
+    let t = OnePeer::new("px2").configured(Conf::DUAL);
     let tok = token("px2");
-    let (_srv, _log) = t.serve_page(&tok, "0.0.0.0");
+    let (_srv, page_log) = t.serve_page(&tok, "::");
     let auth = t.tmp.write("proxy-auth", "# proxy users\nalice:s3cret\n");
     std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     // World-readable: refused before anything starts.
@@ -291,6 +291,8 @@ fn proxy_credentials_are_required_when_given_and_checked_for_mode() {
         &[
             "--socks5",
             "127.0.0.1:1080",
+            "--socks5",
+            "[::1]:1080",
             "--http-proxy",
             "127.0.0.1:3128",
             "--proxy-auth",
@@ -310,6 +312,19 @@ fn proxy_credentials_are_required_when_given_and_checked_for_mode() {
         ],
     );
     assert_eq!(stdout(&o).trim(), tok, "{}\n{}", show(&o), read(&log));
+    // IPv6 destinations, through an IPv6 listener.
+    let o = curl(
+        &t,
+        &[
+            "--socks5",
+            "[::1]:1080",
+            "--proxy-user",
+            "alice:s3cret",
+            "http://[fd77::1]:8080/",
+        ],
+    );
+    assert_eq!(stdout(&o).trim(), tok, "{}\n{}", show(&o), read(&log));
+    assert!(read(&page_log).contains("fd77::2"), "{}", read(&page_log));
     let o = curl(
         &t,
         &[
@@ -357,7 +372,7 @@ fn proxy_credentials_are_required_when_given_and_checked_for_mode() {
 
     // The same from the config's [WrapGuard] section (a second instance on
     // the same tunnel; ProxyAuth relative to the config's directory).
-    let base = t.conf_text(Conf::V4);
+    let base = t.conf_text(Conf::DUAL);
     let conf2 = t.tmp.write(
         "wg0-front.conf",
         &format!("{base}\n[WrapGuard]\nSocks5 = 127.0.0.1:1081\nProxyAuth = proxy-auth\n"),

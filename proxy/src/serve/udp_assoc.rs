@@ -186,8 +186,8 @@ async fn flow_for(
     flows.readers.push(tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while let Ok(n) = reader.recv(&mut buf).await {
-            if n == 0 && control::datagram::Header::decode(&buf[..n]).is_err() {
-                break;
+            if n == 0 {
+                break; // the engine closed the flow
             }
             if let Ok(Header::Datagram(src)) = Header::decode(&buf[..n]) {
                 let payload = buf[HEADER_LEN..n].to_vec();
