@@ -253,3 +253,37 @@ async fn start_reverse(ctx: &Arc<Ctx>, r: Reverse) -> Result<(), StartError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(socks: &str, forward: Option<&str>) -> Settings {
+        Settings {
+            socks5: vec![socks.parse().expect("addr")],
+            forwards: forward
+                .map(|f| vec![Forward::parse(f).expect("forward")])
+                .unwrap_or_default(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn non_loopback_listeners_need_credentials_or_proxy_open() {
+        assert!(settings("127.0.0.1:1080", None).check().is_ok());
+        assert!(settings("[::1]:1080", None).check().is_ok());
+        let open = settings("0.0.0.0:1080", None);
+        assert!(matches!(open.check(), Err(StartError::Exposed(w)) if w.contains("0.0.0.0:1080")));
+        let mut allowed = settings("0.0.0.0:1080", None);
+        allowed.open = true;
+        assert!(allowed.check().is_ok());
+        let mut authed = settings("192.0.2.7:1080", None);
+        authed.auth = Some(Credentials::parse("a:b").expect("creds"));
+        assert!(authed.check().is_ok());
+        // Credentials do not cover forwards.
+        let mut fwd = settings("127.0.0.1:1080", Some("tcp:0.0.0.0:5432:10.0.0.1:5432"));
+        fwd.auth = Some(Credentials::parse("a:b").expect("creds"));
+        assert!(matches!(fwd.check(), Err(StartError::Exposed(w)) if w.starts_with("--forward")));
+        assert!(!Settings::default().any());
+    }
+}
