@@ -14,6 +14,8 @@ Examples:
   wrapguard --config wg0.conf -- python3 -m http.server 8080
   wrapguard --config wg0.conf --exit-node 10.77.0.1 -- curl https://example.com/
   wrapguard --config wg0.conf --route 192.168.0.0/16:10.77.0.1 -- ssh 192.168.1.5
+  wrapguard --config wg0.conf --socks5 127.0.0.1:1080   # a proxy into the tunnel
+  wrapguard --config wg0.conf --forward tcp:127.0.0.1:5432:10.77.0.1:5432
   wrapguard --config wg0.conf --doctor curl      # will this work? what to fix
   wrapguard --config wg0.conf --self-test        # handshake + an intercepted connect
   wrapguard up --config wg0.conf                 # a tunnel of its own, in the background
@@ -39,6 +41,7 @@ Docs: README.md and the annotated example-wg0.conf.";
     override_usage = "wrapguard [OPTIONS] --config <PATH> -- <COMMAND> [ARGS]...\n       \
                       wrapguard --doctor [PROGRAM] [--config <PATH>] [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard --config <PATH> --self-test\n       \
+                      wrapguard --config <PATH> --socks5 ADDR:PORT | --http-proxy ADDR:PORT | --forward SPEC | --reverse SPEC [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard up --config <PATH> [--name <NAME>]\n       \
                       wrapguard exec <NAME> -- <COMMAND> [ARGS]...\n       \
                       wrapguard status [NAME] [--json] | ls [--json] | down <NAME>\n       \
@@ -179,14 +182,61 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=15))]
     pub test_tcp_data_retries: Option<u32>,
 
-    /// The program to run, and its arguments.
+    /// SOCKS5 proxy into the tunnel on ADDR:PORT (CONNECT, UDP ASSOCIATE;
+    /// names resolved through the tunnel with `DNS =`); repeatable.
+    #[arg(long = "socks5", value_name = "ADDR:PORT")]
+    pub socks5: Vec<std::net::SocketAddr>,
+
+    /// HTTP proxy into the tunnel on ADDR:PORT (CONNECT and absolute-URI
+    /// requests); repeatable.
+    #[arg(long = "http-proxy", value_name = "ADDR:PORT")]
+    pub http_proxy: Vec<std::net::SocketAddr>,
+
+    /// Local port forward into the tunnel:
+    /// tcp|udp:LISTEN_ADDR:PORT:TARGET:PORT (target an address or a name);
+    /// repeatable.
+    #[arg(long = "forward", value_name = "SPEC", value_parser = parse_forward)]
+    pub forward: Vec<proxy::spec::Forward>,
+
+    /// Reverse forward: peers reaching our tunnel address at TUNNEL_PORT
+    /// reach LOCAL_ADDR:PORT: tcp|udp:TUNNEL_PORT:LOCAL_ADDR:PORT;
+    /// repeatable.
+    #[arg(long = "reverse", value_name = "SPEC", value_parser = parse_reverse)]
+    pub reverse: Vec<proxy::spec::Reverse>,
+
+    /// Proxy credentials, one user:password per line (mode 0600): the SOCKS5
+    /// and HTTP proxies then require them.
+    #[arg(long = "proxy-auth", value_name = "FILE")]
+    pub proxy_auth: Option<PathBuf>,
+
+    /// Allow proxy or forward listeners on non-loopback addresses without
+    /// --proxy-auth (anyone who reaches them can use the tunnel).
+    #[arg(long = "proxy-open")]
+    pub proxy_open: bool,
+
+    /// Let the proxies and forwards reach destinations not routed into the
+    /// tunnel through the host network (refused by default).
+    #[arg(long = "proxy-direct")]
+    pub proxy_direct: bool,
+
+    /// The program to run, and its arguments (required unless --doctor,
+    /// --self-test or a front-end is given: see `main`).
     #[arg(
         last = true,
-        required_unless_present_any = ["doctor", "self_test", "internal_engine"],
         num_args = 1..,
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+fn parse_forward(s: &str) -> Result<proxy::spec::Forward, String> {
+    proxy::spec::Forward::parse(s)
+        .map_err(|e| format!("{e} (expected tcp|udp:LISTEN_ADDR:PORT:TARGET:PORT)"))
+}
+
+fn parse_reverse(s: &str) -> Result<proxy::spec::Reverse, String> {
+    proxy::spec::Reverse::parse(s)
+        .map_err(|e| format!("{e} (expected tcp|udp:TUNNEL_PORT:LOCAL_ADDR:PORT)"))
 }
 
 /// `wrapguard up|exec|status|down|ls|genkey|pubkey|completions`.
@@ -520,7 +570,10 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.command, vec!["curl", "-s", "--help"]);
         assert_eq!(cli.log_level, LogLevel::Info);
-        assert!(Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).is_err());
+        // Parses; `main` then requires a command unless a front-end
+        // (flag or `[WrapGuard]` section), --doctor or --self-test.
+        let bare = Cli::try_parse_from(["wrapguard", "--config", "x.conf"]).expect("parses");
+        assert!(bare.command.is_empty());
         assert!(Cli::try_parse_from(["wrapguard", "--", "curl"]).is_err());
     }
 

@@ -18,6 +18,7 @@ mod cli;
 mod ctldir;
 mod doctor;
 mod engine_proc;
+mod frontends;
 mod inspect;
 mod keys;
 mod logging;
@@ -140,6 +141,10 @@ fn main() {
             std::process::exit(0);
         }
         None => {}
+    }
+    if cli.command.is_empty() && !cli.self_test && cli.doctor.is_none() && !frontends::asked(&cli) {
+        eprintln!("wrapguard: the following required arguments were not provided:; <COMMAND>... (put the program after --, e.g. wrapguard --config wg0.conf -- curl http://10.0.0.1/, or use --self-test, or serve a proxy: --socks5 127.0.0.1:1080); see wrapguard --help");
+        std::process::exit(2);
     }
     if cli.doctor.is_some() {
         std::process::exit(doctor::run(&cli));
@@ -291,6 +296,7 @@ fn run(cli: &Cli, level: LogLevel, start: share::Start) -> Result<i32> {
     let carry = choose_carry(cli)?;
     // Seccomp mode does not load the shim into the program.
     let shim = match carry {
+        Carry::Preload if cli.command.is_empty() => PathBuf::new(), // front-ends only
         Carry::Preload => {
             let s = shim::shim_path()?;
             info!("Shim: {}", s.display());
@@ -316,6 +322,7 @@ fn run(cli: &Cli, level: LogLevel, start: share::Start) -> Result<i32> {
         ));
     }
     info!("Config: {}", config.display());
+    let fronts = frontends::settings(cli)?;
     if let Some(ip) = cli.exit_node {
         info!("Exit node: {ip}");
     }
@@ -369,7 +376,7 @@ fn run(cli: &Cli, level: LogLevel, start: share::Start) -> Result<i32> {
     if let Tunnel::Private { dir, .. } = &mut tunnel {
         *dir = Some(ctldir::ControlDir::create()?);
     }
-    let code = rt.block_on(supervise(cli, carry, &shim, &mut tunnel, sigs));
+    let code = rt.block_on(supervise(cli, carry, &shim, &mut tunnel, sigs, fronts));
     rt.shutdown_background();
     if let Tunnel::Shared(a) = tunnel {
         a.release();
@@ -516,6 +523,7 @@ async fn supervise(
     shim: &std::path::Path,
     tunnel: &mut Tunnel,
     mut sigs: Signals,
+    fronts: proxy::Settings,
 ) -> Result<i32> {
     let sock = tunnel.socket_path();
     if let Tunnel::Private { backend, .. } = &*tunnel {
@@ -530,6 +538,10 @@ async fn supervise(
         );
     }
 
+    frontends::start(fronts, &sock).await?;
+    if cli.command.is_empty() {
+        return serve_until_signal(tunnel, &mut sigs).await;
+    }
     let (prog, args) = cli
         .command
         .split_first()
@@ -654,6 +666,31 @@ async fn supervise(
         tunnel.log_status(tracing::Level::DEBUG);
     }
     Ok(code)
+}
+
+/// With front-ends and no program: serve until SIGINT, SIGTERM, SIGHUP or
+/// SIGQUIT (SIGUSR1 logs the status report).
+async fn serve_until_signal(tunnel: &Tunnel, sigs: &mut Signals) -> Result<i32> {
+    info!("Serving until interrupted (no program given)");
+    loop {
+        let next_signal = async {
+            let futs = sigs.forward.iter_mut().map(|(n, s)| {
+                let n = *n;
+                Box::pin(async move {
+                    s.recv().await;
+                    n
+                })
+            });
+            futures_select(futs).await
+        };
+        tokio::select! {
+            _ = sigs.status.recv() => tunnel.log_status(tracing::Level::INFO),
+            n = next_signal => {
+                info!(signal = n, "Stopping");
+                return Ok(0);
+            }
+        }
+    }
 }
 
 /// The first of several futures to complete (tiny `select_all`).

@@ -214,12 +214,32 @@ const EXERCISED: &[(&str, &str)] = &[
         "tests/e2e_wireguard_go.rs (wrapped servers reached from the peer)",
     ),
     (
+        "wrapguard --config wg0.conf --socks5 127.0.0.1:1080",
+        "tests/e2e_proxy.rs (curl --socks5-hostname, credentials)",
+    ),
+    (
+        "wrapguard --config wg0.conf --http-proxy 127.0.0.1:3128",
+        "tests/e2e_proxy.rs socks5_and_http_proxies_*",
+    ),
+    (
+        "wrapguard --config wg0.conf --forward tcp:",
+        "tests/e2e_proxy.rs a_forward_carries_iperf3_*",
+    ),
+    (
+        "wrapguard --config wg0.conf --reverse tcp:",
+        "tests/e2e_proxy.rs a_forward_carries_iperf3_and_a_reverse_forward_*",
+    ),
+    (
         "wrapguard up --config wg0.conf",
         "tests/e2e_share.rs up_exec_status_ls_down",
     ),
     (
         "wrapguard exec wg0 -- ",
         "tests/e2e_share.rs (curl by name, a listening python, EADDRINUSE across instances)",
+    ),
+    (
+        "wrapguard pid ",
+        "a line of the status sample, not a command (tests/e2e_share.rs reads status output)",
     ),
     (
         "wrapguard status wg0",

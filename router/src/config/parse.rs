@@ -131,7 +131,13 @@ struct Parser<'a> {
     current: Option<Section>,
     warnings: Vec<Warning>,
     ignored_warned: Vec<&'static str>,
+    /// Inside `[WrapGuard]`: wrapguard's own keys (the proxy front-ends),
+    /// read and checked by the launcher, skipped here.
+    in_wrapguard: bool,
 }
+
+/// The name of the wrapguard-only section (skipped by this parser).
+pub(crate) const WRAPGUARD_SECTION: &str = "WrapGuard";
 
 impl Parser<'_> {
     fn err(&self, line: usize, kind: K) -> ConfigError {
@@ -165,6 +171,11 @@ impl Parser<'_> {
             .and_then(|r| r.strip_suffix(']'))
             .map(str::trim)
             .ok_or_else(|| self.err(n, K::BadSectionHeader { text: shown(text) }))?;
+        self.in_wrapguard = name.eq_ignore_ascii_case(WRAPGUARD_SECTION);
+        if self.in_wrapguard {
+            self.current = None;
+            return Ok(());
+        }
         if name.eq_ignore_ascii_case("interface") {
             if let Some(first) = &self.interface {
                 return Err(self.err(
@@ -243,6 +254,9 @@ impl Parser<'_> {
     }
 
     fn key_value(&mut self, n: usize, key: &str, value: &str) -> Result<(), ConfigError> {
+        if self.in_wrapguard {
+            return Ok(());
+        }
         match self.current {
             None => Err(self.err(n, K::OutsideSection { key: shown(key) })),
             Some(Section::Interface) => self.interface_key(n, key, value),
@@ -559,6 +573,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<ParsedConfig, ConfigError>
         current: None,
         warnings: Vec::new(),
         ignored_warned: Vec::new(),
+        in_wrapguard: false,
     };
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -583,6 +598,17 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<ParsedConfig, ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wrapguard_section_is_skipped() {
+        let key = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=";
+        let text = format!(
+            "[WrapGuard]\nSocks5 = 127.0.0.1:1080\n[Interface]\nPrivateKey = {key}\nAddress = 10.0.0.2/32\n[wrapguard]\nAnything = at all\n[Peer]\nPublicKey = {key}\nAllowedIPs = 10.0.0.0/24\n"
+        );
+        let c = parse(&text, "wg0.conf").expect("parses");
+        assert_eq!(c.config.peers.len(), 1);
+        assert_eq!(c.config.interface.addresses.len(), 1);
+    }
 
     #[test]
     fn endpoints() {
