@@ -92,11 +92,12 @@ pub fn run(cli: &Cli, fd: i32) -> i32 {
 
     let reason = rt.block_on(serve(&host, backend.as_ref()));
     // Unlinked first (under the start lock, so never a successor's): the
-    // next instance starts a fresh engine instead of finding this one.
-    match rendezvous::StartLock::take(&socket) {
-        Ok(_lock) => rendezvous::remove_if_ours(&socket, ino),
-        Err(_) => rendezvous::remove_if_ours(&socket, ino),
-    }
+    // next instance starts a fresh engine instead of finding this one. The
+    // lock is held until the process is gone: the next engine must not
+    // start before this one's UDP socket (its ListenPort) is closed. (The
+    // lock's descriptor is the newest, so the kernel closes it last.)
+    let lock = rendezvous::StartLock::take(&socket).ok();
+    rendezvous::remove_if_ours(&socket, ino);
     if reason == ExitReason::Down {
         std::thread::sleep(DOWN_FLUSH);
     }
@@ -104,6 +105,7 @@ pub fn run(cli: &Cli, fd: i32) -> i32 {
     let _ = std::thread::spawn(move || settling.settle()).join();
     info!("tunnel engine exits");
     rt.shutdown_timeout(Duration::from_millis(100));
+    std::mem::forget(lock);
     0
 }
 
