@@ -94,15 +94,14 @@ pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
 /// Waits up to `secs` for a line of `path` that starts with one of `what`
 /// (so a logged command line quoting a script does not count); returns
 /// that line, or "" on timeout. When the program's output and wrapguard's
-/// log share the file, a log line (`{"timestamp":…`) may land between the
-/// program's text and its newline (`python3 -u` writes them separately);
-/// it is cut off the returned line.
+/// log share the file, a log line (`{"timestamp":…}` and its newline, one
+/// write) may land inside a line of the program's (`python3 -u` writes
+/// `print`'s pieces separately): such log lines are taken out first.
 pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let s = read(path);
+        let s = without_log_lines(&read(path));
         if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
-            let l = l.split("{\"timestamp\":").next().unwrap_or(l);
             return l.to_string();
         }
         if Instant::now() > deadline {
@@ -110,6 +109,21 @@ pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `s` without wrapguard's log lines, wherever they start (see [`wait_line`]).
+fn without_log_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("{\"timestamp\":") {
+        out.push_str(&rest[..i]);
+        rest = match rest[i..].find('\n') {
+            Some(j) => &rest[i + j + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// [`BULK_SERVER`] running on the peer for `n` bytes, and the path of
