@@ -111,8 +111,9 @@ pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
     }
 }
 
-/// `s` without wrapguard's log lines, wherever they start (see [`wait_line`]).
-fn without_log_lines(s: &str) -> String {
+/// `s` without wrapguard's log lines, wherever they start: a program's own
+/// output from a file it shares with wrapguard's log (see [`wait_line`]).
+pub fn without_log_lines(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("{\"timestamp\":") {
