@@ -495,6 +495,18 @@ struct Signals {
     status: tokio::signal::unix::Signal,
 }
 
+/// The number of the next of the `forward` signals that arrives.
+async fn next_forwarded(forward: &mut [(i32, tokio::signal::unix::Signal)]) -> i32 {
+    let futs = forward.iter_mut().map(|(n, s)| {
+        let n = *n;
+        Box::pin(async move {
+            s.recv().await;
+            n
+        })
+    });
+    futures_select(futs).await
+}
+
 /// Installs handlers for the forwarded signals and SIGUSR1 (needs a
 /// runtime context).
 fn signals() -> Result<Signals> {
@@ -619,16 +631,7 @@ async fn supervise(
     }
 
     let status = loop {
-        let next_signal = async {
-            let futs = sigs.forward.iter_mut().map(|(n, s)| {
-                let n = *n;
-                Box::pin(async move {
-                    s.recv().await;
-                    n
-                })
-            });
-            futures_select(futs).await
-        };
+        let next_signal = next_forwarded(&mut sigs.forward);
         tokio::select! {
             st = child.wait() => break st.context("waiting for the child")?,
             _ = sigs.status.recv() => tunnel.log_status(tracing::Level::INFO),
@@ -673,16 +676,7 @@ async fn supervise(
 async fn serve_until_signal(tunnel: &Tunnel, sigs: &mut Signals) -> Result<i32> {
     info!("Serving until interrupted (no program given)");
     loop {
-        let next_signal = async {
-            let futs = sigs.forward.iter_mut().map(|(n, s)| {
-                let n = *n;
-                Box::pin(async move {
-                    s.recv().await;
-                    n
-                })
-            });
-            futures_select(futs).await
-        };
+        let next_signal = next_forwarded(&mut sigs.forward);
         tokio::select! {
             _ = sigs.status.recv() => tunnel.log_status(tracing::Level::INFO),
             n = next_signal => {

@@ -28,15 +28,7 @@ fn stdout(o: &Output) -> String {
 }
 
 fn sha256(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    wrapguard_testnet::sha256_file(p)
 }
 
 /// A web root on the peer with `index.html` = `tok` and a `blob` of `mib`

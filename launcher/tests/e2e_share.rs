@@ -83,15 +83,7 @@ fn blob_server_on(t: &OnePeer, port: u16, mib: usize) -> (Bg, PathBuf, String) {
 }
 
 fn sha256(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    wrapguard_testnet::sha256_file(p)
 }
 
 /// curl's `-w` report: `speed=<bytes/s> size=<bytes>`.

@@ -37,7 +37,9 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
     if r != 0 {
         return r;
     }
-    if table::get(fd).is_some() {
+    // Only sockets that may be datagram ones: carried TCP streams and
+    // listeners (most `EPOLL_CTL_MOD`s) need no SO_TYPE look.
+    if matches!(table::get(fd), Some(Kind::Fresh { .. })) || table::maybe_udp(fd) {
         let data = if ev.is_null() {
             0
         } else {

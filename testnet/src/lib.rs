@@ -83,8 +83,8 @@ pub use one_peer::{
 pub use peer::{http_server_argv, wireguard_go, PeerSetup, WgPeer};
 pub use relay::{Faults, Relay, RelayStats, Rng};
 pub use servers::{
-    bulk_server, curl_retrying, peer_server, tcp_echo_server, wait_line, wait_log, wait_until,
-    without_log_lines, Bulk, BULK_CLIENT, BULK_SERVER, UDP_PING_CLIENT,
+    bulk_server, curl_retrying, peer_server, sha256_file, tcp_echo_server, wait_line, wait_log,
+    wait_until, without_log_lines, Bulk, BULK_CLIENT, BULK_SERVER, UDP_PING_CLIENT,
 };
 pub use tempdir::{read, TempDir};
 pub use unshare::{in_netns, netns_ok, unshare_ok};

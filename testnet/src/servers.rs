@@ -111,6 +111,19 @@ pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
     }
 }
 
+/// The sha256 of the file at `p`, in hex (`sha256sum`).
+pub fn sha256_file(p: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// `s` without wrapguard's log lines, wherever they start: a program's own
 /// output from a file it shares with wrapguard's log (see [`wait_line`]).
 pub fn without_log_lines(s: &str) -> String {
