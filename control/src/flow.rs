@@ -69,6 +69,15 @@ pub struct ConnectRequest {
     /// Inode of the shim's end of this data socket, so a process that
     /// inherits the fd across `exec` can find the flow again (`Adopt`).
     pub inode: u64,
+    /// The client hands over a stream socket of its own to carry the
+    /// flow's bytes instead of this data socket (the proxy front-ends,
+    /// passing their client's TCP connection): once the flow is
+    /// established, the client sends one byte with the socket attached
+    /// (`SCM_RIGHTS`) and the engine reads and writes that socket directly;
+    /// the data socket then only says when the flow is over (the engine
+    /// closes it). Without a socket (the client closes instead) the flow
+    /// ends.
+    pub hand_over: bool,
 }
 
 /// What the engine knows about a data socket, for

@@ -183,6 +183,7 @@ impl Request {
                 w.i32(c.fd);
                 w.u8(u8::from(c.v6_socket));
                 w.u64(c.inode);
+                w.u8(u8::from(c.hand_over));
             }),
             Request::Adopt { inode } => frame(buf, tag::ADOPT, |w| w.u64(inode)),
             Request::FlowStatus { flow } => frame(buf, tag::FLOW_STATUS, |w| w.u64(flow)),
@@ -247,6 +248,7 @@ impl Request {
                 fd: r.i32()?,
                 v6_socket: r.bool()?,
                 inode: r.u64()?,
+                hand_over: r.bool()?,
             }),
             tag::ADOPT => Request::Adopt { inode: r.u64()? },
             tag::FLOW_STATUS => Request::FlowStatus { flow: r.u64()? },

@@ -38,6 +38,7 @@ fn all_requests() -> Vec<Request> {
             fd: 2000,
             v6_socket: false,
             inode: 123_456,
+            hand_over: false,
         }),
         Request::Connect(ConnectRequest {
             dst: v6(),
@@ -45,6 +46,7 @@ fn all_requests() -> Vec<Request> {
             fd: 3,
             v6_socket: true,
             inode: u64::MAX,
+            hand_over: true,
         }),
         Request::Adopt { inode: 77 },
         Request::Session,

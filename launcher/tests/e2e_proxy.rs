@@ -123,6 +123,9 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
     );
     assert!(o.status.success(), "{}\n{}", show(&o), read(&log));
     assert_eq!(sha256(&out_s), sum, "socks5 download corrupted");
+    // The engine carried curl's own connection (handed over: one copy).
+    wait_log(&log, "socks5: tunnel flow of 127.0.0.1", 10);
+    wait_log(&log, "(handed over) done", 10);
     let socks_speed: f64 = stdout(&o).trim().parse().unwrap_or(0.0);
     // The same download by a wrapped curl on the same (shared) tunnel.
     let out_w = t.tmp.join("wrapped.bin");
@@ -172,6 +175,12 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
     );
     assert!(o.status.success(), "{}\n{}", show(&o), read(&log));
     assert_eq!(sha256(&out_h), sum, "http proxy download corrupted");
+    // An absolute-URI request is rewritten, so the proxy relays it itself.
+    wait_until(10, "the http proxy's relayed flow", || {
+        read(&log)
+            .lines()
+            .any(|l| l.contains("http proxy: tunnel flow of") && !l.contains("handed over"))
+    });
     let o = curl(
         &t,
         &["-x", "http://127.0.0.1:3128", "http://10.77.0.1:8080/"],
@@ -187,6 +196,11 @@ fn socks5_and_http_proxies_carry_downloads_by_name_and_refuse_other_destinations
         ],
     );
     assert_eq!(stdout(&o).trim(), tok, "CONNECT: {}", show(&o));
+    wait_until(10, "the CONNECT flow handed over", || {
+        read(&log)
+            .lines()
+            .any(|l| l.contains("http proxy: tunnel flow of") && l.contains("handed over"))
+    });
 
     // The server saw our tunnel address, six times.
     let a = read(&access);
@@ -632,4 +646,58 @@ fn headless_chromium_fetches_a_page_by_name_through_the_socks5_proxy() {
     assert!(stdout(&o).contains(&tok), "{}\n{}", show(&o), read(&log));
     assert!(read(&access).contains("10.77.0.2"), "{}", read(&access));
     assert_eq!(t.client.leak_guard().finish(), Ok(()));
+}
+
+/// The engine holds a SOCKS5 client's connection while it carries the
+/// flow: taking the tunnel down under a download resets that connection,
+/// so curl reports a reset and never a short transfer that ended cleanly.
+#[test]
+fn a_tunnel_taken_down_resets_a_socks5_client_mid_download() {
+    skip_unless_ready!();
+    let t = OnePeer::new("pxd").configured(Conf::V4);
+    let tok = token("pxd");
+    let (_srv, _access, _sum) = web(&t, &tok, 16);
+    let (_wg, log) = serve(&t, &["--socks5", "127.0.0.1:1080"], "pxd");
+    let out = t.tmp.join("cut.bin");
+    let out_s = out.display().to_string();
+    let mut transfer = t.client.spawn(
+        &[
+            "curl",
+            "-sS",
+            "--limit-rate",
+            "1M",
+            "--socks5",
+            "127.0.0.1:1080",
+            "-o",
+            &out_s,
+            "http://10.77.0.1:8080/blob",
+        ],
+        &t.tmp.join("cut-curl.log"),
+    );
+    wait_until(20, "the download to start", || {
+        std::fs::metadata(&out)
+            .map(|m| m.len() > 256 << 10)
+            .unwrap_or(false)
+    });
+    let bin = wrapguard_testnet::Wrapguard::under_test()
+        .bin
+        .display()
+        .to_string();
+    let conf = t.conf.display().to_string();
+    let down = t
+        .client
+        .run(&["timeout", "60", &bin, "down", "--config", &conf]);
+    assert!(down.status.success(), "{}", show(&down));
+    let st = transfer.child.wait().expect("curl exits");
+    let cl = read(&t.tmp.join("cut-curl.log"));
+    assert_eq!(
+        st.code(),
+        Some(56),
+        "curl was not cut by a reset:\n{cl}\n{}",
+        read(&log)
+    );
+    assert!(cl.contains("reset by peer"), "{cl}");
+    let got = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(got < 16 << 20, "the whole file arrived ({got} bytes)");
+    assert!(read(&log).contains("\"hand_over\":true"), "{}", read(&log));
 }

@@ -135,6 +135,7 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
         fd,
         v6_socket: domain == libc::AF_INET6,
         inode,
+        hand_over: false,
     });
     let reply = engine::send(data, &req).and_then(|()| engine::recv(data));
     let (flow, local) = match reply {

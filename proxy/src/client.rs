@@ -131,7 +131,10 @@ impl Control {
     }
 
     /// Asks for a TCP flow to `dst`; on acceptance writes the filler.
-    pub fn connect(&self, dst: SocketAddr) -> io::Result<Connected> {
+    /// With `hand_over` the engine, once the flow is established, waits
+    /// for the client's own connection instead of data (see
+    /// [`control::ConnectRequest::hand_over`]).
+    pub fn connect(&self, dst: SocketAddr, hand_over: bool) -> io::Result<Connected> {
         let mut data = self.open(true, QUERY_TIMEOUT)?;
         let req = Request::Connect(ConnectRequest {
             dst: control::normalize(dst),
@@ -139,6 +142,7 @@ impl Control {
             fd: -1,
             v6_socket: false,
             inode: 0,
+            hand_over,
         });
         send(&mut data, &req)?;
         Ok(match recv(&mut data)? {

@@ -128,10 +128,19 @@ pub async fn resolve(engine: &Engine, target: &Target) -> Result<Vec<SocketAddr>
 }
 
 /// Connects to `target` under `policy`, trying its addresses in order.
-pub async fn dial(engine: &Engine, target: &Target, policy: Policy) -> Result<Dialed, DialError> {
+///
+/// With `hand_over` a tunnel flow takes the client's connection itself
+/// ([`crate::relay`] passes it to the engine); only for a client with no
+/// bytes read ahead of the relay.
+pub async fn dial(
+    engine: &Engine,
+    target: &Target,
+    policy: Policy,
+    hand_over: bool,
+) -> Result<Dialed, DialError> {
     let mut last = DialError::NoSuchName;
     for dst in resolve(engine, target).await? {
-        match engine.connect(dst).await {
+        match engine.connect(dst, hand_over).await {
             Ok(t) => return Ok(Dialed::Tunnel(t)),
             Err(OpenError::NotRouted) if policy.direct => {
                 match tokio::time::timeout(DIRECT_TIMEOUT, TcpStream::connect(dst)).await {

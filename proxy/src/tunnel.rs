@@ -42,8 +42,13 @@ pub enum LookupError {
 /// A TCP flow through the tunnel, established.
 #[derive(Debug)]
 pub struct TunnelStream {
-    /// The data socket: application bytes both ways.
+    /// The data socket: application bytes both ways, or, with
+    /// `hand_over`, the socket the client's connection is passed on
+    /// (closed by the engine when the flow is over).
     pub stream: UnixStream,
+    /// The engine waits for the client's own connection
+    /// ([`control::ConnectRequest::hand_over`]).
+    pub hand_over: bool,
     /// Our tunnel address for the flow.
     pub local: SocketAddr,
     /// The engine's flow id.
@@ -119,9 +124,15 @@ impl Engine {
         self.blocking(move |c| c.route(dst, proto)).await
     }
 
-    /// A TCP flow to `dst` through the tunnel, once established.
-    pub async fn connect(&self, dst: SocketAddr) -> Result<TunnelStream, OpenError> {
-        let opened = match self.blocking(move |c| c.connect(dst)).await {
+    /// A TCP flow to `dst` through the tunnel, once established; with
+    /// `hand_over` the engine waits for the client's connection
+    /// ([`TunnelStream::hand_over`]).
+    pub async fn connect(
+        &self,
+        dst: SocketAddr,
+        hand_over: bool,
+    ) -> Result<TunnelStream, OpenError> {
+        let opened = match self.blocking(move |c| c.connect(dst, hand_over)).await {
             Ok(Connected::Opened(o)) => o,
             Ok(Connected::NotRouted) => return Err(OpenError::NotRouted),
             Ok(Connected::Refused(e)) => return Err(OpenError::Failed(e)),
@@ -156,6 +167,7 @@ impl Engine {
             stream,
             local: opened.local,
             flow,
+            hand_over,
         })
     }
 

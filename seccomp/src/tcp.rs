@@ -194,6 +194,7 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
         fd: fd as i32,
         v6_socket: domain == libc::AF_INET6,
         inode: data_ino,
+        hand_over: false,
     });
     let reply = client::send(&mut data, &req).and_then(|()| client::recv(&mut data));
     let (flow, local) = match reply {

@@ -4,7 +4,7 @@
 
 use crate::measure::{uptime, wait_with_cpu};
 use crate::table::{self, Stats};
-use crate::topology::{Topology, Via, BIG_FILE};
+use crate::topology::{Target, Topology, Via, BIG_FILE};
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -97,10 +97,40 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
 /// One run of `test` through `via`.
 pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample, String> {
     let t = topo.target(via);
+    let cmd = |argv: &[&str]| topo.client(via, argv);
+    let ran = run_client(cmd, test, &t, None, secs, via == Via::Wrapguard)?;
+    let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
+    Ok(Sample {
+        mbit: ran.mbit,
+        cpu_per_gb: wrapped.then(|| ran.cpu_secs / (ran.bytes / 1e9)),
+    })
+}
+
+/// What one client run measured.
+pub struct Ran {
+    /// Bytes received.
+    pub bytes: f64,
+    /// Throughput at the receiver.
+    pub mbit: f64,
+    /// CPU seconds of the spawned process itself.
+    pub cpu_secs: f64,
+}
+
+/// Runs the client of `test` against `t`, spawned by `cmd`; curl goes
+/// through `curl_proxy` (`-x` URL) if given. With `perf` the spawned
+/// process is profiled when `E2E_PERF_DIR` is set.
+pub fn run_client(
+    cmd: impl Fn(&[&str]) -> std::process::Command,
+    test: Test,
+    t: &Target,
+    curl_proxy: Option<&str>,
+    secs: usize,
+    perf: bool,
+) -> Result<Ran, String> {
     let secs_s = secs.to_string();
     let port = t.iperf.to_string();
     let url = format!("http://{}:{}/big.bin", t.host, t.http);
-    let argv: Vec<&str> = match test {
+    let mut argv: Vec<&str> = match test {
         Test::Upload => vec![
             "timeout", "120", "iperf3", "-c", t.host, "-p", &port, "-t", &secs_s, "-J",
         ],
@@ -118,16 +148,16 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
             "/dev/null",
             "-w",
             "%{size_download} %{speed_download}",
-            &url,
         ],
     };
-    let mut child = topo
-        .client(via, &argv)
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let profiler = (via == Via::Wrapguard)
-        .then(|| profile(child.id(), test))
-        .flatten();
+    if test == Test::Curl {
+        if let Some(p) = curl_proxy {
+            argv.extend(["-x", p]);
+        }
+        argv.push(&url);
+    }
+    let mut child = cmd(&argv).spawn().map_err(|e| format!("spawn: {e}"))?;
+    let profiler = perf.then(|| profile(child.id(), test)).flatten();
     let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -155,10 +185,10 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
     if test == Test::Curl && bytes as usize != BIG_FILE {
         return Err(format!("curl got {bytes} bytes, want {BIG_FILE}"));
     }
-    let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
-    Ok(Sample {
+    Ok(Ran {
+        bytes,
         mbit: bits_per_sec / 1e6,
-        cpu_per_gb: wrapped.then(|| fin.cpu_secs / (bytes / 1e9)),
+        cpu_secs: fin.cpu_secs,
     })
 }
 

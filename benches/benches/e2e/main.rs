@@ -14,7 +14,7 @@
 //!  netns P (pair): wrapguard 10.88.0.1 (iperf3 -s, HTTP) ⇄ wrapguard 10.88.0.2 over loopback UDP
 //! ```
 //!
-//! Sections (all by default; `E2E_ONLY=bulk,latency,scale,modes` picks some):
+//! Sections (all by default; `E2E_ONLY=bulk,latency,scale,modes,proxy` picks some):
 //! - bulk: iperf3 upload/download and a curl download, 3 rounds (`E2E_ROUNDS`),
 //!   `E2E_SECS` seconds per iperf3 run (default 5);
 //! - latency: connect + 1-byte request/response, p50/p99 over `E2E_RR`
@@ -26,6 +26,10 @@
 //!   (`E2E_ROUNDS`, `E2E_SECS`) and connect + 1-byte request/response
 //!   (`E2E_MODES_RR`, default 2,000 iterations), side by side. Run alone:
 //!   `E2E_ONLY=modes cargo bench -p wrapguard-benches --bench e2e`.
+//!
+//! - proxy: the front-ends — curl through our SOCKS5 proxy, iperf3 and
+//!   curl through our `--forward` and onetun's, against the same client
+//!   wrapped (`E2E_ROUNDS`, `E2E_SECS`).
 //!
 //! `E2E_PERF_DIR=<dir>` also runs `perf record -g` on the wrapguard process
 //! of every bulk run (`perf report -i <dir>/upload-<pid>.data`).
@@ -45,6 +49,7 @@ mod bulk;
 mod latency;
 mod measure;
 mod modes;
+mod proxy;
 mod scale;
 mod table;
 mod tools;
@@ -69,7 +74,8 @@ fn main() {
             return;
         }
     };
-    let only = std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale,modes".into());
+    let only =
+        std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale,modes,proxy".into());
     let want = |s: &str| only.split(',').any(|o| o.trim() == s);
     println!("e2e bench: {}; RLIMIT_NOFILE {nofile}", measure::uptime());
     let topo = topology::Topology::build(&bins);
@@ -90,6 +96,11 @@ fn main() {
         let rounds = env_num("E2E_ROUNDS", 3);
         let secs = env_num("E2E_SECS", 5);
         modes::run(&topo, rounds, secs, env_num("E2E_MODES_RR", 2_000)).print();
+    }
+    if want("proxy") {
+        let rounds = env_num("E2E_ROUNDS", 3);
+        let secs = env_num("E2E_SECS", 5);
+        proxy::run(&topo, rounds, secs).print();
     }
     println!("e2e bench done: {}", measure::uptime());
 }

@@ -53,6 +53,12 @@ pub const BIG_FILE: usize = 256 << 20;
 pub const RR_PORT: u16 = 7000;
 /// Port of the echo server the scale test holds connections to.
 pub const ECHO_PORT: u16 = 7001;
+/// The proxy instance's SOCKS5 port in B ([`Topology::start_proxy`]).
+pub const SOCKS_PORT: u16 = 11080;
+/// The proxy instance's forward to iperf3 in B.
+pub const FWD_IPERF: u16 = 25201;
+/// The proxy instance's forward to the HTTP server in B.
+pub const FWD_HTTP: u16 = 28080;
 
 /// Everything built for one bench run; dropping it tears it all down.
 pub struct Topology {
@@ -226,6 +232,56 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Starts wrapguard as a proxy in B, with no program: a peer of its
+    /// own (10.77.0.5, so it never fights the wrapped clients' engine over
+    /// one key), SOCKS5 on [`SOCKS_PORT`] and TCP forwards to iperf3
+    /// ([`FWD_IPERF`]) and HTTP ([`FWD_HTTP`]) — onetun's model, the same
+    /// ports onetun forwards. `Err` if this wrapguard has no front-ends.
+    pub fn start_proxy(&self) -> Result<Bg, String> {
+        if !has_flag(&self.wrapguard, "--socks5") {
+            return Err("this wrapguard has no --socks5 (a build before proxies)".into());
+        }
+        let (b, peer, tmp) = (&self.one.client, &self.one.peer, &self.one.tmp);
+        let k = keys();
+        peer.add_peer(&k.public, "10.77.0.5/32");
+        let endpoint = peer.endpoint();
+        let text = wrapguard_testnet::conf_text(
+            &k.private,
+            "10.77.0.5/24",
+            "",
+            &[wrapguard_testnet::PeerSection {
+                public_key: &peer.keys.public,
+                endpoint: Some(&endpoint),
+                allowed_ips: "10.77.0.0/24",
+                extra: "",
+            }],
+        );
+        let conf = tmp.write("proxy.conf", &text).display().to_string();
+        let wg = self.wrapguard.display().to_string();
+        let socks = format!("127.0.0.1:{SOCKS_PORT}");
+        let fwd_iperf = format!("tcp:127.0.0.1:{FWD_IPERF}:10.77.0.1:5201");
+        let fwd_http = format!("tcp:127.0.0.1:{FWD_HTTP}:10.77.0.1:8080");
+        let mut argv = vec![wg.as_str(), "--config", &conf, "--log-level=warn"];
+        argv.extend(no_share_flag(&self.wrapguard));
+        argv.extend(["--socks5", &socks, "--forward", &fwd_iperf]);
+        argv.extend(["--forward", &fwd_http]);
+        let bg = b.spawn(&argv, &tmp.join("proxy.log"));
+        for port in [SOCKS_PORT, FWD_IPERF, FWD_HTTP] {
+            b.wait_tcp_listen(port);
+        }
+        Ok(bg)
+    }
+
+    /// A command running `argv` in B, not wrapped: a client of the
+    /// proxies there.
+    pub fn in_b(&self, argv: &[&str]) -> Command {
+        let mut cmd = self.one.client.cmd(argv);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+}
+
 /// Writes `BIG_FILE` bytes of a non-trivial pattern.
 fn write_big_file(path: &std::path::Path) {
     use std::io::Write;
@@ -274,19 +330,24 @@ fn start_onetun(bin: &std::path::Path, b: &Netns, peer: &WgPeer, tmp: &TempDir) 
 /// `["--no-share"]` if `wrapguard` has the flag (builds before shared
 /// tunnels do not), else nothing.
 fn no_share_flag(wrapguard: &std::path::Path) -> &'static [&'static str] {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let has = *HAS.get_or_init(|| {
-        Command::new(wrapguard)
-            .arg("--help")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--no-share"))
-            .unwrap_or(false)
-    });
-    if has {
+    if has_flag(wrapguard, "--no-share") {
         &["--no-share"]
     } else {
         &[]
     }
+}
+
+/// Whether `wrapguard --help` names `flag`.
+fn has_flag(wrapguard: &std::path::Path, flag: &str) -> bool {
+    static HELP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HELP.get_or_init(|| {
+        Command::new(wrapguard)
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+    .contains(flag)
 }
 
 /// Configs of the two wrapguard instances in P: (server 10.88.0.1, client 10.88.0.2).

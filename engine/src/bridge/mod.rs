@@ -22,6 +22,7 @@ use tokio::net::{TcpSocket, UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
+mod handover;
 mod session;
 mod shared;
 mod splice;
@@ -417,7 +418,7 @@ impl Drop for InodeEntry<'_> {
 }
 
 async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequest) {
-    let (dst, fd, nonblocking) = (c.dst, c.fd, c.nonblocking);
+    let (dst, fd, nonblocking, hand_over) = (c.dst, c.fd, c.nonblocking, c.hand_over);
     if *s.cut.borrow() {
         // Taken down: no new tunnel connections.
         return reply(
@@ -428,7 +429,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     }
     let pid = stream.peer_cred().ok().and_then(|c| c.pid());
     let decision = s.backend.route(dst, Proto::Tcp);
-    debug!(dst = %dst, fd, nonblocking, decision = ?decision, "connect intercepted");
+    debug!(dst = %dst, fd, nonblocking, hand_over, decision = ?decision, "connect intercepted");
     let out = match decision {
         RouteDecision::Direct => {
             return reply(&mut stream, Reply::Connect(ConnectReply::NotRouted)).await
@@ -477,7 +478,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
 
     let mut cut = s.cut.clone();
     tokio::select! {
-        () = carry(&s, &mut stream, flow, dst, out.local, out.established) => {}
+        () = carry(&s, &mut stream, flow, dst, out.local, out.established, hand_over) => {}
         _ = cut.wait_for(|c| *c) => {
             // Recorded before the data socket closes: the program sees a
             // reset, not an end that would pass for a complete transfer.
@@ -488,7 +489,8 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
 }
 
 /// The rest of an accepted outgoing flow: wait for the filler and the
-/// tunnel connection, then splice until either side ends.
+/// tunnel connection, then splice until either side ends (with the
+/// client's own connection if it hands one over).
 async fn carry(
     s: &Shared,
     stream: &mut UnixStream,
@@ -496,6 +498,7 @@ async fn carry(
     dst: SocketAddr,
     local: SocketAddr,
     established: crate::backend::Establishing,
+    hand_over: bool,
 ) {
     // Wait until the shim's filler is queued (without reading it), so that a
     // failure below closes the socket with unread data: POLLERR at the app.
@@ -533,7 +536,19 @@ async fn carry(
     set_flow(s, flow, FlowState::Established);
     debug!(flow, dst = %dst, local = %local, "flow opened");
     let mut tunnel = splice::Watched::new(&mut *io);
-    let r = splice::splice(stream, &mut tunnel).await;
+    let r = if hand_over {
+        let Some(mut client) = handover::take(stream).await else {
+            debug!(flow, dst = %dst, "no connection handed over: flow closed");
+            return;
+        };
+        let r = splice::splice(&mut client, &mut tunnel).await;
+        if tunnel.error().is_none() && r.is_ok() {
+            client.ended_cleanly();
+        }
+        r
+    } else {
+        splice::splice(stream, &mut tunnel).await
+    };
     if let Some(e) = tunnel.error() {
         // Recorded before the data socket closes (when `stream` drops), so
         // the shim, seeing the end, learns it was an error (ETIMEDOUT after

@@ -17,7 +17,7 @@ use tracing::debug;
 
 /// One TCP connection to a forward's listener.
 pub async fn tcp_client(ctx: SharedCtx, s: TcpStream, from: SocketAddr, target: Arc<Target>) {
-    match dial(&ctx.engine, &target, ctx.policy).await {
+    match dial(&ctx.engine, &target, ctx.policy, true).await {
         Ok(d) => {
             debug!(client = %from, target = %target, "forward: connection");
             relay("forward", from, s, d, &[]).await;

@@ -107,7 +107,7 @@ pub async fn client(ctx: SharedCtx, mut s: TcpStream, from: SocketAddr) {
             (dest, e)
         }
     };
-    match dial(&ctx.engine, target, ctx.policy).await {
+    match dial(&ctx.engine, target, ctx.policy, early.is_empty()).await {
         Ok(d) => {
             debug!(client = %from, target = %target, connect = matches!(asked.ask, Ask::Connect(_)), "http proxy: request");
             if matches!(asked.ask, Ask::Connect(_)) && s.write_all(CONNECT_OK).await.is_err() {

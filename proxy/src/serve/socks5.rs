@@ -76,22 +76,24 @@ pub async fn client(ctx: SharedCtx, mut s: TcpStream, from: SocketAddr) {
         Err(_) => return debug!(client = %from, "socks5: handshake timed out"),
     };
     match req.command {
-        Command::Connect => match dial(&ctx.engine, &req.target, ctx.policy).await {
-            Ok(d) => {
-                debug!(client = %from, target = %req.target, "socks5: connect");
-                reply(
-                    &mut s,
-                    ReplyCode::Succeeded,
-                    d.local().unwrap_or_else(unspecified),
-                )
-                .await;
-                relay("socks5", from, s, d, &buf).await;
+        Command::Connect => {
+            match dial(&ctx.engine, &req.target, ctx.policy, buf.is_empty()).await {
+                Ok(d) => {
+                    debug!(client = %from, target = %req.target, "socks5: connect");
+                    reply(
+                        &mut s,
+                        ReplyCode::Succeeded,
+                        d.local().unwrap_or_else(unspecified),
+                    )
+                    .await;
+                    relay("socks5", from, s, d, &buf).await;
+                }
+                Err(e) => {
+                    debug!(client = %from, target = %req.target, error = %e, "socks5: connect refused");
+                    reply(&mut s, e.socks_code(), unspecified()).await;
+                }
             }
-            Err(e) => {
-                debug!(client = %from, target = %req.target, error = %e, "socks5: connect refused");
-                reply(&mut s, e.socks_code(), unspecified()).await;
-            }
-        },
+        }
         Command::UdpAssociate => udp_assoc::serve(ctx, s, from, req.target).await,
         Command::Bind => {
             debug!(client = %from, "socks5: BIND is not supported");
