@@ -4,12 +4,12 @@
 //! one (`wrapguard up`) serve them alike. Callers run these on tokio's
 //! blocking pool ([`crate::tunnel`]).
 
-use crate::fdpass::recv_reply_with_fd;
 use control::{
     AcceptedPeer, ConnectReply, ConnectRequest, DnsInfo, FlowState, Proto, QueryName, Reply,
     Request, ResolveKind, ResolveReply, ResolveRequest, RouteDecision, UdpOpenRequest, UdpReply,
     MAX_FRAME, PREFIX_LEN,
 };
+use fdpass::recv_reply_with_fd;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

@@ -17,13 +17,13 @@
 //!   `--proxy-direct`, the host network); the refusal of destinations
 //!   outside the tunnel.
 //! * [`tunnel`]: the engine, async; [`client`]: its blocking control
-//!   exchanges; `fdpass`: the descriptor passed with a `UdpOpen` reply.
+//!   exchanges (descriptors passed both ways with the `fdpass` crate).
 //! * Sans-IO, no sockets: [`socks5`], [`http`] (the request parsers and
 //!   encoders), [`spec`] (the forward flags), [`conf_section`] (the
 //!   same as keys of the config's `[WrapGuard]` section), [`auth`] (credentials) with
 //!   [`auth_file`] (reading it, 0600 checked), [`target`], [`ctx`] (limits).
 
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 
 mod accept;
 pub mod auth;
@@ -32,7 +32,6 @@ pub mod client;
 pub mod conf_section;
 pub mod ctx;
 pub mod dial;
-mod fdpass;
 pub mod http;
 mod relay;
 pub mod run;

@@ -5,7 +5,6 @@
 //! for the end.
 
 use crate::dial::Dialed;
-use crate::fdpass::send_byte_with_fd;
 use crate::tunnel::TunnelStream;
 use std::io;
 use std::net::SocketAddr;
@@ -70,7 +69,7 @@ async fn hand_over<C: AsRawFd>(t: &mut TunnelStream, client: C) -> io::Result<()
     loop {
         sock.writable().await?;
         match sock.try_io(Interest::WRITABLE, || {
-            send_byte_with_fd(sock.as_raw_fd(), client.as_raw_fd())
+            fdpass::send_with_fd(sock.as_raw_fd(), &[0], client.as_raw_fd())
         }) {
             Ok(_) => break,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

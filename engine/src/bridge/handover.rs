@@ -3,7 +3,6 @@
 //! their client's TCP socket, so the bytes go between it and the tunnel
 //! in one copy instead of through the proxy and a data socket.
 
-use crate::seqpacket;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
@@ -44,7 +43,7 @@ pub async fn take(stream: &UnixStream) -> Option<Handed> {
         stream.readable().await.ok()?;
         let mut byte = [0u8; 1];
         match stream.try_io(Interest::READABLE, || {
-            seqpacket::recv_with_fd(stream.as_raw_fd(), &mut byte)
+            fdpass::recv_with_fd(stream.as_raw_fd(), &mut byte, libc::MSG_DONTWAIT)
         }) {
             Ok((0, _)) => return None,
             Ok((_, fd)) => break fd?,

@@ -4,7 +4,6 @@
 //! application's loopback listeners.
 
 use crate::dns_resolver::DnsService;
-use crate::seqpacket;
 use crate::session::Host;
 use crate::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
@@ -333,7 +332,7 @@ async fn reply_with_fd(stream: &mut UnixStream, r: Reply, pass: std::os::fd::Raw
             return;
         }
         match stream.try_io(Interest::WRITABLE, || {
-            seqpacket::send_with_fd(stream.as_raw_fd(), &buf[..n], pass)
+            fdpass::send_with_fd(stream.as_raw_fd(), &buf[..n], pass)
         }) {
             Ok(k) => break k,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,

@@ -9,13 +9,9 @@ use crate::client;
 use crate::fdops::{nonblocking, set_nonblocking, sockopt_int};
 use crate::state::State;
 use crate::table::{Datagram, Ours};
-use control::{
-    DatagramFraming, DatagramKind, Reply, Request, UdpOpenRequest, UdpReply, MAX_FRAME, PREFIX_LEN,
-};
-use std::io::{self, Read};
+use control::{DatagramFraming, DatagramKind, Reply, Request, UdpOpenRequest, UdpReply};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 fn wildcard(v4: bool, port: u16) -> SocketAddr {
     let ip = if v4 {
@@ -26,59 +22,11 @@ fn wildcard(v4: bool, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-/// Reads one reply frame from `s`, with the descriptor passed alongside
-/// it (`SCM_RIGHTS`), if any.
-fn recv_with_fd(s: &mut UnixStream) -> io::Result<(Reply, Option<OwnedFd>)> {
-    let mut buf = [0u8; MAX_FRAME];
-    let mut cbuf = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: plain old data; all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.len() as _;
-    // SAFETY: `msg` describes live buffers for the duration of the call.
-    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut fd = None;
-    // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes;
-    // CMSG_FIRSTHDR/CMSG_NXTHDR stay within them, and an SCM_RIGHTS
-    // message carries descriptors that are now ours.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let raw: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                fd = Some(OwnedFd::from_raw_fd(raw));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    let mut have = n as usize;
-    if have < PREFIX_LEN {
-        s.read_exact(&mut buf[have..PREFIX_LEN])?;
-        have = PREFIX_LEN;
-    }
-    let proto = || io::Error::from_raw_os_error(libc::EPROTO);
-    let total = control::frame_len([buf[0], buf[1]]).map_err(|_| proto())?;
-    if have < total {
-        s.read_exact(&mut buf[have..total])?;
-    }
-    let (reply, _) = Reply::decode(&buf[..total]).map_err(|_| proto())?;
-    Ok((reply, fd))
-}
-
 /// Asks the engine for a datagram flow: (flow, our address, MTU, data socket).
 fn open_flow(sv: &State, req: UdpOpenRequest) -> Result<(u64, SocketAddr, u16, OwnedFd), i32> {
     let mut s = sv.engine.open(false).map_err(|_| libc::ENETUNREACH)?;
     client::send(&mut s, &Request::UdpOpen(req)).map_err(|_| libc::ENETUNREACH)?;
-    match recv_with_fd(&mut s) {
+    match fdpass::recv_reply_with_fd(&mut s) {
         Ok((Reply::Udp(UdpReply::Opened { flow, local, mtu }), Some(fd))) => {
             Ok((flow, local, mtu, fd))
         }
