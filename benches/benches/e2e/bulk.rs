@@ -2,7 +2,7 @@
 //! 256 MB file, each through every system, round-robin so that the
 //! systems of one round see the same machine load.
 
-use crate::measure::{uptime, wait_with_cpu};
+use crate::measure::{rss_kib, uptime, wait_with_cpu, watch_peak_rss};
 use crate::table::{self, Stats};
 use crate::topology::{Topology, Via, BIG_FILE};
 use std::collections::HashMap;
@@ -41,6 +41,8 @@ pub struct Sample {
     pub mbit: f64,
     /// CPU seconds of the wrapguard process per GB moved (wrapguard systems).
     pub cpu_per_gb: Option<f64>,
+    /// Peak RSS of the wrapguard process in KiB (wrapguard systems).
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// Everything the bulk section measured.
@@ -49,6 +51,9 @@ pub struct Report {
     notes: Vec<String>,
     rounds: usize,
     secs: usize,
+    /// Peak RSS (KiB) of the long-running tunnel processes (wireguard-go,
+    /// onetun) after the section.
+    tunnel_peak: HashMap<Via, u64>,
 }
 
 /// Runs `rounds` rounds of every test through every available system.
@@ -58,6 +63,7 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
         notes: Vec::new(),
         rounds,
         secs,
+        tunnel_peak: HashMap::new(),
     };
     for via in VIAS {
         if let Err(why) = topo.available(via) {
@@ -88,6 +94,11 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
                     }
                 }
             }
+        }
+    }
+    for via in [Via::WireguardGo, Via::Onetun] {
+        if let Some((_, hwm)) = topo.tunnel_pid(via).and_then(rss_kib) {
+            r.tunnel_peak.insert(via, hwm);
         }
     }
     r.notes.push(format!("after the runs: {}", uptime()));
@@ -125,6 +136,8 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
         .client(via, &argv)
         .spawn()
         .map_err(|e| format!("spawn: {e}"))?;
+    let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
+    let peak = wrapped.then(|| watch_peak_rss(child.id()));
     let profiler = (via == Via::Wrapguard)
         .then(|| profile(child.id(), test))
         .flatten();
@@ -144,6 +157,7 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
         let _ = p.wait();
     }
     let err = err_reader.join().unwrap_or_default();
+    let peak_rss_kib = peak.and_then(|h| h.join().ok().flatten());
     if !fin.status.success() {
         let why = iperf_error(&out).unwrap_or_else(|| err.lines().last().unwrap_or("").to_string());
         return Err(format!("{}: {why}", fin.status));
@@ -155,10 +169,10 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
     if test == Test::Curl && bytes as usize != BIG_FILE {
         return Err(format!("curl got {bytes} bytes, want {BIG_FILE}"));
     }
-    let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
     Ok(Sample {
         mbit: bits_per_sec / 1e6,
         cpu_per_gb: wrapped.then(|| fin.cpu_secs / (bytes / 1e9)),
+        peak_rss_kib,
     })
 }
 
@@ -206,6 +220,29 @@ fn parse_curl(out: &str) -> Result<(f64, f64), String> {
 }
 
 impl Report {
+    /// Median throughput (Mbit/s) of `test` through `via`.
+    pub fn median(&self, test: Test, via: Via) -> Option<f64> {
+        self.stats(test, via).map(|s| s.median)
+    }
+
+    /// Median CPU s/GB of `test` through `via` (wrapguard systems).
+    pub fn cpu_median(&self, test: Test, via: Via) -> Option<f64> {
+        self.cpu(test, via).map(|s| s.median)
+    }
+
+    /// Peak RSS (MiB) seen for `via` over the section: its wrapguard
+    /// processes, or the long-running wireguard-go/onetun process.
+    pub fn peak_rss_mib(&self, via: Via) -> Option<f64> {
+        let runs = TESTS
+            .iter()
+            .filter_map(|&t| self.samples.get(&(t, via)))
+            .flatten()
+            .filter_map(|s| s.peak_rss_kib);
+        runs.chain(self.tunnel_peak.get(&via).copied())
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    }
+
     fn stats(&self, test: Test, via: Via) -> Option<Stats> {
         let v: Vec<f64> = self
             .samples
