@@ -44,25 +44,29 @@ impl Sections {
             self.latency.as_ref(),
             self.modes.as_ref(),
         );
+        // Shim-mode wrapguard from its own section, else from the modes
+        // section (which measures it too).
+        let from_modes =
+            |via: Via, own: bool| via == Via::Seccomp || (via == Via::Wrapguard && !own);
         let throughput = |test: Test| -> Cell<'_> {
-            Box::new(move |via| match via {
-                Via::Seccomp => modes?.median(test, via, false),
-                _ => bulk?.median(test, via),
+            Box::new(move |via| match from_modes(via, bulk.is_some()) {
+                true => modes?.median(test, via, false),
+                false => bulk?.median(test, via),
             })
         };
         let rr = |i: usize| -> Cell<'_> {
-            Box::new(move |via| match via {
-                Via::Seccomp => modes?.rr(via).map(|v| v[i]),
-                _ => latency?.get(via).map(|v| v[i]),
+            Box::new(move |via| match from_modes(via, latency.is_some()) {
+                true => modes?.rr(via).map(|v| v[i]),
+                false => latency?.get(via).map(|v| v[i]),
             })
         };
-        let cpu: Cell<'_> = Box::new(move |via| match via {
-            Via::Seccomp => modes?.median(Test::Upload, via, true),
-            _ => bulk?.cpu_median(Test::Upload, via),
+        let cpu: Cell<'_> = Box::new(move |via| match from_modes(via, bulk.is_some()) {
+            true => modes?.median(Test::Upload, via, true),
+            false => bulk?.cpu_median(Test::Upload, via),
         });
-        let peak: Cell<'_> = Box::new(move |via| match via {
-            Via::Seccomp => modes?.peak_rss_mib(via),
-            _ => bulk?.peak_rss_mib(via),
+        let peak: Cell<'_> = Box::new(move |via| match from_modes(via, bulk.is_some()) {
+            true => modes?.peak_rss_mib(via),
+            false => bulk?.peak_rss_mib(via),
         });
         let scale_fig = self.scale.as_ref().and_then(|s| s.figures());
         let held = scale_fig.map_or(0, |f| f.2);
@@ -108,7 +112,7 @@ impl Sections {
         header.push("wrapguard / wg-go");
         table::print(&header, &body);
         println!(
-            "- medians of the rounds; seccomp column from the modes section; \
+            "- medians of the rounds; seccomp (and, without its own sections, wrapguard) from the modes section; \
              RSS of the tunnel's own process (wireguard-go's excludes the kernel's TCP)"
         );
     }
