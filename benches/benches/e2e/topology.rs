@@ -158,7 +158,7 @@ impl Topology {
         Topology {
             _servers: servers,
             onetun,
-            tun_client: tun_client,
+            tun_client,
             one,
             c,
             pair,
