@@ -36,6 +36,23 @@ const COMMAND_WAIT: Duration = Duration::from_secs(5);
 /// Socket buffer sizes asked for the UDP socket.
 const SOCKET_BUFFER: usize = 4 << 20;
 
+/// The stack's ISN and timestamp secret for the identity with private key
+/// `private`: the same in every process of that key, and telling nothing
+/// about the key (BLAKE2s of a label and the key).
+fn clock_key(private: &[u8; 32]) -> (u64, u64) {
+    use blake2::Digest;
+    let h = blake2::Blake2s256::new()
+        .chain_update(b"wrapguard tcp clock key v1")
+        .chain_update(private)
+        .finalize();
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&h[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    (word(0), word(8))
+}
+
 /// The WireGuard + TCP/IP engine, as seen by the bridge.
 pub struct TunnelBackend {
     router: Arc<Router>,
@@ -183,6 +200,15 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
         addresses: addresses.clone(),
         mtu: usize::from(config.interface.mtu),
         seed: OsRng.next_u64(),
+        // Every process of this key counts ISNs and TSvals on one clock
+        // (see `StackConfig::clock_anchor`).
+        clock_anchor: Some((
+            Instant::now(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        )),
+        clock_key: Some(clock_key(config.interface.private_key.as_bytes())),
         max_tcp_sockets: opts
             .test_max_flows
             .map_or(StackConfig::default().max_tcp_sockets, |n| n as usize),

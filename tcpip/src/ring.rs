@@ -6,6 +6,12 @@
 //! consuming (TCP retransmission reads the send ring by sequence offset)
 //! and writing past the end without committing (out-of-order TCP data is
 //! placed where it belongs and committed when the hole fills).
+//!
+//! Storage given up: [`RingBuffer::shrink`] frees it when the ring holds
+//! nothing (not even bytes past the end), so a connection that moved a
+//! burst and went idle is back to no storage; its owner decides when (TCP:
+//! after the ring stayed empty for a while, so bulk transfers, whose rings
+//! empty and fill all the time, do not reallocate on every turn).
 
 /// A byte ring buffer.
 #[derive(Debug, Default)]
@@ -16,6 +22,9 @@ pub struct RingBuffer {
     cap: usize,
     head: usize,
     len: usize,
+    /// How far from the head any byte was written (stored or past the
+    /// end): zero means the storage holds nothing worth keeping.
+    reach: usize,
 }
 
 /// First allocation, in bytes (a request/response exchange fits).
@@ -29,6 +38,7 @@ impl RingBuffer {
             cap: capacity,
             head: 0,
             len: 0,
+            reach: 0,
         }
     }
     /// Capacity in bytes (the bound, not the storage allocated so far).
@@ -57,6 +67,25 @@ impl RingBuffer {
         self.cap = 0;
         self.head = 0;
         self.len = 0;
+        self.reach = 0;
+    }
+
+    /// Whether [`RingBuffer::shrink`] would free anything: storage is
+    /// allocated and no byte is kept in it.
+    pub fn can_shrink(&self) -> bool {
+        self.reach == 0 && !self.buf.is_empty()
+    }
+
+    /// Frees the storage if the ring holds nothing (no stored bytes and
+    /// none written past the end); the capacity stays, and the next write
+    /// allocates again from the smallest size. Returns whether it freed.
+    pub fn shrink(&mut self) -> bool {
+        if !self.can_shrink() {
+            return false;
+        }
+        self.buf = Vec::new();
+        self.head = 0;
+        true
     }
 
     /// Makes the storage hold at least `need` bytes from the head (at most
@@ -113,11 +142,13 @@ impl RingBuffer {
         // The head is not reset when empty: bytes written past the end
         // (out-of-order data) stay where they were put.
         self.len -= n;
+        self.reach = self.reach.saturating_sub(n);
     }
 
     /// Marks `n` bytes already written past the end as stored.
     pub fn commit(&mut self, n: usize) {
         self.len = (self.len + n).min(self.buf.len());
+        self.reach = self.reach.max(self.len);
     }
 
     /// Copies stored bytes starting `offset` bytes after the front into
@@ -147,6 +178,7 @@ impl RingBuffer {
         let first = n.min(self.buf.len() - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
+        self.reach = self.reach.max(self.len + offset + n);
         n
     }
 }
@@ -196,6 +228,49 @@ mod tests {
         let big = vec![1u8; 100 * 1024];
         assert_eq!(r.enqueue_slice(&big), 64 * 1024);
         assert_eq!(r.allocated(), 64 * 1024);
+    }
+
+    #[test]
+    fn shrinks_only_when_nothing_is_kept_and_data_survives_regrowth() {
+        let mut r = RingBuffer::new(64 * 1024);
+        assert!(!r.shrink(), "nothing allocated yet");
+        // A burst grows the storage, and the ring wraps.
+        let burst: Vec<u8> = (0..40_000u32).map(|i| (i * 7) as u8).collect();
+        assert_eq!(r.enqueue_slice(&burst), burst.len());
+        let big = r.allocated();
+        assert!(big >= 40_000);
+        let mut out = vec![0u8; 30_000];
+        assert_eq!(r.dequeue_slice(&mut out), 30_000);
+        assert!(!r.shrink(), "10,000 bytes still stored");
+        assert_eq!(r.allocated(), big);
+        // Out-of-order bytes past the end keep the storage too.
+        let mut rest = vec![0u8; 10_000];
+        assert_eq!(r.dequeue_slice(&mut rest), 10_000);
+        assert_eq!(&rest[..], &burst[30_000..]);
+        assert_eq!(r.write_at(100, b"later"), 5);
+        assert!(
+            r.is_empty() && !r.can_shrink(),
+            "bytes past the end are kept"
+        );
+        assert!(!r.shrink());
+        assert_eq!(r.write_at(0, &[9u8; 100]), 100);
+        r.commit(105);
+        let mut got = [0u8; 105];
+        assert_eq!(r.dequeue_slice(&mut got), 105);
+        assert_eq!(&got[100..], b"later");
+        // Now empty with nothing past the end: the storage goes.
+        assert!(r.shrink());
+        assert_eq!(r.allocated(), 0);
+        assert_eq!(r.capacity(), 64 * 1024, "the bound stays");
+        assert_eq!(r.free(), 64 * 1024);
+        // And it works as before, from the smallest size.
+        assert_eq!(r.enqueue_slice(b"again"), 5);
+        assert_eq!(r.allocated(), MIN_ALLOC);
+        assert_eq!(r.enqueue_slice(&burst), burst.len());
+        let mut all = vec![0u8; 5 + burst.len()];
+        assert_eq!(r.dequeue_slice(&mut all), all.len());
+        assert_eq!(&all[..5], b"again");
+        assert_eq!(&all[5..], &burst[..]);
     }
 
     #[test]

@@ -427,3 +427,71 @@ fn loss_recovery_table() {
         "RTOs dominate recovery: {rto_secs_lan_5pct:.2}"
     );
 }
+
+#[test]
+fn rings_give_their_storage_back_when_a_flow_goes_idle() {
+    let buf = 1 << 20;
+    let mut p = Pair::new(
+        stack(A, 11, buf),
+        stack(B, 12, buf),
+        LinkConfig::default(),
+        5,
+    );
+    let l = p.b.tcp_listen(SocketAddr::new(B, 80), 4).expect("listen");
+    let now = p.now;
+    let c =
+        p.a.tcp_connect(now, None, SocketAddr::new(B, 80))
+            .expect("connect");
+    let mut s = None;
+    assert!(p.run_until(Duration::from_secs(5), |p| {
+        s = s.or_else(|| p.b.tcp_accept(l));
+        s.is_some() && p.a.tcp_state(c) == Ok(TcpState::Established)
+    }));
+    let s = s.expect("accepted");
+    // A burst A→B that B reads only at the end, so both rings grow.
+    let total = 600_000u64;
+    let mut sent = 0u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    assert!(p.run_until(Duration::from_secs(60), |p| {
+        while sent < total {
+            let n = (total - sent).min(chunk.len() as u64) as usize;
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(sent + i as u64);
+            }
+            match p.a.tcp_send(c, &chunk[..n]) {
+                Ok(k) => sent += k as u64,
+                Err(_) => break,
+            }
+        }
+        p.b.tcp_recv_queue(s) == Ok(total as usize)
+    }));
+    let (tx_a, _) = p.a.tcp_ring_storage(c).expect("a");
+    let (_, rx_b) = p.b.tcp_ring_storage(s).expect("b");
+    assert!(rx_b >= total as usize, "B's receive ring grew: {rx_b}");
+    assert!(tx_a > 64 * 1024, "A's send ring grew: {tx_a}");
+    let mut rbuf = vec![0u8; total as usize];
+    assert_eq!(p.b.tcp_recv(s, &mut rbuf), Ok(total as usize));
+    assert!(rbuf
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == pattern(i as u64)));
+    // Right after the burst the storage is still there (no thrash)…
+    assert!(p.b.tcp_ring_storage(s).expect("b").1 > 0);
+    // …and once the rings stayed empty for `shrink_after`, it is gone.
+    let shrink = TcpConfig::default().shrink_after;
+    let until = p.now + shrink + Duration::from_millis(100);
+    p.run_until(shrink * 2, |p| p.now >= until);
+    assert_eq!(p.a.tcp_ring_storage(c), Ok((0, 0)), "A idle");
+    assert_eq!(p.b.tcp_ring_storage(s), Ok((0, 0)), "B idle");
+    // The connection works as before, both ways, bytes intact.
+    assert_eq!(p.a.tcp_send(c, b"ping"), Ok(4));
+    assert!(p.run_until(Duration::from_secs(5), |p| p.b.tcp_recv_queue(s) == Ok(4)));
+    let mut b4 = [0u8; 4];
+    assert_eq!(p.b.tcp_recv(s, &mut b4), Ok(4));
+    assert_eq!(&b4, b"ping");
+    assert_eq!(p.b.tcp_send(s, b"pong!"), Ok(5));
+    assert!(p.run_until(Duration::from_secs(5), |p| p.a.tcp_recv_queue(c) == Ok(5)));
+    let mut b5 = [0u8; 5];
+    assert_eq!(p.a.tcp_recv(c, &mut b5), Ok(5));
+    assert_eq!(&b5, b"pong!");
+}

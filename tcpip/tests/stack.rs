@@ -420,3 +420,79 @@ fn udp_close_still_sends_queued_datagrams_then_frees_the_socket() {
     let mut buf = [0u8; 16];
     assert_eq!(st.udp_recv_from(again, &mut buf), Ok((5, peer)));
 }
+
+/// The SYN a fresh connection from `st` to PEER4:80 sends at `now`: its
+/// source port, sequence number and TSval.
+fn first_syn(st: &mut Stack, now: Instant, port: Option<u16>) -> (u16, u32, u32) {
+    st.tcp_connect(
+        now,
+        port.map(|p| SocketAddr::new(IpAddr::V4(US4), p)),
+        SocketAddr::new(IpAddr::V4(PEER4), 80),
+    )
+    .expect("connect");
+    let p = out(st, now).remove(0);
+    let ip = ipv4::Packet::new_checked(&p[..]).expect("ip");
+    let t = tcp::Packet::new_checked(ip.payload()).expect("tcp");
+    let r = tcp::Repr::parse(&t, IpAddr::V4(US4), IpAddr::V4(PEER4)).expect("repr");
+    let ts = r.options.timestamp.expect("SYN carries a timestamp").0;
+    (r.src_port, r.seq, ts)
+}
+
+#[test]
+fn a_second_process_of_one_key_continues_the_isn_and_tsval_clocks() {
+    // Two stacks, as two wrapguard processes of one key one after the
+    // other: the second's SYN on the same ports must be newer than the
+    // first's (TSval and ISN), or a peer in TIME-WAIT for the first
+    // process's connection refuses it and the connect waits 1 s.
+    let anchor = Duration::from_secs(1_800_000_000);
+    let proc = |seed: u64, at: Instant, read: Duration| {
+        Stack::new(StackConfig {
+            addresses: vec![IpAddr::V4(US4)],
+            seed,
+            clock_anchor: Some((at, read)),
+            clock_key: Some((7, 8)),
+            ..StackConfig::default()
+        })
+    };
+    let t0 = Instant::now();
+    let mut first = proc(1, t0, anchor);
+    let (_, isn1, ts1) = first_syn(&mut first, t0 + Duration::from_millis(900), Some(40000));
+    // The second process starts 100 ms after that SYN (its own Instant origin).
+    let t1 = t0 + Duration::from_secs(1);
+    let mut second = proc(2, t1, anchor + Duration::from_secs(1));
+    let (_, isn2, ts2) = first_syn(&mut second, t1 + Duration::from_millis(5), Some(40000));
+    assert_eq!(
+        ts2.wrapping_sub(ts1),
+        105,
+        "one TSval clock for both processes"
+    );
+    assert_eq!(
+        isn2.wrapping_sub(isn1),
+        105_000 / 4,
+        "one ISN clock (4 µs) for both processes"
+    );
+    // Without the shared key the offsets are unrelated (the old behaviour).
+    let mut lone = Stack::new(StackConfig {
+        addresses: vec![IpAddr::V4(US4)],
+        seed: 2,
+        clock_anchor: Some((t1, anchor + Duration::from_secs(1))),
+        ..StackConfig::default()
+    });
+    let (_, _, ts3) = first_syn(&mut lone, t1 + Duration::from_millis(5), Some(40000));
+    assert_ne!(ts3.wrapping_sub(ts1), 105);
+}
+
+#[test]
+fn successive_connections_take_successive_ephemeral_ports() {
+    // RFC 6056 algorithm 3: a port comes back only after the whole range,
+    // not at random into a peer's TIME-WAIT of an earlier connection.
+    let t0 = Instant::now();
+    let mut st = stack();
+    let ports: Vec<u16> = (0..50)
+        .map(|i| first_syn(&mut st, t0 + Duration::from_millis(i), None).0)
+        .collect();
+    for w in ports.windows(2) {
+        let next = if w[0] == 60999 { 32768 } else { w[0] + 1 };
+        assert_eq!(w[1], next, "ports {ports:?}");
+    }
+}

@@ -2,7 +2,7 @@
 //! 256 MB file, each through every system, round-robin so that the
 //! systems of one round see the same machine load.
 
-use crate::measure::{uptime, wait_with_cpu};
+use crate::measure::{rss_kib, uptime, wait_with_cpu, watch_peak_rss};
 use crate::table::{self, Stats};
 use crate::topology::{Target, Topology, Via, BIG_FILE};
 use std::collections::HashMap;
@@ -41,6 +41,8 @@ pub struct Sample {
     pub mbit: f64,
     /// CPU seconds of the wrapguard process per GB moved (wrapguard systems).
     pub cpu_per_gb: Option<f64>,
+    /// Peak RSS of the wrapguard process in KiB (wrapguard systems).
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// Everything the bulk section measured.
@@ -49,6 +51,9 @@ pub struct Report {
     notes: Vec<String>,
     rounds: usize,
     secs: usize,
+    /// Peak RSS (KiB) of the long-running tunnel processes (wireguard-go,
+    /// onetun) after the section.
+    tunnel_peak: HashMap<Via, u64>,
 }
 
 /// Runs `rounds` rounds of every test through every available system.
@@ -58,6 +63,7 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
         notes: Vec::new(),
         rounds,
         secs,
+        tunnel_peak: HashMap::new(),
     };
     for via in VIAS {
         if let Err(why) = topo.available(via) {
@@ -90,6 +96,11 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
             }
         }
     }
+    for via in [Via::WireguardGo, Via::Onetun] {
+        if let Some((_, hwm)) = topo.tunnel_pid(via).and_then(rss_kib) {
+            r.tunnel_peak.insert(via, hwm);
+        }
+    }
     r.notes.push(format!("after the runs: {}", uptime()));
     r
 }
@@ -98,11 +109,16 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize) -> Report {
 pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sample, String> {
     let t = topo.target(via);
     let cmd = |argv: &[&str]| topo.client(via, argv);
-    let ran = run_client(cmd, test, &t, None, secs, via == Via::Wrapguard)?;
     let wrapped = matches!(via, Via::Wrapguard | Via::Pair | Via::Seccomp);
+    let watch = Watch {
+        perf: via == Via::Wrapguard,
+        rss: wrapped,
+    };
+    let ran = run_client(cmd, test, &t, None, secs, watch)?;
     Ok(Sample {
         mbit: ran.mbit,
         cpu_per_gb: wrapped.then(|| ran.cpu_secs / (ran.bytes / 1e9)),
+        peak_rss_kib: ran.peak_rss_kib,
     })
 }
 
@@ -114,18 +130,29 @@ pub struct Ran {
     pub mbit: f64,
     /// CPU seconds of the spawned process itself.
     pub cpu_secs: f64,
+    /// Peak RSS of the spawned process, if watched.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// What [`run_client`] watches of the spawned process besides its CPU.
+#[derive(Clone, Copy, Default)]
+pub struct Watch {
+    /// Profile it when `E2E_PERF_DIR` is set.
+    pub perf: bool,
+    /// Sample its peak RSS.
+    pub rss: bool,
 }
 
 /// Runs the client of `test` against `t`, spawned by `cmd`; curl goes
-/// through `curl_proxy` (`-x` URL) if given. With `perf` the spawned
-/// process is profiled when `E2E_PERF_DIR` is set.
+/// through `curl_proxy` (`-x` URL) if given; `watch` says what else is
+/// read of the spawned process.
 pub fn run_client(
     cmd: impl Fn(&[&str]) -> std::process::Command,
     test: Test,
     t: &Target,
     curl_proxy: Option<&str>,
     secs: usize,
-    perf: bool,
+    watch: Watch,
 ) -> Result<Ran, String> {
     let secs_s = secs.to_string();
     let port = t.iperf.to_string();
@@ -157,7 +184,8 @@ pub fn run_client(
         argv.push(&url);
     }
     let mut child = cmd(&argv).spawn().map_err(|e| format!("spawn: {e}"))?;
-    let profiler = perf.then(|| profile(child.id(), test)).flatten();
+    let peak = watch.rss.then(|| watch_peak_rss(child.id()));
+    let profiler = watch.perf.then(|| profile(child.id(), test)).flatten();
     let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -174,6 +202,7 @@ pub fn run_client(
         let _ = p.wait();
     }
     let err = err_reader.join().unwrap_or_default();
+    let peak_rss_kib = peak.and_then(|h| h.join().ok().flatten());
     if !fin.status.success() {
         let why = iperf_error(&out).unwrap_or_else(|| err.lines().last().unwrap_or("").to_string());
         return Err(format!("{}: {why}", fin.status));
@@ -189,6 +218,7 @@ pub fn run_client(
         bytes,
         mbit: bits_per_sec / 1e6,
         cpu_secs: fin.cpu_secs,
+        peak_rss_kib,
     })
 }
 
@@ -236,6 +266,29 @@ fn parse_curl(out: &str) -> Result<(f64, f64), String> {
 }
 
 impl Report {
+    /// Median throughput (Mbit/s) of `test` through `via`.
+    pub fn median(&self, test: Test, via: Via) -> Option<f64> {
+        self.stats(test, via).map(|s| s.median)
+    }
+
+    /// Median CPU s/GB of `test` through `via` (wrapguard systems).
+    pub fn cpu_median(&self, test: Test, via: Via) -> Option<f64> {
+        self.cpu(test, via).map(|s| s.median)
+    }
+
+    /// Peak RSS (MiB) seen for `via` over the section: its wrapguard
+    /// processes, or the long-running wireguard-go/onetun process.
+    pub fn peak_rss_mib(&self, via: Via) -> Option<f64> {
+        let runs = TESTS
+            .iter()
+            .filter_map(|&t| self.samples.get(&(t, via)))
+            .flatten()
+            .filter_map(|s| s.peak_rss_kib);
+        runs.chain(self.tunnel_peak.get(&via).copied())
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    }
+
     fn stats(&self, test: Test, via: Via) -> Option<Stats> {
         let v: Vec<f64> = self
             .samples

@@ -59,6 +59,14 @@ fn parse(out: &str) -> Option<[f64; 3]> {
 }
 
 impl Report {
+    /// [p50, p99, mean] in µs through `via`, if measured.
+    pub fn get(&self, via: Via) -> Option<[f64; 3]> {
+        self.rows
+            .iter()
+            .find(|(v, _)| *v == via)
+            .and_then(|(_, r)| r.as_ref().ok().copied())
+    }
+
     /// Prints the latency table and the p50 ratio.
     pub fn print(&self) {
         println!(

@@ -31,6 +31,9 @@
 //!   curl through our `--forward` and onetun's, against the same client
 //!   wrapped (`E2E_ROUNDS`, `E2E_SECS`).
 //!
+//! At the end, one summary table (`summary`) puts the figures of every
+//! section that ran side by side, with wrapguard / wireguard-go ratios.
+//!
 //! `E2E_PERF_DIR=<dir>` also runs `perf record -g` on the wrapguard process
 //! of every bulk run (`perf report -i <dir>/upload-<pid>.data`).
 //!
@@ -51,6 +54,7 @@ mod measure;
 mod modes;
 mod proxy;
 mod scale;
+mod summary;
 mod table;
 mod tools;
 mod topology;
@@ -81,27 +85,42 @@ fn main() {
     let topo = topology::Topology::build(&bins);
     // Let every handshake complete before anything is timed.
     std::thread::sleep(Duration::from_millis(500));
+    let mut all = summary::Sections {
+        bulk: None,
+        latency: None,
+        scale: None,
+        modes: None,
+    };
     if want("bulk") {
         let rounds = env_num("E2E_ROUNDS", 3);
         let secs = env_num("E2E_SECS", 5);
-        bulk::run(&topo, rounds, secs).print();
+        let r = bulk::run(&topo, rounds, secs);
+        r.print();
+        all.bulk = Some(r);
     }
     if want("latency") {
-        latency::run(&topo, env_num("E2E_RR", 10_000)).print();
+        let r = latency::run(&topo, env_num("E2E_RR", 10_000));
+        r.print();
+        all.latency = Some(r);
     }
     if want("scale") {
-        scale::run(&topo, env_num("E2E_CONNS", 10_000)).print();
+        let r = scale::run(&topo, env_num("E2E_CONNS", 10_000));
+        r.print();
+        all.scale = Some(r);
     }
     if want("modes") {
         let rounds = env_num("E2E_ROUNDS", 3);
         let secs = env_num("E2E_SECS", 5);
-        modes::run(&topo, rounds, secs, env_num("E2E_MODES_RR", 2_000)).print();
+        let r = modes::run(&topo, rounds, secs, env_num("E2E_MODES_RR", 2_000));
+        r.print();
+        all.modes = Some(r);
     }
     if want("proxy") {
         let rounds = env_num("E2E_ROUNDS", 3);
         let secs = env_num("E2E_SECS", 5);
         proxy::run(&topo, rounds, secs).print();
     }
+    all.print();
     println!("e2e bench done: {}", measure::uptime());
 }
 

@@ -63,6 +63,19 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Follows `pid` until it exits (or becomes a zombie) and returns its
+/// peak RSS (`VmHWM`) in KiB, read every 200 ms.
+pub fn watch_peak_rss(pid: u32) -> std::thread::JoinHandle<Option<u64>> {
+    std::thread::spawn(move || {
+        let mut peak = None;
+        while let Some((_, hwm)) = rss_kib(pid) {
+            peak = peak.max(Some(hwm));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        peak
+    })
+}
+
 /// The load average line, to print beside every figure.
 pub fn uptime() -> String {
     let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -73,6 +73,30 @@ pub fn run(topo: &Topology, rounds: usize, secs: usize, rr_n: usize) -> Report {
 }
 
 impl Report {
+    /// Median throughput (Mbit/s, `cpu`: CPU s/GB) of `test` in mode `via`.
+    pub fn median(&self, test: Test, via: Via, cpu: bool) -> Option<f64> {
+        self.stats(test, via, cpu).map(|s| s.median)
+    }
+
+    /// [p50, p99, mean] µs of connect + request/response in mode `via`.
+    pub fn rr(&self, via: Via) -> Option<[f64; 3]> {
+        self.rr
+            .iter()
+            .find(|(v, _)| *v == via)
+            .and_then(|(_, r)| r.as_ref().ok().copied())
+    }
+
+    /// Peak RSS (MiB) of the wrapguard processes of mode `via`.
+    pub fn peak_rss_mib(&self, via: Via) -> Option<f64> {
+        TESTS
+            .iter()
+            .filter_map(|&t| self.bulk.get(&(t, via)))
+            .flatten()
+            .filter_map(|s| s.peak_rss_kib)
+            .max()
+            .map(|k| k as f64 / 1024.0)
+    }
+
     fn stats(&self, test: Test, via: Via, cpu: bool) -> Option<Stats> {
         let v: Vec<f64> = self
             .bulk

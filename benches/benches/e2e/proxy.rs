@@ -142,7 +142,7 @@ fn run_one(
         &target,
         curl_proxy.as_deref(),
         secs,
-        false,
+        bulk::Watch::default(),
     )?;
     let after = proc_cpu_secs(proxy).ok_or("proxy instance gone")?;
     Ok(Sample {

@@ -86,6 +86,17 @@ pub fn run(topo: &Topology, n: usize) -> Report {
 }
 
 impl Report {
+    /// Idle RSS (MiB) and KiB per held connection beyond idle (from the
+    /// peak at the full count), if the section got that far.
+    pub fn figures(&self) -> Option<(f64, f64, usize)> {
+        let (idle, last) = (self.steps.first()?, self.steps.last()?);
+        if last.0 == 0 || self.error.is_some() {
+            return None;
+        }
+        let per = (last.2 as f64 - idle.1 as f64) / last.0 as f64;
+        Some((idle.1 as f64 / 1024.0, per, last.0))
+    }
+
     /// Prints the RSS table and the per-connection cost against the targets.
     pub fn print(&self) {
         println!(

@@ -65,7 +65,7 @@ pub struct Topology {
     // Processes first: dropped (killed) before their namespaces go.
     _servers: Vec<Bg>,
     onetun: Result<Bg, String>,
-    _tun_client: Bg,
+    tun_client: Bg,
     /// Peer A1 and namespace B (`one.client`), our keys and the files.
     one: OnePeer,
     c: Netns,
@@ -164,7 +164,7 @@ impl Topology {
         Topology {
             _servers: servers,
             onetun,
-            _tun_client: tun_client,
+            tun_client,
             one,
             c,
             pair,
@@ -172,6 +172,17 @@ impl Topology {
             conf_b,
             conf_pair,
             me: bins.me.clone(),
+        }
+    }
+
+    /// The pid of the long-running process that carries `via`'s traffic
+    /// (wireguard-go of namespace C, onetun); `None` for the wrapguard
+    /// systems, whose process is the client command itself.
+    pub fn tunnel_pid(&self, via: Via) -> Option<u32> {
+        match via {
+            Via::WireguardGo => Some(self.tun_client.child.id()),
+            Via::Onetun => self.onetun.as_ref().ok().map(|b| b.child.id()),
+            _ => None,
         }
     }
 

@@ -259,9 +259,15 @@ impl Stack {
     pub fn tcp_recv(&mut self, h: TcpHandle, out: &mut [u8]) -> Result<usize, Error> {
         let r = self.tcb_mut(h)?.recv(out);
         if matches!(r, Ok(n) if n > 0) {
-            // The core never reads a clock: any `now` will do here, since
-            // bookkeeping only queues the connection for dispatch.
+            // The core never reads a clock: the last `now` will do here,
+            // since bookkeeping only queues the connection for dispatch
+            // (and the shrink timer is not precise).
             if let Some(now) = self.last_now {
+                if let Ok(t) = self.tcb_mut(h) {
+                    if t.recv_queue() == 0 {
+                        t.note_emptied(now);
+                    }
+                }
                 self.after_tcb(h.idx, now);
             }
         }
@@ -276,6 +282,13 @@ impl Stack {
     /// Free bytes in the send buffer.
     pub fn tcp_send_capacity(&self, h: TcpHandle) -> Result<usize, Error> {
         Ok(self.tcb(h)?.send_capacity())
+    }
+
+    /// Bytes of storage the connection's rings hold now, (send, receive):
+    /// allocated on first use, grown with the traffic, freed again once
+    /// they stayed empty for `TcpConfig::shrink_after`.
+    pub fn tcp_ring_storage(&self, h: TcpHandle) -> Result<(usize, usize), Error> {
+        Ok(self.tcb(h)?.ring_storage())
     }
 
     /// Bytes in the send buffer not yet acknowledged.

@@ -41,6 +41,20 @@ pub struct StackConfig {
     pub mtu: usize,
     /// Seed for the ISN secret, ephemeral ports and other randomness.
     pub seed: u64,
+    /// The host's clock for ISNs (RFC 6528) and TCP timestamps:
+    /// `Some((at, read))` says that at `at` a clock shared by every process
+    /// of the host (the engine uses the wall clock) read `read`. With it and
+    /// [`StackConfig::clock_key`], ISNs and TSvals towards a peer keep
+    /// increasing from one process to the next, so a peer still holding
+    /// TIME-WAIT for the previous process's connection on the same ports
+    /// accepts the new SYN (RFC 6191) instead of answering it with an ACK
+    /// for the old one (which costs a 1 s SYN retransmission). `None`:
+    /// both clocks start at the stack's first `now`.
+    pub clock_anchor: Option<(Instant, Duration)>,
+    /// Secret of the ISN and timestamp-offset hashes. Give every process of
+    /// one tunnel identity the same one (see `clock_anchor`); `None`: drawn
+    /// from `seed`.
+    pub clock_key: Option<(u64, u64)>,
     /// TCP parameters for new connections.
     pub tcp: TcpConfig,
     /// Upper bound for listen backlogs.
@@ -67,6 +81,8 @@ impl Default for StackConfig {
             addresses: Vec::new(),
             mtu: 1420,
             seed: 0,
+            clock_anchor: None,
+            clock_key: None,
             tcp: TcpConfig::default(),
             max_backlog: 4096,
             max_tcp_sockets: 65536,
@@ -219,6 +235,10 @@ pub struct Stack {
     rng: Rng,
     isn_key: (u64, u64),
     port_key: (u64, u64),
+    /// RFC 6056 algorithm 3's `next_ephemeral`: successive connections to
+    /// one destination take successive ports, so a port comes back only
+    /// after the whole range (not at random, into a peer's TIME-WAIT).
+    port_next: u32,
     epoch: Option<Instant>,
     last_now: Option<Instant>,
     pub(crate) tcp: Slab<Tcb>,
@@ -253,8 +273,10 @@ impl Stack {
     /// Creates a stack owning `config.addresses`.
     pub fn new(config: StackConfig) -> Stack {
         let mut rng = Rng::new(config.seed);
-        let isn_key = (rng.next_u64(), rng.next_u64());
+        let drawn = (rng.next_u64(), rng.next_u64());
+        let isn_key = config.clock_key.unwrap_or(drawn);
         let port_key = (rng.next_u64(), rng.next_u64());
+        let port_next = rng.next_u64() as u32;
         let ip_ident = rng.next_u64() as u16;
         let mtu = config.mtu.clamp(1280, 65535);
         let mut cfg = config;
@@ -263,6 +285,7 @@ impl Stack {
             rng,
             isn_key,
             port_key,
+            port_next,
             epoch: None,
             last_now: None,
             tcp: Slab::default(),
@@ -321,29 +344,38 @@ impl Stack {
         self.cfg.addresses.contains(&a)
     }
 
+    /// The host clock at `now` (see [`StackConfig::clock_anchor`]), or
+    /// the time since the stack's first `now`.
+    fn clock(&self, now: Instant) -> Duration {
+        match self.cfg.clock_anchor {
+            Some((at, read)) if now >= at => read.saturating_add(now - at),
+            Some((at, read)) => read.saturating_sub(at - now),
+            None => self
+                .epoch
+                .map_or(Duration::ZERO, |e| now.saturating_duration_since(e)),
+        }
+    }
+
     /// RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
     /// M a 4-microsecond clock.
     fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> u32 {
-        let m = self.epoch.map_or(0, |e| {
-            (now.saturating_duration_since(e).as_micros() / 4) as u32
-        });
+        let m = (self.clock(now).as_micros() / 4) as u32;
         let mut b = [0u8; 36];
         let n = addr_bytes(local, remote, &mut b);
         m.wrapping_add(siphash(self.isn_key, &b[..n]) as u32)
     }
 
     /// The TSval offset of a new connection, as Linux picks it: a clock in
-    /// milliseconds since the stack started plus a keyed hash of the
-    /// address pair only (not the ports). TSvals towards one peer then keep
-    /// increasing from one connection to the next, so a peer still holding
-    /// TIME-WAIT for an earlier connection on the same ports accepts our
-    /// new SYN (RFC 6191) instead of answering it with an ACK for the old
-    /// one — with a random offset per connection half of those SYNs were
-    /// refused and waited for a 1 s retransmission.
+    /// milliseconds plus a keyed hash of the address pair only (not the
+    /// ports). TSvals towards one peer then keep increasing from one
+    /// connection to the next, so a peer still holding TIME-WAIT for an
+    /// earlier connection on the same ports accepts our new SYN (RFC 6191)
+    /// instead of answering it with an ACK for the old one — with a random
+    /// offset per connection half of those SYNs were refused and waited for
+    /// a 1 s retransmission. Across processes the same holds with a shared
+    /// [`StackConfig::clock_anchor`] and [`StackConfig::clock_key`].
     pub(crate) fn ts_offset(&self, now: Instant, local: IpAddr, remote: IpAddr) -> u32 {
-        let ms = self
-            .epoch
-            .map_or(0, |e| now.saturating_duration_since(e).as_millis() as u32);
+        let ms = self.clock(now).as_millis() as u32;
         let mut b = [0u8; 36];
         let n = addr_bytes(
             SocketAddr::new(local, 0),
@@ -373,9 +405,10 @@ impl Stack {
         let mut b = [0u8; 36];
         let n = addr_bytes(SocketAddr::new(local, 0), remote, &mut b);
         let offset = siphash(self.port_key, &b[..n]) as u32;
-        let start = self.rng.next_u64() as u32;
-        for i in 0..COUNT {
-            let port = (LOW + (offset.wrapping_add(start).wrapping_add(i)) % COUNT) as u16;
+        for _ in 0..COUNT {
+            let next = self.port_next;
+            self.port_next = next.wrapping_add(1);
+            let port = (LOW + offset.wrapping_add(next) % COUNT) as u16;
             let l = SocketAddr::new(local, port);
             let taken = if udp {
                 self.udp_map.contains_key(&l)

@@ -63,6 +63,11 @@ pub struct TcpConfig {
     pub sack: bool,
     /// Offer window scaling (RFC 7323).
     pub window_scaling: bool,
+    /// A send or receive ring found empty this long after it emptied gives
+    /// its storage back (a flow that moved a burst and went idle holds
+    /// none); bulk flows, whose rings empty all the time, reallocate at most
+    /// once per period.
+    pub shrink_after: Duration,
 }
 
 impl Default for TcpConfig {
@@ -83,6 +88,7 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             window_scaling: true,
+            shrink_after: Duration::from_secs(1),
         }
     }
 }

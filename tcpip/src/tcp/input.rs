@@ -436,6 +436,9 @@ impl Tcb {
             if data_acked > 0 {
                 self.tx.consume(data_acked);
                 self.tx_base = self.tx_base + data_acked;
+                if self.tx.is_empty() {
+                    self.note_emptied(now);
+                }
                 if self.want_write {
                     self.want_write = false;
                     self.events |= ev::WRITABLE;

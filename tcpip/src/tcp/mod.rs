@@ -453,6 +453,19 @@ impl Tcb {
         self.app_closed && self.state == State::Closed && self.rst_pending.is_none()
     }
 
+    /// Arms the shrink timer when a ring holds nothing but still has
+    /// storage (see [`TcpConfig::shrink_after`]); called where rings empty.
+    pub(crate) fn note_emptied(&mut self, now: Instant) {
+        if !self.timers.is_set(Timer::Shrink) && (self.rx.can_shrink() || self.tx.can_shrink()) {
+            self.timers.set(Timer::Shrink, now + self.cfg.shrink_after);
+        }
+    }
+
+    /// Storage the two rings hold now (send, receive), in bytes.
+    pub(crate) fn ring_storage(&self) -> (usize, usize) {
+        (self.tx.allocated(), self.rx.allocated())
+    }
+
     /// Earliest timer deadline.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         self.timers.next()

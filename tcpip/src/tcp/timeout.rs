@@ -39,6 +39,10 @@ impl Tcb {
         if self.timers.expired(Timer::Keepalive, now) {
             self.on_keepalive(now);
         }
+        if self.timers.expired(Timer::Shrink, now) {
+            self.rx.shrink();
+            self.tx.shrink();
+        }
         if self.timers.expired(Timer::Linger, now) {
             match self.state {
                 // The last ACK goes out before the connection is forgotten.

@@ -19,9 +19,11 @@ pub(crate) enum Timer {
     Reorder = 4,
     /// Tail loss probe (RFC 8985 §7.2).
     Probe = 5,
+    /// A ring emptied with storage allocated: free what is still empty then.
+    Shrink = 6,
 }
 
-const TIMER_COUNT: usize = 6;
+const TIMER_COUNT: usize = 7;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable([Option<Instant>; TIMER_COUNT]);
