@@ -36,6 +36,7 @@ pub mod backlog;
 pub mod bridge;
 mod command;
 pub mod counters;
+mod crypto_pool;
 pub mod dns_resolver;
 mod dns_udp;
 mod echo_flow;
