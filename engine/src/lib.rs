@@ -56,6 +56,7 @@ pub mod tunnel;
 mod udp_flows;
 #[cfg(test)]
 mod udp_plain_tests;
+mod udp_rx;
 mod udp_tx;
 mod uncarried;
 

@@ -35,6 +35,27 @@ use tracing::{debug, info, warn};
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
 /// Socket buffer sizes asked for the UDP socket.
 const SOCKET_BUFFER: usize = 4 << 20;
+/// Overrides the number of crypto worker threads (0: all crypto on the
+/// engine thread); for measurements.
+pub const ENV_CRYPTO_WORKERS: &str = "WRAPGUARD_CRYPTO_WORKERS";
+/// Most crypto workers started by default.
+const MAX_CRYPTO_WORKERS: usize = 8;
+
+/// Crypto workers besides the engine thread: one per further core (as
+/// wireguard-go runs one per core), at most [`MAX_CRYPTO_WORKERS`], unless
+/// [`ENV_CRYPTO_WORKERS`] says otherwise.
+fn crypto_workers() -> usize {
+    let set = std::env::var(ENV_CRYPTO_WORKERS)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match set {
+        Some(n) => n.min(64),
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+            .min(MAX_CRYPTO_WORKERS),
+    }
+}
 
 /// The WireGuard + TCP/IP engine, as seen by the bridge.
 pub struct TunnelBackend {
@@ -220,6 +241,7 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
         kick: kick.clone(),
         commands: commands.clone(),
         live: live.clone(),
+        crypto_workers: crypto_workers(),
     })
     .context("cannot register the UDP socket")?;
     std::thread::Builder::new()
