@@ -181,7 +181,14 @@ impl Engine {
             .collect();
         let mtu = p.stack.config().mtu;
         let kick = Arc::clone(&p.kick);
-        let crypto = CryptoPool::new(p.crypto_workers, move || kick.wake());
+        // The worker fenced after queuing its result; the engine thread
+        // sets `sleeping` before its last look at the pool: one of the two
+        // sees the other (no lost wakeup), and an awake thread costs a load.
+        let crypto = CryptoPool::new(p.crypto_workers, move || {
+            if kick.sleeping.load(Ordering::SeqCst) {
+                kick.wake();
+            }
+        });
         debug!(workers = crypto.workers(), "crypto workers started");
         Ok(Engine {
             stack: p.stack,

@@ -41,9 +41,11 @@ pub const ENV_CRYPTO_WORKERS: &str = "WRAPGUARD_CRYPTO_WORKERS";
 /// Most crypto workers started by default.
 const MAX_CRYPTO_WORKERS: usize = 8;
 
-/// Crypto workers besides the engine thread: one per further core (as
-/// wireguard-go runs one per core), at most [`MAX_CRYPTO_WORKERS`], unless
-/// [`ENV_CRYPTO_WORKERS`] says otherwise.
+/// Crypto workers besides the engine thread, unless [`ENV_CRYPTO_WORKERS`]
+/// says otherwise: one per core beyond two (those two go to the engine
+/// thread and to the bridge and the program), at most
+/// [`MAX_CRYPTO_WORKERS`]. On two cores a worker only competes with them:
+/// measured there, the same throughput for about 20% more CPU per byte.
 fn crypto_workers() -> usize {
     let set = std::env::var(ENV_CRYPTO_WORKERS)
         .ok()
@@ -52,7 +54,7 @@ fn crypto_workers() -> usize {
         Some(n) => n.min(64),
         None => std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .saturating_sub(1)
+            .saturating_sub(2)
             .min(MAX_CRYPTO_WORKERS),
     }
 }
