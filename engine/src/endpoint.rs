@@ -1,7 +1,9 @@
-//! The engine's UDP socket toward the WireGuard peers: receiving, and
-//! sending in GSO batches ([`crate::udp_tx`]). A dual-stack IPv6 socket
-//! takes IPv4 endpoints as IPv4-mapped addresses.
+//! The engine's UDP socket toward the WireGuard peers: receiving in
+//! `recvmmsg`/GRO batches ([`crate::udp_rx`]), and sending in GSO batches
+//! ([`crate::udp_tx`]). A dual-stack IPv6 socket takes IPv4 endpoints as
+//! IPv4-mapped addresses (and reports IPv4 senders so).
 
+use crate::udp_rx::{self, RxBatch};
 use crate::udp_tx::TxBatch;
 use mio::net::UdpSocket;
 use mio::{Interest, Poll, Token};
@@ -24,6 +26,11 @@ impl Endpoint {
         let mut sock = UdpSocket::from_std(sock);
         poll.registry()
             .register(&mut sock, token, Interest::READABLE)?;
+        let gro = udp_rx::enable_gro(sock.as_raw_fd());
+        tracing::debug!(
+            gro,
+            "UDP receive batching (recvmmsg; GRO if the kernel has it)"
+        );
         Ok(Endpoint {
             sock,
             v6,
@@ -31,9 +38,10 @@ impl Endpoint {
         })
     }
 
-    /// Receives one datagram without blocking.
-    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.sock.recv_from(buf)
+    /// Receives what is waiting into `batch` without blocking (one
+    /// `recvmmsg`); returns the number of datagrams.
+    pub fn recv_batch(&self, batch: &mut RxBatch) -> io::Result<usize> {
+        batch.recv(self.sock.as_raw_fd())
     }
 
     /// The address to send to on our socket (IPv4-mapped on a v6 socket).

@@ -36,6 +36,7 @@ pub mod backlog;
 pub mod bridge;
 mod command;
 pub mod counters;
+mod crypto_pool;
 pub mod dns_resolver;
 mod dns_udp;
 mod echo_flow;
@@ -55,6 +56,7 @@ pub mod tunnel;
 mod udp_flows;
 #[cfg(test)]
 mod udp_plain_tests;
+mod udp_rx;
 mod udp_tx;
 mod uncarried;
 

@@ -3,13 +3,23 @@
 //! [`Device`] and the UDP socket. Everything else talks to it through
 //! lock-free queues ([`Command`]s, flow kicks) and an eventfd waker.
 //!
-//! One turn of the loop: read every queued datagram (decapsulate, check the
-//! inner source against the router, feed the stack), run commands from the
-//! bridge, move bytes between the flows' queues and their TCP sockets,
-//! handle stack events, then drain the stack's output (route each packet to
-//! a peer, encapsulate, send) and the device's output (handshakes,
-//! keepalives), and sleep in `poll` until a datagram, a kick or the next
-//! stack/device deadline.
+//! One turn of the loop: read every queued datagram (`recvmmsg` batches;
+//! decapsulate, check the inner source against the router, feed the
+//! stack), run commands from the bridge, move bytes between the flows'
+//! queues and their TCP sockets, handle stack events, then drain the
+//! stack's output (route each packet to a peer, encapsulate, send) and the
+//! device's output (handshakes, keepalives), and sleep in `poll` until a
+//! datagram, a kick, a finished crypto job or the next stack/device
+//! deadline.
+//!
+//! The ChaCha20-Poly1305 of data messages runs on the workers of
+//! [`crate::crypto_pool`] when a turn has more than [`INLINE_CRYPTO`] of
+//! them: the engine thread takes a ticket from the device (counter, key,
+//! replay check), queues the job, and goes on; results come back in
+//! submission order and are finished here (replay window commit, timers,
+//! AllowedIPs check, stack input; or the send). Handshakes, cookie replies
+//! and keepalives never leave this thread, and a turn with one or two
+//! packets does its crypto inline (a hand-off would cost more than it saves).
 //!
 //! [`Engine`] owns everything and drives, below it, the TCP flow table
 //! ([`crate::tcp_flows`]) and the datagram flows ([`crate::udp_flows`]),
@@ -19,6 +29,7 @@
 use crate::addr::canonical;
 use crate::command::Command;
 use crate::counters::{Counters, LoadMeter};
+use crate::crypto_pool::{CryptoError, CryptoPool, Job, Work};
 use crate::endpoint::Endpoint;
 use crate::flow::{FlowShared, Kick};
 use crate::lend::Lent;
@@ -26,9 +37,12 @@ use crate::peer_state::PeerState;
 use crate::reach::{Change, Facts, Verdict, UNREACHABLE_AFTER};
 use crate::tcp_flows::TcpFlows;
 use crate::udp_flows::{self, UdpFlows};
+use crate::udp_rx::{self, RxBatch};
 use crate::{packet, Errno, PeerStatus};
 use crossbeam_queue::SegQueue;
 use mio::{Events, Poll, Token};
+use noise::messages::{DATA_HEADER_LEN, DATA_MIN_LEN, TYPE_DATA};
+use noise::session::data_message_len;
 use noise::{Decapsulated, Device, Encapsulated};
 use router::{Route, Router};
 use std::collections::HashMap;
@@ -65,6 +79,13 @@ pub const WAKER: Token = Token(1);
 const RX_BUDGET: usize = 512;
 /// Largest UDP datagram.
 const DATAGRAM: usize = 65_536;
+/// Data messages in one batch up to which the engine thread seals or opens
+/// them itself when no job is in flight (the connect and request/response
+/// path: one packet at a time, where waking a worker only adds latency).
+pub const INLINE_CRYPTO: usize = 2;
+/// Jobs gathered before they are handed to the workers mid-batch (so they
+/// start while the stack produces the rest).
+const HAND_OFF: usize = 32;
 
 /// How long handshakes to a peer with a host-name endpoint fail before
 /// the name is resolved again (three handshake retries).
@@ -87,10 +108,16 @@ pub struct Engine {
     tcp: TcpFlows,
     /// Datagram flows.
     udp: UdpFlows,
-    rx: Vec<u8>,
+    /// The last `recvmmsg` batch.
+    rx: RxBatch,
     plain: Vec<u8>,
-    ip: Vec<u8>,
+    /// Longest IP packet the stack writes.
+    ip_len: usize,
     wire: Vec<u8>,
+    /// Workers sealing and opening data messages, results in order.
+    crypto: CryptoPool<Carry>,
+    /// Crypto jobs of this batch not yet handed to `crypto`.
+    jobs: Vec<Job<Carry>>,
     counters: Counters,
     /// Handshake rate, for the under-load switch.
     load: LoadMeter,
@@ -123,6 +150,23 @@ pub struct EngineParts {
     pub commands: Arc<SegQueue<Command>>,
     /// Count of live flows, kept here for the launcher.
     pub live: Arc<AtomicUsize>,
+    /// Crypto worker threads besides the engine thread (0: all inline).
+    pub crypto_workers: usize,
+}
+
+/// Where a crypto job's result goes.
+#[derive(Debug)]
+pub enum Carry {
+    /// A sealed data message, to send to this endpoint.
+    Out {
+        /// The peer's endpoint.
+        to: SocketAddr,
+    },
+    /// A data message that came from this address, opened.
+    In {
+        /// The datagram's source.
+        from: SocketAddr,
+    },
 }
 
 impl Engine {
@@ -136,6 +180,16 @@ impl Engine {
             .map(|(i, s)| (s.noise, i))
             .collect();
         let mtu = p.stack.config().mtu;
+        let kick = Arc::clone(&p.kick);
+        // The worker fenced after queuing its result; the engine thread
+        // sets `sleeping` before its last look at the pool: one of the two
+        // sees the other (no lost wakeup), and an awake thread costs a load.
+        let crypto = CryptoPool::new(p.crypto_workers, move || {
+            if kick.sleeping.load(Ordering::SeqCst) {
+                kick.wake();
+            }
+        });
+        debug!(workers = crypto.workers(), "crypto workers started");
         Ok(Engine {
             stack: p.stack,
             device: p.device,
@@ -149,10 +203,12 @@ impl Engine {
             live: p.live,
             tcp: TcpFlows::default(),
             udp: UdpFlows::default(),
-            rx: vec![0; DATAGRAM],
+            rx: RxBatch::new(udp_rx::SLOTS, DATAGRAM),
             plain: vec![0; DATAGRAM],
-            ip: vec![0; mtu.max(1500)],
+            ip_len: mtu.max(1500),
             wire: vec![0; mtu.max(1500) + 64],
+            crypto,
+            jobs: Vec::with_capacity(HAND_OFF * 2),
             counters: Counters::default(),
             load: LoadMeter::default(),
             under_load: false,
@@ -178,17 +234,21 @@ impl Engine {
             self.log_counters(&mut last_log);
             let now = Instant::now();
             let more_rx = self.receive(now);
+            self.deliver(now);
             self.run_commands(now);
             self.tcp.run_kicks(&mut lend!(self), now);
             self.udp.service_ready(&mut lend!(self));
             self.turn(now);
 
+            // Nothing else to do: take on crypto no worker started yet.
+            self.crypto.help();
             // Sleep unless work is known to be waiting.
             self.kick.sleeping.store(true, Ordering::SeqCst);
             let busy = more_rx
                 || !self.kick.queue.is_empty()
                 || !self.commands.is_empty()
-                || self.udp.has_ready();
+                || self.udp.has_ready()
+                || self.crypto.has_ready();
             let timeout = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -239,7 +299,7 @@ impl Engine {
         }
         for _ in 0..64 {
             self.handle_events(now);
-            let sent = self.flush_stack(now) + self.flush_device(now);
+            let sent = self.deliver(now) + self.flush_stack(now) + self.flush_device(now);
             if sent == 0 {
                 break;
             }
@@ -251,29 +311,147 @@ impl Engine {
 
     /// Reads datagrams; true if the budget ran out with more waiting.
     fn receive(&mut self, now: Instant) -> bool {
-        for _ in 0..RX_BUDGET {
-            let mut rx = std::mem::take(&mut self.rx);
-            let r = self.endpoint.recv_from(&mut rx);
-            match r {
-                Ok((n, src)) => {
-                    let src = canonical(src);
-                    self.counters.rx_datagrams += 1;
-                    self.handle_datagram(src, &rx[..n], now);
-                    self.rx = rx;
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut read = 0;
+        let mut more = true;
+        while read < RX_BUDGET {
+            match self.endpoint.recv_batch(&mut rx) {
+                Ok(n) => {
+                    read += n.max(1);
+                    self.counters.rx_datagrams += n as u64;
+                    for k in 0..n {
+                        if let Some((src, d)) = rx.get(k) {
+                            self.handle_received(canonical(src), d, now);
+                        }
+                    }
+                    self.dispatch(now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.rx = rx;
-                    return false;
+                    more = false;
+                    break;
                 }
                 Err(e) => {
                     // Interrupted, or an ICMP error from an earlier send
                     // (e.g. port unreachable at an old endpoint): go on.
-                    self.rx = rx;
+                    read += 1;
                     trace!(error = %e, "udp receive");
                 }
             }
         }
-        true
+        self.rx = rx;
+        more
+    }
+
+    /// A data message with content becomes a crypto job; everything else
+    /// (handshakes, cookie replies, keepalives) is handled here and now.
+    fn handle_received(&mut self, src: SocketAddr, datagram: &[u8], now: Instant) {
+        if datagram.first() != Some(&TYPE_DATA) || datagram.len() <= DATA_MIN_LEN {
+            self.handle_datagram(src, datagram, now);
+            return;
+        }
+        match self.device.prepare_open(datagram, now) {
+            Ok(ticket) => {
+                let mut buf = self.crypto.buffer(datagram.len());
+                buf.copy_from_slice(datagram);
+                let work = Work::Open {
+                    ticket,
+                    len: datagram.len(),
+                };
+                self.jobs.push(Job::new(work, buf, Carry::In { from: src }));
+            }
+            Err(e) => self.rejected(src, &e),
+        }
+    }
+
+    /// Counts a datagram the device refused.
+    fn rejected(&mut self, src: SocketAddr, e: &noise::DecapsulateError) {
+        match e {
+            noise::DecapsulateError::Message(_) => self.counters.rx_malformed += 1,
+            noise::DecapsulateError::InvalidMac1 => self.counters.rx_bad_mac1 += 1,
+            _ => self.counters.rx_rejected += 1,
+        }
+        trace!(from = %src, error = %e, "datagram rejected");
+    }
+
+    // ---- crypto jobs ----
+
+    /// Hands this batch's crypto jobs on: done here when they are few and
+    /// nothing is in flight, else queued for the workers (in order).
+    fn dispatch(&mut self, now: Instant) {
+        if self.jobs.is_empty() {
+            return;
+        }
+        let mut jobs = std::mem::take(&mut self.jobs);
+        if jobs.len() <= INLINE_CRYPTO && self.crypto.in_flight() == 0 {
+            for mut job in jobs.drain(..) {
+                job.run();
+                self.finish_job(job, now);
+            }
+        } else {
+            for job in jobs.drain(..) {
+                while self.crypto.is_full() {
+                    match self.crypto.wait_next() {
+                        Some(j) => self.finish_job(j, now),
+                        None => break,
+                    }
+                }
+                self.crypto.submit(job);
+            }
+        }
+        self.jobs = jobs;
+        self.deliver(now);
+    }
+
+    /// Finishes the crypto jobs that came back, in order; returns how many.
+    fn deliver(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(job) = self.crypto.next_ready() {
+            n += 1;
+            self.finish_job(job, now);
+        }
+        self.flush_tx();
+        n
+    }
+
+    /// The engine thread's half after the crypto: send a sealed message;
+    /// commit an opened one and give its packet to the stack.
+    fn finish_job(&mut self, job: Job<Carry>, now: Instant) {
+        let Job {
+            work,
+            buf,
+            meta,
+            outcome,
+            ..
+        } = job;
+        match (meta, outcome) {
+            (Carry::Out { to }, Ok(len)) => match buf.get(..len) {
+                Some(msg) => self.queue_udp(to, msg),
+                None => self.counters.tx_errors += 1,
+            },
+            (Carry::Out { .. }, Err(e)) => {
+                self.counters.tx_errors += 1;
+                trace!(error = ?e, "sealing failed");
+            }
+            (Carry::In { from }, Ok(len)) => {
+                let plain = buf.get(DATA_HEADER_LEN..DATA_HEADER_LEN + len);
+                match (&work, plain) {
+                    (Work::Open { ticket, .. }, Some(plain)) => {
+                        match self.device.finish_open(ticket, plain, now) {
+                            Ok(Decapsulated::Data { peer, len }) => {
+                                self.data_in(peer, from, &plain[..len.min(plain.len())], now);
+                            }
+                            Ok(Decapsulated::Keepalive { peer }) => self.roam(peer, from),
+                            Ok(_) => {}
+                            Err(e) => self.rejected(from, &e),
+                        }
+                    }
+                    _ => self.counters.rx_rejected += 1,
+                }
+            }
+            (Carry::In { from }, Err(CryptoError::Open(e))) => self.rejected(from, &e),
+            (Carry::In { .. }, Err(_)) => self.counters.rx_rejected += 1,
+        }
+        self.crypto.recycle(buf);
     }
 
     fn handle_datagram(&mut self, src: SocketAddr, datagram: &[u8], now: Instant) {
@@ -324,45 +502,39 @@ impl Engine {
                 }
             }
             Ok(Decapsulated::Keepalive { peer }) => self.roam(peer, src),
-            Ok(Decapsulated::Data { peer, len }) => {
-                self.roam(peer, src);
-                let pkt = &plain[..len];
-                let allowed = match (self.by_noise.get(&peer), packet::source(pkt)) {
-                    (Some(&i), Some(ip)) => {
-                        self.router.inbound_allowed(router::PeerId(i as u32), ip)
-                    }
-                    _ => false,
-                };
-                if allowed {
-                    self.stack.process(now, pkt);
-                } else {
-                    self.counters.inbound_source_dropped += 1;
-                    let n = self.counters.inbound_source_dropped;
-                    // Logged at 1, 2, 4, 8… drops: visible, never a flood.
-                    if n.is_power_of_two() {
-                        let label = self
-                            .by_noise
-                            .get(&peer)
-                            .map(|&i| self.peers[i].label.as_str());
-                        debug!(
-                            peer = label.unwrap_or("?"),
-                            source = ?packet::source(pkt),
-                            dropped_total = n,
-                            "dropped a packet whose source is outside the peer's AllowedIPs"
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                match e {
-                    noise::DecapsulateError::Message(_) => self.counters.rx_malformed += 1,
-                    noise::DecapsulateError::InvalidMac1 => self.counters.rx_bad_mac1 += 1,
-                    _ => self.counters.rx_rejected += 1,
-                }
-                trace!(from = %src, error = %e, "datagram rejected");
-            }
+            Ok(Decapsulated::Data { peer, len }) => self.data_in(peer, src, &plain[..len], now),
+            Err(e) => self.rejected(src, &e),
         }
         self.plain = plain;
+    }
+
+    /// An authenticated IP packet from `peer`: to the stack if its source
+    /// is in the peer's AllowedIPs.
+    fn data_in(&mut self, peer: noise::PeerId, src: SocketAddr, pkt: &[u8], now: Instant) {
+        self.roam(peer, src);
+        let allowed = match (self.by_noise.get(&peer), packet::source(pkt)) {
+            (Some(&i), Some(ip)) => self.router.inbound_allowed(router::PeerId(i as u32), ip),
+            _ => false,
+        };
+        if allowed {
+            self.stack.process(now, pkt);
+        } else {
+            self.counters.inbound_source_dropped += 1;
+            let n = self.counters.inbound_source_dropped;
+            // Logged at 1, 2, 4, 8… drops: visible, never a flood.
+            if n.is_power_of_two() {
+                let label = self
+                    .by_noise
+                    .get(&peer)
+                    .map(|&i| self.peers[i].label.as_str());
+                debug!(
+                    peer = label.unwrap_or("?"),
+                    source = ?packet::source(pkt),
+                    dropped_total = n,
+                    "dropped a packet whose source is outside the peer's AllowedIPs"
+                );
+            }
+        }
     }
 
     /// Switches the device's under-load mode (§5.3: cookie replies).
@@ -418,41 +590,89 @@ impl Engine {
         self.counters.tx_errors += self.endpoint.flush();
     }
 
-    /// Sends the stack's packets to the peers the router names.
+    /// Sends the stack's packets to the peers the router names. Each
+    /// packet is written where its data message will be sealed (a crypto
+    /// job's buffer, after the 16-byte header).
     fn flush_stack(&mut self, now: Instant) -> usize {
-        let mut ip = std::mem::take(&mut self.ip);
         let mut n_sent = 0;
-        while let Some(n) = self.stack.poll_transmit(now, &mut ip) {
+        let (ip_len, cap) = (self.ip_len, data_message_len(self.ip_len));
+        loop {
+            let mut buf = self.crypto.buffer(cap);
+            let Some(n) = self
+                .stack
+                .poll_transmit(now, &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + ip_len])
+            else {
+                self.crypto.recycle(buf);
+                break;
+            };
+            let dst = packet::destination(&buf[DATA_HEADER_LEN..DATA_HEADER_LEN + n]);
             if n == 0 {
+                self.crypto.recycle(buf);
                 continue;
             }
             n_sent += 1;
-            let pkt = &ip[..n];
-            let Some((dst, proto, port)) = packet::destination(pkt) else {
+            let Some((dst, proto, port)) = dst else {
+                self.crypto.recycle(buf);
                 continue;
             };
             match self.router.lookup(dst, proto, port) {
-                Route::Peer(p) => self.send_to_peer(p.0 as usize, pkt, now),
+                Route::Peer(p) => self.send_to_peer(p.0 as usize, buf, n, now),
                 Route::Direct => {
+                    self.crypto.recycle(buf);
                     self.counters.no_route_dropped += 1;
                     trace!(dst = %dst, "dropped: no peer routes this destination");
                 }
             }
+            if self.jobs.len() >= HAND_OFF {
+                self.dispatch(now);
+            }
         }
-        self.ip = ip;
+        self.dispatch(now);
         self.flush_tx();
         n_sent
     }
 
-    fn send_to_peer(&mut self, i: usize, pkt: &[u8], now: Instant) {
+    /// Encapsulates the packet `buf[16..16 + len]` for peer `i`: a crypto
+    /// job when the device hands out a ticket, else the device's own path
+    /// (no session yet: queued, maybe a handshake to send).
+    fn send_to_peer(&mut self, i: usize, mut buf: Vec<u8>, len: usize, now: Instant) {
         let Some(p) = self.peers.get(i) else {
+            self.crypto.recycle(buf);
             return;
         };
         let (id, endpoint) = (p.noise, p.endpoint);
+        if let Some(ticket) = self.device.prepare_data(id, len, now) {
+            match endpoint {
+                Some(to) => {
+                    let work = Work::Seal {
+                        ticket,
+                        payload_len: len,
+                    };
+                    self.jobs.push(Job::new(work, buf, Carry::Out { to }));
+                }
+                None => {
+                    self.counters.no_endpoint_dropped += 1;
+                    self.crypto.recycle(buf);
+                }
+            }
+            return;
+        }
         let mut wire = std::mem::take(&mut self.wire);
+        let pkt = &buf[DATA_HEADER_LEN..DATA_HEADER_LEN + len];
         match self.device.encapsulate(id, pkt, now, &mut wire) {
-            Ok(Encapsulated::Data(len)) | Ok(Encapsulated::Handshake(len)) => match endpoint {
-                Some(ep) => self.queue_udp(ep, &wire[..len]),
+            Ok(Encapsulated::Data(n)) | Ok(Encapsulated::Handshake(n)) => match endpoint {
+                Some(ep) if self.jobs.is_empty() && self.crypto.in_flight() == 0 => {
+                    self.queue_udp(ep, &wire[..n]);
+                }
+                Some(to) => {
+                    // Behind the jobs in flight, to keep the peer's order.
+                    buf.clear();
+                    buf.extend_from_slice(&wire[..n]);
+                    self.jobs
+                        .push(Job::new(Work::Ready { len: n }, buf, Carry::Out { to }));
+                    self.wire = wire;
+                    return;
+                }
                 None => self.counters.no_endpoint_dropped += 1,
             },
             Ok(Encapsulated::Queued) => {}
@@ -462,6 +682,7 @@ impl Engine {
             }
         }
         self.wire = wire;
+        self.crypto.recycle(buf);
     }
 
     /// Handshakes, queued data and keepalives the device wants sent.

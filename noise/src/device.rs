@@ -19,7 +19,7 @@ use crate::handshake::{consume_initiation_static, LocalStatic};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::messages::{Initiation, Message, Response};
 use crate::outcome::{Decapsulated, Encapsulated, Transmit};
-use crate::peer::{DataOutcome, Peer, PeerConfig, PeerStats};
+use crate::peer::{DataOutcome, OpenTicket, Peer, PeerConfig, PeerStats, SealTicket};
 use crate::session::Sender;
 use crate::timers::{Timer, Timing};
 
@@ -53,8 +53,11 @@ use crate::timers::{Timer, Timing};
 ///
 /// Roaming: any [`Decapsulated`] variant that names a peer was authenticated
 /// as that peer, so the engine may set the peer's endpoint to the source.
-/// Off-thread crypto: [`Device::current_sender`] reserves counters and hands
-/// out a [`crate::session::Sealer`].
+/// Off-thread crypto: [`Device::prepare_data`] returns a [`SealTicket`]
+/// (a reserved counter and the key) to seal a data message on any thread;
+/// [`Device::prepare_open`] an [`OpenTicket`] to open one, whose plain text
+/// goes back through [`Device::finish_open`] (replay window, timers) on the
+/// owning thread. Handshakes, cookies and keepalives stay on that thread.
 pub struct Device {
     ctx: Ctx,
     checker: CookieChecker,
@@ -241,6 +244,30 @@ impl Device {
 
     // ---- outgoing ----
 
+    /// For engines that seal off-thread: if `peer` has a usable session and
+    /// nothing queued, reserves a counter for a data message of
+    /// `payload_len` bytes, does everything [`Device::encapsulate`] would
+    /// do for it but the sealing (timers, statistics, rekey requests), and
+    /// returns the [`SealTicket`] that seals it on any thread. `None`: use
+    /// [`Device::encapsulate`] for this packet (no session yet, packets
+    /// queued, or too long).
+    pub fn prepare_data(
+        &mut self,
+        peer: PeerId,
+        payload_len: usize,
+        now: Instant,
+    ) -> Option<SealTicket> {
+        let p = self
+            .peers
+            .get_mut(peer.0 as usize)
+            .and_then(|p| p.as_deref_mut())?;
+        let t = p.prepare_data(&mut self.ctx, now, payload_len);
+        if t.is_some() {
+            self.after_peer_op(peer, now);
+        }
+        t
+    }
+
     /// Encapsulates an IP packet for `peer` into `out` (which needs
     /// `payload.len() + 32` bytes rounded up to 16, and at least 148).
     pub fn encapsulate(
@@ -399,6 +426,59 @@ impl Device {
                 Ok(Decapsulated::CookieReceived { peer: id })
             }
         }
+    }
+
+    /// For engines that open off-thread, the first half of
+    /// [`Device::decapsulate`] for a data message (type 4): finds the
+    /// session its receiver index names and checks its counter against the
+    /// replay window. Open the message with the [`OpenTicket`] anywhere,
+    /// then hand the plain text to [`Device::finish_open`] on this thread.
+    /// Other message types are [`DecapsulateError::UnexpectedMessage`].
+    pub fn prepare_open(
+        &mut self,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Result<OpenTicket, DecapsulateError> {
+        let Message::Data(msg) = Message::parse(datagram)? else {
+            return Err(DecapsulateError::UnexpectedMessage);
+        };
+        let index = msg.receiver_index();
+        let id = *self
+            .ctx
+            .indices
+            .get(&index)
+            .ok_or(DecapsulateError::UnknownIndex(index))?;
+        let p = self
+            .peers
+            .get_mut(id.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+            .ok_or(DecapsulateError::UnknownIndex(index))?;
+        p.prepare_open(now, index, msg.counter())
+    }
+
+    /// The second half: `plain` is the padded plain text that `ticket`
+    /// opened. Commits the counter to the replay window (a counter seen in
+    /// the meantime is [`DecapsulateError::Replay`]) and does the rest of
+    /// [`Device::decapsulate`]: the result is [`Decapsulated::Data`] (the IP
+    /// packet is `plain[..len]`) or [`Decapsulated::Keepalive`].
+    pub fn finish_open(
+        &mut self,
+        ticket: &OpenTicket,
+        plain: &[u8],
+        now: Instant,
+    ) -> Result<Decapsulated, DecapsulateError> {
+        let id = ticket.peer;
+        let p = self
+            .peers
+            .get_mut(id.0 as usize)
+            .and_then(|p| p.as_deref_mut())
+            .ok_or(DecapsulateError::UnknownIndex(ticket.index))?;
+        let r = p.finish_open(&mut self.ctx, now, ticket.index, ticket.counter, plain);
+        self.after_peer_op(id, now);
+        Ok(match r? {
+            DataOutcome::Data(len) => Decapsulated::Data { peer: id, len },
+            DataOutcome::Keepalive => Decapsulated::Keepalive { peer: id },
+        })
     }
 
     // ---- internals ----
@@ -589,6 +669,122 @@ mod tests {
                 "{timing:?}"
             );
         }
+    }
+
+    /// An IPv4 packet of `len` bytes (header fields only as far as
+    /// `inner_packet_len` reads them).
+    fn ipv4(len: usize, tag: u8) -> Vec<u8> {
+        let mut p = vec![tag; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn two_phase_seal_and_open_match_the_one_call_path_and_keep_the_replay_window() {
+        let now = Instant::now();
+        let (mut a, pb, mut b, pa) = pair(now);
+        let mut out = [0u8; 256];
+        // The confirming keepalive makes b's session current.
+        let t = a
+            .poll_transmit(now, &mut out)
+            .expect("fits")
+            .expect("keepalive");
+        let mut plain = [0u8; 256];
+        assert_eq!(
+            b.decapsulate(&[], &out[..t.len], now, &mut plain),
+            Ok(Decapsulated::Keepalive { peer: pa })
+        );
+        let sent_before = a.peer_stats(pb, now).expect("peer").tx_bytes;
+        // Three messages sealed "elsewhere", in order of their tickets.
+        let mut msgs = Vec::new();
+        for i in 0..3u8 {
+            let pkt = ipv4(40 + usize::from(i), i);
+            let ticket = a.prepare_data(pb, pkt.len(), now).expect("session");
+            let mut buf = vec![0u8; crate::session::data_message_len(pkt.len())];
+            buf[16..16 + pkt.len()].copy_from_slice(&pkt);
+            let n = std::thread::spawn(move || ticket.seal(&mut buf, pkt.len()).map(|n| (n, buf)))
+                .join()
+                .expect("no panic")
+                .expect("fits");
+            msgs.push((n.1, i));
+        }
+        assert_eq!(
+            a.peer_stats(pb, now).expect("peer").tx_bytes,
+            sent_before + 40 + 41 + 42
+        );
+        // b prepares all three, opens them out of order, finishes in order.
+        let tickets: Vec<_> = msgs
+            .iter()
+            .map(|(m, _)| b.prepare_open(m, now).expect("known session"))
+            .collect();
+        let mut opened: Vec<(usize, Vec<u8>)> = Vec::new();
+        for k in [2, 0, 1] {
+            let mut m = msgs[k].0.clone();
+            let len = tickets[k].open(&mut m).expect("authentic");
+            opened.push((k, m[16..16 + len].to_vec()));
+        }
+        opened.sort_by_key(|(k, _)| *k);
+        for (k, p) in &opened {
+            let d = b.finish_open(&tickets[*k], p, now).expect("fresh");
+            assert_eq!(
+                d,
+                Decapsulated::Data {
+                    peer: pa,
+                    len: 40 + *k
+                }
+            );
+            assert_eq!(p[..40 + *k], ipv4(40 + *k, *k as u8)[..]);
+        }
+        // The same message again: refused at prepare, and at finish when
+        // two copies were prepared before either was committed.
+        assert_eq!(
+            b.prepare_open(&msgs[0].0, now).map(|_| ()),
+            Err(DecapsulateError::Replay { counter: 1 })
+        );
+        assert_eq!(
+            b.finish_open(&tickets[0], &opened[0].1, now),
+            Err(DecapsulateError::Replay { counter: 1 })
+        );
+        // A tampered message fails to open (the engine counts it).
+        let mut bad = msgs[1].0.clone();
+        bad[20] ^= 1;
+        assert_eq!(
+            tickets[1].open(&mut bad),
+            Err(DecapsulateError::DecryptFailed)
+        );
+        // Handshake messages are not data.
+        a.force_handshake(pb, now).expect("peer");
+        let t = a.poll_transmit(now, &mut out).expect("fits").expect("init");
+        assert_eq!(
+            b.prepare_open(&out[..t.len], now).map(|_| ()),
+            Err(DecapsulateError::UnexpectedMessage)
+        );
+    }
+
+    #[test]
+    fn prepare_data_without_a_session_leaves_the_packet_to_encapsulate() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let mut a = Device::new(
+            PrivateKey::from_bytes([1; 32]),
+            ChaCha8Rng::seed_from_u64(1),
+            now,
+            wall,
+        );
+        let pb = a
+            .add_peer(PeerConfig {
+                public_key: PrivateKey::from_bytes([2; 32]).public_key(),
+                preshared_key: None,
+                persistent_keepalive: None,
+            })
+            .expect("new");
+        assert!(a.prepare_data(pb, 40, now).is_none());
+        let mut out = [0u8; 256];
+        assert!(matches!(
+            a.encapsulate(pb, &ipv4(40, 1), now, &mut out),
+            Ok(Encapsulated::Handshake(148))
+        ));
     }
 
     #[test]

@@ -35,5 +35,5 @@ pub use handshake::tai64n_whitened;
 pub use keys::{KeyError, PresharedKey, PrivateKey, PublicKey};
 pub use messages::MessageError;
 pub use outcome::{Decapsulated, Encapsulated, Transmit};
-pub use peer::{PeerConfig, PeerStats, MAX_QUEUED_PACKETS};
+pub use peer::{OpenTicket, PeerConfig, PeerStats, SealTicket, MAX_QUEUED_PACKETS};
 pub use timers::Timing;

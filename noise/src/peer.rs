@@ -22,7 +22,9 @@ use crate::messages::{
     CookieReply, Initiation, Response, DATA_HEADER_LEN, DATA_MIN_LEN, INITIATION_LEN, RESPONSE_LEN,
 };
 use crate::outcome::Encapsulated;
-use crate::session::{data_message_len, inner_packet_len, Receiver, Sender, MAX_PLAINTEXT};
+use crate::session::{
+    data_message_len, inner_packet_len, Opener, Receiver, Sealer, Sender, MAX_PLAINTEXT,
+};
 use crate::timers::*;
 
 /// Packets kept per peer while a handshake is pending; the oldest is dropped.
@@ -86,6 +88,51 @@ impl Keypair {
     fn can_send(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.created) < REJECT_AFTER_TIME
             && self.sender.counter() < REJECT_AFTER_MESSAGES
+    }
+}
+
+/// What seals one data message off the owning thread: a counter reserved
+/// for it and a copy of the sending key ([`crate::Device::prepare_data`]).
+#[derive(Debug, Clone)]
+pub struct SealTicket {
+    /// The counter (nonce) reserved for this message.
+    pub counter: u64,
+    /// The sending key.
+    pub sealer: Sealer,
+}
+
+impl SealTicket {
+    /// Seals in place as [`Sender::seal`]: `buf[16..16 + payload_len]`
+    /// holds the plain text; returns the message length.
+    pub fn seal(&self, buf: &mut [u8], payload_len: usize) -> Result<usize, EncapsulateError> {
+        self.sealer.seal(self.counter, buf, payload_len)
+    }
+}
+
+/// What opens one data message off the owning thread
+/// ([`crate::Device::prepare_open`]); hand it back with the plain text to
+/// [`crate::Device::finish_open`].
+#[derive(Debug, Clone)]
+pub struct OpenTicket {
+    /// The peer the session belongs to.
+    pub peer: PeerId,
+    /// Our receiver index the message named.
+    pub index: u32,
+    /// The message's counter.
+    pub counter: u64,
+    /// The receiving key.
+    pub opener: Opener,
+}
+
+impl OpenTicket {
+    /// Authenticates and decrypts the data message `msg` (header included)
+    /// in place; returns the padded plain text length, which starts at
+    /// `msg[16..]`.
+    pub fn open(&self, msg: &mut [u8]) -> Result<usize, DecapsulateError> {
+        let body = msg
+            .get_mut(DATA_HEADER_LEN..)
+            .ok_or(DecapsulateError::DecryptFailed)?;
+        self.opener.open(self.counter, body)
     }
 }
 
@@ -318,15 +365,40 @@ impl Peer {
             crate::session::SendError::Encapsulate(e) => e,
             crate::session::SendError::Exhausted => EncapsulateError::PacketTooLarge { len: 0 },
         })?;
-        self.stats.tx_bytes += payload.len() as u64;
+        self.data_sent(ctx, now, payload.len());
+        Ok(len)
+    }
+
+    /// The bookkeeping of one data message of `payload_len` bytes sent.
+    fn data_sent(&mut self, ctx: &mut Ctx, now: Instant, payload_len: usize) {
+        self.stats.tx_bytes += payload_len as u64;
         self.want_keepalive = false;
         self.timers_any_authenticated_packet_sent();
         self.timers_any_authenticated_packet_traversal(now);
-        if !payload.is_empty() {
+        if payload_len > 0 {
             self.timers_data_sent(ctx, now);
         }
         self.keep_key_fresh_sending(now);
-        Ok(len)
+    }
+
+    /// The off-thread variant of the fast path of [`Peer::encapsulate`]:
+    /// when a session is usable and nothing is queued, reserves a counter,
+    /// does the send bookkeeping and returns what seals the message
+    /// elsewhere; `None` when the packet must go through `encapsulate`.
+    pub(crate) fn prepare_data(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        payload_len: usize,
+    ) -> Option<SealTicket> {
+        if payload_len > MAX_PLAINTEXT || !self.can_send(now) || !self.queue.is_empty() {
+            return None;
+        }
+        let kp = self.current.as_mut()?;
+        let counter = kp.sender.next_counter()?;
+        let sealer = kp.sender.sealer();
+        self.data_sent(ctx, now, payload_len);
+        Some(SealTicket { counter, sealer })
     }
 
     /// The outgoing-packet entry point: seals now if a session is usable,
@@ -589,17 +661,12 @@ impl Peer {
         }
     }
 
-    /// §5.4.6: a data message for one of our sessions. The cipher text is
-    /// copied to `out` and decrypted there; the IP packet is `out[..len]`.
-    pub(crate) fn handle_data(
+    /// The live keypair that receiver index `index` names.
+    fn receiving_keypair(
         &mut self,
-        ctx: &mut Ctx,
         now: Instant,
         index: u32,
-        counter: u64,
-        datagram: &[u8],
-        out: &mut [u8],
-    ) -> Result<DataOutcome, DecapsulateError> {
+    ) -> Result<(Slot, &mut Keypair), DecapsulateError> {
         let slot = self
             .slot(index)
             .ok_or(DecapsulateError::UnknownIndex(index))?;
@@ -612,6 +679,21 @@ impl Peer {
         if now.saturating_duration_since(kp.created) >= REJECT_AFTER_TIME {
             return Err(DecapsulateError::SessionExpired);
         }
+        Ok((slot, kp))
+    }
+
+    /// §5.4.6: a data message for one of our sessions. The cipher text is
+    /// copied to `out` and decrypted there; the IP packet is `out[..len]`.
+    pub(crate) fn handle_data(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        index: u32,
+        counter: u64,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) -> Result<DataOutcome, DecapsulateError> {
+        let (slot, kp) = self.receiving_keypair(now, index)?;
         let body = &datagram[DATA_HEADER_LEN..];
         let buf = out
             .get_mut(..body.len())
@@ -621,6 +703,59 @@ impl Peer {
         if !kp.receiver.commit_counter(counter) {
             return Err(DecapsulateError::Replay { counter });
         }
+        self.data_received(ctx, now, slot, &out[..len])
+    }
+
+    /// The first half of receiving a data message off-thread: finds the
+    /// session and checks the counter against its replay window; the
+    /// returned ticket opens the message elsewhere.
+    pub(crate) fn prepare_open(
+        &mut self,
+        now: Instant,
+        index: u32,
+        counter: u64,
+    ) -> Result<OpenTicket, DecapsulateError> {
+        let peer = self.id;
+        let (_, kp) = self.receiving_keypair(now, index)?;
+        if !kp.receiver.check_counter(counter) {
+            return Err(DecapsulateError::Replay { counter });
+        }
+        Ok(OpenTicket {
+            peer,
+            index,
+            counter,
+            opener: kp.receiver.opener(),
+        })
+    }
+
+    /// The second half: `plain` (padded) was authenticated with the
+    /// session of `index` for `counter`; commits the counter and runs the
+    /// receive bookkeeping, as [`Peer::handle_data`] does after opening.
+    pub(crate) fn finish_open(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        index: u32,
+        counter: u64,
+        plain: &[u8],
+    ) -> Result<DataOutcome, DecapsulateError> {
+        let (slot, kp) = self.receiving_keypair(now, index)?;
+        if !kp.receiver.commit_counter(counter) {
+            return Err(DecapsulateError::Replay { counter });
+        }
+        self.data_received(ctx, now, slot, plain)
+    }
+
+    /// After a data message in `slot` authenticated: session rotation,
+    /// timers, and the inner packet's length in the padded `plain`.
+    fn data_received(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        slot: Slot,
+        plain: &[u8],
+    ) -> Result<DataOutcome, DecapsulateError> {
+        let len = plain.len();
         if slot == Slot::Next {
             // The initiator used the new session: it becomes current.
             if let Some(old) = self.previous.take() {
@@ -638,7 +773,7 @@ impl Peer {
         if len == 0 {
             return Ok(DataOutcome::Keepalive);
         }
-        let inner = inner_packet_len(&out[..len]).ok_or(DecapsulateError::InvalidInnerPacket)?;
+        let inner = inner_packet_len(plain).ok_or(DecapsulateError::InvalidInnerPacket)?;
         self.stats.rx_bytes += inner as u64;
         self.timers_data_received(now);
         Ok(DataOutcome::Data(inner))
