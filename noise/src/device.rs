@@ -357,11 +357,7 @@ impl Device {
         match Message::parse(datagram)? {
             Message::Data(msg) => {
                 let index = msg.receiver_index();
-                let id = *self
-                    .ctx
-                    .indices
-                    .get(&index)
-                    .ok_or(DecapsulateError::UnknownIndex(index))?;
+                let id = self.peer_for_data(index)?;
                 let p = self
                     .peers
                     .get_mut(id.0 as usize)
@@ -443,11 +439,7 @@ impl Device {
             return Err(DecapsulateError::UnexpectedMessage);
         };
         let index = msg.receiver_index();
-        let id = *self
-            .ctx
-            .indices
-            .get(&index)
-            .ok_or(DecapsulateError::UnknownIndex(index))?;
+        let id = self.peer_for_data(index)?;
         let p = self
             .peers
             .get_mut(id.0 as usize)
@@ -491,6 +483,15 @@ impl Device {
         self.peers
             .get_mut(id.0 as usize)
             .and_then(|p| p.as_deref_mut())
+    }
+
+    /// The peer whose session has local index `index`, for a data message.
+    fn peer_for_data(&self, index: u32) -> Result<PeerId, DecapsulateError> {
+        self.ctx
+            .indices
+            .get(&index)
+            .copied()
+            .ok_or(DecapsulateError::UnknownIndex(index))
     }
 
     fn peer_for_index(&self, index: u32) -> Result<PeerId, DecapsulateError> {
