@@ -2,7 +2,7 @@
 //! 256 MB file, each through every system, round-robin so that the
 //! systems of one round see the same machine load.
 
-use crate::measure::{rss_kib, uptime, wait_with_cpu, watch_peak_rss};
+use crate::measure::{rss_kib, uptime, wait_with_cpu, watch_peak_rss, SideCpu};
 use crate::table::{self, Stats};
 use crate::topology::{Target, Topology, Via, BIG_FILE};
 use std::collections::HashMap;
@@ -43,6 +43,9 @@ pub struct Sample {
     pub cpu_per_gb: Option<f64>,
     /// Peak RSS of the wrapguard process in KiB (wrapguard systems).
     pub peak_rss_kib: Option<u64>,
+    /// CPU seconds per GB of the whole client side: the machine's busy
+    /// time less the servers' processes (every system; see [`SideCpu`]).
+    pub side_cpu_per_gb: Option<f64>,
 }
 
 /// Everything the bulk section measured.
@@ -113,12 +116,15 @@ pub fn run_one(topo: &Topology, test: Test, via: Via, secs: usize) -> Result<Sam
     let watch = Watch {
         perf: via == Via::Wrapguard,
         rss: wrapped,
+        servers: Some(topo.servers_ns(via)),
     };
     let ran = run_client(cmd, test, &t, None, secs, watch)?;
+    let gb = ran.bytes / 1e9;
     Ok(Sample {
         mbit: ran.mbit,
-        cpu_per_gb: wrapped.then(|| ran.cpu_secs / (ran.bytes / 1e9)),
+        cpu_per_gb: wrapped.then(|| ran.cpu_secs / gb),
         peak_rss_kib: ran.peak_rss_kib,
+        side_cpu_per_gb: ran.side_cpu_secs.map(|s| s / gb),
     })
 }
 
@@ -132,15 +138,20 @@ pub struct Ran {
     pub cpu_secs: f64,
     /// Peak RSS of the spawned process, if watched.
     pub peak_rss_kib: Option<u64>,
+    /// The client side's CPU seconds ([`SideCpu`]), if watched.
+    pub side_cpu_secs: Option<f64>,
 }
 
 /// What [`run_client`] watches of the spawned process besides its CPU.
 #[derive(Clone, Copy, Default)]
-pub struct Watch {
+pub struct Watch<'a> {
     /// Profile it when `E2E_PERF_DIR` is set.
     pub perf: bool,
     /// Sample its peak RSS.
     pub rss: bool,
+    /// Count the client side's CPU ([`SideCpu`]); the servers are the
+    /// processes of this namespace.
+    pub servers: Option<&'a str>,
 }
 
 /// Runs the client of `test` against `t`, spawned by `cmd`; curl goes
@@ -152,7 +163,7 @@ pub fn run_client(
     t: &Target,
     curl_proxy: Option<&str>,
     secs: usize,
-    watch: Watch,
+    watch: Watch<'_>,
 ) -> Result<Ran, String> {
     let secs_s = secs.to_string();
     let port = t.iperf.to_string();
@@ -183,6 +194,7 @@ pub fn run_client(
         }
         argv.push(&url);
     }
+    let side = watch.servers.and_then(SideCpu::start);
     let mut child = cmd(&argv).spawn().map_err(|e| format!("spawn: {e}"))?;
     let peak = watch.rss.then(|| watch_peak_rss(child.id()));
     let profiler = watch.perf.then(|| profile(child.id(), test)).flatten();
@@ -197,6 +209,7 @@ pub fn run_client(
         let _ = so.read_to_string(&mut out);
     }
     let fin = wait_with_cpu(&mut child).map_err(|e| format!("wait: {e}"))?;
+    let side_cpu_secs = side.and_then(|s| s.secs());
     if let Some(mut p) = profiler {
         // perf record -p ends by itself when the process it follows exits.
         let _ = p.wait();
@@ -219,6 +232,7 @@ pub fn run_client(
         mbit: bits_per_sec / 1e6,
         cpu_secs: fin.cpu_secs,
         peak_rss_kib,
+        side_cpu_secs,
     })
 }
 
@@ -299,12 +313,25 @@ impl Report {
         Stats::of(&v)
     }
 
+    /// Median client-side CPU s/GB of `test` through `via` ([`SideCpu`]).
+    pub fn side_cpu_median(&self, test: Test, via: Via) -> Option<f64> {
+        self.side_cpu(test, via).map(|s| s.median)
+    }
+
     fn cpu(&self, test: Test, via: Via) -> Option<Stats> {
+        self.figure(test, via, |s| s.cpu_per_gb)
+    }
+
+    fn side_cpu(&self, test: Test, via: Via) -> Option<Stats> {
+        self.figure(test, via, |s| s.side_cpu_per_gb)
+    }
+
+    fn figure(&self, test: Test, via: Via, f: impl Fn(&Sample) -> Option<f64>) -> Option<Stats> {
         let v: Vec<f64> = self
             .samples
             .get(&(test, via))?
             .iter()
-            .filter_map(|s| s.cpu_per_gb)
+            .filter_map(f)
             .filter(|c| c.is_finite())
             .collect();
         Stats::of(&v)
@@ -342,8 +369,49 @@ impl Report {
             })
             .collect();
         table::print(&header, &rows);
+        self.print_cpu();
         for n in &self.notes {
             println!("- {n}");
         }
+    }
+}
+
+impl Report {
+    /// The CPU table: the client side's s/GB for every system, and the
+    /// wrapguard process's own against wireguard-go's client side.
+    fn print_cpu(&self) {
+        println!(
+            "\n## CPU s/GB of the client side (machine busy time less the servers' \
+             namespace): median (min–max)"
+        );
+        let mut header = vec!["test"];
+        header.extend(VIAS.iter().map(|v| v.label()));
+        header.extend([
+            "wrapguard / wg-go",
+            "wrapguard process",
+            "wrapguard process / wg-go side",
+        ]);
+        let rows: Vec<Vec<String>> = TESTS
+            .iter()
+            .map(|&t| {
+                let mut row = vec![t.label().to_string()];
+                row.extend(
+                    VIAS.iter()
+                        .map(|&v| self.side_cpu(t, v).map_or("–".into(), |s| s.show(2))),
+                );
+                let theirs = self.side_cpu(t, Via::WireguardGo);
+                row.push(table::ratio(self.side_cpu(t, Via::Wrapguard), theirs));
+                let own = self.cpu(t, Via::Wrapguard);
+                row.push(own.map_or("–".into(), |s| s.show(2)));
+                row.push(table::ratio(own, theirs));
+                row
+            })
+            .collect();
+        table::print(&header, &rows);
+        println!(
+            "- client side: the client program, the tunnel's process and the kernel's networking \
+             (the servers' softirq work too, alike for every system); wrapguard process: its own \
+             threads only"
+        );
     }
 }

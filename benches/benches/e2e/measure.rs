@@ -50,6 +50,76 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) / hz)
 }
 
+/// Busy CPU seconds of the whole machine since boot, all cores: user,
+/// nice, system, irq and softirq time from /proc/stat (not idle, iowait
+/// or steal).
+pub fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| f.get(i).copied().unwrap_or(0.0));
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(busy.sum::<f64>() / hz)
+}
+
+/// The processes of network namespace `ns` now (`ip netns pids`).
+pub fn netns_pids(ns: &str) -> Vec<u32> {
+    std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// CPU seconds the machine spent on one client run, less what the
+/// processes of the servers' side spent: taken at the start with
+/// [`SideCpu::start`], read with [`SideCpu::secs`] when the client has
+/// exited. What is left is the client side's whole cost: the client
+/// program, its tunnel process, and the kernel's networking (including
+/// the softirq work of the servers' side, which every system pays alike).
+pub struct SideCpu {
+    busy: f64,
+    servers: Vec<(u32, f64)>,
+}
+
+impl SideCpu {
+    /// Starts counting; the servers are the processes of namespace `ns`.
+    pub fn start(ns: &str) -> Option<SideCpu> {
+        let servers = netns_pids(ns)
+            .into_iter()
+            .filter_map(|p| Some((p, proc_cpu_secs(p)?)))
+            .collect();
+        Some(SideCpu {
+            busy: machine_busy_secs()?,
+            servers,
+        })
+    }
+
+    /// Machine busy time since [`SideCpu::start`] less the servers'.
+    pub fn secs(&self) -> Option<f64> {
+        let busy = machine_busy_secs()? - self.busy;
+        let servers: f64 = self
+            .servers
+            .iter()
+            .filter_map(|&(p, t0)| Some(proc_cpu_secs(p)? - t0))
+            .sum();
+        Some(busy - servers)
+    }
+}
+
 /// `VmRSS` and `VmHWM` (peak) of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

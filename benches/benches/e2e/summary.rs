@@ -60,10 +60,15 @@ impl Sections {
                 false => latency?.get(via).map(|v| v[i]),
             })
         };
-        let cpu: Cell<'_> = Box::new(move |via| match from_modes(via, bulk.is_some()) {
-            true => modes?.median(Test::Upload, via, true),
-            false => bulk?.cpu_median(Test::Upload, via),
-        });
+        let cpu = |test: Test| -> Cell<'_> {
+            Box::new(move |via| match from_modes(via, bulk.is_some()) {
+                true => modes?.median(test, via, true),
+                false => bulk?.cpu_median(test, via),
+            })
+        };
+        // Client side: only the bulk section measures it (not seccomp).
+        let side =
+            |test: Test| -> Cell<'_> { Box::new(move |via| bulk?.side_cpu_median(test, via)) };
         let peak: Cell<'_> = Box::new(move |via| match from_modes(via, bulk.is_some()) {
             true => modes?.peak_rss_mib(via),
             false => bulk?.peak_rss_mib(via),
@@ -83,7 +88,22 @@ impl Sections {
             ("curl 256 MB, Mbit/s".into(), 0, throughput(Test::Curl)),
             ("connect+RR p50, µs".into(), 0, rr(0)),
             ("connect+RR p99, µs".into(), 0, rr(1)),
-            ("CPU s/GB, upload".into(), 2, cpu),
+            (
+                "wrapguard process CPU s/GB, upload".into(),
+                2,
+                cpu(Test::Upload),
+            ),
+            (
+                "wrapguard process CPU s/GB, download".into(),
+                2,
+                cpu(Test::Download),
+            ),
+            ("client-side CPU s/GB, upload".into(), 2, side(Test::Upload)),
+            (
+                "client-side CPU s/GB, download".into(),
+                2,
+                side(Test::Download),
+            ),
             ("peak RSS in bulk, MiB".into(), 1, peak),
             ("idle RSS, MiB".into(), 1, idle),
             (format!("KiB per held conn. ({held})"), 1, per_conn),
@@ -111,6 +131,21 @@ impl Sections {
         header.extend(SYSTEMS.iter().map(|v| v.label()));
         header.push("wrapguard / wg-go");
         table::print(&header, &body);
+        for test in [Test::Upload, Test::Download] {
+            let own = bulk.and_then(|b| b.cpu_median(test, Via::Wrapguard));
+            let theirs = bulk.and_then(|b| b.side_cpu_median(test, Via::WireguardGo));
+            if let (Some(a), Some(b)) = (own, theirs) {
+                println!(
+                    "- {}: wrapguard process {a:.2} s/GB / wireguard-go client side {b:.2} s/GB = {:.2}×",
+                    test.label(),
+                    a / b
+                );
+            }
+        }
+        println!(
+            "- client side: the machine's busy CPU during a run less the servers' namespace \
+             (client program, tunnel process, kernel networking)"
+        );
         println!(
             "- medians of the rounds; seccomp (and, without its own sections, wrapguard) from the modes section; \
              RSS of the tunnel's own process (wireguard-go's excludes the kernel's TCP)"

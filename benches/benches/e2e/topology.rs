@@ -186,6 +186,16 @@ impl Topology {
         }
     }
 
+    /// The namespace of the servers `via`'s clients reach and of the peer
+    /// that carries them there: wireguard-go's A, or P for the pair (whose
+    /// processes, before a client starts, are the serving side's).
+    pub fn servers_ns(&self, via: Via) -> &str {
+        match via {
+            Via::Pair => &self.pair.name,
+            _ => &self.one.peer.ns.name,
+        }
+    }
+
     /// Whether `via` can be measured, or why not.
     pub fn available(&self, via: Via) -> Result<(), String> {
         match (via, &self.onetun) {
