@@ -122,6 +122,24 @@ pub struct BackendInfo {
 /// sender is dropped if the server cannot be reached.
 pub type DnsAnswer = tokio::sync::oneshot::Receiver<Vec<u8>>;
 
+/// How a flow carried on the engine thread ([`FlowBackend::tcp_direct`])
+/// ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectEnd {
+    /// Bytes from the program's socket into the tunnel.
+    pub bytes_up: u64,
+    /// Bytes from the tunnel into the program's socket.
+    pub bytes_down: u64,
+    /// The errno that ended the tunnel connection (`ETIMEDOUT`,
+    /// `ECONNRESET`…); `None` if both directions ended as TCP ends, or the
+    /// program closed its socket.
+    pub errno: Option<Errno>,
+}
+
+/// Resolves when a flow carried on the engine thread ends; the sender is
+/// dropped if the engine gave the flow up (treat it as `ECONNRESET`).
+pub type DirectDone = tokio::sync::oneshot::Receiver<DirectEnd>;
+
 /// What carries the child's flows. Methods are called from tokio tasks.
 pub trait FlowBackend: Send + Sync + 'static {
     /// Short name for logs.
@@ -143,6 +161,18 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn tcp_keepalive(&self, id: u64, keepalive: control::TcpKeepalive) -> Result<(), Errno> {
         let _ = (id, keepalive);
         Ok(())
+    }
+    /// Carries established flow `id` ([`OutboundTcp::id`]) on the engine
+    /// thread itself: it reads and writes `fd` (a duplicate of the data
+    /// socket, or a connection handed over; non-blocking) and the tunnel
+    /// connection directly, so no bridge task copies the bytes and no
+    /// thread hop lies between them. The caller keeps the flow's stream
+    /// (dropping it aborts the flow) and its own descriptor of the socket
+    /// until the flow ends. `Err` gives `fd` back if this backend cannot;
+    /// the caller splices instead.
+    fn tcp_direct(&self, id: u64, fd: OwnedFd) -> Result<DirectDone, OwnedFd> {
+        let _ = id;
+        Err(fd)
     }
     /// Sends one DNS query over UDP to `server` through the tunnel.
     fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {

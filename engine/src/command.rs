@@ -26,6 +26,16 @@ pub enum Command {
         /// Completion of the TCP handshake.
         done: oneshot::Sender<Result<(), Errno>>,
     },
+    /// Carry established TCP flow `flow` on the engine thread, between its
+    /// tunnel connection and `fd` ([`crate::FlowBackend::tcp_direct`]).
+    TcpDirect {
+        /// The flow.
+        flow: u64,
+        /// The program's side (non-blocking).
+        fd: OwnedFd,
+        /// Told when the flow ends.
+        done: oneshot::Sender<crate::DirectEnd>,
+    },
     /// Open a datagram flow on the engine end `fd` of a data socket pair.
     UdpOpen {
         /// What the shim asked for.

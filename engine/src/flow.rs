@@ -99,7 +99,8 @@ impl FlowShared {
         self.writer.wake();
     }
 
-    fn errno(&self) -> i32 {
+    /// The errno that ended the flow, 0 while it is healthy.
+    pub fn errno(&self) -> i32 {
         self.error.load(Ordering::Acquire)
     }
 }

@@ -35,7 +35,8 @@ use crate::flow::{FlowShared, Kick};
 use crate::lend::Lent;
 use crate::peer_state::PeerState;
 use crate::reach::{Change, Facts, Verdict, UNREACHABLE_AFTER};
-use crate::tcp_flows::TcpFlows;
+
+use crate::tcp_flows::{self, TcpFlows};
 use crate::udp_flows::{self, UdpFlows};
 use crate::udp_rx::{self, RxBatch};
 use crate::{packet, Errno, PeerStatus};
@@ -237,6 +238,7 @@ impl Engine {
             self.deliver(now);
             self.run_commands(now);
             self.tcp.run_kicks(&mut lend!(self), now);
+            self.tcp.service_ready(&mut lend!(self), now);
             self.udp.service_ready(&mut lend!(self));
             self.turn(now);
 
@@ -247,6 +249,7 @@ impl Engine {
             let busy = more_rx
                 || !self.kick.queue.is_empty()
                 || !self.commands.is_empty()
+                || self.tcp.has_ready()
                 || self.udp.has_ready()
                 || self.crypto.has_ready();
             let timeout = if busy {
@@ -264,7 +267,9 @@ impl Engine {
                 }
             }
             for ev in events.iter() {
-                if let Some(id) = ev.token().0.checked_sub(udp_flows::TOKEN_BASE) {
+                if let Some(id) = ev.token().0.checked_sub(tcp_flows::DIRECT_TOKEN_BASE) {
+                    self.tcp.mark_ready(id as u64, ev);
+                } else if let Some(id) = ev.token().0.checked_sub(udp_flows::TOKEN_BASE) {
                     self.udp.mark_ready(id as u64);
                 }
             }
@@ -891,6 +896,9 @@ impl Engine {
                 }
                 Command::Reresolved { peer, addr } => self.reresolved(peer, addr, now),
                 Command::AcceptMore => self.tcp.accept_more(&mut lend!(self), now),
+                Command::TcpDirect { flow, fd, done } => {
+                    self.tcp.attach(&mut lend!(self), flow, fd, done, now);
+                }
                 Command::TcpKeepalive {
                     flow,
                     keepalive,

@@ -10,6 +10,10 @@
 //! ([`crate::stack_thread`]) lends it the stack and the rest for each call
 //! ([`Lent`]).
 
+mod direct;
+
+pub use direct::TOKEN_BASE as DIRECT_TOKEN_BASE;
+
 use crate::backlog::{Pending, MAX_PENDING, STACK_BACKLOG};
 use crate::command::Command;
 use crate::flow::{FlowShared, TunnelStream, MAX_CHUNK};
@@ -40,6 +44,8 @@ struct Flow {
     bytes_down: u64,
     fin_sent: bool,
     stack_closed: bool,
+    /// Set once the engine thread moves the bytes itself ([`direct`]).
+    direct: Option<direct::Direct>,
 }
 
 struct ListenEntry {
@@ -57,6 +63,10 @@ pub struct TcpFlows {
     listeners: HashMap<ListenerHandle, ListenEntry>,
     listening: HashMap<SocketAddr, ListenerHandle>,
     next_inbound: u64,
+    /// Direct flows whose socket the poller reported ready.
+    ready: Vec<u64>,
+    /// One buffer for every direct flow's reads (see [`direct`]).
+    scratch: Vec<u8>,
 }
 
 impl Default for TcpFlows {
@@ -68,6 +78,8 @@ impl Default for TcpFlows {
             listening: HashMap::new(),
             // Inbound ids stay clear of the bridge's outbound ones.
             next_inbound: 1 << 62,
+            ready: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -115,6 +127,7 @@ impl TcpFlows {
                 bytes_down: 0,
                 fin_sent: false,
                 stack_closed: false,
+                direct: None,
             },
         );
         Ok(local)
@@ -210,6 +223,9 @@ impl TcpFlows {
         let Some(f) = self.flows.get_mut(&id) else {
             return;
         };
+        if f.direct.is_some() {
+            return self.service_direct(cx, id, now);
+        }
         if f.connecting.is_some() {
             if f.shared.released.load(Ordering::Acquire) {
                 // The bridge gave up before the connection was established.
@@ -380,6 +396,9 @@ impl TcpFlows {
         let Some(&id) = self.by_handle.get(&h) else {
             return;
         };
+        if self.flows.get(&id).is_some_and(|f| f.direct.is_some()) {
+            return self.on_direct_event(cx, id, kind, now);
+        }
         match kind {
             SocketEventKind::Connected => {
                 let Some(f) = self.flows.get_mut(&id) else {
@@ -487,6 +506,7 @@ impl TcpFlows {
                     bytes_down: 0,
                     fin_sent: false,
                     stack_closed: false,
+                    direct: None,
                 },
             );
             debug!(flow = id, peer = %peer, local = %local, "tunnel connection accepted");

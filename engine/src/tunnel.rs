@@ -13,7 +13,7 @@ use crate::flow::{FlowShared, Kick, TunnelStream};
 use crate::peer_state::PeerState;
 use crate::stack_thread::{Engine, EngineParts, WAKER};
 use crate::{
-    seqpacket, BackendInfo, BoxedIo, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
+    seqpacket, BackendInfo, BoxedIo, DirectDone, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
     ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
 };
 use anyhow::{anyhow, Context, Result};
@@ -23,6 +23,7 @@ use noise::rand_core::{OsRng, RngCore};
 use noise::Device;
 use router::{Config, Endpoint, Route, RouteFlag, Router, RoutingOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -38,6 +39,10 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Overrides the number of crypto worker threads (0: all crypto on the
 /// engine thread); for measurements.
 pub const ENV_CRYPTO_WORKERS: &str = "WRAPGUARD_CRYPTO_WORKERS";
+/// `0` keeps every TCP flow's bytes in the bridge (spliced through its
+/// chunk queues) instead of on the engine thread
+/// ([`FlowBackend::tcp_direct`]); for measurements.
+pub const ENV_DIRECT: &str = "WRAPGUARD_DIRECT";
 /// Most crypto workers started by default.
 const MAX_CRYPTO_WORKERS: usize = 8;
 
@@ -86,6 +91,8 @@ pub struct TunnelBackend {
     next_flow: AtomicU64,
     live: Arc<AtomicUsize>,
     peer_count: usize,
+    /// Established flows move on the engine thread (see [`ENV_DIRECT`]).
+    direct: bool,
 }
 
 /// What [`start`] needs: the config file and the command line's overrides.
@@ -300,6 +307,7 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
         next_flow: AtomicU64::new(1),
         live,
         peer_count: config.peers.len(),
+        direct: std::env::var(ENV_DIRECT).map_or(true, |v| v != "0"),
     })
 }
 
@@ -428,6 +436,15 @@ impl FlowBackend for TunnelBackend {
             local,
             established,
         })
+    }
+
+    fn tcp_direct(&self, id: u64, fd: OwnedFd) -> Result<DirectDone, OwnedFd> {
+        if !self.direct {
+            return Err(fd);
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::TcpDirect { flow: id, fd, done });
+        Ok(rx)
     }
 
     fn tcp_keepalive(&self, id: u64, keepalive: control::TcpKeepalive) -> Result<(), Errno> {

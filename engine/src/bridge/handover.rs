@@ -4,7 +4,7 @@
 //! in one copy instead of through the proxy and a data socket.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -25,6 +25,12 @@ impl Handed {
     /// The flow ended as TCP ends: close with a FIN.
     pub fn ended_cleanly(&mut self) {
         self.clean = true;
+    }
+}
+
+impl AsFd for Handed {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.tcp.as_fd()
     }
 }
 

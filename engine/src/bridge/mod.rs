@@ -5,14 +5,14 @@
 
 use crate::dns_resolver::DnsService;
 use crate::session::Host;
-use crate::{FlowBackend, InboundTcp, ListenSpec};
+use crate::{DirectEnd, FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
     UdpReply, FILLER_LEN, MAX_FRAME, PREFIX_LEN,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -477,7 +477,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
 
     let mut cut = s.cut.clone();
     tokio::select! {
-        () = carry(&s, &mut stream, flow, dst, out.local, out.established, hand_over) => {}
+        () = carry(&s, &mut stream, flow, dst, out, hand_over) => {}
         _ = cut.wait_for(|c| *c) => {
             // Recorded before the data socket closes: the program sees a
             // reset, not an end that would pass for a complete transfer.
@@ -495,10 +495,14 @@ async fn carry(
     stream: &mut UnixStream,
     flow: u64,
     dst: SocketAddr,
-    local: SocketAddr,
-    established: crate::backend::Establishing,
+    out: crate::OutboundTcp,
     hand_over: bool,
 ) {
+    let crate::OutboundTcp {
+        id: backend_id,
+        local,
+        established,
+    } = out;
     // Wait until the shim's filler is queued (without reading it), so that a
     // failure below closes the socket with unread data: POLLERR at the app.
     let deadline = tokio::time::Instant::now() + FILLER_WAIT;
@@ -534,12 +538,39 @@ async fn carry(
     }
     set_flow(s, flow, FlowState::Established);
     debug!(flow, dst = %dst, local = %local, "flow opened");
-    let mut tunnel = splice::Watched::new(&mut *io);
-    let r = if hand_over {
-        let Some(mut client) = handover::take(stream).await else {
+    let mut handed = None;
+    if hand_over {
+        let Some(client) = handover::take(stream).await else {
             debug!(flow, dst = %dst, "no connection handed over: flow closed");
             return;
         };
+        handed = Some(client);
+    }
+    // The engine thread moves the bytes itself where the backend can; the
+    // stream (`io`) and our descriptor of the socket stay until it ends.
+    let fd = match &handed {
+        Some(client) => client.as_fd().try_clone_to_owned(),
+        None => stream.as_fd().try_clone_to_owned(),
+    };
+    if let Some(done) = fd.ok().and_then(|fd| s.backend.tcp_direct(backend_id, fd).ok()) {
+        let end = done.await.unwrap_or(DirectEnd {
+            bytes_up: 0,
+            bytes_down: 0,
+            errno: Some(libc::ECONNRESET),
+        });
+        match (end.errno, handed.as_mut()) {
+            (Some(e), _) => {
+                set_flow(s, flow, FlowState::Failed(e));
+                debug!(flow, dst = %dst, errno = e, "flow ended with an error");
+            }
+            (None, Some(client)) => client.ended_cleanly(),
+            (None, None) => {}
+        }
+        debug!(flow, dst = %dst, bytes_out = end.bytes_up, bytes_in = end.bytes_down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
+        return;
+    }
+    let mut tunnel = splice::Watched::new(&mut *io);
+    let r = if let Some(mut client) = handed {
         let r = splice::splice(&mut client, &mut tunnel).await;
         if tunnel.error().is_none() && r.is_ok() {
             client.ended_cleanly();

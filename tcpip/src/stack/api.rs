@@ -279,6 +279,14 @@ impl Stack {
         Ok(self.tcb(h)?.recv_queue())
     }
 
+    /// Asks for a [`crate::SocketEventKind::Writable`] event once the send
+    /// buffer gains room: for a caller that found it full
+    /// ([`Stack::tcp_send_capacity`] 0) without trying a send.
+    pub fn tcp_want_writable(&mut self, h: TcpHandle) -> Result<(), Error> {
+        self.tcb_mut(h)?.want_writable();
+        Ok(())
+    }
+
     /// Free bytes in the send buffer.
     pub fn tcp_send_capacity(&self, h: TcpHandle) -> Result<usize, Error> {
         Ok(self.tcb(h)?.send_capacity())

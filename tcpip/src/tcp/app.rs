@@ -70,6 +70,12 @@ impl Tcb {
     }
 
     /// Bytes that can be queued for sending.
+    /// Asks for a `Writable` event once acknowledged data frees room in
+    /// the send buffer (as a `send` that did not fit does).
+    pub(crate) fn want_writable(&mut self) {
+        self.want_write = true;
+    }
+
     pub(crate) fn send_capacity(&self) -> usize {
         self.tx.free()
     }
