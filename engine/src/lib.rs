@@ -61,7 +61,7 @@ mod udp_tx;
 mod uncarried;
 
 pub use backend::{
-    BackendInfo, BoxedIo, DirectDone, DirectEnd, DnsAnswer, Errno, Establishing, FlowBackend, FlowIo, HandshakeWait,
-    InboundSink, InboundTcp, ListenSpec, OpenedUdp, OutboundTcp,
+    BackendInfo, BoxedIo, DirectDone, DirectEnd, DnsAnswer, Errno, Establishing, FlowBackend,
+    FlowIo, HandshakeWait, InboundSink, InboundTcp, ListenSpec, OpenedUdp, OutboundTcp,
 };
 pub use status::PeerStatus;

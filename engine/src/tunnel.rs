@@ -13,8 +13,8 @@ use crate::flow::{FlowShared, Kick, TunnelStream};
 use crate::peer_state::PeerState;
 use crate::stack_thread::{Engine, EngineParts, WAKER};
 use crate::{
-    seqpacket, BackendInfo, BoxedIo, DirectDone, DnsAnswer, Errno, FlowBackend, HandshakeWait, InboundSink,
-    ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
+    seqpacket, BackendInfo, BoxedIo, DirectDone, DnsAnswer, Errno, FlowBackend, HandshakeWait,
+    InboundSink, ListenSpec, OpenedUdp, OutboundTcp, PeerStatus,
 };
 use anyhow::{anyhow, Context, Result};
 use control::{Proto, RouteDecision, UdpOpenRequest};

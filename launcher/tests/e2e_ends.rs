@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 use wrapguard_testnet::{
     peer_server, python, read, show, skip_unless_ready, spawn_wrapguard, tcp_echo_server, token,
-    wait_line, wait_log, wrapguard, Conf, Configured, OnePeer,
+    wait_line, wait_log, wrapguard, Conf, Configured, OnePeer, Wrapguard,
 };
 
 /// Peer 1 and our IPv4 config for it.
@@ -63,6 +63,60 @@ fn child_exit_closes_its_flow_with_a_fin() {
         "the peer should read our bytes then EOF (a FIN), got: {log}\n{}",
         show(&out)
     );
+}
+
+/// An established flow's bytes move on the engine thread (the debug log
+/// says so) with both directions counted and the peer's FIN passed on as
+/// EOF; with `WRAPGUARD_DIRECT=0` the bridge splices them, and the program
+/// sees the same.
+#[test]
+fn established_flows_move_on_the_engine_thread_unless_turned_off() {
+    skip_unless_ready!();
+    let t = setup("d");
+    let py = python();
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let tok = token("direct");
+    let n = tok.len();
+    // Echo, then our FIN: the echo server closes, and we must read EOF.
+    let code = format!(
+        "import socket\ns = socket.create_connection(('10.77.0.1', 9100), timeout=20)\n\
+         s.sendall(b'{tok}')\ngot = b''\n\
+         while len(got) < {n}:\n    d = s.recv(100)\n    if not d: break\n    got += d\n\
+         s.shutdown(socket.SHUT_WR)\nend = s.recv(10)\n\
+         print('GOT', got.decode(), 'EOF' if end == b'' else 'DATA', flush=True)\n"
+    );
+    for direct in [true, false] {
+        let mut v = Wrapguard::under_test().argv(
+            &t.conf,
+            &["--log-level=debug", "--no-share"],
+            &[&py, "-c", &code],
+            60,
+        );
+        if !direct {
+            v.splice(0..0, ["env".to_string(), "WRAPGUARD_DIRECT=0".to_string()]);
+        }
+        let out = t
+            .client
+            .run(&v.iter().map(String::as_str).collect::<Vec<_>>());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(&format!("GOT {tok} EOF")),
+            "direct={direct}: {}",
+            show(&out)
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            log.contains("flow carried on the engine thread"),
+            direct,
+            "direct={direct}: {log}"
+        );
+        let counted = log.lines().any(|l| {
+            l.contains("\"message\":\"flow closed\"")
+                && l.contains(&format!("\"bytes_out\":{n}"))
+                && l.contains(&format!("\"bytes_in\":{n}"))
+        });
+        assert!(counted, "direct={direct}: the flow's bytes: {log}");
+    }
 }
 
 /// Wrapped client prologue: connects to the peer's echo server (9100),

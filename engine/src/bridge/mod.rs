@@ -552,7 +552,10 @@ async fn carry(
         Some(client) => client.as_fd().try_clone_to_owned(),
         None => stream.as_fd().try_clone_to_owned(),
     };
-    if let Some(done) = fd.ok().and_then(|fd| s.backend.tcp_direct(backend_id, fd).ok()) {
+    if let Some(done) = fd
+        .ok()
+        .and_then(|fd| s.backend.tcp_direct(backend_id, fd).ok())
+    {
         let end = done.await.unwrap_or(DirectEnd {
             bytes_up: 0,
             bytes_down: 0,

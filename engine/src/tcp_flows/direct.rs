@@ -38,6 +38,10 @@ use tracing::debug;
 /// datagram flows' range).
 pub const TOKEN_BASE: usize = 1 << 48;
 
+/// Send buffer asked for on a data socket (the kernel caps it at
+/// `net.core.wmem_max`).
+const DATA_SOCKET_BUFFER: usize = 4 << 20;
+
 /// Size of the shared scratch buffer (one read or receive at most).
 const SCRATCH: usize = 64 * 1024;
 
@@ -116,6 +120,12 @@ impl TcpFlows {
             });
             return;
         };
+        // A data socket (unix) holds what the stack received until the
+        // program reads it; the bridge's chunk queue used to add to that.
+        let sock = SockRef::from(&fd);
+        if sock.domain().is_ok_and(|d| d == socket2::Domain::UNIX) {
+            let _ = sock.set_send_buffer_size(DATA_SOCKET_BUFFER);
+        }
         let token = Token(TOKEN_BASE + id as usize);
         if let Err(e) = cx.poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
@@ -361,8 +371,7 @@ impl TcpFlows {
             // The program closed its socket: close ours as close() would,
             // with a reset if tunnel bytes are left undelivered.
             if !f.stack_closed {
-                let unread = d.off < d.pending.len()
-                    || cx.stack.tcp_recv_queue(h).unwrap_or(0) > 0;
+                let unread = d.off < d.pending.len() || cx.stack.tcp_recv_queue(h).unwrap_or(0) > 0;
                 let _ = match unread {
                     true => cx.stack.tcp_abort(now, h),
                     false => cx.stack.tcp_close(now, h),
