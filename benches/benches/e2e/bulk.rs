@@ -343,31 +343,24 @@ impl Report {
             "\n## Bulk throughput, Mbit/s: median (min–max) of {} rounds, iperf3 -t {}",
             self.rounds, self.secs
         );
-        let mut header = vec!["test"];
-        header.extend(VIAS.iter().map(|v| v.label()));
-        header.extend([
+        let header = header(&[
             "wrapguard / wg-go",
             "wrapguard / onetun",
             "wrapguard CPU s/GB",
         ]);
-        let rows: Vec<Vec<String>> = TESTS
-            .iter()
-            .map(|&t| {
-                let mut row = vec![t.label().to_string()];
-                row.extend(
-                    VIAS.iter()
-                        .map(|&v| self.stats(t, v).map_or("–".into(), |s| s.show(0))),
-                );
+        let rows = self.rows(
+            |t, v| self.stats(t, v),
+            0,
+            |t| {
                 let ours = self.stats(t, Via::Wrapguard);
-                row.push(table::ratio(ours, self.stats(t, Via::WireguardGo)));
-                row.push(table::ratio(ours, self.stats(t, Via::Onetun)));
-                row.push(
+                vec![
+                    table::ratio(ours, self.stats(t, Via::WireguardGo)),
+                    table::ratio(ours, self.stats(t, Via::Onetun)),
                     self.cpu(t, Via::Wrapguard)
                         .map_or("–".into(), |s| s.show(2)),
-                );
-                row
-            })
-            .collect();
+                ]
+            },
+        );
         table::print(&header, &rows);
         self.print_cpu();
         for n in &self.notes {
@@ -384,29 +377,24 @@ impl Report {
             "\n## CPU s/GB of the client side (machine busy time less the servers' \
              namespace): median (min–max)"
         );
-        let mut header = vec!["test"];
-        header.extend(VIAS.iter().map(|v| v.label()));
-        header.extend([
+        let header = header(&[
             "wrapguard / wg-go",
             "wrapguard process",
             "wrapguard process / wg-go side",
         ]);
-        let rows: Vec<Vec<String>> = TESTS
-            .iter()
-            .map(|&t| {
-                let mut row = vec![t.label().to_string()];
-                row.extend(
-                    VIAS.iter()
-                        .map(|&v| self.side_cpu(t, v).map_or("–".into(), |s| s.show(2))),
-                );
+        let rows = self.rows(
+            |t, v| self.side_cpu(t, v),
+            2,
+            |t| {
                 let theirs = self.side_cpu(t, Via::WireguardGo);
-                row.push(table::ratio(self.side_cpu(t, Via::Wrapguard), theirs));
                 let own = self.cpu(t, Via::Wrapguard);
-                row.push(own.map_or("–".into(), |s| s.show(2)));
-                row.push(table::ratio(own, theirs));
-                row
-            })
-            .collect();
+                vec![
+                    table::ratio(self.side_cpu(t, Via::Wrapguard), theirs),
+                    own.map_or("–".into(), |s| s.show(2)),
+                    table::ratio(own, theirs),
+                ]
+            },
+        );
         table::print(&header, &rows);
         println!(
             "- client side: the client program, the tunnel's process and the kernel's networking \
@@ -414,4 +402,36 @@ impl Report {
              threads only"
         );
     }
+}
+
+impl Report {
+    /// A row per test: `fig` for every system (`prec` decimals), then the
+    /// cells of `tail`.
+    fn rows(
+        &self,
+        fig: impl Fn(Test, Via) -> Option<Stats>,
+        prec: usize,
+        tail: impl Fn(Test) -> Vec<String>,
+    ) -> Vec<Vec<String>> {
+        TESTS
+            .iter()
+            .map(|&t| {
+                let mut row = vec![t.label().to_string()];
+                row.extend(
+                    VIAS.iter()
+                        .map(|&v| fig(t, v).map_or("–".into(), |s| s.show(prec))),
+                );
+                row.extend(tail(t));
+                row
+            })
+            .collect()
+    }
+}
+
+/// A per-test table's header: the systems, then `tail`.
+fn header(tail: &[&'static str]) -> Vec<&'static str> {
+    let mut h = vec!["test"];
+    h.extend(VIAS.iter().map(|v| v.label()));
+    h.extend(tail);
+    h
 }
