@@ -22,11 +22,13 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod handover;
+mod recent;
 mod session;
 mod shared;
 mod splice;
 mod supervise;
 
+use recent::Recent;
 use shared::Shared;
 pub use supervise::Supervise;
 
@@ -79,10 +81,10 @@ pub fn spawn(
         dns,
         uid,
         next_flow: AtomicU64::new(1),
-        flows: Mutex::new(HashMap::new()),
+        flows: Mutex::new(Recent::new(KEEP_FINISHED)),
         backend_ids: Mutex::new(HashMap::new()),
         by_inode: Mutex::new(HashMap::new()),
-        inbound: Mutex::new(HashMap::new()),
+        inbound: Mutex::new(Recent::new(KEEP_FINISHED)),
         tickets: Mutex::new(HashMap::new()),
         gates: Mutex::new(HashMap::new()),
         inbound_tx,
@@ -308,11 +310,7 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
         }
         Request::AcceptLookup { listener, peer } => {
-            let found = s
-                .inbound
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&peer).map(|e| e.0));
+            let found = s.inbound.lock().ok().and_then(|m| m.get(&peer).copied());
             // The program took it: its place in the engine's backlog is free.
             let ticket = s.tickets.lock().ok().and_then(|mut m| m.remove(&peer));
             drop(ticket);
@@ -349,10 +347,7 @@ async fn reply_with_fd(stream: &mut UnixStream, r: Reply, pass: std::os::fd::Raw
 
 fn set_flow(s: &Shared, flow: u64, st: FlowState) {
     if let Ok(mut m) = s.flows.lock() {
-        if m.len() > 4096 {
-            m.retain(|_, (_, t)| t.elapsed() < KEEP_FINISHED);
-        }
-        m.insert(flow, (st, Instant::now()));
+        m.insert(flow, st);
     }
 }
 
@@ -372,7 +367,7 @@ fn flow_state(s: &Shared, flow: u64) -> FlowState {
     s.flows
         .lock()
         .ok()
-        .and_then(|m| m.get(&flow).map(|e| e.0))
+        .and_then(|m| m.get(&flow).copied())
         .unwrap_or(FlowState::Unknown)
 }
 
@@ -616,8 +611,7 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
     let Ok(src) = sock.local_addr() else { return };
     // Registered before connecting, so the application's accept() always finds it.
     if let Ok(mut m) = s.inbound.lock() {
-        m.retain(|_, (_, t)| t.elapsed() < KEEP_FINISHED);
-        m.insert(src, (AcceptedPeer { peer, local }, Instant::now()));
+        m.insert(src, AcceptedPeer { peer, local });
     }
     // The place in the engine's backlog is held until the program accepts
     // (a completed loopback connect is not enough: with the program's

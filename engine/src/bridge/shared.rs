@@ -1,6 +1,7 @@
 //! What every task of the bridge shares: the backend, the flow records,
 //! the inbound bookkeeping and, for a shared engine, its leases.
 
+use super::recent::Recent;
 use crate::backlog::Ticket;
 use crate::dns_resolver::DnsService;
 use crate::session::Host;
@@ -10,7 +11,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::supervise::Supervise;
@@ -20,13 +20,14 @@ pub(super) struct Shared {
     pub(super) backend: Arc<dyn FlowBackend>,
     pub(super) uid: u32,
     pub(super) next_flow: AtomicU64,
-    pub(super) flows: Mutex<HashMap<u64, (FlowState, Instant)>>,
+    /// Flow outcomes, kept a while after the end for `FlowStatus`.
+    pub(super) flows: Mutex<Recent<u64, FlowState>>,
     /// Live outgoing flows: bridge flow id → the backend's id.
     pub(super) backend_ids: Mutex<HashMap<u64, u64>>,
     /// Live data sockets by the inode of the shim's end (for `Adopt`).
     pub(super) by_inode: Mutex<HashMap<u64, FlowInfo>>,
     /// Engine-side loopback source address → who it stands for.
-    pub(super) inbound: Mutex<HashMap<SocketAddr, (AcceptedPeer, Instant)>>,
+    pub(super) inbound: Mutex<Recent<SocketAddr, AcceptedPeer>>,
     /// Places in the engine's listener backlogs of inbound connections the
     /// program has not accepted yet, by the same loopback source address:
     /// freed when its `accept()` asks (`AcceptLookup`) or the flow ends.
