@@ -51,6 +51,7 @@ pub mod seqpacket;
 pub mod session;
 pub mod stack_thread;
 pub mod status;
+mod tcp_direct;
 mod tcp_flows;
 pub mod tunnel;
 mod udp_flows;

@@ -36,7 +36,8 @@ use crate::lend::Lent;
 use crate::peer_state::PeerState;
 use crate::reach::{Change, Facts, Verdict, UNREACHABLE_AFTER};
 
-use crate::tcp_flows::{self, TcpFlows};
+use crate::tcp_direct;
+use crate::tcp_flows::TcpFlows;
 use crate::udp_flows::{self, UdpFlows};
 use crate::udp_rx::{self, RxBatch};
 use crate::{packet, Errno, PeerStatus};
@@ -267,7 +268,7 @@ impl Engine {
                 }
             }
             for ev in events.iter() {
-                if let Some(id) = ev.token().0.checked_sub(tcp_flows::DIRECT_TOKEN_BASE) {
+                if let Some(id) = ev.token().0.checked_sub(tcp_direct::TOKEN_BASE) {
                     self.tcp.mark_ready(id as u64, ev);
                 } else if let Some(id) = ev.token().0.checked_sub(udp_flows::TOKEN_BASE) {
                     self.udp.mark_ready(id as u64);

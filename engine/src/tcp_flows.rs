@@ -10,18 +10,16 @@
 //! ([`crate::stack_thread`]) lends it the stack and the rest for each call
 //! ([`Lent`]).
 
-mod direct;
-
-pub use direct::TOKEN_BASE as DIRECT_TOKEN_BASE;
-
 use crate::backlog::{Pending, MAX_PENDING, STACK_BACKLOG};
 use crate::command::Command;
 use crate::flow::{FlowShared, TunnelStream, MAX_CHUNK};
 use crate::lend::Lent;
-use crate::{BoxedIo, Errno, InboundSink, InboundTcp, ListenSpec};
+use crate::tcp_direct::{self, Conn, Direct, Step};
+use crate::{BoxedIo, DirectEnd, Errno, InboundSink, InboundTcp, ListenSpec};
 use router::{Route, Router};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,8 +42,9 @@ struct Flow {
     bytes_down: u64,
     fin_sent: bool,
     stack_closed: bool,
-    /// Set once the engine thread moves the bytes itself ([`direct`]).
-    direct: Option<direct::Direct>,
+    /// Set once the engine thread moves the bytes itself
+    /// ([`crate::tcp_direct`]).
+    direct: Option<Direct>,
 }
 
 struct ListenEntry {
@@ -65,7 +64,7 @@ pub struct TcpFlows {
     next_inbound: u64,
     /// Direct flows whose socket the poller reported ready.
     ready: Vec<u64>,
-    /// One buffer for every direct flow's reads (see [`direct`]).
+    /// One buffer for every direct flow's reads ([`crate::tcp_direct`]).
     scratch: Vec<u8>,
 }
 
@@ -599,5 +598,134 @@ impl TcpFlows {
     /// Number of live flows.
     pub fn len(&self) -> usize {
         self.flows.len()
+    }
+}
+
+/// Flows carried on the engine thread ([`crate::tcp_direct`]).
+impl TcpFlows {
+    /// Starts carrying established flow `id` between its tunnel connection
+    /// and `fd`; `done` hears how it ends. A flow that is gone (or not
+    /// established) ends at once with `ECONNRESET`.
+    pub fn attach(
+        &mut self,
+        cx: &mut Lent<'_>,
+        id: u64,
+        fd: OwnedFd,
+        done: oneshot::Sender<DirectEnd>,
+        now: Instant,
+    ) {
+        let ended = |errno| DirectEnd {
+            bytes_up: 0,
+            bytes_down: 0,
+            errno: Some(errno),
+        };
+        let Some(f) = self
+            .flows
+            .get_mut(&id)
+            .filter(|f| f.connecting.is_none() && f.direct.is_none())
+        else {
+            let _ = done.send(ended(libc::ECONNRESET));
+            return;
+        };
+        // What the stack delivered before the hand-over goes first.
+        let mut pending = Vec::new();
+        while let Some(c) = f.shared.down.pop() {
+            pending.extend_from_slice(&c);
+        }
+        match Direct::start(id, fd, pending, done, cx.poll) {
+            Ok(d) => f.direct = Some(d),
+            Err(done) => {
+                let _ = done.send(ended(libc::ENOBUFS));
+                return;
+            }
+        }
+        if self.scratch.len() < tcp_direct::SCRATCH {
+            self.scratch = vec![0; tcp_direct::SCRATCH];
+        }
+        debug!(flow = id, "flow carried on the engine thread");
+        self.service_direct(cx, id, now);
+    }
+
+    /// The poller saw direct flow `id`'s socket become ready.
+    pub fn mark_ready(&mut self, id: u64, ev: &mio::event::Event) {
+        if let Some(d) = self.flows.get_mut(&id).and_then(|f| f.direct.as_mut()) {
+            d.mark(ev);
+            self.ready.push(id);
+        }
+    }
+
+    /// Whether some direct flow's socket is ready.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Services the direct flows whose sockets became ready.
+    pub fn service_ready(&mut self, cx: &mut Lent<'_>, now: Instant) {
+        if self.ready.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.ready);
+        ids.sort_unstable();
+        ids.dedup();
+        for &id in &ids {
+            self.service_direct(cx, id, now);
+        }
+        ids.clear();
+        if self.ready.is_empty() {
+            // Keep the allocation.
+            self.ready = ids;
+        }
+    }
+
+    /// A stack event on direct flow `id`.
+    fn on_direct_event(&mut self, cx: &mut Lent<'_>, id: u64, kind: SocketEventKind, now: Instant) {
+        match kind {
+            SocketEventKind::Error(e) => {
+                // What arrived before the error goes to the program first.
+                self.service_direct(cx, id, now);
+                if let Some(f) = self.flows.get(&id) {
+                    f.shared.fail(e.errno());
+                }
+            }
+            SocketEventKind::Closed => {
+                if let Some(f) = self.flows.get_mut(&id) {
+                    f.stack_closed = true;
+                }
+            }
+            _ => {}
+        }
+        self.service_direct(cx, id, now);
+    }
+
+    /// Moves what can move for direct flow `id`; ends it if it is over.
+    fn service_direct(&mut self, cx: &mut Lent<'_>, id: u64, now: Instant) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        let Some(d) = f.direct.as_mut() else {
+            return;
+        };
+        let c = Conn {
+            shared: &f.shared,
+            handle: f.handle,
+            bytes_up: &mut f.bytes_up,
+            bytes_down: &mut f.bytes_down,
+            fin_sent: &mut f.fin_sent,
+            stack_closed: f.stack_closed,
+        };
+        let Step::Ended(errno, why) = d.pump(c, cx.stack, &mut self.scratch, now) else {
+            return;
+        };
+        if let Some(d) = f.direct.take() {
+            d.finish(
+                cx.poll,
+                DirectEnd {
+                    bytes_up: f.bytes_up,
+                    bytes_down: f.bytes_down,
+                    errno,
+                },
+            );
+        }
+        self.remove(cx, id, why);
     }
 }
