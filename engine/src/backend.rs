@@ -124,7 +124,7 @@ pub type DnsAnswer = tokio::sync::oneshot::Receiver<Vec<u8>>;
 
 /// How a flow carried on the engine thread ([`FlowBackend::tcp_direct`])
 /// ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct DirectEnd {
     /// Bytes from the program's socket into the tunnel.
     pub bytes_up: u64,
@@ -134,6 +134,9 @@ pub struct DirectEnd {
     /// `ECONNRESET`…); `None` if both directions ended as TCP ends, or the
     /// program closed its socket.
     pub errno: Option<Errno>,
+    /// The program's socket, given back to be closed once the outcome is
+    /// recorded (`None` if the engine closed it).
+    pub fd: Option<OwnedFd>,
 }
 
 /// Resolves when a flow carried on the engine thread ends; the sender is
@@ -162,16 +165,21 @@ pub trait FlowBackend: Send + Sync + 'static {
         let _ = (id, keepalive);
         Ok(())
     }
+    /// Whether this backend carries established flows on its engine thread
+    /// ([`FlowBackend::tcp_direct`]); if not, the bridge splices them.
+    fn carries_direct(&self) -> bool {
+        false
+    }
     /// Carries established flow `id` ([`OutboundTcp::id`]) on the engine
-    /// thread itself: it reads and writes `fd` (a duplicate of the data
-    /// socket, or a connection handed over; non-blocking) and the tunnel
-    /// connection directly, so no bridge task copies the bytes and no
-    /// thread hop lies between them. The caller keeps the flow's stream
-    /// (dropping it aborts the flow) and its own descriptor of the socket
-    /// until the flow ends. `Err` gives `fd` back if this backend cannot;
-    /// the caller splices instead.
-    fn tcp_direct(&self, id: u64, fd: OwnedFd) -> Result<DirectDone, OwnedFd> {
-        let _ = id;
+    /// thread itself: it reads and writes `fd` (the data socket, or a
+    /// connection handed over, which it resets if the flow fails: `reset`;
+    /// non-blocking) and the tunnel connection directly, so no bridge task
+    /// copies the bytes and no thread hop lies between them. The caller
+    /// keeps the flow's stream (dropping it aborts the flow) until the end,
+    /// which gives `fd` back. `Err` gives `fd` back at once if this backend
+    /// cannot ([`FlowBackend::carries_direct`]).
+    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> Result<DirectDone, OwnedFd> {
+        let _ = (id, reset);
         Err(fd)
     }
     /// Sends one DNS query over UDP to `server` through the tunnel.

@@ -33,6 +33,9 @@ pub enum Command {
         flow: u64,
         /// The program's side (non-blocking).
         fd: OwnedFd,
+        /// Reset `fd` (SO_LINGER 0) if the flow fails (a handed-over
+        /// connection).
+        reset: bool,
         /// Told when the flow ends.
         done: oneshot::Sender<crate::DirectEnd>,
     },

@@ -897,8 +897,14 @@ impl Engine {
                 }
                 Command::Reresolved { peer, addr } => self.reresolved(peer, addr, now),
                 Command::AcceptMore => self.tcp.accept_more(&mut lend!(self), now),
-                Command::TcpDirect { flow, fd, done } => {
-                    self.tcp.attach(&mut lend!(self), flow, fd, done, now);
+                Command::TcpDirect {
+                    flow,
+                    fd,
+                    reset,
+                    done,
+                } => {
+                    self.tcp
+                        .attach(&mut lend!(self), flow, fd, reset, done, now);
                 }
                 Command::TcpKeepalive {
                     flow,

@@ -50,6 +50,8 @@ pub struct Direct {
     /// The flow id (poller token, logs).
     id: u64,
     fd: OwnedFd,
+    /// Reset the socket (SO_LINGER 0) if the flow fails.
+    reset: bool,
     /// The socket may have bytes to read (until a read would block).
     readable: bool,
     /// The socket may take bytes (until a write would block).
@@ -124,16 +126,19 @@ pub enum Step {
 }
 
 impl Direct {
-    /// Registers `fd` with `poll` for flow `id`; `pending` holds tunnel
-    /// bytes that came before, `done` hears the end. Gives `done` back if
-    /// the socket cannot be polled.
+    /// Registers `fd` with `poll` for flow `id`; `reset`: reset it if the
+    /// flow fails; `pending` holds tunnel bytes that came before, `done`
+    /// hears the end. Gives `done` and `fd` back if the socket cannot be
+    /// polled.
+    #[allow(clippy::result_large_err)]
     pub fn start(
         id: u64,
         fd: OwnedFd,
+        reset: bool,
         pending: Vec<u8>,
         done: oneshot::Sender<DirectEnd>,
         poll: &Poll,
-    ) -> Result<Direct, oneshot::Sender<DirectEnd>> {
+    ) -> Result<Direct, (oneshot::Sender<DirectEnd>, OwnedFd)> {
         // A data socket (unix) holds what the stack received until the
         // program reads it; the bridge's chunk queue used to add to that.
         let sock = SockRef::from(&fd);
@@ -147,11 +152,12 @@ impl Direct {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             debug!(flow = id, error = %e, "direct flow: cannot poll the socket");
-            return Err(done);
+            return Err((done, fd));
         }
         Ok(Direct {
             id,
             fd,
+            reset,
             readable: true,
             writable: true,
             pending,
@@ -334,15 +340,24 @@ impl Direct {
         Step::Going
     }
 
-    /// Stops polling the socket and tells the bridge how the flow ended;
-    /// our descriptor closes here (the bridge holds its own).
-    pub fn finish(mut self, poll: &Poll, end: DirectEnd) {
+    /// Stops polling the socket and tells the bridge how the flow ended,
+    /// giving the socket back (reset first if it should be and the flow
+    /// failed); it closes here if the bridge is gone.
+    pub fn finish(self, poll: &Poll, bytes_up: u64, bytes_down: u64, errno: Option<Errno>) {
         let _ = poll
             .registry()
             .deregister(&mut SourceFd(&self.fd.as_raw_fd()));
-        debug!(flow = self.id, errno = ?end.errno, "engine-thread flow ended");
-        if let Some(done) = self.done.take() {
-            let _ = done.send(end);
+        debug!(flow = self.id, errno = ?errno, "engine-thread flow ended");
+        if self.reset && errno.is_some() {
+            let _ = SockRef::from(&self.fd).set_linger(Some(std::time::Duration::ZERO));
+        }
+        if let Some(done) = self.done {
+            let _ = done.send(DirectEnd {
+                bytes_up,
+                bytes_down,
+                errno,
+                fd: Some(self.fd),
+            });
         }
     }
 

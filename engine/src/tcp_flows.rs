@@ -611,20 +611,22 @@ impl TcpFlows {
         cx: &mut Lent<'_>,
         id: u64,
         fd: OwnedFd,
+        reset: bool,
         done: oneshot::Sender<DirectEnd>,
         now: Instant,
     ) {
-        let ended = |errno| DirectEnd {
+        let ended = |errno, fd| DirectEnd {
             bytes_up: 0,
             bytes_down: 0,
             errno: Some(errno),
+            fd: Some(fd),
         };
         let Some(f) = self
             .flows
             .get_mut(&id)
             .filter(|f| f.connecting.is_none() && f.direct.is_none())
         else {
-            let _ = done.send(ended(libc::ECONNRESET));
+            let _ = done.send(ended(libc::ECONNRESET, fd));
             return;
         };
         // What the stack delivered before the hand-over goes first.
@@ -632,10 +634,10 @@ impl TcpFlows {
         while let Some(c) = f.shared.down.pop() {
             pending.extend_from_slice(&c);
         }
-        match Direct::start(id, fd, pending, done, cx.poll) {
+        match Direct::start(id, fd, reset, pending, done, cx.poll) {
             Ok(d) => f.direct = Some(d),
-            Err(done) => {
-                let _ = done.send(ended(libc::ENOBUFS));
+            Err((done, fd)) => {
+                let _ = done.send(ended(libc::ENOBUFS, fd));
                 return;
             }
         }
@@ -717,14 +719,7 @@ impl TcpFlows {
             return;
         };
         if let Some(d) = f.direct.take() {
-            d.finish(
-                cx.poll,
-                DirectEnd {
-                    bytes_up: f.bytes_up,
-                    bytes_down: f.bytes_down,
-                    errno,
-                },
-            );
+            d.finish(cx.poll, f.bytes_up, f.bytes_down, errno);
         }
         self.remove(cx, id, why);
     }

@@ -438,12 +438,21 @@ impl FlowBackend for TunnelBackend {
         })
     }
 
-    fn tcp_direct(&self, id: u64, fd: OwnedFd) -> Result<DirectDone, OwnedFd> {
+    fn carries_direct(&self) -> bool {
+        self.direct
+    }
+
+    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> Result<DirectDone, OwnedFd> {
         if !self.direct {
             return Err(fd);
         }
         let (done, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::TcpDirect { flow: id, fd, done });
+        self.send(Command::TcpDirect {
+            flow: id,
+            fd,
+            reset,
+            done,
+        });
         Ok(rx)
     }
 

@@ -4,7 +4,7 @@
 //! in one copy instead of through the proxy and a data socket.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -17,7 +17,8 @@ use tracing::debug;
 /// end that would pass for a complete transfer.
 #[derive(Debug)]
 pub struct Handed {
-    tcp: TcpStream,
+    /// `None` once given away ([`Handed::into_fd`]).
+    tcp: Option<TcpStream>,
     clean: bool,
 }
 
@@ -28,16 +29,25 @@ impl Handed {
     }
 }
 
-impl AsFd for Handed {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.tcp.as_fd()
+impl Handed {
+    /// The connection as a plain descriptor, for the engine thread to carry
+    /// (which then resets it itself if the flow fails).
+    pub fn into_fd(mut self) -> io::Result<OwnedFd> {
+        let tcp = self.tcp.take().ok_or(io::ErrorKind::NotConnected)?;
+        Ok(tcp.into_std()?.into())
+    }
+
+    fn tcp(&mut self) -> io::Result<&mut TcpStream> {
+        self.tcp
+            .as_mut()
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
     }
 }
 
 impl Drop for Handed {
     fn drop(&mut self) {
-        if !self.clean {
-            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(std::time::Duration::ZERO));
+        if let (false, Some(tcp)) = (self.clean, &self.tcp) {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(std::time::Duration::ZERO));
         }
     }
 }
@@ -61,7 +71,10 @@ pub async fn take(stream: &UnixStream) -> Option<Handed> {
         }
     };
     match tcp_stream(fd) {
-        Ok(tcp) => Some(Handed { tcp, clean: false }),
+        Ok(tcp) => Some(Handed {
+            tcp: Some(tcp),
+            clean: false,
+        }),
         Err(e) => {
             debug!(error = %e, "the handed-over descriptor is not a TCP connection");
             None
@@ -87,7 +100,10 @@ impl AsyncRead for Handed {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        match self.tcp() {
+            Ok(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
@@ -97,14 +113,23 @@ impl AsyncWrite for Handed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        match self.tcp() {
+            Ok(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        match self.tcp() {
+            Ok(tcp) => Pin::new(tcp).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        match self.tcp() {
+            Ok(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }

@@ -12,7 +12,7 @@ use control::{
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -471,14 +471,16 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
     .await;
 
     let mut cut = s.cut.clone();
+    let cut_wait = async {
+        let _ = cut.wait_for(|c| *c).await;
+        // Recorded before the data socket closes (with `carry`, which owns
+        // it): the program sees a reset, not an end that would pass for a
+        // complete transfer.
+        set_flow(&s, flow, FlowState::Failed(libc::ECONNRESET));
+    };
     tokio::select! {
-        () = carry(&s, &mut stream, flow, dst, out, hand_over) => {}
-        _ = cut.wait_for(|c| *c) => {
-            // Recorded before the data socket closes: the program sees a
-            // reset, not an end that would pass for a complete transfer.
-            set_flow(&s, flow, FlowState::Failed(libc::ECONNRESET));
-            debug!(flow, dst = %dst, "flow cut: the tunnel was taken down");
-        }
+        () = carry(&s, stream, flow, dst, out, hand_over) => {}
+        () = cut_wait => debug!(flow, dst = %dst, "flow cut: the tunnel was taken down"),
     }
 }
 
@@ -487,7 +489,7 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
 /// client's own connection if it hands one over).
 async fn carry(
     s: &Shared,
-    stream: &mut UnixStream,
+    mut stream: UnixStream,
     flow: u64,
     dst: SocketAddr,
     out: crate::OutboundTcp,
@@ -501,7 +503,7 @@ async fn carry(
     // Wait until the shim's filler is queued (without reading it), so that a
     // failure below closes the socket with unread data: POLLERR at the app.
     let deadline = tokio::time::Instant::now() + FILLER_WAIT;
-    while queued(stream) < FILLER_LEN {
+    while queued(&stream) < FILLER_LEN {
         match tokio::time::timeout_at(deadline, stream.readable()).await {
             Ok(Ok(())) => {}
             _ => break,
@@ -509,7 +511,7 @@ async fn carry(
         // Not enough yet: report WouldBlock so tokio clears the readiness
         // and the next readable() waits for new data instead of spinning.
         let _ = stream.try_io(Interest::READABLE, || {
-            if queued(stream) >= FILLER_LEN {
+            if queued(&stream) >= FILLER_LEN {
                 Ok(())
             } else {
                 Err(std::io::ErrorKind::WouldBlock.into())
@@ -535,36 +537,41 @@ async fn carry(
     debug!(flow, dst = %dst, local = %local, "flow opened");
     let mut handed = None;
     if hand_over {
-        let Some(client) = handover::take(stream).await else {
+        let Some(client) = handover::take(&stream).await else {
             debug!(flow, dst = %dst, "no connection handed over: flow closed");
             return;
         };
         handed = Some(client);
     }
-    // The engine thread moves the bytes itself where the backend can; the
-    // stream (`io`) and our descriptor of the socket stay until it ends.
-    let fd = match &handed {
-        Some(client) => client.as_fd().try_clone_to_owned(),
-        None => stream.as_fd().try_clone_to_owned(),
-    };
-    if let Some(done) = fd
-        .ok()
-        .and_then(|fd| s.backend.tcp_direct(backend_id, fd).ok())
-    {
-        let end = done.await.unwrap_or(DirectEnd {
+    if s.backend.carries_direct() {
+        // The engine thread moves the bytes itself and owns the program's
+        // socket (or the handed-over connection) meanwhile; the stream
+        // (`io`) stays here until it ends, and the socket comes back then,
+        // so the outcome is recorded before the program can see the end.
+        let (fd, reset) = match handed.take() {
+            Some(client) => (client.into_fd(), true),
+            None => match stream.into_std() {
+                Ok(std) => (Ok(std.into()), false),
+                Err(e) => (Err(e), false),
+            },
+        };
+        let end = match fd.map(|fd| s.backend.tcp_direct(backend_id, fd, reset)) {
+            Ok(Ok(done)) => done.await.ok(),
+            _ => None,
+        };
+        let end = end.unwrap_or(DirectEnd {
             bytes_up: 0,
             bytes_down: 0,
             errno: Some(libc::ECONNRESET),
+            fd: None,
         });
-        match (end.errno, handed.as_mut()) {
-            (Some(e), _) => {
-                set_flow(s, flow, FlowState::Failed(e));
-                debug!(flow, dst = %dst, errno = e, "flow ended with an error");
-            }
-            (None, Some(client)) => client.ended_cleanly(),
-            (None, None) => {}
+        if let Some(e) = end.errno {
+            set_flow(s, flow, FlowState::Failed(e));
+            debug!(flow, dst = %dst, errno = e, "flow ended with an error");
         }
         debug!(flow, dst = %dst, bytes_out = end.bytes_up, bytes_in = end.bytes_down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
+        // The socket closes here, after the outcome was recorded.
+        drop(end);
         return;
     }
     let mut tunnel = splice::Watched::new(&mut *io);
@@ -575,7 +582,7 @@ async fn carry(
         }
         r
     } else {
-        splice::splice(stream, &mut tunnel).await
+        splice::splice(&mut stream, &mut tunnel).await
     };
     if let Some(e) = tunnel.error() {
         // Recorded before the data socket closes (when `stream` drops), so
