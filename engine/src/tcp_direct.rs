@@ -1,6 +1,6 @@
 //! Established TCP flows whose bytes the engine thread moves itself:
-//! between the program's socket (a duplicate of the data socket, or a
-//! connection a proxy handed over) and the stack's TCP rings, with no
+//! between the program's socket (the data socket, or a connection a proxy
+//! handed over) and the stack's TCP rings, with no
 //! bridge task and no chunk queue between them
 //! ([`crate::FlowBackend::tcp_direct`]); [`crate::tcp_flows`] owns them
 //! and calls in here.
@@ -17,8 +17,9 @@
 //! program's EOF sent as FIN, the peer's FIN passed on as
 //! `shutdown(SHUT_WR)`), when the program closes its socket, on a tunnel
 //! error, or when the bridge drops the flow's stream (abort). The bridge
-//! hears how ([`DirectEnd`]) and keeps its own descriptor of the socket
-//! until then, so it records an error before the program can see the end.
+//! hears how ([`DirectEnd`]), with the socket given back: it records an
+//! error before it closes the socket, so before the program can see the
+//! end. A handed-over connection is reset here if the flow fails.
 
 use crate::flow::FlowShared;
 use crate::{DirectEnd, Errno};
