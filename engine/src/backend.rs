@@ -171,16 +171,16 @@ pub trait FlowBackend: Send + Sync + 'static {
         false
     }
     /// Carries established flow `id` ([`OutboundTcp::id`]) on the engine
-    /// thread itself: it reads and writes `fd` (the data socket, or a
-    /// connection handed over, which it resets if the flow fails: `reset`;
-    /// non-blocking) and the tunnel connection directly, so no bridge task
-    /// copies the bytes and no thread hop lies between them. The caller
-    /// keeps the flow's stream (dropping it aborts the flow) until the end,
-    /// which gives `fd` back. `Err` gives `fd` back at once if this backend
-    /// cannot ([`FlowBackend::carries_direct`]).
-    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> Result<DirectDone, OwnedFd> {
-        let _ = (id, reset);
-        Err(fd)
+    /// thread itself, if [`FlowBackend::carries_direct`]: it reads and
+    /// writes `fd` (the data socket, or a connection handed over, which it
+    /// resets if the flow fails: `reset`; non-blocking) and the tunnel
+    /// connection directly, so no bridge task copies the bytes and no
+    /// thread hop lies between them. The caller keeps the flow's stream
+    /// (dropping it aborts the flow) until the end, which gives `fd` back.
+    /// A backend that cannot drops `fd` and the sender (`ECONNRESET`).
+    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> DirectDone {
+        let _ = (id, fd, reset);
+        tokio::sync::oneshot::channel().1
     }
     /// Sends one DNS query over UDP to `server` through the tunnel.
     fn dns_udp(&self, server: SocketAddr, payload: Vec<u8>) -> Result<DnsAnswer, Errno> {

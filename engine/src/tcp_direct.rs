@@ -39,10 +39,6 @@ use tracing::debug;
 /// datagram flows' range).
 pub const TOKEN_BASE: usize = 1 << 48;
 
-/// Send buffer asked for on a data socket (the kernel caps it at
-/// `net.core.wmem_max`).
-const DATA_SOCKET_BUFFER: usize = 4 << 20;
-
 /// Size of the shared scratch buffer (one read or receive at most).
 pub const SCRATCH: usize = 64 * 1024;
 
@@ -68,7 +64,7 @@ pub struct Direct {
     write_shut: bool,
     /// The program closed its socket (a write failed with EPIPE…).
     gone: bool,
-    done: Option<oneshot::Sender<DirectEnd>>,
+    done: oneshot::Sender<DirectEnd>,
 }
 
 /// One step of a non-blocking read or write.
@@ -131,7 +127,6 @@ impl Direct {
     /// flow fails; `pending` holds tunnel bytes that came before, `done`
     /// hears the end. Gives `done` and `fd` back if the socket cannot be
     /// polled.
-    #[allow(clippy::result_large_err)]
     pub fn start(
         id: u64,
         fd: OwnedFd,
@@ -140,12 +135,6 @@ impl Direct {
         done: oneshot::Sender<DirectEnd>,
         poll: &Poll,
     ) -> Result<Direct, (oneshot::Sender<DirectEnd>, OwnedFd)> {
-        // A data socket (unix) holds what the stack received until the
-        // program reads it; the bridge's chunk queue used to add to that.
-        let sock = SockRef::from(&fd);
-        if sock.domain().is_ok_and(|d| d == socket2::Domain::UNIX) {
-            let _ = sock.set_send_buffer_size(DATA_SOCKET_BUFFER);
-        }
         let token = Token(TOKEN_BASE + id as usize);
         if let Err(e) = poll.registry().register(
             &mut SourceFd(&fd.as_raw_fd()),
@@ -167,7 +156,7 @@ impl Direct {
             read_eof: false,
             write_shut: false,
             gone: false,
-            done: Some(done),
+            done,
         })
     }
 
@@ -352,14 +341,12 @@ impl Direct {
         if self.reset && errno.is_some() {
             let _ = SockRef::from(&self.fd).set_linger(Some(std::time::Duration::ZERO));
         }
-        if let Some(done) = self.done {
-            let _ = done.send(DirectEnd {
-                bytes_up,
-                bytes_down,
-                errno,
-                fd: Some(self.fd),
-            });
-        }
+        let _ = self.done.send(DirectEnd {
+            bytes_up,
+            bytes_down,
+            errno,
+            fd: Some(self.fd),
+        });
     }
 
     /// Passes the peer's FIN on to the program's socket.

@@ -442,10 +442,7 @@ impl FlowBackend for TunnelBackend {
         self.direct
     }
 
-    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> Result<DirectDone, OwnedFd> {
-        if !self.direct {
-            return Err(fd);
-        }
+    fn tcp_direct(&self, id: u64, fd: OwnedFd, reset: bool) -> DirectDone {
         let (done, rx) = tokio::sync::oneshot::channel();
         self.send(Command::TcpDirect {
             flow: id,
@@ -453,7 +450,7 @@ impl FlowBackend for TunnelBackend {
             reset,
             done,
         });
-        Ok(rx)
+        rx
     }
 
     fn tcp_keepalive(&self, id: u64, keepalive: control::TcpKeepalive) -> Result<(), Errno> {

@@ -5,14 +5,14 @@
 
 use crate::dns_resolver::DnsService;
 use crate::session::Host;
-use crate::{DirectEnd, FlowBackend, InboundTcp, ListenSpec};
+use crate::{FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
     UdpReply, FILLER_LEN, MAX_FRAME, PREFIX_LEN,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -543,56 +543,51 @@ async fn carry(
         };
         handed = Some(client);
     }
-    if s.backend.carries_direct() {
+    // How the flow ended (the errno if it failed, the bytes each way),
+    // with the program's socket still open: in `socket`, or `stream`.
+    let (errno, up, down, socket) = if s.backend.carries_direct() {
         // The engine thread moves the bytes itself and owns the program's
-        // socket (or the handed-over connection) meanwhile; the stream
-        // (`io`) stays here until it ends, and the socket comes back then,
-        // so the outcome is recorded before the program can see the end.
-        let (fd, reset) = match handed.take() {
-            Some(client) => (client.into_fd(), true),
-            None => match stream.into_std() {
-                Ok(std) => (Ok(std.into()), false),
-                Err(e) => (Err(e), false),
-            },
+        // socket (or the handed-over connection, which it resets if the
+        // flow fails) meanwhile; the stream (`io`) stays here until the end,
+        // which gives the socket back.
+        let given = match handed {
+            Some(client) => client.into_fd().map(|fd| (fd, true)),
+            None => stream.into_std().map(|std| (OwnedFd::from(std), false)),
         };
-        let end = match fd.map(|fd| s.backend.tcp_direct(backend_id, fd, reset)) {
-            Ok(Ok(done)) => done.await.ok(),
-            _ => None,
+        let end = match given {
+            Ok((fd, reset)) => s.backend.tcp_direct(backend_id, fd, reset).await.ok(),
+            Err(e) => {
+                debug!(flow, error = %e, "cannot pass the socket to the engine thread");
+                None
+            }
         };
-        let end = end.unwrap_or(DirectEnd {
-            bytes_up: 0,
-            bytes_down: 0,
-            errno: Some(libc::ECONNRESET),
-            fd: None,
-        });
-        if let Some(e) = end.errno {
-            set_flow(s, flow, FlowState::Failed(e));
-            debug!(flow, dst = %dst, errno = e, "flow ended with an error");
+        match end {
+            Some(e) => (e.errno, e.bytes_up, e.bytes_down, e.fd),
+            None => (Some(libc::ECONNRESET), 0, 0, None),
         }
-        debug!(flow, dst = %dst, bytes_out = end.bytes_up, bytes_in = end.bytes_down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
-        // The socket closes here, after the outcome was recorded.
-        drop(end);
-        return;
-    }
-    let mut tunnel = splice::Watched::new(&mut *io);
-    let r = if let Some(mut client) = handed {
-        let r = splice::splice(&mut client, &mut tunnel).await;
-        if tunnel.error().is_none() && r.is_ok() {
-            client.ended_cleanly();
-        }
-        r
     } else {
-        splice::splice(&mut stream, &mut tunnel).await
+        let mut tunnel = splice::Watched::new(&mut *io);
+        let r = if let Some(mut client) = handed {
+            let r = splice::splice(&mut client, &mut tunnel).await;
+            if tunnel.error().is_none() && r.is_ok() {
+                client.ended_cleanly();
+            }
+            r
+        } else {
+            splice::splice(&mut stream, &mut tunnel).await
+        };
+        let (up, down) = r.unwrap_or((0, 0));
+        (tunnel.error(), up, down, None)
     };
-    if let Some(e) = tunnel.error() {
-        // Recorded before the data socket closes (when `stream` drops), so
-        // the shim, seeing the end, learns it was an error (ETIMEDOUT after
-        // the retransmissions or keepalive probes, ECONNRESET…), not a FIN.
+    if let Some(e) = errno {
+        // Recorded before the program's socket closes, so the shim, seeing
+        // the end, learns it was an error (ETIMEDOUT after the
+        // retransmissions or keepalive probes, ECONNRESET…), not a FIN.
         set_flow(s, flow, FlowState::Failed(e));
         debug!(flow, dst = %dst, errno = e, "flow ended with an error");
     }
-    let (up, down) = r.unwrap_or((0, 0));
     debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
+    drop(socket);
 }
 
 async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
