@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use noise::{Decapsulated, Device, Encapsulated, PeerConfig, PeerId, PrivateKey};
@@ -126,7 +126,7 @@ fn encapsulate(c: &mut Criterion) {
             n[4..].copy_from_slice(&counter.to_le_bytes());
             counter += 1;
             let tag = cipher
-                .encrypt_in_place_detached(Nonce::from_slice(&n), &[], &mut buf[16..16 + 1424])
+                .encrypt_inout_detached(&Nonce::from(n), &[], (&mut buf[16..16 + 1424]).into())
                 .expect("seal");
             buf[16 + 1424..].copy_from_slice(&tag);
             black_box(&buf);
@@ -163,7 +163,7 @@ fn decapsulate(c: &mut Criterion) {
     let mut sealed = packet.clone();
     sealed.resize(1424, 0);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&[0u8; 12]), &[], &mut sealed)
+        .encrypt_inout_detached(&Nonce::from([0u8; 12]), &[], sealed.as_mut_slice().into())
         .expect("seal");
     sealed.extend_from_slice(&tag);
     let mut buf = vec![0u8; BUF];
@@ -175,9 +175,9 @@ fn decapsulate(c: &mut Criterion) {
                 let body = &mut buf[..msg.len()];
                 body.copy_from_slice(msg);
                 let (data, tag) = body.split_at_mut(1424);
-                let tag = *chacha20poly1305::Tag::from_slice(tag);
+                let tag = chacha20poly1305::Tag::try_from(&*tag).expect("16 bytes");
                 cipher
-                    .decrypt_in_place_detached(Nonce::from_slice(&[0u8; 12]), &[], data, &tag)
+                    .decrypt_inout_detached(&Nonce::from([0u8; 12]), &[], data.into(), &tag)
                     .expect("open");
                 black_box(&buf);
             },

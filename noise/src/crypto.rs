@@ -5,8 +5,9 @@
 
 use blake2::digest::consts::U16;
 use blake2::digest::{FixedOutput, Update};
+use blake2::digest::KeyInit as MacKeyInit;
 use blake2::{Blake2s256, Blake2sMac, Digest};
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag, XChaCha20Poly1305};
 use zeroize::Zeroizing;
 
@@ -41,7 +42,7 @@ pub(crate) fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
 /// `MAC(key, input)`: keyed BLAKE2s with a 16-byte output.
 pub(crate) fn mac(key: &[u8], input: &[u8]) -> [u8; MAC_LEN] {
     // Keys are 16 (cookie) or 32 bytes (mac1 key), always valid for BLAKE2s.
-    let mut m = match <Blake2sMac<U16> as KeyInit>::new_from_slice(key) {
+    let mut m = match <Blake2sMac<U16> as MacKeyInit>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => return [0u8; MAC_LEN],
     };
@@ -121,7 +122,7 @@ pub(crate) fn aead_seal(key: &[u8; 32], counter: u64, buf: &mut [u8], ad: &[u8])
     let split = buf.len() - TAG_LEN;
     let (data, tag) = buf.split_at_mut(split);
     // Encryption only fails for messages longer than 2^38 bytes.
-    if let Ok(t) = cipher.encrypt_in_place_detached(&nonce(counter), ad, data) {
+    if let Ok(t) = cipher.encrypt_inout_detached(&nonce(counter), ad, data.into()) {
         tag.copy_from_slice(&t);
     }
 }
@@ -135,9 +136,11 @@ pub(crate) fn aead_open(key: &[u8; 32], counter: u64, buf: &mut [u8], ad: &[u8])
     let cipher = ChaCha20Poly1305::new(key.into());
     let split = buf.len() - TAG_LEN;
     let (data, tag) = buf.split_at_mut(split);
-    let tag = *Tag::from_slice(tag);
+    let Ok(tag) = Tag::try_from(&*tag) else {
+        return false;
+    };
     cipher
-        .decrypt_in_place_detached(&nonce(counter), ad, data, &tag)
+        .decrypt_inout_detached(&nonce(counter), ad, data.into(), &tag)
         .is_ok()
 }
 
@@ -146,7 +149,7 @@ pub(crate) fn xaead_seal(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8], ad: &
     let cipher = XChaCha20Poly1305::new(key.into());
     let split = buf.len() - TAG_LEN;
     let (data, tag) = buf.split_at_mut(split);
-    if let Ok(t) = cipher.encrypt_in_place_detached(nonce.into(), ad, data) {
+    if let Ok(t) = cipher.encrypt_inout_detached(nonce.into(), ad, data.into()) {
         tag.copy_from_slice(&t);
     }
 }
@@ -159,9 +162,11 @@ pub(crate) fn xaead_open(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8], ad: &
     let cipher = XChaCha20Poly1305::new(key.into());
     let split = buf.len() - TAG_LEN;
     let (data, tag) = buf.split_at_mut(split);
-    let tag = *Tag::from_slice(tag);
+    let Ok(tag) = Tag::try_from(&*tag) else {
+        return false;
+    };
     cipher
-        .decrypt_in_place_detached(nonce.into(), ad, data, &tag)
+        .decrypt_inout_detached(nonce.into(), ad, data.into(), &tag)
         .is_ok()
 }
 

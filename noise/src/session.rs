@@ -13,7 +13,7 @@
 //! replay window and [`Receiver::commit_counter`] records the counter
 //! afterwards on the owning thread.
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
 
 use crate::crypto::{nonce, TAG_LEN};
@@ -111,7 +111,7 @@ fn seal_with(
     msg[8..16].copy_from_slice(&counter.to_le_bytes());
     let (body, tag) = msg[DATA_HEADER_LEN..].split_at_mut(padded);
     let t = cipher
-        .encrypt_in_place_detached(&nonce(counter), &[], body)
+        .encrypt_inout_detached(&nonce(counter), &[], body.into())
         .map_err(|_| EncapsulateError::PacketTooLarge { len: payload_len })?;
     tag.copy_from_slice(&t);
     Ok(total)
@@ -127,9 +127,9 @@ fn open_with(
         return Err(DecapsulateError::DecryptFailed);
     };
     let (body, tag) = buf.split_at_mut(split);
-    let tag = *Tag::from_slice(tag);
+    let tag = Tag::try_from(&*tag).map_err(|_| DecapsulateError::DecryptFailed)?;
     cipher
-        .decrypt_in_place_detached(&nonce(counter), &[], body, &tag)
+        .decrypt_inout_detached(&nonce(counter), &[], body.into(), &tag)
         .map_err(|_| DecapsulateError::DecryptFailed)?;
     Ok(split)
 }

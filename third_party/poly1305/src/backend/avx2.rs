@@ -14,12 +14,13 @@
 // Note that State only implements the original Goll-Gueron algorithm, not the
 // optimisations provided by Bhattacharyya and Sarkar. The latter require the message
 // length to be known, which is incompatible with the streaming API of UniversalHash.
+#![allow(unsafe_op_in_unsafe_fn)]
 
 use universal_hash::{
-    consts::{U16, U4},
-    crypto_common::{BlockSizeUser, ParBlocksSizeUser},
-    generic_array::GenericArray,
     UhfBackend,
+    array::Array,
+    common::{BlockSizeUser, ParBlocksSizeUser},
+    consts::{U4, U16},
 };
 
 use crate::{Block, Key, Tag};
@@ -52,11 +53,12 @@ impl State {
     /// Initialize Poly1305 [`State`] with the given key
     ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2 (patched: the whole key set-up runs inside
+    /// one AVX2 function, see PATCHED.md).
     #[target_feature(enable = "avx2")]
     pub(crate) unsafe fn new(key: &Key) -> Self {
         // Prepare addition key and polynomial key.
-        let (k, r1) = prepare_keys(key);
+        let (k, r1) = unsafe { prepare_keys(key) };
 
         // Precompute R^2.
         let r2 = (r1 * r1).reduce();
@@ -116,7 +118,7 @@ impl State {
             // finalization).
             let (m, r4) = SpacedMultiplier4x130::new(self.r1, self.r2);
 
-            self.initialized = Some(Initialized { p, m, r4 })
+            self.initialized = Some(Initialized { p, m, r4 });
         }
     }
 
@@ -164,7 +166,7 @@ impl State {
         }
 
         // Compute tag: p + k mod 2^128
-        let mut tag = GenericArray::<u8, _>::default();
+        let mut tag = Array::<u8, _>::default();
         let tag_int = if let Some(p) = p {
             self.k + p
         } else {
