@@ -303,8 +303,17 @@ fn stranger_initiations(responder: &str, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// How long a flood lasts at least. Our rekey attempts are `REKEY_TIMEOUT`
+/// (5 s) apart, and under load the first one's response is answered with a
+/// cookie reply, so only the next one, carrying mac2, can complete: the
+/// flood must cover two attempts after the handshake just before it. Paced
+/// by time, not by a fixed sleep per batch: a fast machine sent the same
+/// flood in under 9 s, too short for that.
+const FLOOD_SECS: f64 = 14.0;
+
 /// Sends `inits` initiations (cycling through `pool`) mixed with `garbage`
-/// random datagrams from namespace `ns` to `target`, about 200,000 a second.
+/// random datagrams from namespace `ns` to `target`, spread evenly over
+/// [`FLOOD_SECS`] (longer if the machine cannot send them that fast).
 fn flood(
     ns: String,
     target: std::net::SocketAddr,
@@ -321,6 +330,7 @@ fn flood(
         let every = total / inits.max(1);
         let (mut sent, mut sent_inits) = (0, 0);
         let mut buf = [0u8; 256];
+        let start = std::time::Instant::now();
         for i in 0..total {
             let data: &[u8] = if i % every == 0 && sent_inits < inits {
                 sent_inits += 1;
@@ -341,7 +351,10 @@ fn flood(
                 sent += 1;
             }
             if i % 1000 == 999 {
-                std::thread::sleep(Duration::from_millis(5));
+                let due = Duration::from_secs_f64(FLOOD_SECS * (i + 1) as f64 / total as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
         }
         sent
@@ -389,8 +402,8 @@ fn handshake_and_garbage_floods_during_a_transfer() {
     skip_unless_ready!();
     let t = OnePeer::new("d");
     // The transfer goes through a 2 MB/s relay so it outlasts the floods
-    // (about 25 s against 6–15 s for the floods, longer on a loaded CI
-    // machine); the floods go straight to our port.
+    // (about 25 s against 14 s for the floods, a little more on a loaded
+    // CI machine); the floods go straight to our port.
     let bulk = bulk_server(&t.peer, &t.tmp, 50 * 1000 * 1000);
     let port = 51_900u16;
     let (relay, conf) = through_relay(

@@ -4,8 +4,8 @@
 //! Intermediate secrets are returned in [`Zeroizing`] wrappers.
 
 use blake2::digest::consts::U16;
-use blake2::digest::{FixedOutput, Update};
 use blake2::digest::KeyInit as MacKeyInit;
+use blake2::digest::{FixedOutput, Update};
 use blake2::{Blake2s256, Blake2sMac, Digest};
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag, XChaCha20Poly1305};

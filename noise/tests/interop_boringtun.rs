@@ -380,7 +380,11 @@ fn every_packet_size_round_trips_with_boringtun() {
         assert_eq!(tun, vec![p.clone()], "ours -> boringtun, {payload} bytes");
         let msg = bt_send(&mut bt, &p);
         let (r, bytes) = ours_receive(&mut d, &msg, t0);
-        assert_eq!(r, Decapsulated::Data { peer, len: p.len() }, "{payload} bytes");
+        assert_eq!(
+            r,
+            Decapsulated::Data { peer, len: p.len() },
+            "{payload} bytes"
+        );
         assert_eq!(bytes, p, "boringtun -> ours, {payload} bytes");
     }
 }
