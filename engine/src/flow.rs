@@ -2,7 +2,8 @@
 //! (`AsyncRead + AsyncWrite`) whose bytes travel to and from the stack
 //! thread through two bounded lock-free chunk queues, with wakeups both
 //! ways. No lock is taken on the data path: the queues are
-//! `crossbeam_queue::ArrayQueue`s, the wakers `AtomicWaker`s, and the
+//! `crossbeam_queue::ArrayQueue`s (allocated on first use), the wakers
+//! `AtomicWaker`s, and the
 //! stack thread is woken through [`Kick`] (one eventfd write, skipped
 //! while the thread is already awake).
 
@@ -11,7 +12,7 @@ use futures_util::task::AtomicWaker;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -48,14 +49,43 @@ impl Kick {
     }
 }
 
+/// A bounded chunk queue of [`QUEUE_CHUNKS`] whose storage is allocated by
+/// the first push: a flow whose bytes the engine thread moves itself
+/// (`tcp_direct`) never uses its queues, and 10,000 held connections would
+/// otherwise keep 5 KiB each of them. Lock-free like the `ArrayQueue` it
+/// holds (one atomic load more per call).
+#[derive(Default)]
+pub struct ChunkQueue(OnceLock<Box<ArrayQueue<Vec<u8>>>>);
+
+impl ChunkQueue {
+    /// Appends `chunk`, or gives it back if the queue is full.
+    pub fn push(&self, chunk: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.0
+            .get_or_init(|| Box::new(ArrayQueue::new(QUEUE_CHUNKS)))
+            .push(chunk)
+    }
+    /// Takes the oldest chunk.
+    pub fn pop(&self) -> Option<Vec<u8>> {
+        self.0.get()?.pop()
+    }
+    /// Whether no chunk is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_none_or(|q| q.is_empty())
+    }
+    /// Whether a push would fail.
+    pub fn is_full(&self) -> bool {
+        self.0.get().is_some_and(|q| q.is_full())
+    }
+}
+
 /// State shared by the bridge's [`TunnelStream`] and the stack thread.
 pub struct FlowShared {
     /// Flow id (the stack thread's key).
     pub id: u64,
     /// Application bytes towards the tunnel.
-    pub up: ArrayQueue<Vec<u8>>,
+    pub up: ChunkQueue,
     /// Tunnel bytes towards the application.
-    pub down: ArrayQueue<Vec<u8>>,
+    pub down: ChunkQueue,
     /// The bridge will write no more (after `up` drains: FIN).
     pub up_fin: AtomicBool,
     /// The peer sent FIN; `down` holds everything that came before it.
@@ -78,8 +108,8 @@ impl FlowShared {
     pub fn new(id: u64) -> Arc<Self> {
         Arc::new(FlowShared {
             id,
-            up: ArrayQueue::new(QUEUE_CHUNKS),
-            down: ArrayQueue::new(QUEUE_CHUNKS),
+            up: ChunkQueue::default(),
+            down: ChunkQueue::default(),
             up_fin: AtomicBool::new(false),
             down_fin: AtomicBool::new(false),
             down_blocked: AtomicBool::new(false),
@@ -245,6 +275,21 @@ impl Drop for TunnelStream {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn chunk_queues_take_storage_on_the_first_push_and_stay_bounded() {
+        let sh = FlowShared::new(7);
+        assert!(sh.up.0.get().is_none() && sh.down.0.get().is_none());
+        assert!(sh.down.is_empty() && !sh.down.is_full());
+        assert_eq!(sh.down.pop(), None);
+        for i in 0..QUEUE_CHUNKS {
+            sh.down.push(vec![i as u8]).expect("room");
+        }
+        assert!(sh.down.is_full());
+        assert_eq!(sh.down.push(vec![0xff]), Err(vec![0xff]));
+        assert_eq!(sh.down.pop(), Some(vec![0]));
+        assert!(sh.up.0.get().is_none(), "the other direction stays empty");
+    }
 
     fn kick() -> (Arc<Kick>, mio::Poll) {
         let poll = mio::Poll::new().expect("poll");

@@ -27,8 +27,11 @@ pub struct RingBuffer {
     reach: usize,
 }
 
-/// First allocation, in bytes (a request/response exchange fits).
-const MIN_ALLOC: usize = 2048;
+/// First allocation, in bytes: a small request or response fits, and a
+/// held connection that moved a few bytes costs little until its rings
+/// are shrunk (bulk flows double from here to their capacity in a few
+/// steps).
+const MIN_ALLOC: usize = 512;
 
 impl RingBuffer {
     /// A ring that holds up to `capacity` bytes; nothing is allocated yet.

@@ -487,62 +487,29 @@ async fn connect(s: Arc<Shared>, mut stream: UnixStream, c: control::ConnectRequ
 /// The rest of an accepted outgoing flow: wait for the filler and the
 /// tunnel connection, then splice until either side ends (with the
 /// client's own connection if it hands one over).
+///
+/// The setup runs in a future of its own on the heap, dropped once the
+/// flow is established: its buffers (the filler read, the hand-over) would
+/// otherwise stay part of this task for the whole life of the flow, about
+/// 3 KiB per held connection.
 async fn carry(
     s: &Shared,
-    mut stream: UnixStream,
+    stream: UnixStream,
     flow: u64,
     dst: SocketAddr,
     out: crate::OutboundTcp,
     hand_over: bool,
 ) {
-    let crate::OutboundTcp {
-        id: backend_id,
-        local,
-        established,
-    } = out;
-    // Wait until the shim's filler is queued (without reading it), so that a
-    // failure below closes the socket with unread data: POLLERR at the app.
-    let deadline = tokio::time::Instant::now() + FILLER_WAIT;
-    while queued(&stream) < FILLER_LEN {
-        match tokio::time::timeout_at(deadline, stream.readable()).await {
-            Ok(Ok(())) => {}
-            _ => break,
-        }
-        // Not enough yet: report WouldBlock so tokio clears the readiness
-        // and the next readable() waits for new data instead of spinning.
-        let _ = stream.try_io(Interest::READABLE, || {
-            if queued(&stream) >= FILLER_LEN {
-                Ok(())
-            } else {
-                Err(std::io::ErrorKind::WouldBlock.into())
-            }
-        });
-    }
-
-    let started = Instant::now();
-    let mut io = match established.await {
-        Ok(io) => io,
-        Err(e) => {
-            set_flow(s, flow, FlowState::Failed(e));
-            debug!(flow, dst = %dst, errno = e, "flow failed");
-            return; // dropped with the filler unread
-        }
-    };
-    let mut filler = [0u8; FILLER_LEN];
-    if stream.read_exact(&mut filler).await.is_err() {
-        set_flow(s, flow, FlowState::Failed(libc::ECONNRESET));
+    let backend_id = out.id;
+    let Some(ready) = Box::pin(carry_setup(s, stream, flow, dst, out, hand_over)).await else {
         return;
-    }
-    set_flow(s, flow, FlowState::Established);
-    debug!(flow, dst = %dst, local = %local, "flow opened");
-    let mut handed = None;
-    if hand_over {
-        let Some(client) = handover::take(&stream).await else {
-            debug!(flow, dst = %dst, "no connection handed over: flow closed");
-            return;
-        };
-        handed = Some(client);
-    }
+    };
+    let Established {
+        mut stream,
+        mut io,
+        handed,
+        started,
+    } = ready;
     // How the flow ended (the errno if it failed, the bytes each way),
     // with the program's socket still open: in `socket`, or `stream`.
     let (errno, up, down, socket) = if s.backend.carries_direct() {
@@ -566,15 +533,17 @@ async fn carry(
             None => (Some(libc::ECONNRESET), 0, 0, None),
         }
     } else {
+        // Boxed, like the setup: this task's size is that of its largest
+        // state, which the direct path would otherwise pay for too.
         let mut tunnel = splice::Watched::new(&mut *io);
         let r = if let Some(mut client) = handed {
-            let r = splice::splice(&mut client, &mut tunnel).await;
+            let r = Box::pin(splice::splice(&mut client, &mut tunnel)).await;
             if tunnel.error().is_none() && r.is_ok() {
                 client.ended_cleanly();
             }
             r
         } else {
-            splice::splice(&mut stream, &mut tunnel).await
+            Box::pin(splice::splice(&mut stream, &mut tunnel)).await
         };
         let (up, down) = r.unwrap_or((0, 0));
         (tunnel.error(), up, down, None)
@@ -588,6 +557,82 @@ async fn carry(
     }
     debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
     drop(socket);
+}
+
+/// An established outgoing flow, ready to carry.
+struct Established {
+    /// The program's data socket.
+    stream: UnixStream,
+    /// The tunnel connection.
+    io: crate::BoxedIo,
+    /// The connection a proxy handed over, if it did.
+    handed: Option<handover::Handed>,
+    /// When the flow started.
+    started: Instant,
+}
+
+/// Waits for the shim's filler and the tunnel connection (and a proxy's
+/// connection, if it hands one over); records the flow established.
+async fn carry_setup(
+    s: &Shared,
+    mut stream: UnixStream,
+    flow: u64,
+    dst: SocketAddr,
+    out: crate::OutboundTcp,
+    hand_over: bool,
+) -> Option<Established> {
+    let crate::OutboundTcp {
+        local, established, ..
+    } = out;
+    // Wait until the shim's filler is queued (without reading it), so that a
+    // failure below closes the socket with unread data: POLLERR at the app.
+    let deadline = tokio::time::Instant::now() + FILLER_WAIT;
+    while queued(&stream) < FILLER_LEN {
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            _ => break,
+        }
+        // Not enough yet: report WouldBlock so tokio clears the readiness
+        // and the next readable() waits for new data instead of spinning.
+        let _ = stream.try_io(Interest::READABLE, || {
+            if queued(&stream) >= FILLER_LEN {
+                Ok(())
+            } else {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+        });
+    }
+
+    let started = Instant::now();
+    let io = match established.await {
+        Ok(io) => io,
+        Err(e) => {
+            set_flow(s, flow, FlowState::Failed(e));
+            debug!(flow, dst = %dst, errno = e, "flow failed");
+            return None; // dropped with the filler unread
+        }
+    };
+    let mut filler = [0u8; FILLER_LEN];
+    if stream.read_exact(&mut filler).await.is_err() {
+        set_flow(s, flow, FlowState::Failed(libc::ECONNRESET));
+        return None;
+    }
+    set_flow(s, flow, FlowState::Established);
+    debug!(flow, dst = %dst, local = %local, "flow opened");
+    let mut handed = None;
+    if hand_over {
+        let Some(client) = handover::take(&stream).await else {
+            debug!(flow, dst = %dst, "no connection handed over: flow closed");
+            return None;
+        };
+        handed = Some(client);
+    }
+    Some(Established {
+        stream,
+        io,
+        handed,
+        started,
+    })
 }
 
 async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {

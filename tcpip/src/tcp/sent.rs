@@ -363,6 +363,17 @@ impl SentLog {
     }
 
     /// Forgets everything (the connection is done).
+    /// Gives the record storage back when nothing is in flight (an idle
+    /// connection keeps none; the next send allocates again). Returns
+    /// whether it freed anything.
+    pub(crate) fn shrink(&mut self) -> bool {
+        if !self.q.is_empty() || self.q.capacity() == 0 {
+            return false;
+        }
+        self.q = VecDeque::new();
+        true
+    }
+
     pub(crate) fn release(&mut self) {
         self.q = VecDeque::new();
         self.sacked = 0;
@@ -380,6 +391,21 @@ mod tests {
             l.on_send(Seq(k * 100), Seq(k * 100 + 100), false, now);
         }
         l
+    }
+
+    #[test]
+    fn shrink_frees_the_records_only_when_nothing_is_in_flight() {
+        let now = Instant::now();
+        let mut rack = Rack::default();
+        let mut l = log_with(3, now);
+        assert!(!l.shrink(), "records in flight are kept");
+        assert_eq!(l.len(), 3);
+        l.ack(Seq(300), &mut rack, now);
+        assert!(l.shrink());
+        assert_eq!(l.q.capacity(), 0);
+        assert!(!l.shrink(), "nothing left to free");
+        l.on_send(Seq(300), Seq(400), false, now);
+        assert_eq!(l.len(), 1, "the log works again after a shrink");
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Tcb {
         if self.timers.expired(Timer::Shrink, now) {
             self.rx.shrink();
             self.tx.shrink();
+            self.sent.shrink();
         }
         if self.timers.expired(Timer::Linger, now) {
             match self.state {
