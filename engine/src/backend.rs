@@ -72,6 +72,8 @@ pub struct ListenSpec {
 
 /// A connection a tunnel peer made to one of our listeners.
 pub struct InboundTcp {
+    /// The backend's id of the flow (for [`FlowBackend::tcp_direct`]).
+    pub id: u64,
     /// The peer's tunnel address.
     pub peer: SocketAddr,
     /// Our tunnel address it connected to.
@@ -170,7 +172,7 @@ pub trait FlowBackend: Send + Sync + 'static {
     fn carries_direct(&self) -> bool {
         false
     }
-    /// Carries established flow `id` ([`OutboundTcp::id`]) on the engine
+    /// Carries established flow `id` ([`OutboundTcp::id`], [`InboundTcp::id`]) on the engine
     /// thread itself, if [`FlowBackend::carries_direct`]: it reads and
     /// writes `fd` (the data socket, or a connection handed over, which it
     /// resets if the flow fails: `reset`; non-blocking) and the tunnel

@@ -121,6 +121,8 @@ impl FlowBackend for HostLoopbackBackend {
         tokio::spawn(async move {
             while let Ok((stream, from)) = listener.accept().await {
                 let inbound = InboundTcp {
+                    // Never carried directly (this backend has no engine thread).
+                    id: 0,
                     peer: SocketAddr::new(peer_ip, from.port()),
                     local: SocketAddr::new(local_ip, port),
                     target: spec.loopback,

@@ -482,6 +482,7 @@ impl TcpFlows {
             let shared = FlowShared::new(id);
             let io: BoxedIo = Box::new(TunnelStream::new(shared.clone(), cx.kick.clone()));
             let inbound = InboundTcp {
+                id,
                 peer,
                 local,
                 target: entry.target,

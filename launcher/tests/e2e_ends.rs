@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 use wrapguard_testnet::{
     peer_server, python, read, show, skip_unless_ready, spawn_wrapguard, tcp_echo_server, token,
-    wait_line, wait_log, wrapguard, Conf, Configured, OnePeer, Wrapguard,
+    wait_line, wait_log, without_log_lines, wrapguard, Conf, Configured, OnePeer, Wrapguard,
 };
 
 /// Peer 1 and our IPv4 config for it.
@@ -116,6 +116,90 @@ fn established_flows_move_on_the_engine_thread_unless_turned_off() {
                 && l.contains(&format!("\"bytes_in\":{n}"))
         });
         assert!(counted, "direct={direct}: the flow's bytes: {log}");
+    }
+}
+
+/// Wrapped server: accepts one connection on 9300, reads to EOF, sends
+/// it all back, closes, and says what it served.
+const ECHO_ONE: &str = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9300)); s.listen(1)
+print("LISTENING", flush=True)
+c, a = s.accept()
+got = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    got += d
+c.sendall(got); c.close()
+print("SERVED", len(got), "from", a[0], flush=True)
+"#;
+
+/// A peer's connection to a wrapped server (an inbound flow) moves on the
+/// engine thread too: its bytes both ways and the FIN each way arrive and
+/// are counted, and the log says it is carried there; with
+/// `WRAPGUARD_DIRECT=0` the bridge splices it, and both ends see the same.
+#[test]
+fn inbound_flows_move_on_the_engine_thread_unless_turned_off() {
+    skip_unless_ready!();
+    let t = OnePeer::listening("j", 51_910).configured(Conf::V4);
+    let py = python();
+    let tok = token("inbound");
+    let n = tok.len();
+    // Peer side: retried until the wrapped server listens in the tunnel.
+    let client = format!(
+        "import socket, time\n\
+         deadline = time.time() + 30\n\
+         while True:\n    try:\n        s = socket.create_connection(('10.77.0.2', 9300), timeout=5); break\n\
+         \x20   except OSError:\n        if time.time() > deadline: raise\n        time.sleep(0.2)\n\
+         s.sendall(b'{tok}')\ns.shutdown(socket.SHUT_WR)\ngot = b''\n\
+         while True:\n    d = s.recv(100)\n    if not d: break\n    got += d\n\
+         print('GOT', got.decode(), 'EOF', flush=True)\n"
+    );
+    for direct in [true, false] {
+        let log = t.tmp.join(&format!("inbound-direct-{direct}.log"));
+        let mut v = Wrapguard::under_test().argv(
+            &t.conf,
+            &["--log-level=debug", "--no-share"],
+            &[&py, "-c", ECHO_ONE],
+            60,
+        );
+        if !direct {
+            v.splice(0..0, ["env".to_string(), "WRAPGUARD_DIRECT=0".to_string()]);
+        }
+        let mut server = t
+            .client
+            .spawn(&v.iter().map(String::as_str).collect::<Vec<_>>(), &log);
+        let out = t.peer.ns.run(&[&py, "-c", &client]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !matches!(server.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let l = read(&log);
+        assert!(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains(&format!("GOT {tok} EOF")),
+            "direct={direct}: {}\n--- wrapguard log\n{l}",
+            show(&out)
+        );
+        // The program's line, wherever wrapguard's lines cut into it.
+        assert!(
+            without_log_lines(&l).contains(&format!("SERVED {n} from 10.77.0.1")),
+            "direct={direct}: the server should see the peer's tunnel address:\n{l}"
+        );
+        assert_eq!(
+            l.contains("flow carried on the engine thread"),
+            direct,
+            "direct={direct}: {l}"
+        );
+        let counted = l.lines().any(|line| {
+            line.contains("\"message\":\"inbound flow closed\"")
+                && line.contains(&format!("\"bytes_in\":{n}"))
+                && line.contains(&format!("\"bytes_out\":{n}"))
+        });
+        assert!(counted, "direct={direct}: the flow's bytes: {l}");
+        server.terminate();
     }
 }
 

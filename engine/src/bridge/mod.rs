@@ -637,6 +637,7 @@ async fn carry_setup(
 
 async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
     let InboundTcp {
+        id,
         peer,
         local,
         target,
@@ -697,8 +698,34 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
         }
     };
     debug!(peer = %peer, local = %local, target = %target, "inbound flow opened");
-    let mut tunnel = splice::Watched::new(&mut *io);
     let mut cut = s.cut.clone();
+    if s.backend.carries_direct() {
+        // As outgoing flows: the engine thread moves the bytes between the
+        // tunnel connection and the program's accepted connection itself,
+        // and resets that connection if the flow fails; `io` stays here
+        // (dropping it aborts the flow) until the end gives the socket back.
+        let fd = match app.into_std() {
+            Ok(std) => OwnedFd::from(std),
+            Err(e) => {
+                return debug!(peer = %peer, error = %e, "inbound: cannot pass the socket to the engine thread")
+            }
+        };
+        let end = tokio::select! {
+            end = s.backend.tcp_direct(id, fd, true) => end.ok(),
+            _ = cut.wait_for(|c| *c) => {
+                // Dropping `io` aborts the flow; the engine thread resets
+                // the program's connection as it ends it.
+                return debug!(peer = %peer, "inbound flow cut: the tunnel was taken down");
+            }
+        };
+        drop(io);
+        let (bytes_in, bytes_out) = end.as_ref().map_or((0, 0), |e| (e.bytes_down, e.bytes_up));
+        if let Some(e) = end.as_ref().and_then(|e| e.errno) {
+            debug!(peer = %peer, errno = e, "inbound flow ended with an error; resetting the program's socket");
+        }
+        return debug!(peer = %peer, bytes_in, bytes_out, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");
+    }
+    let mut tunnel = splice::Watched::new(&mut *io);
     let r = tokio::select! {
         r = splice::splice(&mut tunnel, &mut app) => r,
         _ = cut.wait_for(|c| *c) => {
