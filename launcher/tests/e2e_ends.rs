@@ -105,18 +105,24 @@ fn established_flows_move_on_the_engine_thread_unless_turned_off() {
             show(&out)
         );
         let log = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            log.contains("flow carried on the engine thread"),
-            direct,
-            "direct={direct}: {log}"
-        );
-        let counted = log.lines().any(|l| {
-            l.contains("\"message\":\"flow closed\"")
-                && l.contains(&format!("\"bytes_out\":{n}"))
-                && l.contains(&format!("\"bytes_in\":{n}"))
-        });
-        assert!(counted, "direct={direct}: the flow's bytes: {log}");
+        assert_carried(&log, direct, "flow closed", n);
     }
+}
+
+/// The log says the flow was carried on the engine thread exactly when
+/// `direct`, and its `closing` line counts `n` bytes each way.
+fn assert_carried(log: &str, direct: bool, closing: &str, n: usize) {
+    assert_eq!(
+        log.contains("flow carried on the engine thread"),
+        direct,
+        "direct={direct}: {log}"
+    );
+    let counted = log.lines().any(|l| {
+        l.contains(&format!("\"message\":\"{closing}\""))
+            && l.contains(&format!("\"bytes_out\":{n}"))
+            && l.contains(&format!("\"bytes_in\":{n}"))
+    });
+    assert!(counted, "direct={direct}: the flow's bytes: {log}");
 }
 
 /// Wrapped server: accepts one connection on 9300, reads to EOF, sends
@@ -188,17 +194,7 @@ fn inbound_flows_move_on_the_engine_thread_unless_turned_off() {
             without_log_lines(&l).contains(&format!("SERVED {n} from 10.77.0.1")),
             "direct={direct}: the server should see the peer's tunnel address:\n{l}"
         );
-        assert_eq!(
-            l.contains("flow carried on the engine thread"),
-            direct,
-            "direct={direct}: {l}"
-        );
-        let counted = l.lines().any(|line| {
-            line.contains("\"message\":\"inbound flow closed\"")
-                && line.contains(&format!("\"bytes_in\":{n}"))
-                && line.contains(&format!("\"bytes_out\":{n}"))
-        });
-        assert!(counted, "direct={direct}: the flow's bytes: {l}");
+        assert_carried(&l, direct, "inbound flow closed", n);
         server.terminate();
     }
 }

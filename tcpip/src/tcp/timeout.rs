@@ -43,6 +43,7 @@ impl Tcb {
             self.rx.shrink();
             self.tx.shrink();
             self.sent.shrink();
+            self.ooo.shrink();
         }
         if self.timers.expired(Timer::Linger, now) {
             match self.state {
