@@ -361,9 +361,10 @@ fn we_send_boringtun_a_cookie_under_load_and_accept_its_mac2() {
 
 /// Every packet size up to a full 1,420-byte MTU, both ways: our AEAD
 /// (chacha20 0.10, AVX-512 where the CPU has it) against boringtun's
-/// (chacha20 0.9, AVX2), so each tail the wide backends handle differently
-/// — 16, 8 and 4 blocks at once, single blocks, a partial last block — is
-/// checked against another implementation, not only against itself.
+/// (ring's ChaCha20-Poly1305, another implementation), so each tail the
+/// wide backend handles differently — 16, 8 and 4 blocks at once, single
+/// blocks, a partial last block — is checked against code we did not
+/// write, not only against itself.
 #[test]
 fn every_packet_size_round_trips_with_boringtun() {
     let t0 = Instant::now();
