@@ -14,8 +14,9 @@
 //!    `ETIMEDOUT`, `EHOSTUNREACH`/`ENETUNREACH` for ICMP or no peer).
 //! 3. [`FlowBackend::listen`] makes a port reachable at our tunnel
 //!    address(es); each accepted tunnel connection is handed to the bridge
-//!    through the [`InboundSink`], which splices it to the application's
-//!    loopback listener and answers the shim's `AcceptLookup`.
+//!    through the [`InboundSink`], which connects it to the application's
+//!    loopback listener (carried by [`FlowBackend::tcp_direct`] where the
+//!    backend can, spliced otherwise) and answers the shim's `AcceptLookup`.
 //!
 //! 4. [`FlowBackend::open_udp`] opens a datagram flow: the engine keeps one
 //!    end of a `SOCK_SEQPACKET` pair and returns the other for the shim

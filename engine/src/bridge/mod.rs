@@ -5,7 +5,7 @@
 
 use crate::dns_resolver::DnsService;
 use crate::session::Host;
-use crate::{FlowBackend, InboundTcp, ListenSpec};
+use crate::{DirectEnd, FlowBackend, InboundTcp, ListenSpec};
 use control::{
     AcceptedPeer, ConnectReply, FlowInfo, FlowState, Proto, Reply, Request, RouteDecision,
     UdpReply, FILLER_LEN, MAX_FRAME, PREFIX_LEN,
@@ -522,16 +522,13 @@ async fn carry(
             None => stream.into_std().map(|std| (OwnedFd::from(std), false)),
         };
         let end = match given {
-            Ok((fd, reset)) => s.backend.tcp_direct(backend_id, fd, reset).await.ok(),
+            Ok((fd, reset)) => carried_by_engine(s, backend_id, fd, reset).await,
             Err(e) => {
                 debug!(flow, error = %e, "cannot pass the socket to the engine thread");
-                None
+                lost_flow()
             }
         };
-        match end {
-            Some(e) => (e.errno, e.bytes_up, e.bytes_down, e.fd),
-            None => (Some(libc::ECONNRESET), 0, 0, None),
-        }
+        (end.errno, end.bytes_up, end.bytes_down, end.fd)
     } else {
         // Boxed, like the setup: this task's size is that of its largest
         // state, which the direct path would otherwise pay for too.
@@ -557,6 +554,28 @@ async fn carry(
     }
     debug!(flow, dst = %dst, bytes_out = up, bytes_in = down, duration_ms = started.elapsed().as_millis() as u64, "flow closed");
     drop(socket);
+}
+
+/// Has the engine thread carry established flow `id` over the program's
+/// socket `fd` (reset if the flow fails, with `reset`) and waits for the
+/// end, for outgoing and inbound flows alike.
+async fn carried_by_engine(s: &Shared, id: u64, fd: OwnedFd, reset: bool) -> DirectEnd {
+    s.backend
+        .tcp_direct(id, fd, reset)
+        .await
+        .unwrap_or_else(|_| lost_flow())
+}
+
+/// The end of a flow the engine thread could not carry, or that ended
+/// without saying how (the sender dropped): a reset, nothing moved, the
+/// socket gone.
+fn lost_flow() -> DirectEnd {
+    DirectEnd {
+        bytes_up: 0,
+        bytes_down: 0,
+        errno: Some(libc::ECONNRESET),
+        fd: None,
+    }
 }
 
 /// An established outgoing flow, ready to carry.
@@ -711,7 +730,7 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
             }
         };
         let end = tokio::select! {
-            end = s.backend.tcp_direct(id, fd, true) => end.ok(),
+            end = carried_by_engine(&s, id, fd, true) => end,
             _ = cut.wait_for(|c| *c) => {
                 // Dropping `io` aborts the flow; the engine thread resets
                 // the program's connection as it ends it.
@@ -719,11 +738,10 @@ async fn splice_inbound(s: Arc<Shared>, conn: InboundTcp) {
             }
         };
         drop(io);
-        let (bytes_in, bytes_out) = end.as_ref().map_or((0, 0), |e| (e.bytes_down, e.bytes_up));
-        if let Some(e) = end.as_ref().and_then(|e| e.errno) {
+        if let Some(e) = end.errno {
             debug!(peer = %peer, errno = e, "inbound flow ended with an error; resetting the program's socket");
         }
-        return debug!(peer = %peer, bytes_in, bytes_out, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");
+        return debug!(peer = %peer, bytes_in = end.bytes_down, bytes_out = end.bytes_up, duration_ms = started.elapsed().as_millis() as u64, "inbound flow closed");
     }
     let mut tunnel = splice::Watched::new(&mut *io);
     let r = tokio::select! {

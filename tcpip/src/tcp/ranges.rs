@@ -75,8 +75,13 @@ impl RangeSet {
     }
     /// Whether `seq` lies inside a range; returns that range's end.
     pub fn containing(&self, seq: Seq) -> Option<Seq> {
+        self.index_of(seq).map(|i| self.r[i].1)
+    }
+    /// The index of the range holding `seq` (a binary search: sent with
+    /// every ACK while hundreds of islands may be open).
+    fn index_of(&self, seq: Seq) -> Option<usize> {
         let i = self.r.partition_point(|r| r.1 <= seq);
-        self.r.get(i).filter(|r| r.0 <= seq).map(|r| r.1)
+        self.r.get(i).filter(|r| r.0 <= seq).map(|_| i)
     }
 
     /// Adds `[start, end)`, merging neighbours. Returns false (and changes
@@ -134,9 +139,7 @@ impl RangeSet {
     /// (RFC 2018 §4); returns how many were written.
     pub fn sack_blocks(&self, out: &mut [(u32, u32)]) -> usize {
         let mut n = 0;
-        let first = self
-            .last
-            .and_then(|l| self.iter().position(|(s, e)| s <= l && l < e));
+        let first = self.last.and_then(|l| self.index_of(l));
         if let Some(p) = first {
             if let Some(slot) = out.get_mut(0) {
                 *slot = (self.r[p].0 .0, self.r[p].1 .0);
