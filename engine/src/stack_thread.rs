@@ -92,6 +92,11 @@ const HAND_OFF: usize = 32;
 /// How long handshakes to a peer with a host-name endpoint fail before
 /// the name is resolved again (three handshake retries).
 const RERESOLVE_AFTER: Duration = Duration::from_secs(15);
+/// A session whose handshake completed this soon after the engine started
+/// is the engine's first: its handshake took that long (reported by
+/// [`Command::Handshake`]); a later one's duration is not known and
+/// reported as zero.
+const FIRST_HANDSHAKE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The engine thread's state.
 pub struct Engine {
@@ -127,6 +132,8 @@ pub struct Engine {
     under_load: bool,
     /// Handshakes asked for by [`Command::Handshake`], with when.
     handshake_waiters: Vec<(usize, Instant, oneshot::Sender<Duration>)>,
+    /// When the engine was made (the first handshakes start then).
+    started: Instant,
     dns: crate::dns_udp::DnsUdp,
 }
 
@@ -215,6 +222,7 @@ impl Engine {
             load: LoadMeter::default(),
             under_load: false,
             handshake_waiters: Vec::new(),
+            started: Instant::now(),
             dns: Default::default(),
         })
     }
@@ -855,13 +863,7 @@ impl Engine {
                 Command::Listen { spec, sink, reply } => {
                     let _ = reply.send(self.tcp.listen(&mut lend!(self), spec, sink));
                 }
-                Command::Handshake { peer, done } => {
-                    if let Some(p) = self.peers.get(peer) {
-                        let id = p.noise;
-                        self.handshake_waiters.push((peer, now, done));
-                        let _ = self.device.force_handshake(id, now);
-                    }
-                }
+                Command::Handshake { peer, done } => self.wait_for_handshake(peer, done, now),
                 Command::Status { reply } => {
                     let _ = reply.send(self.status(now));
                 }
@@ -936,6 +938,36 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// [`Command::Handshake`]: answered at once when the peer has a
+    /// session (`wrapguard up` on an engine whose first handshake is done
+    /// must not force another and wait out `REKEY_TIMEOUT` for it), after
+    /// the handshake in progress when there is one, else after a new one.
+    /// The time reported is the handshake's own: from its first
+    /// initiation (or from the engine's start, for the first one) to its
+    /// completion.
+    fn wait_for_handshake(&mut self, peer: usize, done: oneshot::Sender<Duration>, now: Instant) {
+        let Some(p) = self.peers.get(peer) else {
+            return;
+        };
+        let id = p.noise;
+        let st = self.device.peer_stats(id, now).unwrap_or_default();
+        if st.has_session {
+            let took = st
+                .last_handshake
+                .filter(|t| t.saturating_duration_since(self.started) < FIRST_HANDSHAKE_WINDOW)
+                .map(|t| t.saturating_duration_since(self.started))
+                .unwrap_or_default();
+            let _ = done.send(took);
+            return;
+        }
+        if let Some(since) = st.handshake_started {
+            self.handshake_waiters.push((peer, since, done));
+            return;
+        }
+        self.handshake_waiters.push((peer, now, done));
+        let _ = self.device.force_handshake(id, now);
     }
 
     /// Answers the [`Command::Handshake`]s waiting for peer `i`.

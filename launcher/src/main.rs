@@ -62,6 +62,14 @@ fn main() {
     if let Some(fd) = cli.internal_engine {
         std::process::exit(engine_proc::run(&cli, fd));
     }
+    if cli.doctor.is_some()
+        || cli
+            .helper
+            .as_ref()
+            .is_some_and(|h| !matches!(h, Helper::Exec { .. }))
+    {
+        die_on_closed_stdout();
+    }
     match &cli.helper {
         Some(Helper::Up {
             config,
@@ -173,6 +181,18 @@ fn finish(r: Result<i32>) -> i32 {
             1
         }
     }
+}
+
+/// For the commands whose output is a report (`status`, `ls`, `up`,
+/// `down`, `genkey`, `pubkey`, `completions`, `--doctor`): a reader that
+/// goes away (`wrapguard status | head -1`, `| true`) ends the process
+/// quietly by `SIGPIPE`, as it ends `ls`, instead of a panic from the
+/// Rust runtime's ignored `SIGPIPE` and a failed print. These processes
+/// carry no tunnel traffic (an engine they start is a process of its own,
+/// which ignores `SIGPIPE` again).
+fn die_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of one signal; no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// clap enforces a name or `--config` for `exec`.

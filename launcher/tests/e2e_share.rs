@@ -689,3 +689,74 @@ fn up_fails_with_the_reason_when_no_handshake_comes() {
     let ls = wg(&t, &["ls"]);
     assert!(stdout(&ls).contains("no tunnels run"), "{}", show(&ls));
 }
+
+/// `up` reports the engine's first handshake instead of forcing a second
+/// one (which waited out REKEY_TIMEOUT: 5 s), and the report commands end
+/// quietly when their reader goes away (`status | true` panicked).
+#[test]
+fn up_reports_the_first_handshake_and_reports_survive_a_closed_pipe() {
+    skip_unless_ready!();
+    let t = world("shfirst");
+    let conf = t.conf.display().to_string();
+    // An instance starts the engine (at debug, so the engine's handshake
+    // lines reach its log) and its first connection makes the handshake...
+    let inst_log = t.tmp.join("instance.log");
+    let _inst = wg_bg(
+        &t,
+        &[
+            "--config",
+            &conf,
+            "--log-level=debug",
+            "--",
+            "sh",
+            "-c",
+            "curl -s --max-time 5 http://10.77.0.1:9/; sleep 60",
+        ],
+        &inst_log,
+    );
+    wait_log(&inst_log, "handshake complete", 30);
+    // ...then `up` of the same config keeps that engine and its session.
+    let up = wg(&t, &["up", "--config", &conf, "--name", "first"]);
+    assert!(up.status.success(), "{}", show(&up));
+    assert!(stdout(&up).contains("handshake with "), "{}", show(&up));
+    // Still one handshake when `up` has returned: none was forced.
+    let lines = read(&inst_log);
+    let done = lines
+        .lines()
+        .filter(|l| l.contains("handshake complete"))
+        .count();
+    assert_eq!(done, 1, "{lines}");
+
+    // A reader that is gone before anything is written: the process ends
+    // by SIGPIPE, as `ls` does (-13 from Python), with nothing on stderr.
+    const CLOSED: &str = "import os, subprocess, sys\n\
+        r, w = os.pipe()\n\
+        os.close(r)\n\
+        p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)\n\
+        print('rc', p.returncode)\n\
+        sys.stdout.write(p.stderr.decode())\n";
+    let bin = Wrapguard::under_test().bin.display().to_string();
+    let py = python();
+    for cmd in [
+        &["status", "first"][..],
+        &["status", "first", "--json"],
+        &["ls"],
+        &["ls", "--json"],
+        &["genkey"],
+    ] {
+        let mut argv = vec![py.as_str(), "-c", CLOSED, bin.as_str()];
+        argv.extend_from_slice(cmd);
+        let out = t.client.run(&argv);
+        assert_eq!(stdout(&out).trim(), "rc -13", "{cmd:?}: {}", show(&out));
+        // And it still prints in full to a reader that stays.
+        let mut argv = vec![bin.as_str()];
+        argv.extend_from_slice(cmd);
+        let whole = t.client.run(&argv);
+        assert!(
+            whole.status.success() && !stdout(&whole).is_empty(),
+            "{cmd:?}: {}",
+            show(&whole)
+        );
+    }
+    down(&t, "first");
+}

@@ -1,8 +1,14 @@
 //! The life of a descriptor: `socket(2)` notes new sockets, `epoll_ctl(2)`
-//! remembers their registrations until connect, `close(2)` releases
-//! their state, and the dup family (`dup`, `dup2`, `dup3`, `fcntl`'s
-//! `F_DUPFD`) copies it to the new fd. `fork` needs no hook: the table is
-//! process memory and the fds are the kernel's.
+//! remembers their registrations until connect, `close(2)` (and
+//! `close_range(2)`, `closefrom(3)`) releases their state, and the dup
+//! family (`dup`, `dup2`, `dup3`, `fcntl`'s `F_DUPFD`) copies it to the
+//! new fd. The same calls made through `syscall(2)` (libuv closes with
+//! `syscall(SYS_close, fd)`) come here too ([`crate::syscall`]). `fork`
+//! needs no hook: the table is process memory and the fds are the kernel's.
+//!
+//! An entry is always taken out of the table *before* the real close, so
+//! once the number can be reused — by another thread's `open` — no call
+//! on it is treated as a tunnel socket's.
 
 use crate::guard::hook;
 use crate::real;
@@ -91,6 +97,42 @@ fn do_close(fd: c_int) -> c_int {
     r
 }
 
+/// `close_range(first, last, flags)` with the entries of the range taken
+/// out first. With `CLOSE_RANGE_CLOEXEC` nothing is closed now (the
+/// entries go stale at `exec` and are dropped when next looked at).
+fn do_close_range(first: u32, last: u32, flags: u32, real_call: impl FnOnce() -> c_int) -> c_int {
+    if flags & libc::CLOSE_RANGE_CLOEXEC != 0 {
+        return real_call();
+    }
+    let lo = c_int::try_from(first).unwrap_or(c_int::MAX);
+    let hi = c_int::try_from(last).unwrap_or(c_int::MAX);
+    let taken = table::take_range(lo, hi);
+    for (fd, _) in &taken {
+        crate::epoll_regs::forget(*fd);
+    }
+    let r = real_call();
+    let e = errno();
+    if r < 0 {
+        // Nothing was closed (bad flags, or a kernel without the call).
+        for (fd, kind) in taken {
+            table::set(fd, kind);
+        }
+        set_errno(e);
+        return r;
+    }
+    for (_, kind) in &taken {
+        // A shadow socket inside the range was closed with it.
+        if let Kind::Outbound { shadow, .. } | Kind::Udp { shadow, .. } = kind {
+            if (lo..=hi).contains(shadow) {
+                continue;
+            }
+        }
+        table::release(kind);
+    }
+    set_errno(e);
+    r
+}
+
 /// After a successful dup of `src` onto `dst`: state follows the fd.
 fn follow_dup(src: c_int, dst: c_int) {
     if src == dst {
@@ -149,6 +191,80 @@ pub unsafe extern "C" fn epoll_ctl(
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     // SAFETY: integer argument.
     hook(|| unsafe { real::close(fd) }, || do_close(fd), libc::EIO)
+}
+
+/// Interposed `close_range(2)` (glibc ≥ 2.34).
+///
+/// # Safety
+/// As for `close_range(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn close_range(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: integer arguments.
+    let call = || unsafe { raw_close_range(first, last, flags as u32) };
+    hook(
+        call,
+        || do_close_range(first, last, flags as u32, call),
+        libc::EINVAL,
+    )
+}
+
+/// Interposed `closefrom(3)` (glibc ≥ 2.34; it closes with `close_range`
+/// inside libc, out of reach of the `close_range` hook).
+///
+/// # Safety
+/// As for `closefrom(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    let first = u32::try_from(low).unwrap_or(0);
+    let saved = errno();
+    // SAFETY: integer arguments; closefrom ignores errors (glibc falls
+    // back to closing one by one where close_range is missing).
+    let call = || unsafe { raw_close_range(first, u32::MAX, 0) };
+    let r = hook(
+        call,
+        || do_close_range(first, u32::MAX, 0, call),
+        libc::EINVAL,
+    );
+    if r < 0 {
+        // No close_range (Linux < 5.9): close what /proc lists, as glibc does.
+        let open: Vec<c_int> = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .filter(|&fd: &c_int| fd >= low)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in open {
+            // SAFETY: integer argument; the directory's own fd is closed
+            // already (EBADF, ignored).
+            unsafe { close(fd) };
+        }
+    }
+    set_errno(saved);
+}
+
+/// The `close_range` system call itself (through libc's `syscall`, not
+/// ours: that would come back here).
+///
+/// # Safety
+/// Closes descriptors: the caller asked for exactly that.
+unsafe fn raw_close_range(first: u32, last: u32, flags: u32) -> c_int {
+    // SAFETY: integer-only system call.
+    unsafe {
+        crate::syscall::real_syscall(
+            libc::SYS_close_range,
+            libc::c_long::from(first),
+            libc::c_long::from(last),
+            libc::c_long::from(flags),
+            0,
+            0,
+            0,
+        ) as c_int
+    }
 }
 
 /// Interposed `dup(2)`.

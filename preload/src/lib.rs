@@ -126,6 +126,7 @@ pub mod sockopt;
 pub mod stream_end;
 pub mod swap;
 pub mod sys;
+pub mod syscall;
 pub mod table;
 pub mod uncarried;
 pub mod uring;

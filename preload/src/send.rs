@@ -263,7 +263,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isi
             return hook(
                 pass,
                 // SAFETY: write(2) on a socket is send(2) without flags.
-                || stream_end::send(fd, 0, |x| unsafe { real::send(fd, buf, len, x) }),
+                || stream_end::write(fd, |x| unsafe { real::send(fd, buf, len, x) }, pass),
                 libc::EIO,
             );
         }
@@ -301,7 +301,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
         return hook(
             pass,
             || {
-                stream_end::send(fd, 0, |x| {
+                let sendmsg = |x| {
                     // SAFETY: a zeroed msghdr is valid; it points to the
                     // application's iovecs for the duration of the call.
                     let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -309,7 +309,8 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
                     m.msg_iovlen = count;
                     // SAFETY: writev(2) on a socket is sendmsg(2) without flags.
                     unsafe { real::sendmsg(fd, &m, x) }
-                })
+                };
+                stream_end::write(fd, sendmsg, pass)
             },
             libc::EIO,
         );

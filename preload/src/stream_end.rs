@@ -143,6 +143,26 @@ pub fn send(fd: c_int, app_flags: c_int, send: impl FnOnce(c_int) -> isize) -> i
     r
 }
 
+/// A `write`/`writev` on what the table says is a tunnel stream: as
+/// [`send`], but when the descriptor turns out not to be a socket at all
+/// (`ENOTSOCK`: the tunnel socket was closed behind the table's back —
+/// `syscall(SYS_close)`, `close_range` — or by another thread after the
+/// table was read, and the number now names a file or a pipe), the stale
+/// entry is dropped and the call is the plain `write` the application
+/// made. A write meant for a file is never treated as a tunnel write.
+pub fn write(
+    fd: c_int,
+    send_call: impl FnOnce(c_int) -> isize,
+    plain: impl FnOnce() -> isize,
+) -> isize {
+    let r = send(fd, 0, send_call);
+    if r < 0 && errno() == libc::ENOTSOCK {
+        table::forget_stale(fd);
+        return plain();
+    }
+    r
+}
+
 /// `SO_ERROR` of an established tunnel stream: the error end if the data
 /// socket has hung up and one is pending, else `None` (ask the socket).
 pub fn so_error(fd: c_int) -> Option<c_int> {

@@ -240,6 +240,12 @@ pub fn get(fd: c_int) -> Option<Kind> {
     }
 }
 
+/// Drops the entry of `fd` if it no longer describes the open file at that
+/// number (see [`get`]); a current entry is kept.
+pub fn forget_stale(fd: c_int) {
+    let _ = get(fd);
+}
+
 /// What a tracked fd is, for the read/write fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quick {
@@ -327,6 +333,33 @@ pub fn take(fd: c_int) -> Option<Kind> {
     let old = s.with(|e| e.take());
     s.used.store(false, Ordering::Release);
     old.map(|e| e.kind)
+}
+
+/// Stops tracking every fd in `lo..=hi`; returns what they were.
+/// Walks only the chunks that exist.
+pub fn take_range(lo: c_int, hi: c_int) -> Vec<(c_int, Kind)> {
+    let mut out = Vec::new();
+    let (Ok(lo), Ok(hi)) = (usize::try_from(lo), usize::try_from(hi)) else {
+        return out;
+    };
+    if lo > hi {
+        return out;
+    }
+    let last_chunk = (hi / CHUNK).min(CHUNKS - 1);
+    for (c, top) in TOP.iter().enumerate().take(last_chunk + 1).skip(lo / CHUNK) {
+        if top.load(Ordering::Acquire).is_null() {
+            continue;
+        }
+        let from = (c * CHUNK).max(lo);
+        let to = ((c + 1) * CHUNK - 1).min(hi);
+        for fd in from..=to {
+            let Ok(fd) = c_int::try_from(fd) else { break };
+            if let Some(kind) = take(fd) {
+                out.push((fd, kind));
+            }
+        }
+    }
+    out
 }
 
 /// Frees what a state owns (the shadow fd of an outbound socket).
