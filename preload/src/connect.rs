@@ -12,7 +12,7 @@ use crate::keepalive;
 use crate::real;
 use crate::redirect;
 use crate::route_cache;
-use crate::swap::{self, set_state, settle};
+use crate::swap::{self, settle};
 use crate::sys;
 use crate::table::{self, Kind, OutState};
 use control::{ConnectReply, ConnectRequest, Proto, Reply, Request, RouteDecision};
@@ -47,10 +47,19 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             family,
             listening: false,
         }) => bound_here = Some((requested, family)),
-        Some(Kind::Outbound { state, shadow, .. }) => match state {
-            OutState::Connecting => return fail(libc::EALREADY),
-            OutState::Established => return fail(libc::EISCONN),
+        Some(Kind::Outbound {
+            shadow,
+            connect_done: false,
+            ..
+        }) => return connect_again(fd, shadow),
+        Some(Kind::Outbound {
+            state,
+            shadow,
+            connect_done: true,
+            ..
+        }) => match state {
             OutState::Failed { .. } => reuse_shadow = Some(shadow),
+            _ => return fail(libc::EISCONN),
         },
         Some(Kind::Fresh { regs: r }) => {
             regs = r;
@@ -182,6 +191,7 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             local,
             sndbuf: 0,
             end: Default::default(),
+            connect_done: false,
         },
     );
     if let Some(Kind::Outbound {
@@ -196,29 +206,103 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
     if nonblocking {
         return fail(libc::EINPROGRESS);
     }
+    wait_connected(fd, shadow)
+}
+
+/// `connect()` again on a tunnel socket whose first `connect()` has not
+/// returned its outcome (non-blocking, or interrupted), as the kernel
+/// answers it: still handshaking, `EALREADY` (or wait, if blocking);
+/// established, 0 (once: later ones are `EISCONN`); failed, the error
+/// (`ECONNABORTED` if `SO_ERROR` already said it), after which a
+/// `connect()` starts anew. This is how Perl's `IO::Socket`, Ruby's
+/// `Net::HTTP` and hiredis learn that a non-blocking connect finished.
+fn connect_again(fd: c_int, shadow: c_int) -> c_int {
+    match settle(fd) {
+        Some(OutState::Connecting) => {
+            let nonblocking = sys::fcntl(fd, libc::F_GETFL, 0)
+                .map(|f| f & libc::O_NONBLOCK != 0)
+                .unwrap_or(false);
+            if nonblocking {
+                fail(libc::EALREADY)
+            } else {
+                wait_connected(fd, shadow)
+            }
+        }
+        Some(state) => outcome_returned(fd, state),
+        None => fail(libc::EBADF),
+    }
+}
+
+/// A blocking `connect()`: waits for the engine's verdict, at most the
+/// socket's `SO_SNDTIMEO` (then `EINPROGRESS`, the connect going on, as in
+/// the kernel).
+fn wait_connected(fd: c_int, shadow: c_int) -> c_int {
+    let timeout = send_timeout_ms(shadow);
     loop {
-        match sys::poll1(fd, libc::POLLOUT, -1) {
+        match sys::poll1(fd, libc::POLLOUT, timeout) {
             Err(libc::EINTR) => return fail(libc::EINTR), // connect continues, as in the kernel
             Err(e) => return fail(e),
+            Ok(0) if timeout >= 0 => return fail(libc::EINPROGRESS),
             Ok(_) => match settle(fd) {
-                Some(OutState::Established) => return 0,
-                Some(OutState::Failed { errno, .. }) => {
-                    table::update(fd, |k| {
-                        set_state(
-                            k,
-                            OutState::Failed {
-                                errno,
-                                reported: true,
-                            },
-                        )
-                    });
-                    return fail(errno);
-                }
+                Some(OutState::Connecting) if timeout >= 0 => return fail(libc::EINPROGRESS),
                 Some(OutState::Connecting) => continue,
+                Some(state) => return outcome_returned(fd, state),
                 None => return fail(libc::EBADF),
             },
         }
     }
+}
+
+/// `connect()` returns a settled outcome: 0 for an established socket, the
+/// error for a failed one (`ECONNABORTED` when `SO_ERROR` took it first,
+/// as the kernel's `sock_error() ?: -ECONNABORTED`). Either way the socket
+/// has left the kernel's `SS_CONNECTING`.
+fn outcome_returned(fd: c_int, state: OutState) -> c_int {
+    table::update(fd, |k| {
+        if let Kind::Outbound {
+            state: st,
+            connect_done,
+            ..
+        } = k
+        {
+            *connect_done = true;
+            if let OutState::Failed { reported, .. } = st {
+                *reported = true;
+            }
+        }
+    });
+    match state {
+        OutState::Established => 0,
+        OutState::Failed {
+            reported: false,
+            errno,
+        } => fail(errno),
+        OutState::Failed { reported: true, .. } => fail(libc::ECONNABORTED),
+        OutState::Connecting => fail(libc::EALREADY),
+    }
+}
+
+/// The socket's `SO_SNDTIMEO` in milliseconds for `poll`, -1 for none.
+fn send_timeout_ms(shadow: c_int) -> i64 {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
+    // SAFETY: `tv` and `len` are valid for the kernel to write.
+    let rc = unsafe {
+        sys::getsockopt(
+            shadow,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return -1;
+    }
+    (tv.tv_sec.saturating_mul(1000) + (tv.tv_usec + 999) / 1000).max(1)
 }
 
 /// `connect()` on a datagram socket we carry: a new default peer (which

@@ -165,6 +165,8 @@ fn adopt(fd: c_int) -> Option<()> {
             local: info.local,
             sndbuf: 0,
             end: Default::default(),
+            // Adopted across exec: the program connected it in its old image.
+            connect_done: true,
         },
     );
     match table::get(fd) {

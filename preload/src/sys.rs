@@ -7,6 +7,24 @@
 
 use libc::{c_int, c_long, c_void, sockaddr, socklen_t};
 
+/// libc's `syscall()`, never the shim's hook of it ([`crate::syscall`]):
+/// the shim's own system calls are not the program's, and must not be
+/// routed to the hooks that keep the fd table (a `close` of a descriptor
+/// the shim manages, a `sendto` on a carried datagram socket).
+macro_rules! raw_syscall {
+    ($n:expr $(, $a:expr)* $(,)?) => {{
+        let a = six_args([$($a as c_long),*]);
+        crate::syscall::real_syscall($n, a[0], a[1], a[2], a[3], a[4], a[5])
+    }};
+}
+
+/// Pads a system call's arguments to the six registers.
+fn six_args<const N: usize>(given: [c_long; N]) -> [c_long; 6] {
+    let mut a = [0; 6];
+    a[..N].copy_from_slice(&given);
+    a
+}
+
 /// Reads the calling thread's errno.
 pub fn errno() -> c_int {
     // SAFETY: __errno_location always returns a valid thread-local pointer.
@@ -32,7 +50,7 @@ fn check(r: c_long) -> Result<c_long, c_int> {
 pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> Result<c_int, c_int> {
     // SAFETY: integer-only syscall.
     check(unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_socket,
             domain as c_long,
             ty as c_long,
@@ -49,7 +67,7 @@ pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> Result<c_int, c_int> {
 pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<(), c_int> {
     loop {
         // SAFETY: the caller guarantees `addr`/`len`.
-        let r = unsafe { libc::syscall(libc::SYS_connect, fd as c_long, addr, len as c_long) };
+        let r = unsafe { raw_syscall!(libc::SYS_connect, fd as c_long, addr, len as c_long) };
         match check(r) {
             Err(libc::EINTR) => continue,
             other => return other.map(|_| ()),
@@ -61,7 +79,7 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Resul
 pub fn close(fd: c_int) {
     let saved = errno();
     // SAFETY: integer-only syscall.
-    unsafe { libc::syscall(libc::SYS_close, fd as c_long) };
+    unsafe { raw_syscall!(libc::SYS_close, fd as c_long) };
     set_errno(saved);
 }
 
@@ -69,7 +87,7 @@ pub fn close(fd: c_int) {
 pub fn dup3(old: c_int, new: c_int, flags: c_int) -> Result<c_int, c_int> {
     // SAFETY: integer-only syscall.
     check(unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_dup3,
             old as c_long,
             new as c_long,
@@ -82,7 +100,7 @@ pub fn dup3(old: c_int, new: c_int, flags: c_int) -> Result<c_int, c_int> {
 /// `fcntl(2)` with an integer argument.
 pub fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> Result<c_int, c_int> {
     // SAFETY: integer-only commands are used with this wrapper.
-    check(unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, cmd as c_long, arg) })
+    check(unsafe { raw_syscall!(libc::SYS_fcntl, fd as c_long, cmd as c_long, arg) })
         .map(|r| r as c_int)
 }
 
@@ -92,7 +110,7 @@ pub fn getsockopt_int(fd: c_int, level: c_int, name: c_int) -> Result<c_int, c_i
     let mut len = std::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: `v` and `len` are valid for the kernel to write.
     let r = unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_getsockopt,
             fd as c_long,
             level as c_long,
@@ -117,7 +135,7 @@ pub unsafe fn getsockopt(
 ) -> c_long {
     // SAFETY: forwarded from the caller.
     unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_getsockopt,
             fd as c_long,
             level as c_long,
@@ -141,7 +159,7 @@ pub unsafe fn setsockopt(
 ) -> c_long {
     // SAFETY: forwarded from the caller.
     unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_setsockopt,
             fd as c_long,
             level as c_long,
@@ -183,7 +201,7 @@ fn name_call(nr: c_long, fd: c_int) -> Result<(libc::sockaddr_storage, socklen_t
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
     // SAFETY: `ss`/`len` are valid for the kernel to write.
     let r = unsafe {
-        libc::syscall(
+        raw_syscall!(
             nr,
             fd as c_long,
             &mut ss as *mut _ as *mut sockaddr,
@@ -199,7 +217,7 @@ fn name_call(nr: c_long, fd: c_int) -> Result<(libc::sockaddr_storage, socklen_t
 /// `addr` must point to `len` readable bytes.
 pub unsafe fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<(), c_int> {
     // SAFETY: forwarded from the caller.
-    check(unsafe { libc::syscall(libc::SYS_bind, fd as c_long, addr, len as c_long) }).map(|_| ())
+    check(unsafe { raw_syscall!(libc::SYS_bind, fd as c_long, addr, len as c_long) }).map(|_| ())
 }
 
 /// Sends all of `buf` (MSG_NOSIGNAL, EINTR retried).
@@ -207,7 +225,7 @@ pub fn send_all(fd: c_int, mut buf: &[u8]) -> Result<(), c_int> {
     while !buf.is_empty() {
         // SAFETY: `buf` is valid for reads of its length.
         let r = unsafe {
-            libc::syscall(
+            raw_syscall!(
                 libc::SYS_sendto,
                 fd as c_long,
                 buf.as_ptr(),
@@ -233,7 +251,7 @@ pub fn recv_exact(fd: c_int, buf: &mut [u8]) -> Result<(), c_int> {
         let rest = &mut buf[got..];
         // SAFETY: `rest` is valid for writes of its length.
         let r = unsafe {
-            libc::syscall(
+            raw_syscall!(
                 libc::SYS_recvfrom,
                 fd as c_long,
                 rest.as_mut_ptr(),
@@ -270,7 +288,7 @@ pub fn recv_with_fd(fd: c_int, buf: &mut [u8]) -> Result<(usize, Option<c_int>),
         msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
         // SAFETY: `msg` describes live buffers for the duration of the call.
         let r = unsafe {
-            libc::syscall(
+            raw_syscall!(
                 libc::SYS_recvmsg,
                 fd as c_long,
                 &mut msg as *mut libc::msghdr,
@@ -327,7 +345,7 @@ pub fn poll1(fd: c_int, events: i16, timeout_ms: i64) -> Result<i16, c_int> {
     };
     // SAFETY: `p` and `ts` live across the call.
     let r = unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_ppoll,
             &mut p as *mut libc::pollfd,
             1 as c_long,
@@ -354,7 +372,7 @@ pub fn file_id(fd: c_int) -> Option<(u64, u64)> {
 /// `getpid(2)`.
 pub fn getpid() -> u32 {
     // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_getpid) as u32 }
+    unsafe { raw_syscall!(libc::SYS_getpid) as u32 }
 }
 
 /// `epoll_ctl(2)`; `ev` is `(events, data)` (ignored for `EPOLL_CTL_DEL`).
@@ -365,7 +383,7 @@ pub fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: (u32, u64)) -> Result<()
     };
     // SAFETY: `e` lives across the call.
     let r = unsafe {
-        libc::syscall(
+        raw_syscall!(
             libc::SYS_epoll_ctl,
             epfd as c_long,
             op as c_long,

@@ -86,6 +86,9 @@ pub unsafe extern "C" fn syscall(
 /// done by their hooks; `None` for every other number.
 fn fd_lifecycle(n: c_long, a: c_long, b: c_long, c: c_long) -> Option<c_long> {
     use crate::fd_lifecycle as fdl;
+    if !crate::table::ever_used() {
+        return None;
+    }
     let (fd, fd2) = (a as c_int, b as c_int);
     // Integer arguments in every arm, as the kernel takes them.
     let r = match n {

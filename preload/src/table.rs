@@ -98,6 +98,11 @@ pub enum Kind {
         sndbuf: c_int,
         /// How the established stream ended (see [`crate::stream_end`]).
         end: StreamEnd,
+        /// Whether a `connect()` has returned its outcome (0 or the error):
+        /// the kernel's `SS_CONNECTED`/`SS_UNCONNECTED` against
+        /// `SS_CONNECTING`. Until then a `connect()` after the handshake
+        /// returns that outcome; after it, `EISCONN` (or a new attempt).
+        connect_done: bool,
     },
     /// A stream socket whose wildcard/tunnel-address bind was redirected
     /// to loopback (normally a listener; see `listening`).
@@ -188,6 +193,18 @@ impl Slot {
         self.lock.store(false, Ordering::Release);
         r
     }
+}
+
+/// Set by the first [`set`]: until then no fd can be ours.
+static EVER_USED: AtomicBool = AtomicBool::new(false);
+
+/// Whether any fd has ever been tracked. Until then the descriptor calls
+/// a program makes through `syscall(2)` need no hook: the shim has nothing
+/// to keep in step, and must not run (allocate, read its config) inside a
+/// malloc's own start-up — jemalloc opens, reads and closes a `/proc`
+/// file with `syscall()` while holding its init lock.
+pub fn ever_used() -> bool {
+    EVER_USED.load(Ordering::Acquire)
 }
 
 static TOP: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
@@ -308,6 +325,7 @@ pub fn maybe_udp(fd: c_int) -> bool {
 pub fn set(fd: c_int, kind: Kind) -> Option<Kind> {
     let id = crate::sys::file_id(fd)?;
     let s = slot(fd, true)?;
+    EVER_USED.store(true, Ordering::Release);
     let old = s.with(|e| e.replace(Entry { kind, id }));
     s.used.store(true, Ordering::Release);
     old.map(|e| e.kind)
@@ -381,6 +399,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
             local,
             sndbuf,
             end,
+            connect_done,
         } => {
             let shadow = crate::sys::fcntl(shadow, libc::F_DUPFD_CLOEXEC, 0).ok()?;
             Some(Kind::Outbound {
@@ -392,6 +411,7 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
                 local,
                 sndbuf,
                 end,
+                connect_done,
             })
         }
         Kind::Udp {

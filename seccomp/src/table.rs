@@ -42,6 +42,11 @@ pub struct Outbound {
     /// set them: forwarded to the tunnel connection, read back by
     /// `getsockopt`.
     pub keepalive: control::TcpKeepalive,
+    /// Whether a `connect()` has returned its outcome (0 or the error):
+    /// the kernel's `SS_CONNECTED`/`SS_UNCONNECTED` against
+    /// `SS_CONNECTING`. Until then a `connect()` after the handshake
+    /// returns that outcome; after it, `EISCONN` (or a new attempt).
+    pub connect_done: bool,
 }
 
 /// A UDP socket carried by a datagram flow (see `udp`).

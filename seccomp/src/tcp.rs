@@ -103,19 +103,27 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     let mut bound_here = None;
     match sv.table.get(ino) {
         Some(Ours::Udp(d)) => return udp::reconnect(sv, c, ino, d),
+        Some(Ours::Outbound(o)) if !o.connect_done => {
+            // connect() again before one returned the outcome: the
+            // kernel's SS_CONNECTING (see `outcome_returned`).
+            return match settle(sv, ino, &sock, None) {
+                Some(OutState::Connecting) if nonblocking(&sock) => Outcome::errno(libc::EALREADY),
+                Some(OutState::Connecting) => {
+                    // A blocking connect restarted after a signal: wait again.
+                    sv.waits.push(Wait::Connect {
+                        data: sock,
+                        ino,
+                        waiter: Some(c.n.id),
+                    });
+                    Outcome::Pending
+                }
+                Some(st) => Outcome::Answer(outcome_returned(sv, ino, st)),
+                None => Outcome::cont(),
+            };
+        }
         Some(Ours::Outbound(o)) => match o.state {
-            OutState::Connecting if nonblocking(&sock) => return Outcome::errno(libc::EALREADY),
-            OutState::Connecting => {
-                // A blocking connect restarted after a signal: wait again.
-                sv.waits.push(Wait::Connect {
-                    data: sock,
-                    ino,
-                    waiter: Some(c.n.id),
-                });
-                return Outcome::Pending;
-            }
-            OutState::Established => return Outcome::errno(libc::EISCONN),
             OutState::Failed { .. } => redo_family = Some(o.family),
+            _ => return Outcome::errno(libc::EISCONN),
         },
         Some(Ours::Accepted { .. }) => return Outcome::cont(),
         Some(Ours::Listener {
@@ -245,6 +253,7 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
             family: domain,
             state: OutState::Connecting,
             keepalive,
+            connect_done: false,
         }),
     );
     if keepalive.enabled {
@@ -338,24 +347,38 @@ pub fn connect_progress(sv: &mut State, i: usize, revents: i16) -> bool {
         Some(OutState::Connecting) => false,
         Some(st) => {
             if let Some(id) = waiter {
-                let a = match st {
-                    OutState::Failed { errno, .. } => {
-                        sv.table.update(ino, |e| {
-                            if let Ours::Outbound(o) = e {
-                                o.state = OutState::Failed {
-                                    errno,
-                                    reported: true,
-                                };
-                            }
-                        });
-                        Answer::Errno(errno)
-                    }
-                    _ => Answer::Value(0),
-                };
+                let a = outcome_returned(sv, ino, st);
                 sv.answer(id, a);
             }
             true
         }
+    }
+}
+
+/// `connect()` returns a settled outcome: 0 for an established socket, the
+/// error for a failed one (`ECONNABORTED` when `SO_ERROR` took it first,
+/// as the kernel's `sock_error() ?: -ECONNABORTED`). Either way the socket
+/// leaves the kernel's `SS_CONNECTING`: a later `connect()` is `EISCONN`
+/// or, after a failure, a new attempt. Perl's `IO::Socket`, Ruby's
+/// `Net::HTTP` and hiredis learn this way that a non-blocking connect
+/// finished.
+fn outcome_returned(sv: &mut State, ino: u64, st: OutState) -> Answer {
+    sv.table.update(ino, |e| {
+        if let Ours::Outbound(o) = e {
+            o.connect_done = true;
+            if let OutState::Failed { reported, .. } = &mut o.state {
+                *reported = true;
+            }
+        }
+    });
+    match st {
+        OutState::Established => Answer::Value(0),
+        OutState::Failed {
+            errno,
+            reported: false,
+        } => Answer::Errno(errno),
+        OutState::Failed { reported: true, .. } => Answer::Errno(libc::ECONNABORTED),
+        OutState::Connecting => Answer::Errno(libc::EALREADY),
     }
 }
 

@@ -1,0 +1,198 @@
+//! `connect()` again on a non-blocking socket once it is writable, as
+//! Perl's `IO::Socket::INET` (with `Timeout`), Ruby's `Net::HTTP` and
+//! hiredis (`redis-cli`) do to learn that the connect finished: the kernel
+//! returns 0 (then `EISCONN`), or the error once (then a new attempt).
+//! Against wireguard-go in namespaces of the test's own: a C fixture that
+//! prints every step (compared with what the kernel says on loopback, the
+//! same program, the same run), and the real programs fetching a unique
+//! token, in both modes. Needs root, wireguard-go, wireguard-tools, gcc;
+//! the real programs are skipped one by one where not installed.
+
+use std::path::Path;
+use wrapguard_testnet::{
+    on_path, peer_server, read, show, skip_unless_ready, token, wrapguard, Conf, Configured,
+    OnePeer,
+};
+
+/// The two modes every check runs in.
+const MODES: [&[&str]; 2] = [&[], &["--mode=seccomp"]];
+
+fn one_peer() -> Configured {
+    OnePeer::new("ca").configured(Conf::V4)
+}
+
+/// Builds `fixtures/connect_again.c` into `dir`; `None` without gcc.
+fn fixture(dir: &Path) -> Option<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/connect_again.c");
+    let bin = dir.join("connect_again");
+    let built = std::process::Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    if !built.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("SKIPPED: gcc failed: {built:?}");
+        return None;
+    }
+    Some(bin.display().to_string())
+}
+
+/// The lines the fixture prints, the fetched body replaced by `BODY`.
+fn steps(stdout: &[u8], tok: &str) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.starts_with('{'))
+        .map(|l| l.replace(tok, "BODY"))
+        .collect()
+}
+
+#[test]
+fn connect_again_answers_as_the_kernel_does_in_both_modes() {
+    skip_unless_ready!();
+    let t = one_peer();
+    let Some(bin) = fixture(&t.tmp.join("")) else {
+        return;
+    };
+    // The reference: the same program against the kernel's TCP on the
+    // peer's loopback (its own namespace), with a server of the same kind.
+    let tok = token("again");
+    let (_srv, log) = t.serve_page(&tok, "0.0.0.0");
+    let kernel = t.peer.ns.run(&[&bin, "127.0.0.1", "8080", "8099"]);
+    assert!(kernel.status.success(), "{}", show(&kernel));
+    let want = steps(&kernel.stdout, &tok);
+    assert!(
+        want.iter().any(|l| l == "again second 0")
+            && want.iter().any(|l| l == "taken second ECONNABORTED"),
+        "the kernel's answers changed? {want:?}"
+    );
+    assert_eq!(
+        want.iter().filter(|l| l.ends_with("fetch BODY")).count(),
+        4,
+        "{want:?}"
+    );
+    for mode in MODES {
+        let out = wrapguard(
+            &t.client,
+            &t.conf,
+            mode,
+            &[&bin, "10.77.0.1", "8080", "8099"],
+        );
+        assert!(out.status.success(), "{mode:?}: {}", show(&out));
+        let got = steps(&out.stdout, &tok);
+        assert_eq!(got, want, "{mode:?}: {}", show(&out));
+    }
+    // The fetches went through the tunnel: the server saw our address.
+    assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
+}
+
+/// `python3 -m http.server` on the peer serving `tok`; returns its log.
+fn page(t: &Configured, tok: &str) -> (wrapguard_testnet::Bg, std::path::PathBuf) {
+    t.serve_page(tok, "0.0.0.0")
+}
+
+#[test]
+fn perl_io_socket_with_timeout_connects() {
+    skip_unless_ready!();
+    if !on_path("perl") {
+        println!("SKIPPED: no perl");
+        return;
+    }
+    let t = one_peer();
+    let tok = token("perl");
+    let (_srv, log) = page(&t, &tok);
+    let script = r#"use IO::Socket::INET;
+my $s = IO::Socket::INET->new(PeerAddr => "10.77.0.1:8080", Timeout => 5)
+    or die "connect: $! ($@)\n";
+print $s "GET / HTTP/1.0\r\n\r\n";
+my $r = join("", <$s>);
+$r =~ s/.*\r\n\r\n//s;
+print $r;"#;
+    for mode in MODES {
+        let out = wrapguard(&t.client, &t.conf, mode, &["perl", "-e", script]);
+        assert!(out.status.success(), "{mode:?}: {}", show(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            tok,
+            "{mode:?}: {}",
+            show(&out)
+        );
+    }
+    assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
+}
+
+#[test]
+fn ruby_net_http_with_open_timeout_fetches() {
+    skip_unless_ready!();
+    if !on_path("ruby") {
+        println!("SKIPPED: no ruby");
+        return;
+    }
+    let t = one_peer();
+    let tok = token("ruby");
+    let (_srv, log) = page(&t, &tok);
+    let script = r#"require "net/http"
+h = Net::HTTP.new("10.77.0.1", 8080)
+h.open_timeout = 5
+print h.get("/").body"#;
+    for mode in MODES {
+        let out = wrapguard(&t.client, &t.conf, mode, &["ruby", "-e", script]);
+        assert!(out.status.success(), "{mode:?}: {}", show(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            tok,
+            "{mode:?}: {}",
+            show(&out)
+        );
+    }
+    assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
+}
+
+#[test]
+fn redis_cli_talks_to_a_server_behind_the_tunnel() {
+    skip_unless_ready!();
+    if !on_path("redis-cli") {
+        println!("SKIPPED: no redis-cli (apt-get install redis-tools)");
+        return;
+    }
+    let t = one_peer();
+    let tok = token("redis");
+    // A one-command RESP server: answers every request with a status reply
+    // carrying the token and logs who asked.
+    let script = format!(
+        r#"
+import socket, threading
+def serve(c, a):
+    print("client", a[0], flush=True)
+    buf = b""
+    while b"PING" not in buf:
+        d = c.recv(4096)
+        if not d: return
+        buf += d
+    c.sendall(b"+{tok}\r\n")
+    c.recv(4096)
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 6379)); s.listen(16)
+while True:
+    c, a = s.accept(); threading.Thread(target=serve, args=(c, a), daemon=True).start()
+"#
+    );
+    let (_srv, log) = peer_server(&t.peer, &t.tmp, "resp", &script, 6379);
+    for mode in MODES {
+        let out = wrapguard(
+            &t.client,
+            &t.conf,
+            mode,
+            &["redis-cli", "-h", "10.77.0.1", "-p", "6379", "PING"],
+        );
+        assert!(out.status.success(), "{mode:?}: {}", show(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            tok,
+            "{mode:?}: {}",
+            show(&out)
+        );
+    }
+    let l = read(&log);
+    assert_eq!(l.matches("client 10.77.0.2").count(), 2, "{l}");
+}
