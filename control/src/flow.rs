@@ -144,7 +144,103 @@ pub struct TcpKeepalive {
     pub count: u32,
 }
 
+/// What the engine's TCP knows of an outgoing tunnel connection, for the
+/// TCP-level options a program reads (`TCP_MAXSEG`, `TCP_INFO`): the
+/// kernel's socket underneath a tunnel socket knows none of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlowInfo {
+    /// The connection's state as Linux numbers it (`TCP_ESTABLISHED` = 1 …
+    /// `TCP_CLOSING` = 11), as `tcpi_state` reports it.
+    pub state: u8,
+    /// Payload bytes per full segment after options (`TCP_MAXSEG`,
+    /// `tcpi_snd_mss`).
+    pub mss: u32,
+    /// Smoothed round-trip time, µs (`tcpi_rtt`; 0 before a sample).
+    pub rtt_us: u32,
+    /// Round-trip time variation, µs (`tcpi_rttvar`).
+    pub rttvar_us: u32,
+    /// Retransmission timeout, µs (`tcpi_rto`).
+    pub rto_us: u32,
+    /// Congestion window in segments (`tcpi_snd_cwnd`).
+    pub cwnd: u32,
+    /// Slow-start threshold in segments (`tcpi_snd_ssthresh`; `u32::MAX`
+    /// for none yet, as Linux's "infinite" 0x7fffffff is shown).
+    pub ssthresh: u32,
+    /// Segments sent and not yet acknowledged (`tcpi_unacked`).
+    pub unacked: u32,
+    /// Segments retransmitted over the connection's life
+    /// (`tcpi_total_retrans`).
+    pub total_retrans: u32,
+}
+
+/// Byte offsets in Linux's `struct tcp_info` (`include/uapi/linux/tcp.h`).
+mod tcpi {
+    pub const STATE: usize = 0;
+    pub const RTO: usize = 8;
+    pub const SND_MSS: usize = 16;
+    pub const RCV_MSS: usize = 20;
+    pub const UNACKED: usize = 24;
+    pub const RTT: usize = 68;
+    pub const RTTVAR: usize = 72;
+    pub const SND_SSTHRESH: usize = 76;
+    pub const SND_CWND: usize = 80;
+    pub const TOTAL_RETRANS: usize = 100;
+}
+
+/// Linux's `TCP_INFINITE_SSTHRESH`, what `tcpi_snd_ssthresh` shows before
+/// the first loss.
+const INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
+
+impl TcpFlowInfo {
+    /// Writes these numbers over the fields of a `struct tcp_info` that a
+    /// kernel socket of the same family filled in (`buf`, as long as the
+    /// program asked for; fields past its end are left out, as the kernel
+    /// leaves them). The fields the engine does not know keep the kernel's
+    /// values.
+    pub fn patch_tcp_info(&self, buf: &mut [u8]) {
+        if let Some(b) = buf.get_mut(tcpi::STATE) {
+            *b = self.state;
+        }
+        let ssthresh = if self.ssthresh == u32::MAX {
+            INFINITE_SSTHRESH
+        } else {
+            self.ssthresh
+        };
+        for (at, v) in [
+            (tcpi::RTO, self.rto_us),
+            (tcpi::SND_MSS, self.mss),
+            (tcpi::RCV_MSS, self.mss),
+            (tcpi::UNACKED, self.unacked),
+            (tcpi::RTT, self.rtt_us),
+            (tcpi::RTTVAR, self.rttvar_us),
+            (tcpi::SND_SSTHRESH, ssthresh),
+            (tcpi::SND_CWND, self.cwnd),
+            (tcpi::TOTAL_RETRANS, self.total_retrans),
+        ] {
+            if let Some(field) = buf.get_mut(at..at + 4) {
+                field.copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+    }
+}
+
 impl Writer<'_> {
+    pub(crate) fn tcp_info(&mut self, i: &TcpFlowInfo) {
+        self.u8(i.state);
+        for v in [
+            i.mss,
+            i.rtt_us,
+            i.rttvar_us,
+            i.rto_us,
+            i.cwnd,
+            i.ssthresh,
+            i.unacked,
+            i.total_retrans,
+        ] {
+            self.u32(v);
+        }
+    }
+
     pub(crate) fn state(&mut self, s: FlowState) {
         match s {
             FlowState::Unknown => self.u8(0),
@@ -159,6 +255,20 @@ impl Writer<'_> {
 }
 
 impl Reader<'_> {
+    pub(crate) fn tcp_info(&mut self) -> Result<TcpFlowInfo, DecodeError> {
+        Ok(TcpFlowInfo {
+            state: self.u8()?,
+            mss: self.u32()?,
+            rtt_us: self.u32()?,
+            rttvar_us: self.u32()?,
+            rto_us: self.u32()?,
+            cwnd: self.u32()?,
+            ssthresh: self.u32()?,
+            unacked: self.u32()?,
+            total_retrans: self.u32()?,
+        })
+    }
+
     pub(crate) fn state(&mut self) -> Result<FlowState, DecodeError> {
         Ok(match self.u8()? {
             0 => FlowState::Unknown,

@@ -73,8 +73,8 @@ pub use addr::normalize;
 pub use dns::{DnsInfo, QueryName, ResolveKind, ResolveReply, ResolveRequest, ResolveStatus};
 pub use env::{ENV_CONTROL, ENV_LAUNCHER, ENV_PRELOAD, SECCOMP_EXEC_ARG};
 pub use flow::{
-    ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpKeepalive,
-    FILLER_BYTE, FILLER_LEN,
+    ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpFlowInfo,
+    TcpKeepalive, FILLER_BYTE, FILLER_LEN,
 };
 pub use listen::AcceptedPeer;
 pub use message::{Reply, Request};

@@ -5,7 +5,8 @@
 
 use crate::dns::{self, DnsInfo, ResolveRequest};
 use crate::flow::{
-    ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpKeepalive,
+    ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpFlowInfo,
+    TcpKeepalive,
 };
 use crate::listen::AcceptedPeer;
 use crate::udp::{DatagramFraming, DatagramKind, UdpOpenRequest, UdpReply};
@@ -104,6 +105,12 @@ pub enum Request {
         /// Its descriptor of the filter's notification listener.
         listener: i32,
     },
+    /// What the engine's TCP knows of an outgoing connection (for
+    /// `TCP_MAXSEG` and `TCP_INFO`); answered by [`Reply::TcpInfo`].
+    TcpInfo {
+        /// The id from [`ConnectReply::Accepted`].
+        flow: u64,
+    },
     /// Switches this connection to the session protocol of the launcher
     /// and the `wrapguard` subcommands (describe, attach, status, down):
     /// JSON lines both ways after this frame (`engine::session`). No frame
@@ -135,6 +142,9 @@ pub enum Reply {
     DnsInfo(DnsInfo),
     /// Answer to [`Request::UdpOpen`] and [`Request::UdpConnect`].
     Udp(UdpReply),
+    /// Answer to [`Request::TcpInfo`]; `None` if the flow is gone or its
+    /// backend keeps no TCP of its own.
+    TcpInfo(Option<TcpFlowInfo>),
 }
 
 mod tag {
@@ -153,6 +163,7 @@ mod tag {
     pub const TCP_KEEPALIVE: u8 = 13;
     pub const SECCOMP_ATTACH: u8 = 14;
     pub const SESSION: u8 = 15;
+    pub const TCP_INFO: u8 = 24;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -163,6 +174,7 @@ mod tag {
     pub const R_ADOPT: u8 = 0x87;
     pub const R_DNS_INFO: u8 = 0x88;
     pub const R_UDP: u8 = 0x89;
+    pub const R_TCP_INFO: u8 = 0x98;
 }
 
 impl Request {
@@ -226,6 +238,7 @@ impl Request {
                 w.i32(listener);
             }),
             Request::Session => frame(buf, tag::SESSION, |_| {}),
+            Request::TcpInfo { flow } => frame(buf, tag::TCP_INFO, |w| w.u64(flow)),
         }
     }
 
@@ -296,6 +309,7 @@ impl Request {
                 listener: r.i32()?,
             },
             tag::SESSION => Request::Session,
+            tag::TCP_INFO => Request::TcpInfo { flow: r.u64()? },
             other => return Err(DecodeError::BadTag(other)),
         };
         r.finish()?;
@@ -341,6 +355,13 @@ impl Reply {
             }),
             Reply::Bind { redirect } => frame(buf, tag::R_BIND, |w| w.u8(u8::from(redirect))),
             Reply::Done(e) => frame(buf, tag::R_DONE, |w| w.i32(e)),
+            Reply::TcpInfo(i) => frame(buf, tag::R_TCP_INFO, |w| match i {
+                None => w.u8(0),
+                Some(i) => {
+                    w.u8(1);
+                    w.tcp_info(&i);
+                }
+            }),
             Reply::DnsInfo(i) => frame(buf, tag::R_DNS_INFO, |w| dns::encode_info(w, &i)),
             Reply::Udp(u) => frame(buf, tag::R_UDP, |w| match u {
                 UdpReply::Opened { flow, local, mtu } => {
@@ -401,6 +422,11 @@ impl Reply {
                 redirect: r.bool()?,
             },
             tag::R_DONE => Reply::Done(r.i32()?),
+            tag::R_TCP_INFO => Reply::TcpInfo(match r.u8()? {
+                0 => None,
+                1 => Some(r.tcp_info()?),
+                _ => return Err(DecodeError::BadField("tcp info option")),
+            }),
             tag::R_DNS_INFO => Reply::DnsInfo(dns::decode_info(&mut r)?),
             tag::R_UDP => Reply::Udp(match r.u8()? {
                 1 => UdpReply::Opened {

@@ -50,6 +50,7 @@ fn all_requests() -> Vec<Request> {
         }),
         Request::Adopt { inode: 77 },
         Request::Session,
+        Request::TcpInfo { flow: u64::MAX },
         Request::SeccompAttach {
             pid: 4_000_000,
             listener: -1,
@@ -183,6 +184,18 @@ fn all_replies() -> Vec<Reply> {
             mtu: 1420,
         }),
         Reply::Udp(UdpReply::Refused(101)),
+        Reply::TcpInfo(None),
+        Reply::TcpInfo(Some(crate::TcpFlowInfo {
+            state: 1,
+            mss: 1368,
+            rtt_us: 1500,
+            rttvar_us: 750,
+            rto_us: 201_000,
+            cwnd: 10,
+            ssthresh: u32::MAX,
+            unacked: 3,
+            total_retrans: 7,
+        })),
     ]
 }
 
@@ -499,4 +512,37 @@ fn query_names_are_checked() {
         QueryName::new(b"x.test").expect("name").as_bytes(),
         b"x.test"
     );
+}
+
+#[test]
+fn tcp_info_patch_writes_linux_offsets_and_stops_at_the_buffer() {
+    let i = crate::TcpFlowInfo {
+        state: 1,
+        mss: 1368,
+        rtt_us: 1500,
+        rttvar_us: 750,
+        rto_us: 201_000,
+        cwnd: 10,
+        ssthresh: u32::MAX,
+        unacked: 3,
+        total_retrans: 7,
+    };
+    let mut full = [0xeeu8; 232];
+    i.patch_tcp_info(&mut full);
+    let at = |b: &[u8], o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    assert_eq!(full[0], 1);
+    assert_eq!(full[1], 0xee, "tcpi_ca_state is the kernel's");
+    assert_eq!(at(&full, 16), 1368);
+    assert_eq!(at(&full, 68), 1500);
+    assert_eq!(at(&full, 76), 0x7fff_ffff);
+    assert_eq!(at(&full, 80), 10);
+    assert_eq!(at(&full, 100), 7);
+    // A program asking for the first 20 bytes gets no write past them.
+    let mut short = [0u8; 20];
+    i.patch_tcp_info(&mut short);
+    assert_eq!(
+        u32::from_ne_bytes([short[16], short[17], short[18], short[19]]),
+        1368
+    );
+    i.patch_tcp_info(&mut []);
 }

@@ -168,6 +168,14 @@ pub trait FlowBackend: Send + Sync + 'static {
         let _ = (id, keepalive);
         Ok(())
     }
+    /// What the backend's TCP knows of flow `id` ([`OutboundTcp::id`]), for
+    /// `TCP_MAXSEG` and `TCP_INFO` on the program's socket; `ENOTSUP` for
+    /// a backend whose TCP is the host's (the program's socket then
+    /// answers as it did).
+    fn tcp_info(&self, id: u64) -> Result<control::TcpFlowInfo, Errno> {
+        let _ = id;
+        Err(libc::ENOTSUP)
+    }
     /// Whether this backend carries established flows on its engine thread
     /// ([`FlowBackend::tcp_direct`]); if not, the bridge splices them.
     fn carries_direct(&self) -> bool {

@@ -84,6 +84,13 @@ pub enum Command {
         /// Done, or the errno.
         reply: SyncSender<Result<(), Errno>>,
     },
+    /// What the TCP knows of an outgoing flow (`TCP_MAXSEG`, `TCP_INFO`).
+    TcpInfo {
+        /// Engine flow id.
+        flow: u64,
+        /// The numbers, or the errno (`ENOTCONN`: no such flow).
+        reply: SyncSender<Result<control::TcpFlowInfo, Errno>>,
+    },
     /// Answered at the engine's next loop turn, so after the output of
     /// the turn in progress has been sent (the launcher, before exiting).
     Settle {

@@ -916,6 +916,9 @@ impl Engine {
                     let r = self.tcp.keepalive(&mut lend!(self), flow, keepalive, now);
                     let _ = reply.send(r);
                 }
+                Command::TcpInfo { flow, reply } => {
+                    let _ = reply.send(self.tcp.info(&lend!(self), flow));
+                }
                 Command::Settle { reply } => {
                     let _ = reply.send(());
                 }

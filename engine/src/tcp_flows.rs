@@ -519,6 +519,14 @@ impl TcpFlows {
         }
     }
 
+    /// What the TCP knows of `flow`, in the units of Linux's `tcp_info`.
+    pub fn info(&self, cx: &Lent<'_>, flow: u64) -> Result<control::TcpFlowInfo, Errno> {
+        let f = self.flows.get(&flow).ok_or(libc::ENOTCONN)?;
+        let i = cx.stack.tcp_info(f.handle).map_err(|_| libc::ENOTCONN)?;
+        let state = cx.stack.tcp_state(f.handle).map_err(|_| libc::ENOTCONN)?;
+        Ok(tcp_flow_info(state, &i))
+    }
+
     /// Sets a flow's keepalive as the application's socket options say.
     pub fn keepalive(
         &mut self,
@@ -723,5 +731,46 @@ impl TcpFlows {
             d.finish(cx.poll, f.bytes_up, f.bytes_down, errno);
         }
         self.remove(cx, id, why);
+    }
+}
+
+/// Linux's numbers for a TCP state (`include/net/tcp_states.h`).
+fn linux_tcp_state(s: tcpip::tcp::State) -> u8 {
+    use tcpip::tcp::State as S;
+    match s {
+        S::Established => 1,
+        S::SynSent => 2,
+        S::SynReceived => 3,
+        S::FinWait1 => 4,
+        S::FinWait2 => 5,
+        S::TimeWait => 6,
+        S::Closed => 7,
+        S::CloseWait => 8,
+        S::LastAck => 9,
+        S::Listen => 10,
+        S::Closing => 11,
+    }
+}
+
+/// [`control::TcpFlowInfo`] from the stack's view of one connection:
+/// windows in segments and times in µs, as `tcp_info` gives them.
+fn tcp_flow_info(state: tcpip::tcp::State, i: &tcpip::tcp::TcpInfo) -> control::TcpFlowInfo {
+    let us = |d: std::time::Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+    let mss = i.mss.max(1);
+    let segs = |bytes: usize| u32::try_from(bytes.div_ceil(mss)).unwrap_or(u32::MAX);
+    control::TcpFlowInfo {
+        state: linux_tcp_state(state),
+        mss: u32::try_from(i.mss).unwrap_or(u32::MAX),
+        rtt_us: us(i.srtt),
+        rttvar_us: us(i.rttvar),
+        rto_us: us(i.rto),
+        cwnd: segs(i.cwnd),
+        ssthresh: if i.ssthresh >= usize::MAX / 2 {
+            u32::MAX
+        } else {
+            segs(i.ssthresh)
+        },
+        unacked: segs(i.in_flight),
+        total_retrans: u32::try_from(i.retransmits).unwrap_or(u32::MAX),
     }
 }

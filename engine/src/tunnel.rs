@@ -465,6 +465,14 @@ impl FlowBackend for TunnelBackend {
             .map_err(|_| libc::ETIMEDOUT)?
     }
 
+    fn tcp_info(&self, id: u64) -> Result<control::TcpFlowInfo, Errno> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::TcpInfo { flow: id, reply });
+        answer
+            .recv_timeout(COMMAND_WAIT)
+            .map_err(|_| libc::ETIMEDOUT)?
+    }
+
     fn active_flows(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }

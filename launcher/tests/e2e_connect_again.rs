@@ -196,3 +196,71 @@ while True:
     let l = read(&log);
     assert_eq!(l.matches("client 10.77.0.2").count(), 2, "{l}");
 }
+
+/// Builds `fixtures/tcp_opts.c` into `dir`.
+fn tcp_opts_fixture(dir: &Path) -> Option<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tcp_opts.c");
+    let bin = dir.join("tcp_opts");
+    let built = std::process::Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    if !built.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("SKIPPED: gcc failed: {built:?}");
+        return None;
+    }
+    Some(bin.display().to_string())
+}
+
+/// `TCP_MAXSEG` and `TCP_INFO` on a tunnel stream say what the path
+/// carries (MTU 1420: 1368 payload bytes over IPv4 with timestamps, 1348
+/// over IPv6 — what Linux says through a wg-quick interface), not what the
+/// never-connected kernel socket underneath would (536, `TCP_CLOSE`).
+#[test]
+fn tcp_maxseg_and_tcp_info_describe_the_tunnel_connection() {
+    skip_unless_ready!();
+    let t = OnePeer::new("mss").configured(Conf::DUAL);
+    let Some(bin) = tcp_opts_fixture(&t.tmp.join("")) else {
+        return;
+    };
+    // An echo server on both families.
+    let script = r#"
+import socket, threading
+def echo(c):
+    while True:
+        d = c.recv(4096)
+        if not d: break
+        c.sendall(d)
+    c.close()
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("::", 7000)); s.listen(16)
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+"#;
+    let _echo = peer_server(&t.peer, &t.tmp, "echo6", script, 7000);
+    for (host, mss) in [("10.77.0.1", 1368), ("fd77::1", 1348)] {
+        let want = [
+            "maxseg_unconnected 536".to_string(),
+            format!("maxseg {mss} len 4"),
+            "tcp_info_len_ok 1".to_string(),
+            "state 1".to_string(),
+            format!("snd_mss {mss}"),
+            "rtt_set 1".to_string(),
+            "rto_set 1".to_string(),
+            "cwnd_set 1".to_string(),
+            "unacked 0".to_string(),
+            "short_len 8 state 1 mss_untouched 1".to_string(),
+        ];
+        for mode in MODES {
+            let out = wrapguard(&t.client, &t.conf, mode, &[&bin, host, "7000"]);
+            assert!(out.status.success(), "{mode:?} {host}: {}", show(&out));
+            let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with('{'))
+                .map(str::to_string)
+                .collect();
+            assert_eq!(got, want, "{mode:?} {host}: {}", show(&out));
+        }
+    }
+}

@@ -128,6 +128,7 @@ pub mod swap;
 pub mod sys;
 pub mod syscall;
 pub mod table;
+mod tcp_info;
 pub mod uncarried;
 pub mod uring;
 

@@ -88,7 +88,13 @@ unsafe fn do_getsockopt(
         // SAFETY: application buffer, checked in put_int.
         return unsafe { put_int(val, len, v) };
     }
-    let Some(Kind::Outbound { shadow, family, .. }) = table::get(fd) else {
+    let Some(Kind::Outbound {
+        shadow,
+        family,
+        flow,
+        ..
+    }) = table::get(fd)
+    else {
         let r = pass(fd);
         // An inherited tunnel socket (after exec) answers as AF_UNIX: adopt it.
         let suspicious = if level == libc::SOL_SOCKET {
@@ -105,6 +111,10 @@ unsafe fn do_getsockopt(
         }
         return r;
     };
+    if level == libc::IPPROTO_TCP && crate::tcp_info::answers(name) {
+        // SAFETY: the application's buffer, as it passed it.
+        return unsafe { crate::tcp_info::getsockopt(flow, name, val, len, || pass(shadow)) };
+    }
     if level != libc::SOL_SOCKET {
         return pass(shadow);
     }

@@ -434,7 +434,16 @@ pub fn getsockopt(sv: &mut State, c: &Call) -> Outcome {
         return put_int(c, val, len, v);
     }
     if level as i32 == libc::IPPROTO_TCP {
-        return tcp_level_option(c, o.family, name as i32, val, len);
+        let info = match name as i32 {
+            libc::TCP_MAXSEG | libc::TCP_INFO => {
+                match sv.engine.query(&Request::TcpInfo { flow: o.flow }) {
+                    Ok(Reply::TcpInfo(i)) => i,
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        return tcp_level_option(c, o.family, name as i32, info, val, len);
     }
     if level as i32 != libc::SOL_SOCKET {
         return Outcome::cont();
@@ -467,8 +476,17 @@ pub fn getsockopt(sv: &mut State, c: &Call) -> Outcome {
 
 /// A TCP-level option (`TCP_INFO`, `TCP_MAXSEG`…) of a data socket, a unix
 /// socket underneath: read from a fresh unconnected TCP socket of the
-/// program's family, as the shim reads its unconnected shadow socket.
-fn tcp_level_option(c: &Call, family: i32, name: i32, val: u64, len: u64) -> Outcome {
+/// program's family, as the shim reads its unconnected shadow socket,
+/// with what the engine's TCP knows of the connection (`info`: segment
+/// size, state, RTT, windows) written over it.
+fn tcp_level_option(
+    c: &Call,
+    family: i32,
+    name: i32,
+    info: Option<control::TcpFlowInfo>,
+    val: u64,
+    len: u64,
+) -> Outcome {
     let Ok(room) = c.read_u32(len) else {
         return Outcome::errno(libc::EFAULT);
     };
@@ -496,6 +514,16 @@ fn tcp_level_option(c: &Call, family: i32, name: i32, val: u64, len: u64) -> Out
         return Outcome::errno(e.raw_os_error().unwrap_or(libc::EINVAL));
     }
     let l = (l as usize).min(buf.len());
+    if let Some(i) = info {
+        match name {
+            libc::TCP_MAXSEG => {
+                let v = i32::try_from(i.mss).unwrap_or(i32::MAX).to_ne_bytes();
+                let n = l.min(v.len());
+                buf[..n].copy_from_slice(&v[..n]);
+            }
+            _ => i.patch_tcp_info(&mut buf[..l]),
+        }
+    }
     if c.write(val, &buf[..l]).is_err() || c.write(len, &(l as u32).to_ne_bytes()).is_err() {
         return Outcome::errno(libc::EFAULT);
     }

@@ -14,7 +14,7 @@
 //!  netns P (pair): wrapguard 10.88.0.1 (iperf3 -s, HTTP) ⇄ wrapguard 10.88.0.2 over loopback UDP
 //! ```
 //!
-//! Sections (all by default; `E2E_ONLY=bulk,latency,scale,modes,proxy` picks some):
+//! Sections (all by default; `E2E_ONLY=bulk,latency,scale,modes,udp,proxy` picks some):
 //! - bulk: iperf3 upload/download and a curl download, 3 rounds (`E2E_ROUNDS`),
 //!   `E2E_SECS` seconds per iperf3 run (default 5);
 //! - latency: connect + 1-byte request/response, p50/p99 over `E2E_RR`
@@ -26,6 +26,9 @@
 //!   (`E2E_ROUNDS`, `E2E_SECS`) and connect + 1-byte request/response
 //!   (`E2E_MODES_RR`, default 2,000 iterations), side by side. Run alone:
 //!   `E2E_ONLY=modes cargo bench -p wrapguard-benches --bench e2e`.
+//!
+//! - udp: `iperf3 -u -b 300M` (`E2E_UDP_RATE`) through wrapguard and
+//!   wireguard-go: received rate, loss and datagram size, side by side;
 //!
 //! - proxy: the front-ends — curl through our SOCKS5 proxy, iperf3 and
 //!   curl through our `--forward` and onetun's, against the same client
@@ -58,6 +61,7 @@ mod summary;
 mod table;
 mod tools;
 mod topology;
+mod udp;
 
 use std::time::Duration;
 
@@ -79,7 +83,7 @@ fn main() {
         }
     };
     let only =
-        std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale,modes,proxy".into());
+        std::env::var("E2E_ONLY").unwrap_or_else(|_| "bulk,latency,scale,modes,udp,proxy".into());
     let want = |s: &str| only.split(',').any(|o| o.trim() == s);
     println!("e2e bench: {}; RLIMIT_NOFILE {nofile}", measure::uptime());
     let topo = topology::Topology::build(&bins);
@@ -114,6 +118,11 @@ fn main() {
         let r = modes::run(&topo, rounds, secs, env_num("E2E_MODES_RR", 2_000));
         r.print();
         all.modes = Some(r);
+    }
+    if want("udp") {
+        let rounds = env_num("E2E_ROUNDS", 3);
+        let secs = env_num("E2E_SECS", 5);
+        udp::run(&topo, rounds, secs).print();
     }
     if want("proxy") {
         let rounds = env_num("E2E_ROUNDS", 3);

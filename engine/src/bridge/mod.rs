@@ -278,6 +278,23 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             }
             reply(&mut stream, Reply::Done(r.err().unwrap_or(0))).await;
         }
+        Request::TcpInfo { flow } => {
+            let id = s
+                .backend_ids
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&flow).copied());
+            let info = match id {
+                Some(id) => {
+                    let backend = s.backend.clone();
+                    tokio::task::spawn_blocking(move || backend.tcp_info(id).ok())
+                        .await
+                        .unwrap_or(None)
+                }
+                None => None,
+            };
+            reply(&mut stream, Reply::TcpInfo(info)).await;
+        }
         Request::FlowStatus { flow } => {
             let st = flow_state(&s, flow);
             debug!(flow, state = ?st, "flow status query");

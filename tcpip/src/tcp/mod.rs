@@ -197,6 +197,14 @@ pub struct TcpInfo {
     pub snd_wnd: usize,
     /// Payload bytes per full segment.
     pub mss: usize,
+    /// RTT variation (RFC 6298 RTTVAR).
+    pub rttvar: Duration,
+    /// The retransmission timeout now (with any backoff).
+    pub rto: Duration,
+    /// Slow-start threshold in bytes (`usize::MAX` before the first loss).
+    pub ssthresh: usize,
+    /// Bytes sent and not yet acknowledged.
+    pub in_flight: usize,
 }
 
 /// What an opening SYN carried (for passive opens).
@@ -519,6 +527,10 @@ impl Tcb {
             srtt: self.rtt.srtt(),
             snd_wnd: self.snd_wnd,
             mss: self.payload_mss(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto_backoff(self.backoff),
+            ssthresh: self.cc.ssthresh(),
+            in_flight: self.snd_max - self.snd_una,
         }
     }
 }

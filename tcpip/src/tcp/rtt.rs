@@ -32,6 +32,11 @@ impl RttEstimator {
         }
     }
 
+    /// The RTT variation (RFC 6298's RTTVAR).
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
     /// Feeds one RTT measurement (RFC 6298 §2.2–§2.3).
     pub fn sample(&mut self, r: Duration) {
         self.latest = r;
