@@ -255,7 +255,7 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
 unsafe fn raw_close_range(first: u32, last: u32, flags: u32) -> c_int {
     // SAFETY: integer-only system call.
     unsafe {
-        crate::syscall::real_syscall(
+        crate::sys::real_syscall(
             libc::SYS_close_range,
             libc::c_long::from(first),
             libc::c_long::from(last),

@@ -5,7 +5,8 @@
 //! Everything the shim does for itself goes through `syscall(2)` here;
 //! everything done on behalf of the application goes through [`crate::real`].
 
-use libc::{c_int, c_long, c_void, sockaddr, socklen_t};
+use libc::{c_char, c_int, c_long, c_void, sockaddr, socklen_t};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// libc's `syscall()`, never the shim's hook of it ([`crate::syscall`]):
 /// the shim's own system calls are not the program's, and must not be
@@ -14,8 +15,44 @@ use libc::{c_int, c_long, c_void, sockaddr, socklen_t};
 macro_rules! raw_syscall {
     ($n:expr $(, $a:expr)* $(,)?) => {{
         let a = six_args([$($a as c_long),*]);
-        crate::syscall::real_syscall($n, a[0], a[1], a[2], a[3], a[4], a[5])
+        real_syscall($n, a[0], a[1], a[2], a[3], a[4], a[5])
     }};
+}
+
+static REAL_SYSCALL: AtomicUsize = AtomicUsize::new(0);
+
+type SyscallFn =
+    unsafe extern "C" fn(c_long, c_long, c_long, c_long, c_long, c_long, c_long) -> c_long;
+
+/// The next `syscall` (libc's).
+///
+/// # Safety
+/// The arguments must be valid for system call `n`.
+pub(crate) unsafe fn real_syscall(
+    n: c_long,
+    a: c_long,
+    b: c_long,
+    c: c_long,
+    d: c_long,
+    e: c_long,
+    f: c_long,
+) -> c_long {
+    let mut p = REAL_SYSCALL.load(Ordering::Acquire);
+    if p == 0 {
+        // SAFETY: NUL-terminated literal; dlsym is thread-safe.
+        p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"syscall".as_ptr() as *const c_char) } as usize;
+        if p == 0 {
+            set_errno(libc::ENOSYS);
+            return -1;
+        }
+        REAL_SYSCALL.store(p, Ordering::Release);
+    }
+    // SAFETY: libc's `syscall` takes the number and up to six long
+    // arguments in registers (variadic integer arguments are passed as
+    // fixed ones on x86-64 and aarch64).
+    let real: SyscallFn = unsafe { std::mem::transmute(p) };
+    // SAFETY: forwarded arguments.
+    unsafe { real(n, a, b, c, d, e, f) }
 }
 
 /// Pads a system call's arguments to the six registers.

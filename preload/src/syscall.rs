@@ -4,44 +4,8 @@
 //! io_uring is refused ([`crate::uring`]), the descriptor's life
 //! ([`crate::fd_lifecycle`]), and socket I/O on carried datagram sockets.
 
-use libc::{c_char, c_int, c_long, c_uint, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static REAL_SYSCALL: AtomicUsize = AtomicUsize::new(0);
-
-type SyscallFn =
-    unsafe extern "C" fn(c_long, c_long, c_long, c_long, c_long, c_long, c_long) -> c_long;
-
-/// The next `syscall` (libc's).
-///
-/// # Safety
-/// The arguments must be valid for system call `n`.
-pub(crate) unsafe fn real_syscall(
-    n: c_long,
-    a: c_long,
-    b: c_long,
-    c: c_long,
-    d: c_long,
-    e: c_long,
-    f: c_long,
-) -> c_long {
-    let mut p = REAL_SYSCALL.load(Ordering::Acquire);
-    if p == 0 {
-        // SAFETY: NUL-terminated literal; dlsym is thread-safe.
-        p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"syscall".as_ptr() as *const c_char) } as usize;
-        if p == 0 {
-            crate::sys::set_errno(libc::ENOSYS);
-            return -1;
-        }
-        REAL_SYSCALL.store(p, Ordering::Release);
-    }
-    // SAFETY: libc's `syscall` takes the number and up to six long
-    // arguments in registers (variadic integer arguments are passed as
-    // fixed ones on x86-64 and aarch64).
-    let real: SyscallFn = unsafe { std::mem::transmute(p) };
-    // SAFETY: forwarded arguments.
-    unsafe { real(n, a, b, c, d, e, f) }
-}
+use crate::sys::real_syscall;
+use libc::{c_int, c_long, c_uint, c_void};
 
 /// Interposed `syscall(2)`: `SYS_io_uring_setup` fails with `ENOSYS` under
 /// wrapguard; `close`, `close_range` and the dup family go through their

@@ -8,7 +8,7 @@
 //! LD_PRELOAD shim.
 
 use crate::engine::config;
-use crate::syscall::real_syscall;
+use crate::sys::real_syscall;
 use libc::{c_long, c_void};
 
 /// Whether the shim is active (then io_uring is refused).
