@@ -706,9 +706,8 @@ fn supervise_seccomp(
 ) -> Result<()> {
     use std::os::fd::AsRawFd;
     if let Tunnel::Shared(_) = tunnel {
-        match tokio::task::block_in_place(|| {
-            seccomp::attach::hand_over(sock, listener.as_raw_fd())
-        }) {
+        match tokio::task::block_in_place(|| seccomp::attach::hand_over(sock, listener.as_raw_fd()))
+        {
             Ok(()) => {
                 debug!("the tunnel engine supervises the seccomp filter");
                 return Ok(());

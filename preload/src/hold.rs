@@ -149,7 +149,11 @@ pub fn connection() -> Result<c_int, c_int> {
         Err(e) => {
             sys::close(ours);
             // The engine is gone (taken down): as an unreachable engine.
-            Err(if e == libc::EPIPE { libc::ECONNREFUSED } else { e })
+            Err(if e == libc::EPIPE {
+                libc::ECONNREFUSED
+            } else {
+                e
+            })
         }
     }
 }

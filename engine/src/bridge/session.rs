@@ -3,11 +3,11 @@
 //! the bridge's flows per program.
 
 use super::shared::Shared;
+use crate::session::holds::HoldKind;
 use crate::session::proto::{
     parse_counters, LeaseEvent, PeerReport, ProgramReport, SessionReply, SessionRequest,
     StatusReport,
 };
-use crate::session::holds::HoldKind;
 use crate::session::{Host, MAX_LINE};
 use std::collections::HashMap;
 use std::sync::Arc;

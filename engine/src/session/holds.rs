@@ -92,10 +92,7 @@ impl Holds {
     /// Records a new hold; returns its id for [`Holds::hello`] and
     /// [`Holds::close`].
     pub fn open(&self, kind: HoldKind, opener: Opener) -> u64 {
-        let id = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let mut pids = BTreeSet::new();
         pids.insert(opener.pid);
         self.lock().insert(

@@ -348,10 +348,17 @@ mod tests {
         );
         h.release(a);
         let early = tokio::time::timeout(Duration::from_millis(50), h.wait_exit()).await;
-        assert!(early.is_err(), "held by a background process: keeps running");
+        assert!(
+            early.is_err(),
+            "held by a background process: keeps running"
+        );
         h.holds().close(hold);
         let r = tokio::time::timeout(Duration::from_millis(500), h.wait_exit()).await;
-        assert_eq!(r.ok(), Some(ExitReason::Unused), "the hold's end wakes the exit decision");
+        assert_eq!(
+            r.ok(),
+            Some(ExitReason::Unused),
+            "the hold's end wakes the exit decision"
+        );
     }
 
     #[tokio::test]
