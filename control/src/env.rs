@@ -17,3 +17,9 @@ pub const ENV_LAUNCHER: &str = "WRAPGUARD_LAUNCHER";
 /// ([`Request::SeccompAttach`](crate::Request::SeccompAttach)), and execs
 /// `PATH` with `ARGV0 ARGS…`.
 pub const SECCOMP_EXEC_ARG: &str = "--internal-seccomp-exec";
+/// Environment variable holding the shim's hold on the engine
+/// ([`Request::Hold`](crate::Request::Hold)) across `exec`: `FD:INODE`,
+/// the descriptor number and the inode of the socket, so a new image
+/// takes over the same connection (and never mistakes another descriptor
+/// that got the number for it).
+pub const ENV_HOLD: &str = "WRAPGUARD_HOLD";

@@ -17,6 +17,14 @@
 //! * **`Hello`**: fire and forget, no reply.
 //! * **`SeccompAttach`**: answered with [`Reply::Done`] once the engine
 //!   supervises the filter (or with the errno why it cannot).
+//! * **`Hold`**: no reply; the connection stays open for the life of the
+//!   processes started under wrapguard (the shim opens it at load, before
+//!   a program can drop its privileges, and keeps it across `fork` and
+//!   `exec`: `WRAPGUARD_HOLD`). The engine runs while a hold is open. On
+//!   it come `Hello` frames (a process joined) and `Serve` frames, each
+//!   with one end of a new socket pair (`SCM_RIGHTS`) that the engine
+//!   serves as a control connection authorised by the hold: how a process
+//!   that dropped its privileges (`setuid`) still reaches the engine.
 //! * **`Session`**: no frame reply; the connection switches to JSON lines
 //!   (the launcher's and the subcommands' session protocol, defined in the
 //!   engine crate's `session` module). The shim never sends it.
@@ -71,7 +79,7 @@ mod wire;
 
 pub use addr::normalize;
 pub use dns::{DnsInfo, QueryName, ResolveKind, ResolveReply, ResolveRequest, ResolveStatus};
-pub use env::{ENV_CONTROL, ENV_LAUNCHER, ENV_PRELOAD, SECCOMP_EXEC_ARG};
+pub use env::{ENV_CONTROL, ENV_HOLD, ENV_LAUNCHER, ENV_PRELOAD, SECCOMP_EXEC_ARG};
 pub use flow::{
     ConnectReply, ConnectRequest, FlowInfo, FlowState, Proto, RouteDecision, TcpFlowInfo,
     TcpKeepalive, FILLER_BYTE, FILLER_LEN,

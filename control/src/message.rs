@@ -116,6 +116,22 @@ pub enum Request {
     /// JSON lines both ways after this frame (`engine::session`). No frame
     /// reply.
     Session,
+    /// Opens a *hold*: a connection the shim keeps open for the life of
+    /// every process started under wrapguard (inherited across `fork` and
+    /// `exec`). The engine stays up while any hold is open, and what comes
+    /// on it is authorised by who opened it — the process started under
+    /// wrapguard — not by who sends: after this frame only [`Request::Hello`]
+    /// and [`Request::Serve`] frames follow, one `sendmsg` each. No reply.
+    Hold {
+        /// The process that opened it.
+        pid: u32,
+    },
+    /// On a hold only: the frame carries (`SCM_RIGHTS`) one end of a new
+    /// unix stream socket pair; the engine serves that end as a new
+    /// control connection of the sender (which may have dropped its
+    /// privileges since the hold was opened, and cannot reach the control
+    /// socket itself any more). No reply.
+    Serve,
 }
 
 /// A message from the engine to the shim.
@@ -164,6 +180,8 @@ mod tag {
     pub const SECCOMP_ATTACH: u8 = 14;
     pub const SESSION: u8 = 15;
     pub const TCP_INFO: u8 = 24;
+    pub const HOLD: u8 = 16;
+    pub const SERVE: u8 = 17;
 
     pub const R_ROUTE: u8 = 0x81;
     pub const R_CONNECT: u8 = 0x82;
@@ -239,6 +257,8 @@ impl Request {
             }),
             Request::Session => frame(buf, tag::SESSION, |_| {}),
             Request::TcpInfo { flow } => frame(buf, tag::TCP_INFO, |w| w.u64(flow)),
+            Request::Hold { pid } => frame(buf, tag::HOLD, |w| w.u32(pid)),
+            Request::Serve => frame(buf, tag::SERVE, |_| {}),
         }
     }
 
@@ -310,6 +330,8 @@ impl Request {
             },
             tag::SESSION => Request::Session,
             tag::TCP_INFO => Request::TcpInfo { flow: r.u64()? },
+            tag::HOLD => Request::Hold { pid: r.u32()? },
+            tag::SERVE => Request::Serve,
             other => return Err(DecodeError::BadTag(other)),
         };
         r.finish()?;

@@ -51,6 +51,8 @@ fn all_requests() -> Vec<Request> {
         Request::Adopt { inode: 77 },
         Request::Session,
         Request::TcpInfo { flow: u64::MAX },
+        Request::Hold { pid: 4_000_001 },
+        Request::Serve,
         Request::SeccompAttach {
             pid: 4_000_000,
             listener: -1,

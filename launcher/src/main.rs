@@ -558,16 +558,17 @@ async fn supervise(
     fronts: proxy::Settings,
 ) -> Result<i32> {
     let sock = tunnel.socket_path();
+    let mut private_holds = None;
     if let Tunnel::Private { backend, .. } = &*tunnel {
         let listener = tokio::net::UnixListener::bind(&sock)
             .with_context(|| format!("cannot bind control socket {}", sock.display()))?;
         debug!(socket = %sock.display(), "control socket ready");
-        engine::bridge::spawn(
+        private_holds = Some(engine::bridge::spawn(
             listener,
             backend.clone(),
             Some(Arc::new(seccomp::Attacher)),
             None,
-        );
+        ));
     }
 
     frontends::start(fronts, &sock).await?;
@@ -619,8 +620,7 @@ async fn supervise(
     if let Some((receiver, ends)) = handoff {
         drop(ends); // a child that failed before the hand-off: EOF
         match receiver.join() {
-            Ok(Ok(listener)) if child.is_ok() => seccomp::start(listener, sock.clone())
-                .context("cannot start the seccomp supervisor")?,
+            Ok(Ok(listener)) if child.is_ok() => supervise_seccomp(tunnel, listener, &sock)?,
             Ok(Err(e)) if child.is_err() => {
                 debug!(error = %e, "seccomp hand-off did not happen");
             }
@@ -688,7 +688,62 @@ async fn supervise(
     if cli.log_level == LogLevel::Debug {
         tunnel.log_status(tracing::Level::DEBUG);
     }
+    if let Some(holds) = private_holds {
+        warn_background(&holds).await;
+    }
     Ok(code)
+}
+
+/// Has the seccomp filter of the child supervised: by a shared engine,
+/// which keeps doing it after we return, for as long as any process is
+/// under the filter (a program that put itself in the background keeps
+/// its tunnel); by this process with `--no-share` (the supervisor ends
+/// with us), or when the engine cannot take it.
+fn supervise_seccomp(
+    tunnel: &Tunnel,
+    listener: std::os::fd::OwnedFd,
+    sock: &std::path::Path,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    if let Tunnel::Shared(_) = tunnel {
+        match tokio::task::block_in_place(|| seccomp::attach::hand_over(sock, listener.as_raw_fd()))
+        {
+            Ok(()) => {
+                debug!("the tunnel engine supervises the seccomp filter");
+                return Ok(());
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the tunnel engine cannot supervise the seccomp filter ({e}); wrapguard does, so processes the program leaves in the background lose the tunnel when it exits"
+            ),
+        }
+    }
+    seccomp::start(listener, sock.to_path_buf()).context("cannot start the seccomp supervisor")
+}
+
+/// With an engine in this process (`--no-share`): processes started under
+/// wrapguard that still run when the program has exited (it put them in
+/// the background) lose the tunnel as we exit; say so, naming them.
+async fn warn_background(holds: &engine::session::holds::Holds) {
+    // The program's own hold closes as the engine notices its exit.
+    let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+    while !holds.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let left: Vec<String> = holds
+        .background(&[], alive)
+        .iter()
+        .filter_map(|b| b.pid)
+        .map(|p| p.to_string())
+        .collect();
+    if !left.is_empty() {
+        tracing::warn!(
+            pids = %left.join(","),
+            "processes started under wrapguard still run (pid {}): with --no-share the tunnel ends with wrapguard, so their tunnel connections are cut and new ones fail; drop --no-share (a shared engine stays up for them) or use wrapguard up",
+            left.join(", ")
+        );
+    }
 }
 
 /// With front-ends and no program: serve until SIGINT, SIGTERM, SIGHUP or

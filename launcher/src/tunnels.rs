@@ -282,17 +282,28 @@ pub fn status_text(r: &StatusReport) -> String {
     }
     for p in &r.programs {
         let _ = writeln!(o);
-        let pid = p
-            .pid
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "(starting)".into());
+        let pid = p.pid.map(|p| p.to_string()).unwrap_or_else(|| {
+            if p.background {
+                "(unnamed)".into()
+            } else {
+                "(starting)".into()
+            }
+        });
         let _ = writeln!(o, "program: pid {pid}: {}", p.command);
-        let _ = writeln!(
-            o,
-            "  launcher: wrapguard pid {}, attached {}",
-            p.launcher_pid,
-            human_age(Duration::from_secs(p.attached_secs))
-        );
+        if p.background {
+            let _ = writeln!(
+                o,
+                "  background: started under wrapguard pid {}, which has returned; holds the tunnel",
+                p.launcher_pid
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  launcher: wrapguard pid {}, attached {}",
+                p.launcher_pid,
+                human_age(Duration::from_secs(p.attached_secs))
+            );
+        }
         let _ = writeln!(o, "  flows: {}", p.flows);
     }
     if let Some(line) = &r.counters_line {

@@ -67,9 +67,21 @@ impl Engine {
     }
 
     /// Opens a new connection to the engine (CLOEXEC, blocking, with a
-    /// receive timeout), optionally with a tiny send buffer.
+    /// receive timeout), optionally with a tiny send buffer. A process that
+    /// dropped its privileges since it started under wrapguard (the control
+    /// socket refuses it: `EACCES`) gets one through its hold instead
+    /// ([`crate::hold`]).
     pub fn open(&self, small_sndbuf: bool) -> Result<c_int, c_int> {
-        let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)?;
+        let fd = if crate::hold::dropped() {
+            crate::hold::connection()?
+        } else {
+            match self.connect(libc::SOCK_CLOEXEC) {
+                Err(libc::EACCES | libc::EPERM) if crate::hold::fd().is_some() => {
+                    crate::hold::connection()?
+                }
+                other => other?,
+            }
+        };
         let tv = libc::timeval {
             tv_sec: QUERY_TIMEOUT_SECS,
             tv_usec: 0,
@@ -88,6 +100,14 @@ impl Engine {
             // The kernel raises this to its minimum (about 4.5 KiB).
             let _ = sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 1);
         }
+        Ok(fd)
+    }
+
+    /// A blocking connection to the control socket; `flags` are added to
+    /// the socket type (`SOCK_CLOEXEC`, or 0 for the hold, which `exec`
+    /// keeps).
+    pub fn connect(&self, flags: c_int) -> Result<c_int, c_int> {
+        let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM | flags, 0)?;
         // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
         match unsafe { sys::connect(fd, &self.addr as *const _ as *const sockaddr, self.len) } {
             Ok(()) => Ok(fd),

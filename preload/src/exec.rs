@@ -34,6 +34,8 @@ struct ExecEnv {
     required: Vec<CString>,
     /// Path of `wrapguard`, in auto mode (the seccomp hand-off).
     launcher: Option<CString>,
+    /// `WRAPGUARD_HOLD=…` ([`crate::hold`]): replaces any other value.
+    hold: Option<CString>,
 }
 
 static EXEC_ENV: OnceLock<Option<ExecEnv>> = OnceLock::new();
@@ -64,6 +66,7 @@ pub fn init() {
             preload,
             required,
             launcher,
+            hold: crate::hold::env_entry().cloned(),
         })
     });
 }
@@ -133,11 +136,22 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
     let mut entries: Vec<&CStr> = Vec::new();
     let mut ours_in = false;
     let mut seen = [false; 3];
+    let hold_key = hold_key();
+    // Ours is in (or we have none), and no other value is.
+    let mut hold_ok = true;
+    let mut hold_in = env.hold.is_none();
     // SAFETY: per the caller.
     for p in unsafe { c_array(envp) } {
         // SAFETY: each entry is a C string.
         let e = unsafe { CStr::from_ptr(p) };
         let b = e.to_bytes();
+        if b.starts_with(hold_key) {
+            if env.hold.as_ref().is_some_and(|h| h.as_bytes() == b) {
+                hold_in = true;
+            } else {
+                hold_ok = false;
+            }
+        }
         if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
             ours_in = has_preload(v, &env.preload);
         }
@@ -149,7 +163,7 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
         }
         entries.push(e);
     }
-    if ours_in == shim && seen[..env.required.len()].iter().all(|s| *s) {
+    if ours_in == shim && hold_ok && hold_in && seen[..env.required.len()].iter().all(|s| *s) {
         return None;
     }
     // From here on we allocate: only when the program changed the environment.
@@ -158,6 +172,9 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
     let mut preload_done = false;
     for e in &entries {
         let b = e.to_bytes();
+        if b.starts_with(hold_key) {
+            continue; // ours is added below
+        }
         if let Some(v) = b.strip_prefix(b"LD_PRELOAD=") {
             if preload_done {
                 continue;
@@ -193,11 +210,21 @@ unsafe fn fix(envp: *const *const c_char, shim: bool) -> Option<Fixed> {
             ptrs.push(req.as_ptr());
         }
     }
+    if let Some(h) = &env.hold {
+        ptrs.push(h.as_ptr());
+    }
     ptrs.push(std::ptr::null());
     Some(Fixed {
         _owned: owned,
         ptrs,
     })
+}
+
+/// `WRAPGUARD_HOLD=`.
+fn hold_key() -> &'static [u8] {
+    const KEY: &[u8] = b"WRAPGUARD_HOLD=";
+    debug_assert_eq!(&KEY[..KEY.len() - 1], control::ENV_HOLD.as_bytes());
+    KEY
 }
 
 extern "C" {

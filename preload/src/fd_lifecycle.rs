@@ -85,6 +85,10 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
 }
 
 fn do_close(fd: c_int) -> c_int {
+    if crate::hold::is_hold(fd) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
     crate::epoll_regs::forget(fd);
     let st = table::take(fd);
     // SAFETY: integer argument.
@@ -98,11 +102,33 @@ fn do_close(fd: c_int) -> c_int {
 }
 
 /// `close_range(first, last, flags)` with the entries of the range taken
-/// out first. With `CLOSE_RANGE_CLOEXEC` nothing is closed now (the
-/// entries go stale at `exec` and are dropped when next looked at).
-fn do_close_range(first: u32, last: u32, flags: u32, real_call: impl FnOnce() -> c_int) -> c_int {
+/// out first, and the process's hold on the engine left out of it
+/// ([`crate::hold`]). With `CLOSE_RANGE_CLOEXEC` nothing is closed now
+/// (the entries go stale at `exec` and are dropped when next looked at).
+fn do_close_range(
+    first: u32,
+    last: u32,
+    flags: u32,
+    real_call: impl Fn(u32, u32) -> c_int,
+) -> c_int {
+    let around_hold = |a: u32, b: u32| -> c_int {
+        let hold = crate::hold::fd().and_then(|h| u32::try_from(h).ok());
+        match hold {
+            Some(h) if (a..=b).contains(&h) => {
+                let mut r = 0;
+                if h > a {
+                    r = real_call(a, h - 1);
+                }
+                if r == 0 && h < b {
+                    r = real_call(h + 1, b);
+                }
+                r
+            }
+            _ => real_call(a, b),
+        }
+    };
     if flags & libc::CLOSE_RANGE_CLOEXEC != 0 {
-        return real_call();
+        return around_hold(first, last);
     }
     let lo = c_int::try_from(first).unwrap_or(c_int::MAX);
     let hi = c_int::try_from(last).unwrap_or(c_int::MAX);
@@ -110,7 +136,7 @@ fn do_close_range(first: u32, last: u32, flags: u32, real_call: impl FnOnce() ->
     for (fd, _) in &taken {
         crate::epoll_regs::forget(*fd);
     }
-    let r = real_call();
+    let r = around_hold(first, last);
     let e = errno();
     if r < 0 {
         // Nothing was closed (bad flags, or a kernel without the call).
@@ -204,9 +230,9 @@ pub unsafe extern "C" fn close_range(
     flags: c_int,
 ) -> c_int {
     // SAFETY: integer arguments.
-    let call = || unsafe { raw_close_range(first, last, flags as u32) };
+    let call = |a, b| unsafe { raw_close_range(a, b, flags as u32) };
     hook(
-        call,
+        || call(first, last),
         || do_close_range(first, last, flags as u32, call),
         libc::EINVAL,
     )
@@ -223,9 +249,9 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
     let saved = errno();
     // SAFETY: integer arguments; closefrom ignores errors (glibc falls
     // back to closing one by one where close_range is missing).
-    let call = || unsafe { raw_close_range(first, u32::MAX, 0) };
+    let call = |a, b| unsafe { raw_close_range(a, b, 0) };
     let r = hook(
-        call,
+        || call(first, u32::MAX),
         || do_close_range(first, u32::MAX, 0, call),
         libc::EINVAL,
     );

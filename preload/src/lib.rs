@@ -110,6 +110,7 @@ pub mod errqueue;
 pub mod exec;
 pub mod fd_lifecycle;
 pub mod guard;
+pub mod hold;
 pub mod iov;
 pub mod keepalive;
 pub mod listen;
@@ -132,8 +133,12 @@ mod tcp_info;
 pub mod uncarried;
 pub mod uring;
 
-/// Announces this process to the engine (`Hello`).
+/// Announces this process to the engine (`Hello`), on its hold when it
+/// has one.
 fn hello() {
+    if hold::hello(sys::getpid()) {
+        return;
+    }
     engine::notify(&control::Request::Hello {
         pid: sys::getpid(),
         version: control::PROTOCOL_VERSION,
@@ -146,6 +151,10 @@ extern "C" fn after_fork_child() {
 
 extern "C" fn init() {
     let _ = std::panic::catch_unwind(|| {
+        if let Some(e) = engine::config().engine.as_ref() {
+            // Before exec::init: what execs pass on names the hold.
+            hold::init(|| e.connect(0));
+        }
         exec::init();
         if engine::config().active {
             hello();

@@ -364,6 +364,76 @@ pub fn recv_with_fd(fd: c_int, buf: &mut [u8]) -> Result<(usize, Option<c_int>),
     }
 }
 
+/// Sends all of `buf` in one `sendmsg` with descriptor `pass` attached
+/// (`SCM_RIGHTS`; MSG_NOSIGNAL, EINTR retried). A short send is `EMSGSIZE`:
+/// the frame must arrive whole, with its descriptor.
+pub fn send_with_fd(fd: c_int, buf: &[u8], pass: c_int) -> Result<(), c_int> {
+    let mut cbuf = [0u64; 4];
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) } as usize;
+    if space > std::mem::size_of_val(&cbuf) {
+        return Err(libc::EOVERFLOW);
+    }
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: plain old data; all-zero is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control holds `space` bytes, room for one cmsg with
+        // one descriptor, so CMSG_FIRSTHDR is non-null and in bounds.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut c_int, pass);
+        }
+        // SAFETY: `msg` describes live buffers for the duration of the call.
+        let r = unsafe {
+            raw_syscall!(
+                libc::SYS_sendmsg,
+                fd as c_long,
+                &msg as *const libc::msghdr,
+                libc::MSG_NOSIGNAL as c_long,
+            )
+        };
+        match check(r) {
+            Ok(n) if n as usize == buf.len() => return Ok(()),
+            Ok(_) => return Err(libc::EMSGSIZE),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `socketpair(2)`.
+pub fn socketpair(domain: c_int, ty: c_int) -> Result<(c_int, c_int), c_int> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: socketpair writes two ints into `fds`.
+    check(unsafe {
+        raw_syscall!(
+            libc::SYS_socketpair,
+            domain as c_long,
+            ty as c_long,
+            0 as c_long,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// `geteuid(2)`.
+pub fn geteuid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { raw_syscall!(libc::SYS_geteuid) as u32 }
+}
+
 /// `ppoll(2)` on one fd; `timeout_ms < 0` waits forever. EINTR is returned.
 pub fn poll1(fd: c_int, events: i16, timeout_ms: i64) -> Result<i16, c_int> {
     let mut p = libc::pollfd {

@@ -50,7 +50,10 @@ pub unsafe extern "C" fn syscall(
 /// done by their hooks; `None` for every other number.
 fn fd_lifecycle(n: c_long, a: c_long, b: c_long, c: c_long) -> Option<c_long> {
     use crate::fd_lifecycle as fdl;
-    if !crate::table::ever_used() {
+    // Nothing to keep in step before a socket is ours or the hold is
+    // open (and the shim must not start up inside a malloc's start-up:
+    // jemalloc opens, reads and closes a /proc file with syscall()).
+    if !crate::table::ever_used() && crate::hold::fd().is_none() {
         return None;
     }
     let (fd, fd2) = (a as c_int, b as c_int);

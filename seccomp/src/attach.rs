@@ -85,7 +85,58 @@ fn attach() -> io::Result<()> {
             control::ENV_CONTROL
         ))
     })?;
-    let stream = UnixStream::connect(&control)
+    let stream = connect_engine(std::path::Path::new(&control))?;
+    let prog = child::sock_filters(&filter::program());
+    let listener = child::install_filter(&prog).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            io::Error::other("this process already has a seccomp notification filter (another supervisor); seccomp mode cannot add one")
+        } else {
+            io::Error::new(e.kind(), format!("installing the seccomp filter: {e}"))
+        }
+    })?;
+    let r = ask_attach(&stream, listener);
+    // SAFETY: our descriptor of the listener; the engine holds its own.
+    unsafe { libc::close(listener) };
+    r
+}
+
+/// Hands the seccomp listener of a child this process launched to the
+/// engine at `control`, which supervises it from then on, for as long as
+/// any process is under the filter (background ones too), so this process
+/// may exit first. The caller keeps (and closes) its `listener`.
+pub fn hand_over(control: &std::path::Path, listener: RawFd) -> io::Result<()> {
+    let stream = connect_engine(control)?;
+    let r = ask_attach(&stream, listener);
+    // SAFETY: prctl with plain integers; 0 clears the tracer we allowed.
+    unsafe { libc::prctl(libc::PR_SET_PTRACER, 0 as libc::c_ulong, 0, 0, 0) };
+    r
+}
+
+/// Asks the engine on `stream` to take `listener` from this process and
+/// supervise it (`SeccompAttach`); `Ok` once it does.
+fn ask_attach(stream: &UnixStream, listener: RawFd) -> io::Result<()> {
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let mut buf = [0u8; MAX_FRAME];
+    let n = Request::SeccompAttach { pid, listener }
+        .encode(&mut buf)
+        .map_err(io::Error::other)?;
+    let sock = stream.as_raw_fd();
+    write_all(sock, &buf[..n])?;
+    read_exact(sock, &mut buf[..PREFIX_LEN])?;
+    let total = control::frame_len([buf[0], buf[1]]).map_err(io::Error::other)?;
+    read_exact(sock, &mut buf[PREFIX_LEN..total])?;
+    match Reply::decode(&buf[..total]) {
+        Ok((Reply::Done(0), _)) => Ok(()),
+        Ok((Reply::Done(errno), _)) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(io::Error::other("unexpected answer from the engine")),
+    }
+}
+
+/// Connects to the engine's control socket and lets the engine take
+/// descriptors from this process.
+fn connect_engine(control: &std::path::Path) -> io::Result<UnixStream> {
+    let stream = UnixStream::connect(control)
         .map_err(|e| io::Error::new(e.kind(), format!("engine control socket: {e}")))?;
     // The engine takes the listener with pidfd_getfd, which needs ptrace
     // access to us; a shared engine is not our ancestor, so under Yama
@@ -111,32 +162,7 @@ fn attach() -> io::Result<()> {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_PTRACER, cred.pid as libc::c_ulong, 0, 0, 0) };
     }
-    let prog = child::sock_filters(&filter::program());
-    let listener = child::install_filter(&prog).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            io::Error::other("this process already has a seccomp notification filter (another supervisor); seccomp mode cannot add one")
-        } else {
-            io::Error::new(e.kind(), format!("installing the seccomp filter: {e}"))
-        }
-    })?;
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
-    let mut buf = [0u8; MAX_FRAME];
-    let n = Request::SeccompAttach { pid, listener }
-        .encode(&mut buf)
-        .map_err(io::Error::other)?;
-    let sock = stream.as_raw_fd();
-    write_all(sock, &buf[..n])?;
-    read_exact(sock, &mut buf[..PREFIX_LEN])?;
-    let total = control::frame_len([buf[0], buf[1]]).map_err(io::Error::other)?;
-    read_exact(sock, &mut buf[PREFIX_LEN..total])?;
-    // SAFETY: our descriptor of the listener; the engine holds its own.
-    unsafe { libc::close(listener) };
-    match Reply::decode(&buf[..total]) {
-        Ok((Reply::Done(0), _)) => Ok(()),
-        Ok((Reply::Done(errno), _)) => Err(io::Error::from_raw_os_error(errno)),
-        _ => Err(io::Error::other("unexpected answer from the engine")),
-    }
+    Ok(stream)
 }
 
 /// `write(2)` until done: `send` would be trapped by our own filter.

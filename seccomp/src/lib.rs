@@ -107,8 +107,20 @@ pub fn unsupported() -> Option<String> {
 
 /// Starts the supervisor thread for `listener`, asking the engine at `control`.
 pub fn start(listener: std::os::fd::OwnedFd, control: PathBuf) -> std::io::Result<()> {
+    start_then(listener, control, Box::new(|| {}))
+}
+
+/// [`start`], calling `done` once no process is left under the filter
+/// (or at once, if the thread cannot start).
+pub fn start_then(
+    listener: std::os::fd::OwnedFd,
+    control: PathBuf,
+    done: Box<dyn FnOnce() + Send>,
+) -> std::io::Result<()> {
     let addfd_send = kernel_version().is_some_and(|v| v >= (5, 14));
-    std::thread::Builder::new()
+    let done = std::sync::Arc::new(std::sync::Mutex::new(Some(done)));
+    let on_end = done.clone();
+    let started = std::thread::Builder::new()
         .name("wg-seccomp".into())
         .spawn(move || {
             supervisor::Supervisor::new(
@@ -116,9 +128,23 @@ pub fn start(listener: std::os::fd::OwnedFd, control: PathBuf) -> std::io::Resul
                 client::Engine::new(control),
                 addfd_send,
             )
-            .run()
+            .run();
+            call_once(&on_end);
         })
-        .map(|_| ())
+        .map(|_| ());
+    if started.is_err() {
+        call_once(&done);
+    }
+    started
+}
+
+type Done = std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+fn call_once(done: &Done) {
+    let f = done.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(f) = f {
+        f();
+    }
 }
 
 /// The engine's hook for auto mode's hand-off: the bridge passes it the
@@ -128,11 +154,21 @@ pub fn start(listener: std::os::fd::OwnedFd, control: PathBuf) -> std::io::Resul
 pub struct Attacher;
 
 impl engine::bridge::Supervise for Attacher {
-    fn attach(&self, pid: u32, fd: u64, control: PathBuf) -> Result<(), i32> {
-        let owned = caller::open(pid)
-            .and_then(|p| caller::get_fd(&p, fd))
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-        start(owned, control).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    fn attach(
+        &self,
+        pid: u32,
+        fd: u64,
+        control: PathBuf,
+        done: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), i32> {
+        let owned = match caller::open(pid).and_then(|p| caller::get_fd(&p, fd)) {
+            Ok(o) => o,
+            Err(e) => {
+                done();
+                return Err(e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        };
+        start_then(owned, control, done).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
     }
 }
 

@@ -4,6 +4,7 @@
 //! application's loopback listeners.
 
 use crate::dns_resolver::DnsService;
+use crate::session::holds::Holds;
 use crate::session::Host;
 use crate::{DirectEnd, FlowBackend, InboundTcp, ListenSpec};
 use control::{
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 mod handover;
+mod hold;
 mod recent;
 mod session;
 mod shared;
@@ -43,16 +45,21 @@ const FILLER_WAIT: Duration = Duration::from_secs(10);
 /// drops them when its SYN-ACK retries run out, and they are lost.
 const ACCEPT_GATE: usize = 4;
 
+/// Connections passed on holds waiting for the accept loop.
+const PASSED_QUEUE: usize = 64;
+
 /// Starts the bridge on `listener`; runs until the runtime stops.
 /// `supervisor` takes processes that go under seccomp mode (`None`: they
 /// are refused with `ENOTSUP`). `host`: this engine is shared, and serves
-/// session requests ([`crate::session`]).
+/// session requests ([`crate::session`]). Returns what holds the engine
+/// besides the leases (the host's, for a shared engine): the processes
+/// started under it and its seccomp supervisors.
 pub fn spawn(
     listener: UnixListener,
     backend: Arc<dyn FlowBackend>,
     supervisor: Option<Arc<dyn Supervise>>,
     host: Option<Arc<Host>>,
-) {
+) -> Arc<Holds> {
     // Room for every connection one listener may have waiting (the engine
     // also stops handing over while this is full).
     let (inbound_tx, mut inbound_rx) = mpsc::channel(crate::backlog::MAX_PENDING * 2);
@@ -63,6 +70,11 @@ pub fn spawn(
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()));
+    let holds = match &host {
+        Some(h) => h.holds().clone(),
+        None => Arc::new(Holds::new()),
+    };
+    let (passed_tx, mut passed_rx) = mpsc::channel(PASSED_QUEUE);
     let (cut, never_cut) = match &host {
         Some(h) => (h.cut_signal(), None),
         None => {
@@ -76,6 +88,8 @@ pub fn spawn(
         cut,
         _never_cut: never_cut,
         host,
+        holds: holds.clone(),
+        passed_tx,
         flow_pids: Mutex::new(HashMap::new()),
         backend,
         dns,
@@ -97,18 +111,26 @@ pub fn spawn(
     });
     tokio::spawn(async move {
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let s = shared.clone();
+                        tokio::spawn(async move { serve(s, stream).await });
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "control socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(stream) = passed_rx.recv() => {
+                    // Authorised by the hold it came on.
                     let s = shared.clone();
-                    tokio::spawn(async move { serve(s, stream).await });
-                }
-                Err(e) => {
-                    warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::spawn(async move { serve_authorised(s, stream).await });
                 }
             }
         }
     });
+    holds
 }
 
 /// Takes the seccomp listener `listener` of process `pid` — which must be
@@ -121,7 +143,9 @@ fn seccomp_attach(s: &Shared, from: Option<i32>, pid: u32, listener: i32) -> Res
     let supervisor = s.supervisor.as_ref().ok_or(libc::ENOTSUP)?;
     let path = s.control_path.clone().ok_or(libc::ENOTSUP)?;
     let fd = u64::try_from(listener).map_err(|_| libc::EBADF)?;
-    supervisor.attach(pid, fd, path)
+    // The supervisor holds the engine while processes are under the filter.
+    let done = hold::seccomp(s, pid);
+    supervisor.attach(pid, fd, path, done)
 }
 
 async fn read_request(stream: &mut UnixStream) -> std::io::Result<Option<Request>> {
@@ -143,7 +167,7 @@ async fn reply(stream: &mut UnixStream, r: Reply) {
     }
 }
 
-async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
+async fn serve(s: Arc<Shared>, stream: UnixStream) {
     match stream.peer_cred() {
         Ok(c) if c.uid() == s.uid => {}
         Ok(c) => {
@@ -159,6 +183,12 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
             return;
         }
     }
+    serve_authorised(s, stream).await
+}
+
+/// Serves one control connection whose peer may use the engine: one of
+/// our user's, or a socket passed on a hold ([`hold`]).
+async fn serve_authorised(s: Arc<Shared>, mut stream: UnixStream) {
     let req = match read_request(&mut stream).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -169,6 +199,8 @@ async fn serve(s: Arc<Shared>, mut stream: UnixStream) {
     };
     match req {
         Request::Session => session::serve(s, stream).await,
+        Request::Hold { pid } => hold::serve(s, stream, pid).await,
+        Request::Serve => debug!("Serve outside a hold: ignored"),
         Request::Hello { pid, version } => debug!(pid, version, "shim loaded"),
         Request::Route { dst, proto } => {
             let d = s.backend.route(dst, proto);

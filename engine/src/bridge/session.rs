@@ -3,6 +3,7 @@
 //! the bridge's flows per program.
 
 use super::shared::Shared;
+use crate::session::holds::HoldKind;
 use crate::session::proto::{
     parse_counters, LeaseEvent, PeerReport, ProgramReport, SessionReply, SessionRequest,
     StatusReport,
@@ -187,7 +188,17 @@ async fn report(s: &Shared, host: &Host) -> StatusReport {
         .lock()
         .map(|m| m.values().copied().collect())
         .unwrap_or_default();
-    let owners = owners(&leases);
+    let live: Vec<u64> = leases.iter().map(|l| l.lease).collect();
+    let background = s.holds.background(&live, alive);
+    let mut owners = owners(&leases);
+    // Background processes count their own flows (and their children's)
+    // under a key past every lease id.
+    let first_bg = leases.iter().map(|l| l.lease).max().unwrap_or(0) + 1;
+    for (i, b) in background.iter().enumerate() {
+        if let Some(p) = b.pid {
+            owners.entry(p).or_insert(first_bg + i as u64);
+        }
+    }
     let mut per_lease: HashMap<u64, usize> = HashMap::new();
     let mut parents = HashMap::new();
     for pid in flow_pids {
@@ -195,25 +206,72 @@ async fn report(s: &Shared, host: &Host) -> StatusReport {
             *per_lease.entry(l).or_default() += 1;
         }
     }
+    let mut programs: Vec<ProgramReport> = leases
+        .iter()
+        .map(|l| ProgramReport {
+            lease: l.lease,
+            launcher_pid: l.launcher_pid,
+            pid: l.pid,
+            command: l.command.clone(),
+            flows: per_lease.get(&l.lease).copied().unwrap_or(0),
+            attached_secs: l.attached.as_secs(),
+            background: false,
+        })
+        .collect();
+    for (i, b) in background.iter().enumerate() {
+        let command = match b.pid.and_then(command_of) {
+            Some(c) => c,
+            None if b.kind == HoldKind::Seccomp => {
+                format!("{} (its processes under the seccomp filter)", b.command)
+            }
+            None => b.command.clone(),
+        };
+        programs.push(ProgramReport {
+            lease: b.lease.unwrap_or(0),
+            launcher_pid: b.launcher_pid,
+            pid: b.pid,
+            command,
+            flows: per_lease.get(&(first_bg + i as u64)).copied().unwrap_or(0),
+            attached_secs: 0,
+            background: true,
+        });
+    }
     StatusReport {
         tunnel: host.description(),
         uptime_secs: host.uptime().as_secs(),
         peers: peers.iter().map(PeerReport::from).collect(),
-        programs: leases
-            .iter()
-            .map(|l| ProgramReport {
-                lease: l.lease,
-                launcher_pid: l.launcher_pid,
-                pid: l.pid,
-                command: l.command.clone(),
-                flows: per_lease.get(&l.lease).copied().unwrap_or(0),
-                attached_secs: l.attached.as_secs(),
-            })
-            .collect(),
+        programs,
         flows,
         counters: counters.as_deref().map(parse_counters).unwrap_or_default(),
         counters_line: counters,
     }
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The command line of process `pid`, from `/proc/PID/cmdline`.
+fn command_of(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The lease whose program (or launcher) is `pid` or one of its ancestors.
+pub(super) fn lease_of(pid: u32, leases: &[crate::session::host::LeaseInfo]) -> Option<u64> {
+    owner_of(pid, &owners(leases), &mut HashMap::new())
 }
 
 /// Program and launcher pids → their lease.

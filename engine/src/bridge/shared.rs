@@ -4,6 +4,7 @@
 use super::recent::Recent;
 use crate::backlog::Ticket;
 use crate::dns_resolver::DnsService;
+use crate::session::holds::Holds;
 use crate::session::Host;
 use crate::{FlowBackend, InboundTcp};
 use control::{AcceptedPeer, FlowInfo, FlowState};
@@ -45,6 +46,10 @@ pub(super) struct Shared {
     /// The shared engine's leases, when this engine is shared (session
     /// requests are refused otherwise).
     pub(super) host: Option<Arc<Host>>,
+    /// What holds the engine besides the leases ([`Holds`]).
+    pub(super) holds: Arc<Holds>,
+    /// Sockets passed on holds, for the accept loop to serve.
+    pub(super) passed_tx: mpsc::Sender<tokio::net::UnixStream>,
     /// The process that asked for each live outgoing flow (`SO_PEERCRED`),
     /// for the per-program report.
     pub(super) flow_pids: Mutex<HashMap<u64, u32>>,

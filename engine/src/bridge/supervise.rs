@@ -7,6 +7,14 @@
 pub trait Supervise: Send + Sync {
     /// Starts supervising the seccomp listener that is descriptor `fd` in
     /// process `pid`; the supervisor asks the engine through the control
-    /// socket at `control`. The error is the errno for the shim.
-    fn attach(&self, pid: u32, fd: u64, control: std::path::PathBuf) -> Result<(), i32>;
+    /// socket at `control`, and calls `done` once no process is left under
+    /// the filter (or at once, if it cannot start). The error is the errno
+    /// for the shim.
+    fn attach(
+        &self,
+        pid: u32,
+        fd: u64,
+        control: std::path::PathBuf,
+        done: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), i32>;
 }

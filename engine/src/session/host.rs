@@ -1,15 +1,18 @@
 //! The engine side of sharing: who is attached (the leases), the log
 //! lines forwarded to them, and when the engine exits.
 //!
-//! An engine exits when it is taken down, or when its last lease ends and
-//! it is not persistent (`wrapguard up`). The decision and every attach are
+//! An engine exits when it is taken down, or when its last lease ends,
+//! nothing holds it any more ([`super::holds`]: every process started
+//! under it, background ones included) and it is not persistent
+//! (`wrapguard up`). The decision and every attach are
 //! made under one lock, so an instance that attaches while the engine
 //! decides to go is refused ("stopping") and starts a new engine instead
 //! of attaching to one that is going away.
 
+use super::holds::Holds;
 use super::proto::{Description, LeaseEvent};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::Level;
@@ -74,6 +77,7 @@ pub struct Host {
     started: Instant,
     on_attach: std::sync::OnceLock<Box<dyn Fn(Level) + Send + Sync>>,
     cut: watch::Sender<bool>,
+    holds: Arc<Holds>,
 }
 
 impl Host {
@@ -93,7 +97,14 @@ impl Host {
             started: Instant::now(),
             on_attach: std::sync::OnceLock::new(),
             cut: watch::channel(false).0,
+            holds: Arc::new(Holds::new()),
         }
+    }
+
+    /// The processes and supervisors that hold this engine besides the
+    /// leases (the bridge records them).
+    pub fn holds(&self) -> &Arc<Holds> {
+        &self.holds
     }
 
     /// Turns `true` when the engine is taken down: the bridge cuts its
@@ -253,19 +264,26 @@ impl Host {
     pub async fn wait_exit(&self) -> ExitReason {
         loop {
             let notified = self.wake.notified();
+            let held = self.holds.changed();
             {
                 let mut g = self.lock();
                 if g.down {
                     return ExitReason::Down;
                 }
-                let idle = g.leases.is_empty() && !g.desc.persistent;
+                let idle = g.leases.is_empty() && self.holds.is_empty() && !g.desc.persistent;
                 if idle && (g.ever_attached || self.started.elapsed() >= FIRST_LEASE_WAIT) {
                     g.stopping = true;
                     return ExitReason::Unused;
                 }
             }
             // Re-checked at least once a second (the first-lease wait).
-            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = held => {}
+                }
+            })
+            .await;
         }
     }
 }
@@ -313,6 +331,34 @@ mod tests {
         h.release(b);
         assert_eq!(h.wait_exit().await, ExitReason::Unused);
         assert!(h.attach(13, "late".into(), Level::INFO).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_hold_keeps_the_engine_after_the_last_lease() {
+        use crate::session::holds::{HoldKind, Opener};
+        let h = Host::new(desc(false));
+        let (a, _ra) = h.attach(10, "ssh -f".into(), Level::INFO).expect("attach");
+        let hold = h.holds().open(
+            HoldKind::Shim,
+            Opener {
+                pid: 11,
+                lease: Some(a),
+                ..Opener::default()
+            },
+        );
+        h.release(a);
+        let early = tokio::time::timeout(Duration::from_millis(50), h.wait_exit()).await;
+        assert!(
+            early.is_err(),
+            "held by a background process: keeps running"
+        );
+        h.holds().close(hold);
+        let r = tokio::time::timeout(Duration::from_millis(500), h.wait_exit()).await;
+        assert_eq!(
+            r.ok(),
+            Some(ExitReason::Unused),
+            "the hold's end wakes the exit decision"
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,9 @@
 //! - [`proto`]: the messages and the status report.
 //! - [`facts`]: what a config means for sharing, and how two differ.
 //! - [`host`]: the engine-side registry of leases and the exit decision.
+//! - [`holds`]: what holds the engine besides the leases (every process
+//!   started under it, and seccomp supervisors), so background processes
+//!   keep their tunnel.
 //! - [`client`]: a small blocking client for the launcher.
 //!
 //! The server side lives in the bridge (`bridge::session`), which owns the
@@ -22,6 +25,7 @@
 
 pub mod client;
 pub mod facts;
+pub mod holds;
 pub mod host;
 pub mod proto;
 

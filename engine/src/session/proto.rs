@@ -221,8 +221,13 @@ pub struct ProgramReport {
     pub command: String,
     /// Its open tunnel TCP connections (its own and its children's).
     pub flows: usize,
-    /// Seconds since it attached.
+    /// Seconds since it attached (0 for a background process).
     pub attached_secs: u64,
+    /// A process started under wrapguard that runs on after its launcher
+    /// returned (it put itself in the background): it holds the tunnel.
+    /// `lease` and `launcher_pid` are those it was started under.
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// Parses an engine counters line (`name=value name=value …`) into a map;
