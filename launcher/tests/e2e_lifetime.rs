@@ -336,3 +336,113 @@ fn seccomp_unavailable() -> bool {
     }
     false
 }
+
+/// `ssh -f -N -L` (the issue's own case): ssh forks into the background
+/// once authenticated and its parent exits, so `wrapguard` returns to the
+/// prompt; the forward it leaves keeps working through the tunnel. sshd
+/// runs in the peer's namespace with keys of the test's own.
+#[test]
+fn ssh_f_n_l_returns_and_leaves_a_working_forward() {
+    skip_unless_ready!();
+    if !wrapguard_testnet::on_path("ssh") || !Path::new("/usr/sbin/sshd").exists() {
+        println!("SKIPPED: no ssh/sshd (apt-get install openssh-client openssh-server)");
+        return;
+    }
+    let t = world("sshf");
+    let page = token("ssh-forward-page");
+    // The page is served on the peer's loopback only: only the forward
+    // through ssh (through the tunnel) reaches it.
+    let (_srv, log) = t.serve_page(&page, "127.0.0.1");
+    let keygen = |path: &Path| {
+        let o = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .output()
+            .expect("ssh-keygen");
+        assert!(o.status.success(), "{}", show(&o));
+    };
+    let host_key = t.tmp.join("host_key");
+    let user_key = t.tmp.join("user_key");
+    keygen(&host_key);
+    keygen(&user_key);
+    let auth = t.tmp.join("authorized_keys");
+    std::fs::copy(t.tmp.join("user_key.pub"), &auth).expect("authorized_keys");
+    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+    let sshd_log = t.tmp.join("sshd.log");
+    let _sshd = t.peer.ns.spawn(
+        &[
+            "/usr/sbin/sshd",
+            "-D",
+            "-e",
+            "-p",
+            "2222",
+            "-h",
+            &host_key.display().to_string(),
+            "-o",
+            &format!("AuthorizedKeysFile={}", auth.display()),
+            "-o",
+            "StrictModes=no",
+            "-o",
+            "PermitRootLogin=prohibit-password",
+            "-o",
+            "UsePAM=no",
+            "-o",
+            "ListenAddress=10.77.0.1",
+        ],
+        &sshd_log,
+    );
+    t.peer.ns.wait_tcp_listen(2222);
+    let started = Instant::now();
+    let key = user_key.display().to_string();
+    let o = wrapguard(
+        &t.client,
+        &t.conf,
+        &[],
+        &[
+            "ssh",
+            "-f",
+            "-N",
+            "-L",
+            "12280:127.0.0.1:8080",
+            "-i",
+            &key,
+            "-p",
+            "2222",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "root@10.77.0.1",
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", show(&o), read(&sshd_log));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "wrapguard returned to the prompt"
+    );
+    // The forward lives on after wrapguard returned: an unwrapped curl in
+    // the client namespace reaches the peer's loopback-only page.
+    let got = t
+        .client
+        .run(&["curl", "-sS", "--max-time", "20", "http://127.0.0.1:12280/"]);
+    let body = String::from_utf8_lossy(&got.stdout);
+    assert_eq!(body.trim(), page, "{}\n{}", show(&got), read(&sshd_log));
+    // sshd saw our tunnel address.
+    assert!(
+        read(&sshd_log).contains("from 10.77.0.2"),
+        "{}",
+        read(&sshd_log)
+    );
+    assert!(read(&log).contains("127.0.0.1"), "{}", read(&log));
+    let status = String::from_utf8_lossy(&wg(&t, &["status"]).stdout).into_owned();
+    assert!(
+        status.contains("ssh"),
+        "status lists the background ssh: {status}"
+    );
+    // End it: the backgrounded ssh is ours to stop.
+    let _ = t.client.run(&["pkill", "-f", "12280:127.0.0.1:8080"]);
+}
