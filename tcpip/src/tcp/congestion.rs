@@ -1,5 +1,6 @@
 //! Congestion control: slow start, CUBIC congestion avoidance with its
-//! Reno-friendly region, multiplicative decrease on loss.
+//! Reno-friendly region, multiplicative decrease on loss; and the
+//! [`Controller`] a connection holds, CUBIC or BBR ([`super::bbr`]).
 //!
 //! Read first: RFC 9438 §4 (CUBIC: W_cubic, K, β_cubic = 0.7, C = 0.4,
 //! Reno-friendly W_est, fast convergence, §4.6 multiplicative decrease,
@@ -127,6 +128,145 @@ impl Cubic {
         }
         self.cwnd = self.mss;
         self.epoch = None;
+    }
+}
+
+/// Which congestion control a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// CUBIC (RFC 9438) with fast recovery paced by PRR: Linux's default.
+    #[default]
+    Cubic,
+    /// BBR v1 (see [`super::bbr`]): paced at the measured bottleneck rate,
+    /// loss does not shrink it.
+    Bbr,
+}
+
+impl Algorithm {
+    /// The name, as Linux's `tcp_congestion_control` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Cubic => "cubic",
+            Algorithm::Bbr => "bbr",
+        }
+    }
+
+    /// The algorithm named `s` (`cubic`, `bbr`), if one of ours.
+    pub fn from_name(s: &str) -> Option<Algorithm> {
+        match s.trim() {
+            "cubic" => Some(Algorithm::Cubic),
+            "bbr" => Some(Algorithm::Bbr),
+            _ => None,
+        }
+    }
+}
+
+/// A connection's congestion controller.
+#[derive(Debug, Clone)]
+pub enum Controller {
+    /// Loss-based.
+    Cubic(Cubic),
+    /// Model-based.
+    Bbr(super::bbr::Bbr),
+}
+
+impl Controller {
+    /// A fresh controller for `mss`-byte segments.
+    pub fn new(alg: Algorithm, mss: usize) -> Controller {
+        match alg {
+            Algorithm::Cubic => Controller::Cubic(Cubic::new(mss)),
+            Algorithm::Bbr => Controller::Bbr(super::bbr::Bbr::new(mss)),
+        }
+    }
+
+    /// Which algorithm it is.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Controller::Cubic(_) => Algorithm::Cubic,
+            Controller::Bbr(_) => Algorithm::Bbr,
+        }
+    }
+
+    /// Congestion window in bytes.
+    pub fn window(&self) -> usize {
+        match self {
+            Controller::Cubic(c) => c.window(),
+            Controller::Bbr(b) => b.window(),
+        }
+    }
+
+    /// Slow-start threshold in bytes (`usize::MAX` for BBR, which has none).
+    pub fn ssthresh(&self) -> usize {
+        match self {
+            Controller::Cubic(c) => c.ssthresh(),
+            Controller::Bbr(_) => usize::MAX,
+        }
+    }
+
+    /// Updates the segment size.
+    pub fn set_mss(&mut self, mss: usize) {
+        match self {
+            Controller::Cubic(c) => c.set_mss(mss),
+            Controller::Bbr(b) => b.set_mss(mss),
+        }
+    }
+
+    /// New data acknowledged outside recovery (CUBIC's growth).
+    pub fn on_ack(&mut self, now: Instant, acked: usize, rtt: Duration, cwnd_limited: bool) {
+        if let Controller::Cubic(c) = self {
+            c.on_ack(now, acked, rtt, cwnd_limited);
+        }
+    }
+
+    /// The rate sample of an ACK (BBR's model), with `inflight` bytes left
+    /// in the network and `lost` whether the ACK revealed a loss.
+    pub fn on_sample(
+        &mut self,
+        now: Instant,
+        rs: &super::rate::RateSample,
+        inflight: usize,
+        lost: bool,
+    ) {
+        if let Controller::Bbr(b) = self {
+            b.on_sample(now, rs, inflight, lost);
+        }
+    }
+
+    /// A loss episode began with `flight` bytes outstanding.
+    pub fn on_congestion(&mut self, flight: usize) {
+        match self {
+            Controller::Cubic(c) => c.on_congestion(flight),
+            Controller::Bbr(b) => b.on_congestion(flight),
+        }
+    }
+
+    /// The loss episode ended.
+    pub fn on_recovered(&mut self) {
+        if let Controller::Bbr(b) = self {
+            b.on_recovered();
+        }
+    }
+
+    /// A retransmission timeout with `flight` bytes outstanding.
+    pub fn on_timeout(&mut self, flight: usize) {
+        match self {
+            Controller::Cubic(c) => c.on_timeout(flight),
+            Controller::Bbr(b) => b.on_timeout(),
+        }
+    }
+
+    /// Bytes per second to pace at, if the algorithm paces.
+    pub fn pacing_rate(&self, srtt: Duration) -> Option<f64> {
+        match self {
+            Controller::Cubic(_) => None,
+            Controller::Bbr(b) => Some(b.pacing_rate(srtt)),
+        }
+    }
+
+    /// Whether fast recovery is paced by PRR (loss-based control) rather
+    /// than by the controller's own window.
+    pub fn uses_prr(&self) -> bool {
+        matches!(self, Controller::Cubic(_))
     }
 }
 

@@ -466,6 +466,7 @@ impl Tcb {
                     self.recovery = None;
                     self.prr = None;
                     self.dupacks = 0;
+                    self.cc.on_recovered();
                 }
                 Some(_) => {
                     // Partial ACK (RFC 6582 §3.2 step 5): without SACK,
@@ -531,6 +532,12 @@ impl Tcb {
         if let Some(p) = &mut self.prr {
             p.on_ack(delivered, self.sent.pipe(self.snd_max - self.snd_una), mss);
         }
+        // The delivery rate of this ACK, for a model-based controller.
+        if let Some(rs) = self.sent.rate.take_sample(now) {
+            let inflight = self.pipe();
+            let lost = self.sent.lost_bytes() > 0;
+            self.cc.on_sample(now, &rs, inflight, lost);
+        }
         self.arm_probe(now);
 
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
@@ -584,7 +591,10 @@ impl Tcb {
         };
         self.dsack_undo = Some((self.cc.clone(), 0));
         self.cc.on_congestion(flight);
-        self.prr = Some(Prr::new(flight, self.cc.ssthresh(), self.payload_mss()));
+        self.prr = self
+            .cc
+            .uses_prr()
+            .then(|| Prr::new(flight, self.cc.ssthresh(), self.payload_mss()));
         self.recovery = Some(self.snd_max);
         self.recover_prev = self.snd_max;
         self.rtt_seq = None;

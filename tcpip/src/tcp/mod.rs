@@ -24,6 +24,7 @@
 //! time between. Events accumulate in `events` for the stack to drain.
 
 mod app;
+pub mod bbr;
 mod config;
 pub mod congestion;
 mod input;
@@ -31,6 +32,7 @@ mod output;
 mod prr;
 mod rack;
 pub mod ranges;
+pub mod rate;
 pub mod rtt;
 mod sent;
 pub mod seq;
@@ -41,7 +43,7 @@ use crate::error::Error;
 use crate::ring::RingBuffer;
 use crate::wire::tcp::Options;
 pub use config::{State, TcpConfig};
-use congestion::Cubic;
+use congestion::Controller;
 use prr::Prr;
 use rack::Rack;
 use ranges::RangeSet;
@@ -106,7 +108,11 @@ pub struct Tcb {
     sack_ok: bool,
     // Reliability and congestion.
     rtt: RttEstimator,
-    cc: Cubic,
+    cc: Controller,
+    /// Pacing (with a pacing controller): bytes that may leave now, and
+    /// when they were last topped up.
+    pace_tokens: f64,
+    pace_at: Option<Instant>,
     pub(crate) timers: TimerTable,
     backoff: u32,
     retries: u32,
@@ -119,12 +125,12 @@ pub struct Tcb {
     recover_prev: Seq,
     /// Congestion state before the current recovery and the TSval of its
     /// first retransmission, to undo a spurious recovery (RFC 3522 Eifel).
-    undo: Option<(Cubic, u32)>,
+    undo: Option<(Controller, u32)>,
     /// Congestion state before the last recovery and how many of its
     /// retransmissions the peer has not yet reported as duplicates: when
     /// every one was (DSACK), the recovery was spurious and is undone
     /// (RFC 3708 §3).
-    dsack_undo: Option<(Cubic, u32)>,
+    dsack_undo: Option<(Controller, u32)>,
     /// Challenge ACKs sent in the current one-second window.
     challenge: Option<(Instant, u32)>,
     /// One record per segment between SND.UNA and SND.MAX.
@@ -267,7 +273,9 @@ impl Tcb {
             ts_offset,
             sack_ok: false,
             rtt: RttEstimator::new(cfg.min_rto, cfg.max_rto),
-            cc: Cubic::new(mss),
+            cc: Controller::new(cfg.congestion, mss),
+            pace_tokens: 0.0,
+            pace_at: None,
             timers: TimerTable::default(),
             backoff: 0,
             retries: 0,
@@ -371,7 +379,7 @@ impl Tcb {
         );
         self.mss = peer.min(usize::from(self.our_mss)).max(64);
         self.cc.set_mss(self.payload_mss());
-        self.cc = Cubic::new(self.payload_mss());
+        self.cc = Controller::new(self.cfg.congestion, self.payload_mss());
     }
 
     /// Payload bytes per full segment after option overhead.

@@ -150,6 +150,37 @@ impl Tcb {
         None
     }
 
+    /// Whether pacing lets a full segment leave now; if not, the pacing
+    /// timer is set for when it may. Without a pacing controller, always.
+    /// Tokens accrue at the pacing rate up to a burst of two milliseconds
+    /// of it (two segments at least), so a driver whose timers fire with
+    /// millisecond granularity (epoll) still reaches the rate.
+    fn pace_ready(&mut self, now: Instant) -> bool {
+        let Some(rate) = self.cc.pacing_rate(self.rtt.srtt()) else {
+            return true;
+        };
+        let mss = self.payload_mss() as f64;
+        let burst = (rate * 0.002).max(2.0 * mss);
+        self.pace_tokens = match self.pace_at {
+            Some(at) => {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                (self.pace_tokens + dt * rate).min(burst)
+            }
+            None => burst,
+        };
+        self.pace_at = Some(now);
+        // Half a byte of slack: the tokens are a float sum.
+        let need = mss.min(burst) - 0.5;
+        if self.pace_tokens >= need {
+            return true;
+        }
+        let wait = (need - self.pace_tokens) / rate.max(1.0);
+        let wait =
+            std::time::Duration::from_secs_f64(wait).max(std::time::Duration::from_micros(1));
+        self.timers.set(Timer::Pace, now + wait);
+        false
+    }
+
     fn add_sack(&self, r: &mut Repr<'static>) {
         if !self.sack_ok || (self.ooo.is_empty() && self.dsack.is_none()) {
             return;
@@ -210,6 +241,11 @@ impl Tcb {
             None => pipe < self.cc.window(),
         };
 
+        // A pacing controller spreads the window over the round trip.
+        if allowed && !self.force_probe && !self.pace_ready(now) {
+            return None;
+        }
+
         // Lost segments first, lowest first (RFC 6675 NextSeg rule 1).
         if allowed {
             if let Some((s, len, fin)) = self.sent.next_lost(mss) {
@@ -228,6 +264,11 @@ impl Tcb {
             None
         };
         let avail = data_end - s;
+        if avail == 0 && allowed && !self.fin_queued {
+            // The window has room the application does not fill: rate
+            // samples until this flight is delivered are app-limited.
+            self.sent.rate.mark_app_limited(pipe);
+        }
         let mut len = avail.min(mss);
         let room = wnd_end - s;
         if len > room {
@@ -283,6 +324,7 @@ impl Tcb {
             self.rtt_seq = Some((end, now));
         }
         self.sent.on_send(s, end, with_fin, now);
+        self.pace_tokens -= len as f64;
         if let Some(p) = &mut self.prr {
             p.on_send(end - s);
         }
@@ -290,6 +332,14 @@ impl Tcb {
             self.snd_nxt = end;
         }
         self.snd_max = self.snd_max.max(end);
+        if retransmission && s == self.snd_una {
+            // The oldest segment went again: its timeout counts from now
+            // (as Linux's tcp_xmit_retransmit_queue), else on a long path
+            // a hole repaired by fast recovery, whose ACK takes a round
+            // trip, meets an RTO armed at the last cumulative ACK.
+            self.timers
+                .set(Timer::Rto, now + self.rtt.rto_backoff(self.backoff));
+        }
         self.arm_rto(now);
         if !retransmission {
             self.arm_probe(now);

@@ -53,8 +53,12 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        // RTO <- SRTT + max(G, K*RTTVAR), K = 4
-        self.rto = (srtt + G.max(self.rttvar * 4)).clamp(self.min_rto, self.max_rto);
+        // RTO <- SRTT + max(G, K*RTTVAR), K = 4, with the lower bound on
+        // the variation term rather than on the sum, as Linux bounds it
+        // (`rttvar_us >= tcp_rto_min`): on a steady 200 ms path RFC 6298's
+        // clamp gives an RTO of 201 ms, which the repair of any hole by
+        // fast recovery (an extra round trip) outlasts.
+        self.rto = (srtt + G.max(self.rttvar * 4).max(self.min_rto)).min(self.max_rto);
     }
 
     /// The current RTO before backoff.
@@ -97,9 +101,15 @@ mod tests {
         // SRTT = 100, RTTVAR = 50, RTO = 100 + 200 = 300
         assert_eq!(e.rto(), Duration::from_millis(300));
         e.sample(Duration::from_millis(100));
-        // RTTVAR = 37.5, SRTT = 100, RTO = 250
-        assert_eq!(e.rto(), Duration::from_millis(250));
-        assert_eq!(e.rto_backoff(2), Duration::from_millis(1000));
+        // RTTVAR = 37.5, SRTT = 100: 4 × RTTVAR is below the 200 ms floor
+        // of the variation term, RTO = 100 + 200 = 300 (as Linux)
+        assert_eq!(e.rto(), Duration::from_millis(300));
+        assert_eq!(e.rto_backoff(2), Duration::from_millis(1200));
+        // A steady long path: the RTO stays 200 ms above the RTT.
+        for _ in 0..50 {
+            e.sample(Duration::from_millis(200));
+        }
+        assert!(e.rto() >= Duration::from_millis(399), "{:?}", e.rto());
         assert_eq!(e.rto_backoff(30), Duration::from_secs(60));
     }
 }

@@ -12,6 +12,7 @@
 //! merged into the newest one.
 
 use super::rack::Rack;
+use super::rate::{RateState, TxSnap};
 use super::seq::Seq;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ struct Sent {
     end: Seq,
     xmit: Instant,
     flags: u8,
+    /// The delivery state when it (last) left, for rate samples.
+    snap: TxSnap,
 }
 
 impl Sent {
@@ -66,6 +69,8 @@ pub(crate) struct SentLog {
     limit: usize,
     sacked: usize,
     lost: usize,
+    /// Delivery rate estimation over the records.
+    pub(crate) rate: RateState,
 }
 
 impl SentLog {
@@ -76,6 +81,7 @@ impl SentLog {
             limit: limit.max(16),
             sacked: 0,
             lost: 0,
+            rate: RateState::default(),
         }
     }
 
@@ -109,6 +115,8 @@ impl SentLog {
             return;
         }
         let f = if fin { flag::FIN } else { 0 };
+        let idle = self.q.is_empty();
+        let snap = self.rate.snapshot(now, idle);
         let back_end = self.q.back().map(|b| b.end);
         if back_end.is_some_and(|e| start < e) {
             // A retransmission of a logged segment.
@@ -122,6 +130,7 @@ impl SentLog {
                 }
                 r.flags = (r.flags & !flag::LOST) | flag::RETRANS;
                 r.xmit = now;
+                r.snap = snap;
             }
             return;
         }
@@ -158,6 +167,7 @@ impl SentLog {
             end,
             xmit: now,
             flags: f,
+            snap,
         });
     }
 
@@ -201,6 +211,8 @@ impl SentLog {
                     self.sacked -= gone;
                 } else {
                     delivered += gone;
+                    self.rate
+                        .on_delivered(r.snap, r.xmit, gone, r.has(flag::RETRANS), now);
                 }
                 if r.has(flag::LOST) {
                     self.lost -= gone;
@@ -216,6 +228,8 @@ impl SentLog {
             } else {
                 delivered += r.len();
                 rack.on_delivered(r.xmit, r.end, r.has(flag::RETRANS), now);
+                self.rate
+                    .on_delivered(r.snap, r.xmit, r.len(), r.has(flag::RETRANS), now);
             }
             if r.has(flag::LOST) {
                 self.lost -= r.len();
@@ -242,6 +256,8 @@ impl SentLog {
                 newly += x.len();
                 self.q[i].flags = (x.flags & !flag::LOST) | flag::SACKED;
                 rack.on_delivered(x.xmit, x.end, x.has(flag::RETRANS), now);
+                self.rate
+                    .on_delivered(x.snap, x.xmit, x.len(), x.has(flag::RETRANS), now);
             }
             i += 1;
         }

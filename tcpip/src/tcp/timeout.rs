@@ -39,6 +39,8 @@ impl Tcb {
         if self.timers.expired(Timer::Keepalive, now) {
             self.on_keepalive(now);
         }
+        // Pacing: nothing to do but let the output run again.
+        let _ = self.timers.expired(Timer::Pace, now);
         if self.timers.expired(Timer::Shrink, now) {
             self.rx.shrink();
             self.tx.shrink();

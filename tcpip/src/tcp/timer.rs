@@ -21,9 +21,11 @@ pub(crate) enum Timer {
     Probe = 5,
     /// A ring emptied with storage allocated: free what is still empty then.
     Shrink = 6,
+    /// Pacing: the next segment may leave then.
+    Pace = 7,
 }
 
-const TIMER_COUNT: usize = 7;
+const TIMER_COUNT: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable([Option<Instant>; TIMER_COUNT]);
