@@ -104,12 +104,27 @@ pub struct TunnelOptions {
     pub exit_node: Option<IpAddr>,
     /// `--route` values (they override `Route =` lines).
     pub routes: Vec<RouteFlag>,
+    /// The congestion control of the tunnel's TCP (`--tcp-congestion`,
+    /// `TcpCongestion =`); `None`: the host's choice if it is one of ours
+    /// ([`host_congestion`]), else CUBIC.
+    pub tcp_congestion: Option<TcpCongestion>,
     /// TESTS ONLY: rekey after this many seconds instead of 120.
     pub test_rekey_after_secs: Option<u64>,
     /// TESTS ONLY: at most this many TCP sockets in the stack.
     pub test_max_flows: Option<u64>,
     /// TESTS ONLY: data retransmissions before a connection times out.
     pub test_tcp_data_retries: Option<u32>,
+}
+
+/// The congestion controls the tunnel's TCP offers.
+pub use tcpip::tcp::congestion::Algorithm as TcpCongestion;
+
+/// The host's `net.ipv4.tcp_congestion_control`, if it names one of ours:
+/// a tunnel connection then answers a lossy or long path as the host's
+/// own connections would.
+pub fn host_congestion() -> Option<TcpCongestion> {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").ok()?;
+    TcpCongestion::from_name(&s)
 }
 
 /// Reads the config and starts the engine thread.
@@ -226,6 +241,14 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
     if addresses.is_empty() {
         return Err(anyhow!("{source}: [Interface] has no Address"));
     }
+    let (congestion, why) = match opts.tcp_congestion {
+        Some(c) => (c, "asked for"),
+        None => match host_congestion() {
+            Some(c) => (c, "the host's net.ipv4.tcp_congestion_control"),
+            None => (TcpCongestion::Cubic, "the default"),
+        },
+    };
+    info!("TCP congestion control: {} ({why})", congestion.name());
     let stack = Stack::new(StackConfig {
         addresses: addresses.clone(),
         mtu: usize::from(config.interface.mtu),
@@ -243,6 +266,7 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
             .test_max_flows
             .map_or(StackConfig::default().max_tcp_sockets, |n| n as usize),
         tcp: tcpip::TcpConfig {
+            congestion,
             data_retries: opts
                 .test_tcp_data_retries
                 .unwrap_or(tcpip::TcpConfig::default().data_retries),

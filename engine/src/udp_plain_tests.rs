@@ -49,6 +49,7 @@ fn pair(tag: &str) -> (TunnelBackend, TunnelBackend) {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write config");
         let opts = tunnel::TunnelOptions {
+            tcp_congestion: None,
             config: p,
             ..Default::default()
         };

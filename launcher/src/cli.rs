@@ -182,6 +182,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=15))]
     pub test_tcp_data_retries: Option<u32>,
 
+    /// Congestion control of the tunnel's TCP connections: cubic (Linux's
+    /// default) or bbr (holds its rate on lossy and long paths); also
+    /// `TcpCongestion =` in [WrapGuard]. Default: the host's
+    /// net.ipv4.tcp_congestion_control if it is one of these, else cubic.
+    #[arg(long = "tcp-congestion", value_name = "NAME", value_enum)]
+    pub tcp_congestion: Option<TcpCongestionArg>,
+
     /// SOCKS5 proxy into the tunnel on ADDR:PORT (CONNECT, UDP ASSOCIATE;
     /// names resolved through the tunnel with `DNS =`); repeatable.
     #[arg(long = "socks5", value_name = "ADDR:PORT")]
@@ -266,6 +273,9 @@ pub enum Helper {
         /// How long to wait for each peer's handshake, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = 10)]
         timeout: u64,
+        /// As for the main form.
+        #[arg(long = "tcp-congestion", value_name = "NAME", value_enum)]
+        tcp_congestion: Option<TcpCongestionArg>,
     },
     /// Run a program on a running tunnel (by name, or the one of a config).
     Exec {
@@ -323,6 +333,25 @@ pub enum Helper {
     },
 }
 
+/// `--tcp-congestion` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TcpCongestionArg {
+    /// CUBIC with PRR fast recovery (RFC 9438), Linux's default.
+    Cubic,
+    /// BBR v1: paced at the measured bottleneck bandwidth.
+    Bbr,
+}
+
+impl TcpCongestionArg {
+    /// The engine's value.
+    pub fn algorithm(self) -> engine::tunnel::TcpCongestion {
+        match self {
+            TcpCongestionArg::Cubic => engine::tunnel::TcpCongestion::Cubic,
+            TcpCongestionArg::Bbr => engine::tunnel::TcpCongestion::Bbr,
+        }
+    }
+}
+
 /// `--mode` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -368,6 +397,9 @@ impl Cli {
         if let Some(ip) = self.exit_node {
             a.push(format!("--exit-node={ip}").into());
         }
+        if let Some(c) = self.tcp_congestion {
+            a.push(format!("--tcp-congestion={}", c.algorithm().name()).into());
+        }
         for r in &self.routes {
             a.push(format!("--route={}:{}", r.prefix, r.peer).into());
         }
@@ -389,8 +421,13 @@ impl Cli {
             .config
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no config given; pass --config wg0.conf"))?;
+        let tcp_congestion = match self.tcp_congestion {
+            Some(c) => Some(c.algorithm()),
+            None => section_congestion(&config)?,
+        };
         Ok(engine::tunnel::TunnelOptions {
             config,
+            tcp_congestion,
             exit_node: self.exit_node,
             routes: self
                 .routes
@@ -406,6 +443,22 @@ impl Cli {
             test_tcp_data_retries: self.test_tcp_data_retries,
         })
     }
+}
+
+/// `TcpCongestion =` of the config's `[WrapGuard]` section, if set (a
+/// config that cannot be read is reported by the engine's own reading).
+fn section_congestion(
+    config: &std::path::Path,
+) -> anyhow::Result<Option<engine::tunnel::TcpCongestion>> {
+    let Ok(text) = std::fs::read_to_string(config) else {
+        return Ok(None);
+    };
+    let keys = proxy::conf_section::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{e}", config.display()))?;
+    Ok(keys
+        .tcp_congestion
+        .as_deref()
+        .and_then(engine::tunnel::TcpCongestion::from_name))
 }
 
 /// `--log-level` values.

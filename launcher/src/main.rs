@@ -79,8 +79,10 @@ fn main() {
             log_level,
             log_file,
             timeout,
+            tcp_congestion,
         }) => {
             let up = tunnels::Up {
+                tcp_congestion: *tcp_congestion,
                 config,
                 name: name.as_deref(),
                 exit_node: *exit_node,

@@ -29,6 +29,8 @@ pub struct Up<'a> {
     pub log_file: Option<&'a Path>,
     /// `--timeout`.
     pub timeout: Duration,
+    /// `--tcp-congestion`.
+    pub tcp_congestion: Option<crate::cli::TcpCongestionArg>,
 }
 
 /// Prints `e` as wrapguard's one error line; returns 1.
@@ -60,6 +62,9 @@ pub fn up(u: &Up) -> Result<i32> {
     }
     for r in u.routes {
         argv.push(format!("--route={}:{}", r.prefix, r.peer).into());
+    }
+    if let Some(c) = u.tcp_congestion {
+        argv.push(format!("--tcp-congestion={}", c.algorithm().name()).into());
     }
     argv.push(format!("--log-level={}", u.log_level.name()).into());
     argv.extend(["--".into(), "true".into()]);

@@ -1,7 +1,7 @@
 //! The `[WrapGuard]` section of the config file, sans-IO: the front-ends
 //! as config keys (`Socks5`, `HttpProxy`, `Forward`, `Reverse` —
 //! repeatable, or comma-separated — and `ProxyAuth`, `ProxyOpen`,
-//! `ProxyDirect`), each error with its line. The WireGuard parser
+//! `ProxyDirect`), and `TcpCongestion`, each error with its line. The WireGuard parser
 //! (`router`) skips this section.
 
 use crate::spec::{Forward, Reverse};
@@ -25,6 +25,9 @@ pub struct SectionKeys {
     pub proxy_open: bool,
     /// `ProxyDirect = true`.
     pub proxy_direct: bool,
+    /// `TcpCongestion =`: the congestion control of the tunnel's TCP
+    /// (`cubic` or `bbr`), checked here, applied by the engine.
+    pub tcp_congestion: Option<String>,
 }
 
 /// A wrong line of the section.
@@ -53,7 +56,11 @@ const KEYS: &[&str] = &[
     "ProxyAuth",
     "ProxyOpen",
     "ProxyDirect",
+    "TcpCongestion",
 ];
+
+/// The congestion controls `TcpCongestion =` may name.
+pub const TCP_CONGESTION: &[&str] = &["cubic", "bbr"];
 
 fn items(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
@@ -130,6 +137,16 @@ pub fn parse(text: &str) -> Result<SectionKeys, SectionError> {
                     })?);
                 }
             }
+            "TcpCongestion" => {
+                let v = value.to_ascii_lowercase();
+                if !TCP_CONGESTION.contains(&v.as_str()) {
+                    return Err(err(format!(
+                        "TcpCongestion = {value:?}: expected one of {}",
+                        TCP_CONGESTION.join(", ")
+                    )));
+                }
+                k.tcp_congestion = Some(v);
+            }
             "ProxyAuth" if !value.is_empty() => k.proxy_auth = Some(value.to_string()),
             "ProxyAuth" => return Err(err("ProxyAuth = needs a file path".into())),
             flag => {
@@ -161,6 +178,8 @@ mod tests {
         assert_eq!(k.proxy_auth.as_deref(), Some("/etc/wg/users"));
         assert!(k.proxy_open && !k.proxy_direct);
         assert_eq!(parse("[Peer]\nX = y\n"), Ok(SectionKeys::default()));
+        let k = parse("[WrapGuard]\nTcpCongestion = BBR\n").expect("parses");
+        assert_eq!(k.tcp_congestion.as_deref(), Some("bbr"));
     }
 
     #[test]
@@ -185,6 +204,7 @@ mod tests {
             ("[WrapGuard]\nProxyOpen = maybe\n", 2, "true or false"),
             ("[WrapGuard]\nProxyAuth =\n", 2, "file path"),
             ("[WrapGuard]\njust text\n", 2, "Key = value"),
+            ("[WrapGuard]\nTcpCongestion = reno\n", 2, "cubic, bbr"),
         ];
         for (text, line, what) in cases {
             let e = parse(text).expect_err(text);
