@@ -30,6 +30,11 @@
 //! - udp: `iperf3 -u -b 300M` (`E2E_UDP_RATE`) through wrapguard and
 //!   wireguard-go: received rate, loss and datagram size, side by side;
 //!
+//! - wan (only when asked: `E2E_ONLY=wan`): internet-like paths through the
+//!   fault relay (delay, loss, a capped bottleneck with a queue), wrapguard
+//!   with CUBIC and BBR against the kernel (wireguard-go TUN in C) with
+//!   CUBIC and BBR, upload and download (see `wan`);
+//!
 //! - proxy: the front-ends — curl through our SOCKS5 proxy, iperf3 and
 //!   curl through our `--forward` and onetun's, against the same client
 //!   wrapped (`E2E_ROUNDS`, `E2E_SECS`).
@@ -62,6 +67,7 @@ mod table;
 mod tools;
 mod topology;
 mod udp;
+mod wan;
 
 use std::time::Duration;
 
@@ -123,6 +129,9 @@ fn main() {
         let rounds = env_num("E2E_ROUNDS", 3);
         let secs = env_num("E2E_SECS", 5);
         udp::run(&topo, rounds, secs).print();
+    }
+    if want("wan") {
+        wan::run(&topo, env_num("E2E_WAN_SECS", 8) as u64).print();
     }
     if want("proxy") {
         let rounds = env_num("E2E_ROUNDS", 3);

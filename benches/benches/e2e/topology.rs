@@ -67,10 +67,15 @@ pub struct Topology {
     onetun: Result<Bg, String>,
     tun_client: Bg,
     /// Peer A1 and namespace B (`one.client`), our keys and the files.
-    one: OnePeer,
-    c: Netns,
+    pub(crate) one: OnePeer,
+    /// Namespace C (wireguard-go TUN client, the kernel's TCP).
+    pub(crate) c: Netns,
+    /// The TUN interface in C.
+    pub(crate) tun_ifname: String,
+    /// The peer's endpoint as C reaches it.
+    pub(crate) tun_endpoint: String,
     pair: Netns,
-    wrapguard: PathBuf,
+    pub(crate) wrapguard: PathBuf,
     conf_b: PathBuf,
     conf_pair: PathBuf,
     /// This bench binary (helper subcommands).
@@ -167,6 +172,8 @@ impl Topology {
             tun_client,
             one,
             c,
+            tun_ifname: ifname,
+            tun_endpoint: endpoint,
             pair,
             wrapguard: bins.wrapguard.clone(),
             conf_b,
@@ -350,7 +357,7 @@ fn start_onetun(bin: &std::path::Path, b: &Netns, peer: &WgPeer, tmp: &TempDir) 
 
 /// `["--no-share"]` if `wrapguard` has the flag (builds before shared
 /// tunnels do not), else nothing.
-fn no_share_flag(wrapguard: &std::path::Path) -> &'static [&'static str] {
+pub(crate) fn no_share_flag(wrapguard: &std::path::Path) -> &'static [&'static str] {
     if has_flag(wrapguard, "--no-share") {
         &["--no-share"]
     } else {

@@ -1,0 +1,254 @@
+//! Internet-like paths: the testnet fault relay (one-way delay, random
+//! loss, a rate cap with a drop-tail queue) between the client and the
+//! wireguard-go peer, for wrapguard in B and for the kernel reference
+//! (wireguard-go TUN + Linux TCP in C) alike, never both at once. For each
+//! profile, iperf3 upload and download of wrapguard with CUBIC and with
+//! BBR, and of the kernel with CUBIC and with BBR (C's
+//! `net.ipv4.tcp_congestion_control`), round-robin within the profile.
+//! `E2E_ONLY=wan` runs only this section; `E2E_WAN_SECS` (default 8) is
+//! the iperf3 time, `E2E_WAN_ONLY=substring` picks profiles.
+
+use crate::measure::uptime;
+use crate::topology::{no_share_flag, Topology};
+use std::process::Stdio;
+use std::time::Duration;
+use wrapguard_testnet::{Conf, Endpoint, Faults, Relay};
+
+/// (name, one-way delay ms, loss, Mbit/s, queue in BDPs).
+const PROFILES: [(&str, u64, f64, u64, f64); 8] = [
+    ("20 ms, 0%, 200M", 20, 0.0, 200, 1.0),
+    ("50 ms, 0%, 400M", 50, 0.0, 400, 1.0),
+    ("25 ms, 0.1%, 100M", 25, 0.001, 100, 1.0),
+    ("5 ms, 1%, 200M", 5, 0.01, 200, 1.0),
+    ("20 ms, 0.5%, 200M", 20, 0.005, 200, 1.0),
+    ("100 ms, 0.05%, 100M", 100, 0.0005, 100, 1.0),
+    ("10 ms, 2%, 100M", 10, 0.02, 100, 1.0),
+    ("20 ms, 0%, 100M, 8×BDP queue", 20, 0.0, 100, 8.0),
+];
+
+const CCS: [&str; 2] = ["cubic", "bbr"];
+
+/// One profile's results: (system, cc) → (upload, download) Mbit/s.
+struct Row {
+    name: &'static str,
+    cells: Vec<(String, Result<f64, String>, Result<f64, String>)>,
+}
+
+/// What the section measured.
+pub struct Report {
+    rows: Vec<Row>,
+    secs: u64,
+    notes: Vec<String>,
+}
+
+fn faults(delay_ms: u64, loss: f64, mbit: u64, bdps: f64) -> Faults {
+    let rtt = Duration::from_millis(2 * delay_ms);
+    Faults {
+        drop: loss,
+        delay: Duration::from_millis(delay_ms),
+        rate: Some(mbit * 1_000_000 / 8),
+        queue_limit: Some(rtt.mul_f64(bdps)),
+        ..Faults::default()
+    }
+}
+
+/// iperf3 `-J` → receiver Mbit/s.
+fn mbit(out: &std::process::Output) -> Result<f64, String> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("iperf3 JSON: {e}"))?;
+    if let Some(e) = v.get("error") {
+        return Err(format!("iperf3: {e}"));
+    }
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 1e6)
+        .ok_or_else(|| "no end.sum_received".into())
+}
+
+fn iperf_argv(secs: &str, reverse: bool) -> Vec<&str> {
+    let mut v = vec![
+        "timeout", "120", "iperf3", "-c", "10.77.0.1", "-t", secs, "-J",
+    ];
+    if reverse {
+        v.push("-R");
+    }
+    v
+}
+
+/// Runs every profile.
+pub fn run(topo: &Topology, secs: u64) -> Report {
+    let only = std::env::var("E2E_WAN_ONLY").ok();
+    let secs_s = secs.to_string();
+    let mut rep = Report {
+        rows: Vec::new(),
+        secs,
+        notes: Vec::new(),
+    };
+    let upstream_b = topo.one.peer.endpoint().parse().expect("peer endpoint");
+    let upstream_c = topo.tun_endpoint.parse().expect("C's endpoint");
+    let host_cc = topo
+        .c
+        .run(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"]);
+    let host_cc = String::from_utf8_lossy(&host_cc.stdout).trim().to_string();
+    for (i, &(name, d, loss, rate, q)) in PROFILES.iter().enumerate() {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        eprintln!("e2e wan: {name} ({})", uptime());
+        let f = faults(d, loss, rate, q);
+        let mut row = Row {
+            name,
+            cells: Vec::new(),
+        };
+        // wrapguard in B, through a relay in B.
+        let relay = Relay::start(&topo.one.client.name, upstream_b, f, 0xa11 + i as u64);
+        let at = relay.addr.to_string();
+        let conf = topo.one.conf(
+            &format!("wan-{i}.conf"),
+            Conf {
+                endpoint: Endpoint::At(&at),
+                ..Conf::V4
+            },
+        );
+        let wg = topo.wrapguard.display().to_string();
+        let c = conf.display().to_string();
+        for cc in CCS {
+            let flag = format!("--tcp-congestion={cc}");
+            let run = |reverse| {
+                let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
+                v.extend(no_share_flag(&topo.wrapguard));
+                v.push("--");
+                v.extend(iperf_argv(&secs_s, reverse));
+                let out = topo
+                    .one
+                    .client
+                    .cmd(&v)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .output();
+                out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
+            };
+            let up = run(false);
+            let down = run(true);
+            eprintln!("  wrapguard {cc:<5} up {up:?} down {down:?}");
+            row.cells.push((format!("wrapguard {cc}"), up, down));
+        }
+        rep.notes
+            .push(format!("{name}: relay for wrapguard: {}", relay.stats.line()));
+        drop(relay);
+        // The kernel in C, through a relay in C.
+        let relay = Relay::start(&topo.c.name, upstream_c, f, 0xb11 + i as u64);
+        let at = relay.addr.to_string();
+        let peer = &topo.one.peer.keys.public;
+        let set = |ep: &str| {
+            topo.c
+                .run(&["wg", "set", &topo.tun_ifname, "peer", peer, "endpoint", ep])
+        };
+        set(&at);
+        for cc in CCS {
+            let _ = topo.c.run(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.tcp_congestion_control={cc}"),
+            ]);
+            let run = |reverse| {
+                let out = topo
+                    .c
+                    .cmd(&iperf_argv(&secs_s, reverse))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .output();
+                out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
+            };
+            let up = run(false);
+            let down = run(true);
+            eprintln!("  kernel    {cc:<5} up {up:?} down {down:?}");
+            row.cells.push((format!("kernel {cc}"), up, down));
+        }
+        rep.notes
+            .push(format!("{name}: relay for the kernel: {}", relay.stats.line()));
+        set(&topo.tun_endpoint);
+        drop(relay);
+        rep.rows.push(row);
+    }
+    if !host_cc.is_empty() {
+        let _ = topo.c.run(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.tcp_congestion_control={host_cc}"),
+        ]);
+    }
+    rep.notes.push(format!(
+        "the host's net.ipv4.tcp_congestion_control: {host_cc}; after the runs: {}",
+        uptime()
+    ));
+    rep
+}
+
+fn show(r: &Result<f64, String>) -> String {
+    match r {
+        Ok(v) => format!("{v:.1}"),
+        Err(_) => "fail".into(),
+    }
+}
+
+fn ratio(a: &Result<f64, String>, b: &Result<f64, String>) -> String {
+    match (a, b) {
+        (Ok(a), Ok(b)) if *b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".into(),
+    }
+}
+
+impl Report {
+    /// Prints the table: Mbit/s at the receiver, one row per profile and
+    /// direction, with ours / the kernel's for the same control.
+    pub fn print(&self) {
+        println!(
+            "\n## WAN paths through the fault relay: iperf3 -t {}, Mbit/s at the receiver",
+            self.secs
+        );
+        let header = [
+            "profile",
+            "dir",
+            "kernel cubic",
+            "ours cubic",
+            "ours/kernel cubic",
+            "kernel bbr",
+            "ours bbr",
+            "ours/kernel bbr",
+            "ours bbr / kernel cubic",
+        ];
+        let mut rows = Vec::new();
+        for r in &self.rows {
+            let get = |name: &str, down: bool| {
+                r.cells
+                    .iter()
+                    .find(|c| c.0 == name)
+                    .map(|c| if down { c.2.clone() } else { c.1.clone() })
+                    .unwrap_or_else(|| Err("not run".into()))
+            };
+            for (dir, down) in [("up", false), ("down", true)] {
+                let kc = get("kernel cubic", down);
+                let oc = get("wrapguard cubic", down);
+                let kb = get("kernel bbr", down);
+                let ob = get("wrapguard bbr", down);
+                rows.push(vec![
+                    r.name.to_string(),
+                    dir.to_string(),
+                    show(&kc),
+                    show(&oc),
+                    ratio(&oc, &kc),
+                    show(&kb),
+                    show(&ob),
+                    ratio(&ob, &kb),
+                    ratio(&ob, &kc),
+                ]);
+            }
+        }
+        crate::table::print(&header, &rows);
+        for n in &self.notes {
+            println!("- {n}");
+        }
+    }
+}
