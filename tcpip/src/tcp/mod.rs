@@ -181,7 +181,7 @@ pub struct Tcb {
 }
 
 /// Per-connection diagnostics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TcpInfo {
     /// Segments retransmitted.
     pub retransmits: u64,
@@ -211,6 +211,41 @@ pub struct TcpInfo {
     pub ssthresh: usize,
     /// Bytes sent and not yet acknowledged.
     pub in_flight: usize,
+    /// The latest delivery rate measured, bytes per second (0 before one).
+    pub delivery_rate: f64,
+    /// What holds the sender back now.
+    pub limit: SendLimit,
+    /// The congestion control.
+    pub congestion: congestion::Algorithm,
+}
+
+/// What holds a sender back, as `ss -ti` tells it (`cwnd_limited`,
+/// `rwnd_limited`, `sndbuf_limited`, `app_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendLimit {
+    /// The application gives no more data.
+    Application,
+    /// The congestion window is full.
+    Cwnd,
+    /// The peer's receive window is full.
+    ReceiverWindow,
+    /// Everything the send buffer holds is in flight, and it is full.
+    SendBuffer,
+    /// Waiting for the pacing rate.
+    Pacing,
+}
+
+impl SendLimit {
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SendLimit::Application => "application",
+            SendLimit::Cwnd => "cwnd",
+            SendLimit::ReceiverWindow => "receiver window",
+            SendLimit::SendBuffer => "send buffer",
+            SendLimit::Pacing => "pacing",
+        }
+    }
 }
 
 /// What an opening SYN carried (for passive opens).
@@ -539,7 +574,29 @@ impl Tcb {
             rto: self.rtt.rto_backoff(self.backoff),
             ssthresh: self.cc.ssthresh(),
             in_flight: self.snd_max - self.snd_una,
+            delivery_rate: self.sent.rate.last_rate(),
+            limit: self.send_limit(),
+            congestion: self.cc.algorithm(),
         }
+    }
+
+    fn send_limit(&self) -> SendLimit {
+        let unsent = (self.tx_base + self.tx.len()) - self.snd_nxt;
+        let mss = self.payload_mss();
+        if unsent == 0 {
+            return if self.tx.free() < mss {
+                SendLimit::SendBuffer
+            } else {
+                SendLimit::Application
+            };
+        }
+        if self.pipe() >= self.cc.window() {
+            return SendLimit::Cwnd;
+        }
+        if (self.snd_una + self.snd_wnd) - self.snd_nxt < mss {
+            return SendLimit::ReceiverWindow;
+        }
+        SendLimit::Pacing
     }
 }
 

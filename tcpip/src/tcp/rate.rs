@@ -59,6 +59,8 @@ pub(crate) struct RateState {
     /// send time and whether it was retransmitted.
     best: Option<(TxSnap, Instant, bool)>,
     newly: u64,
+    /// The latest non-zero delivery rate, bytes per second.
+    last_rate: f64,
 }
 
 impl RateState {
@@ -106,6 +108,11 @@ impl RateState {
         self.app_limited_until = (self.delivered + pipe as u64).max(1);
     }
 
+    /// The latest delivery rate measured, bytes per second (0 before one).
+    pub(crate) fn last_rate(&self) -> f64 {
+        self.last_rate
+    }
+
     /// The sample of the ACK just processed, if it delivered data.
     pub(crate) fn take_sample(&mut self, now: Instant) -> Option<RateSample> {
         let newly = std::mem::take(&mut self.newly);
@@ -124,12 +131,16 @@ impl RateState {
         // An interval shorter than the round trip would overstate the rate
         // (ACK compression); such samples carry no rate (§3.3).
         let too_short = interval.is_zero() || rtt.is_some_and(|r| interval < r / 2);
+        let delivery_rate = if too_short {
+            0.0
+        } else {
+            bytes as f64 / interval.as_secs_f64()
+        };
+        if delivery_rate > 0.0 {
+            self.last_rate = delivery_rate;
+        }
         Some(RateSample {
-            delivery_rate: if too_short {
-                0.0
-            } else {
-                bytes as f64 / interval.as_secs_f64()
-            },
+            delivery_rate,
             delivered: self.delivered,
             prior_delivered: snap.delivered,
             newly_delivered: newly,
