@@ -199,12 +199,16 @@ static void sc_shutdown_wr_peer_sees_eof(void) {
 }
 
 static void sc_shutdown_wr_then_send(void) {
-    int fd = ctl("echo");
+    /* The peer stays open 1.5 s after our FIN: no race with its close. */
+    int fd = ctl("linger 1500");
     rv("shutdown", shutdown(fd, SHUT_WR));
     rv("send", send(fd, "x", 1, MSG_NOSIGNAL));
-    show_poll("poll", fd, ALLP, 1000);
+    show_poll("poll", fd, ALLP, 0);
     rv("shutdown again", shutdown(fd, SHUT_WR));
-    show_state("state", fd, TCP_CLOSE_WAIT);
+    show_state("state", fd, TCP_FIN_WAIT2);
+    pollrev(fd, POLLRDHUP, 3000);
+    show_poll("poll after the peer's FIN", fd, ALLP, 0);
+    rv("shutdown after the peer's FIN", shutdown(fd, SHUT_WR));
 }
 
 static volatile sig_atomic_t got_pipe;
