@@ -17,6 +17,7 @@
 //!                                   → USER_NOTIF
 //! recvfrom with an address buffer (arg4 != 0), recvmsg, recvmmsg
 //!                                   → USER_NOTIF (unconnected UDP, `udp`)
+//! socket with protocol ICMP or ICMPv6 → USER_NOTIF (stand-ins, `echo`)
 //! io_uring_setup                    → ERRNO(ENOSYS) (its rings would bypass us)
 //! anything else                     → ALLOW
 //! ```
@@ -85,6 +86,8 @@ pub mod nr {
     pub const RECVMSG: u32 = 47;
     /// `recvmmsg`.
     pub const RECVMMSG: u32 = 299;
+    /// `socket`.
+    pub const SOCKET: u32 = 41;
     /// `connect`.
     pub const CONNECT: u32 = 42;
     /// `accept`.
@@ -112,6 +115,8 @@ pub mod nr {
 /// Socket option constants the filter matches on.
 mod so {
     pub const SOL_SOCKET: u32 = 1;
+    pub const IPPROTO_ICMP: u32 = 1;
+    pub const IPPROTO_ICMPV6: u32 = 58;
     pub const IPPROTO_TCP: u32 = 6;
     pub const IPPROTO_IPV6: u32 = 41;
     pub const SO_TYPE: u32 = 3;
@@ -140,6 +145,7 @@ enum Label {
     SetSockOpt,
     SendTo,
     RecvFrom,
+    Socket,
 }
 
 enum Item {
@@ -255,6 +261,7 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(nr::GETSOCKOPT, L(GetSockOpt), Next));
     p.push(jeq(nr::SETSOCKOPT, L(SetSockOpt), Next));
     p.push(jeq(nr::SENDTO, L(SendTo), Next));
+    p.push(jeq(nr::SOCKET, L(Socket), Next));
     p.push(jeq(nr::RECVFROM, L(RecvFrom), Next));
     p.push(jeq(nr::IO_URING_SETUP, L(NoSys), L(Allow)));
     // getsockopt(fd, level, optname, …)
@@ -288,6 +295,11 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(0, Next, L(Notify)));
     p.push(ld(data::arg_hi(4)));
     p.push(jeq(0, L(Allow), L(Notify)));
+    // socket(domain, type, protocol): ICMP or ICMPv6 (`echo`)?
+    p.push(Item::Mark(Socket));
+    p.push(ld(data::arg_lo(2)));
+    p.push(jeq(so::IPPROTO_ICMP, L(Notify), Next));
+    p.push(jeq(so::IPPROTO_ICMPV6, L(Notify), L(Allow)));
     p.push(Item::Mark(Allow));
     p.push(ret(RET_ALLOW));
     p.push(Item::Mark(Notify));
@@ -383,6 +395,17 @@ mod tests {
         // read, write, socket, close, recvfrom, epoll_wait, execve
         for n in [0, 1, 41, 3, 45, 232, 59] {
             assert_eq!(verdict(n, [3, 0, 0, 0, 0, 0]), RET_ALLOW, "nr {n}");
+        }
+    }
+
+    #[test]
+    fn icmp_sockets_are_trapped_other_sockets_not() {
+        // socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), (AF_INET6, SOCK_RAW, ICMPV6)
+        assert_eq!(verdict(nr::SOCKET, [2, 2, 1, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(verdict(nr::SOCKET, [10, 3, 58, 0, 0, 0]), RET_USER_NOTIF);
+        // TCP, UDP, protocol 0, raw 255.
+        for p in [6, 17, 0, 255] {
+            assert_eq!(verdict(nr::SOCKET, [2, 2, p, 0, 0, 0]), RET_ALLOW, "{p}");
         }
     }
 

@@ -132,6 +132,17 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
             listening: false,
         }) => bound_here = Some((requested, family)),
         Some(Ours::Listener { .. }) => return Outcome::cont(),
+        Some(Ours::EchoStandIn { refused, .. }) => {
+            // An ICMP socket the host refused: the tunnel, or its errno.
+            let dst = control::normalize(dst_raw);
+            if sockaddr::is_local(&dst) {
+                return Outcome::errno(refused);
+            }
+            return match udp::connect(sv, c, dst_raw, dst) {
+                Outcome::Answer(Answer::Continue) => Outcome::errno(refused),
+                other => other,
+            };
+        }
         None => {}
     }
     let (domain, ty) = match redo_family {
@@ -182,6 +193,9 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     }
     if ty == libc::SOCK_DGRAM {
         return udp::connect(sv, c, dst_raw, dst);
+    }
+    if ty == libc::SOCK_RAW {
+        return udp::connect_raw(sv, c, &sock, dst_raw);
     }
     if ty != libc::SOCK_STREAM {
         return Outcome::cont();
@@ -413,6 +427,14 @@ fn ours(sv: &State, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
 /// (the filter traps nothing else).
 pub fn getsockopt(sv: &mut State, c: &Call) -> Outcome {
     let [_, level, name, val, len, _] = c.n.args;
+    if let Some((_, _, Ours::EchoStandIn { kind, family, .. })) = ours(sv, c) {
+        let (ty, proto) = control::echo::reported(kind, family);
+        return match (level as i32, name as i32) {
+            (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(c, val, len, ty),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(c, val, len, proto),
+            _ => Outcome::cont(),
+        };
+    }
     if let Some((_, _, Ours::Udp(d))) = ours(sv, c) {
         return match udp::sockopt(d, name as i32) {
             Some(v) if level as i32 == libc::SOL_SOCKET => put_int(c, val, len, v),
@@ -627,6 +649,7 @@ pub fn name(sv: &mut State, c: &Call, peer: bool) -> Outcome {
             shown
         }
         (Ours::Listener { .. }, true) => return Outcome::cont(),
+        (Ours::EchoStandIn { .. }, _) => return Outcome::cont(),
     };
     put_addr(c, addr, len, shown)
 }
