@@ -11,7 +11,8 @@
 //! getsockname getpeername           → USER_NOTIF
 //! getsockopt SOL_SOCKET {SO_ERROR, SO_DOMAIN, SO_TYPE, SO_PROTOCOL},
 //! getsockopt level IPPROTO_TCP      → USER_NOTIF, other options ALLOW
-//! setsockopt level IPPROTO_TCP / IPPROTO_IPV6, SOL_SOCKET SO_KEEPALIVE
+//! setsockopt level IPPROTO_TCP / IPPROTO_IPV6 / IPPROTO_IP / SOL_RAW /
+//! IPPROTO_ICMPV6, SOL_SOCKET SO_KEEPALIVE
 //!                                   → USER_NOTIF, other options ALLOW
 //! sendto with a destination (arg4 != 0), sendmsg, sendmmsg
 //!                                   → USER_NOTIF
@@ -116,6 +117,8 @@ pub mod nr {
 mod so {
     pub const SOL_SOCKET: u32 = 1;
     pub const IPPROTO_ICMP: u32 = 1;
+    pub const IPPROTO_IP: u32 = 0;
+    pub const SOL_RAW: u32 = 255;
     pub const IPPROTO_ICMPV6: u32 = 58;
     pub const IPPROTO_TCP: u32 = 6;
     pub const IPPROTO_IPV6: u32 = 41;
@@ -280,6 +283,12 @@ pub fn program() -> Vec<Insn> {
     p.push(ld(data::arg_lo(1)));
     p.push(jeq(so::IPPROTO_TCP, L(Notify), Next));
     p.push(jeq(so::IPPROTO_IPV6, L(Notify), Next));
+    // IP-level options (traceroute's IP_RECVERR after connect, IP_TTL):
+    // a carried datagram socket is a unix socket underneath; SOL_RAW and
+    // IPPROTO_ICMPV6 filters: a stand-in is a UDP socket underneath.
+    p.push(jeq(so::IPPROTO_IP, L(Notify), Next));
+    p.push(jeq(so::SOL_RAW, L(Notify), Next));
+    p.push(jeq(so::IPPROTO_ICMPV6, L(Notify), Next));
     p.push(jeq(so::SOL_SOCKET, Next, L(Allow)));
     p.push(ld(data::arg_lo(2)));
     p.push(jeq(so::SO_KEEPALIVE, L(Notify), L(Allow)));

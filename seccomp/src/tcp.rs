@@ -562,6 +562,14 @@ pub fn setsockopt(sv: &mut State, c: &Call) -> Outcome {
                 .unwrap_or(Outcome::value(0))
         }
         Some((_, _, Ours::Udp(_))) => Outcome::value(0),
+        // A raw stand-in's ICMP filters (`ICMP_FILTER`, `ICMP6_FILTER`):
+        // the engine delivers only the socket's echo replies anyway.
+        Some((_, _, Ours::EchoStandIn { kind, .. }))
+            if kind == control::DatagramKind::RawIcmp
+                && matches!(c.n.args[1] as i32, 255 | libc::IPPROTO_ICMPV6) =>
+        {
+            Outcome::value(0)
+        }
         _ => Outcome::cont(),
     }
 }
