@@ -438,17 +438,25 @@ mod tests {
     }
 
     #[test]
-    fn setsockopt_for_tcp_ipv6_and_keepalive() {
+    fn setsockopt_for_tcp_ip_ipv6_icmp_and_keepalive() {
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 6, 1, 0, 4, 0]), RET_USER_NOTIF);
         assert_eq!(
             verdict(nr::SETSOCKOPT, [3, 41, 26, 0, 4, 0]),
             RET_USER_NOTIF
         );
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 9, 0, 4, 0]), RET_USER_NOTIF);
-        // SO_REUSEADDR, SO_RCVBUF, IP_TOS stay with the kernel.
+        // SO_REUSEADDR, SO_RCVBUF stay with the kernel.
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 2, 0, 4, 0]), RET_ALLOW);
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 8, 0, 4, 0]), RET_ALLOW);
-        assert_eq!(verdict(nr::SETSOCKOPT, [3, 0, 1, 0, 4, 0]), RET_ALLOW);
+        // IP-level options (IP_RECVERR after traceroute's connect), and the
+        // ICMP filters of a raw stand-in: trapped.
+        for level in [0, 255, 58] {
+            assert_eq!(
+                verdict(nr::SETSOCKOPT, [3, level, 11, 0, 4, 0]),
+                RET_USER_NOTIF,
+                "{level}"
+            );
+        }
     }
 
     #[test]
