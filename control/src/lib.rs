@@ -69,6 +69,7 @@
 mod addr;
 pub mod datagram;
 pub mod dns;
+pub mod echo;
 mod env;
 mod flow;
 mod listen;

@@ -370,8 +370,14 @@ pub fn mode_checks(
         ModeChoice::Seccomp { .. } => {
             for c in checks.iter_mut() {
                 if c.level == Level::Fail && seccomp_carries(c) {
+                    // Without its capabilities: say what ICMP it then gets.
+                    let caps = if c.what.contains(CAPS_WHAT) {
+                        format!(" without them ({})", echo_sockets_note())
+                    } else {
+                        String::new()
+                    };
                     *c = Check::ok(format!(
-                        "{}: the shim cannot enter it, seccomp mode carries it",
+                        "{}: the shim cannot enter it, seccomp mode carries it{caps}",
                         carried_fact(&c.what)
                     ));
                 }
@@ -406,6 +412,32 @@ fn carried_fact(what: &str) -> &str {
         }
     }
     what
+}
+
+/// What ICMP sockets a program without `CAP_NET_RAW` gets here: the host's
+/// ping sockets when `net.ipv4.ping_group_range` holds one of our groups,
+/// else wrapguard's stand-ins (`control::echo`), which reach tunnel
+/// destinations only.
+fn echo_sockets_note() -> &'static str {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").ok();
+    let range = range.as_deref().and_then(|s| {
+        let mut it = s.split_whitespace().map(|v| v.parse::<u32>().ok());
+        Some((it.next()??, it.next()??))
+    });
+    // SAFETY: getegid takes no arguments and cannot fail.
+    let mut groups = vec![unsafe { libc::getegid() }];
+    let mut more = [0 as libc::gid_t; 256];
+    // SAFETY: `more` holds 256 gids, the size passed.
+    let n = unsafe { libc::getgroups(256, more.as_mut_ptr()) };
+    if let Ok(n) = usize::try_from(n) {
+        groups.extend_from_slice(&more[..n.min(more.len())]);
+    }
+    match range {
+        Some((low, high)) if groups.iter().any(|g| low <= *g && *g <= high) => {
+            "ping then uses the host's ping sockets"
+        }
+        _ => "no ping sockets for your groups here, net.ipv4.ping_group_range: ping gets wrapguard's echo sockets, which reach tunnel destinations only",
+    }
 }
 
 /// Phrases of the [`Check`]s that name what seccomp mode can carry.
@@ -448,7 +480,10 @@ fn entry_of_file(file: &Path, own: &ElfInfo, out: &mut Vec<Check>) -> Next {
         // which the kernel does not raise the capabilities at exec.
         Some("file capabilities") => out.push(Check::fail(
             format!("{shown}{CAPS_WHAT}: the loader ignores LD_PRELOAD for it"),
-            "wrapguard runs it in seccomp mode, without the capabilities (no_new_privs; ping then uses ping sockets); run as root to keep them",
+            format!(
+                "wrapguard runs it in seccomp mode, without the capabilities (no_new_privs; {}); run as root to keep them",
+                echo_sockets_note()
+            ),
         )),
         Some(why) => out.push(Check::fail(
             format!("{shown} is {why}: the loader ignores LD_PRELOAD for it"),

@@ -534,3 +534,110 @@ fn ping_socket_program_connected_and_not_in_shim_mode() {
         assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
     }
 }
+
+/// A copy of `/usr/bin/ping` without its file capability that user 65534
+/// may run (the loader ignores LD_PRELOAD for a capability-raising
+/// program run by a user), in `t`'s temporary directory.
+fn user_ping_copy(t: &Configured) -> String {
+    let dir = t.tmp.join("user");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ping = dir.join("ping");
+    std::fs::copy("/usr/bin/ping", &ping).expect("copy ping");
+    for d in [t.tmp.join("."), dir.clone()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    ping.display().to_string()
+}
+
+/// `wrapguard [flags] -- setpriv --reuid=65534 … -- argv…`: the program
+/// drops to an ordinary user under wrapguard (the hold keeps its tunnel).
+fn wrapped_as_nobody(t: &Configured, flags: &[&str], argv: &[&str]) -> Output {
+    std::thread::sleep(Duration::from_millis(300)); // as in `wrapped_ping`
+    let mut v = vec![
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    v.extend_from_slice(argv);
+    let mut f = vec!["--log-level=debug"];
+    f.extend_from_slice(flags);
+    wrapguard_limit(&t.client, &t.conf, &f, &v, 40)
+}
+
+#[test]
+fn ping_as_an_ordinary_user_where_the_host_allows_no_ping_sockets() {
+    skip_unless_ready!();
+    need_ping!();
+    if !on_path("setpriv") {
+        println!("SKIPPED: no setpriv");
+        return;
+    }
+    let t = one_peer("pn");
+    // The namespace's default: no group may open ping sockets, and user
+    // 65534 has no CAP_NET_RAW. Unwrapped, ping fails at socket().
+    let range = t.client.run(&["sysctl", "-n", "net.ipv4.ping_group_range"]);
+    assert_eq!(
+        String::from_utf8_lossy(&range.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1", "0"],
+        "{}",
+        show(&range)
+    );
+    let ping = user_ping_copy(&t);
+    let bare = t.client.run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        &ping,
+        "-c",
+        "1",
+        "10.77.0.1",
+    ]);
+    assert!(!bare.status.success(), "{}", show(&bare));
+    // Shim mode: the refused ping socket gets wrapguard's stand-in.
+    let o = wrapped_as_nobody(
+        &t,
+        &[],
+        &[&ping, "-c", "2", "-i", "0.3", "-W", "5", "10.77.0.1"],
+    );
+    assert_replies(&o, 2, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    let o = wrapped_as_nobody(
+        &t,
+        &[],
+        &[&ping, "-6", "-c", "2", "-i", "0.3", "-W", "5", "fd77::1"],
+    );
+    assert_replies(&o, 2, "fd77::1");
+    // Seccomp mode: the same (the copy: this host's kernel may raise the
+    // system ping's file capability even under no_new_privs).
+    let o = wrapped_as_nobody(
+        &t,
+        &["--mode=seccomp"],
+        &[&ping, "-c", "2", "-i", "0.3", "-W", "5", "10.77.0.1"],
+    );
+    assert_replies(&o, 2, "10.77.0.1");
+    assert!(flow_kind(&o).contains(r#""kind":"Ping""#), "{}", show(&o));
+    // Outside the tunnel the host's refusal stands, in both modes: the
+    // stand-in reaches the tunnel only (nothing leaves: the leak guard).
+    // The shim also queues it as a local error, which ping prints.
+    for flags in [&[][..], &["--mode=seccomp"][..]] {
+        let o = wrapped_as_nobody(&t, flags, &[&ping, "-c", "1", "-W", "1", "192.0.2.7"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success(), "{flags:?}: {}", show(&o));
+        assert!(out.contains("0 received"), "{flags:?}: {}", show(&o));
+        assert!(!out.contains("bytes from"), "{}", show(&o));
+        if flags.is_empty() {
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("local error: Permission denied"),
+                "{}",
+                show(&o)
+            );
+        }
+    }
+}

@@ -61,6 +61,17 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             OutState::Failed { .. } => reuse_shadow = Some(shadow),
             _ => return fail(libc::EISCONN),
         },
+        Some(Kind::EchoStandIn { refused, regs, .. }) => {
+            // An ICMP socket the host refused: the tunnel, or its errno.
+            let dst = control::normalize(dst_raw);
+            if addr::is_local(&dst) || !route_cache::routed(dst) {
+                return fail(refused);
+            }
+            return match dgram::open(fd, None, Some((dst_raw, dst)), &regs) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            };
+        }
         Some(Kind::Fresh { regs: r }) => {
             regs = r;
             // From here on the socket is either ours (Outbound) or the
@@ -122,6 +133,9 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             // Never let a routed datagram socket leak.
             _ => fail(libc::ENETUNREACH),
         };
+    }
+    if ty == libc::SOCK_RAW {
+        return connect_raw(fd, dst_raw, pass);
     }
     if ty != libc::SOCK_STREAM {
         return pass();
@@ -303,6 +317,27 @@ fn send_timeout_ms(shadow: c_int) -> i64 {
         return -1;
     }
     (tv.tv_sec.saturating_mul(1000) + (tv.tv_usec + 999) / 1000).max(1)
+}
+
+/// `connect()` of a raw socket (`traceroute -I` connects its ICMP one):
+/// to a tunnel destination a raw ICMP socket becomes a carried echo
+/// socket, any other protocol fails with `ENETUNREACH` (one warning);
+/// nothing routed reaches the kernel, whose next `send()` would go out by
+/// the host's routes.
+fn connect_raw(fd: c_int, dst_raw: SocketAddr, pass: impl FnOnce() -> c_int) -> c_int {
+    let dst = control::normalize(dst_raw);
+    if !route_cache::routed(dst) {
+        return pass();
+    }
+    if dgram::kind_of(fd) == Some(control::DatagramKind::RawIcmp) {
+        return match dgram::open(fd, None, Some((dst_raw, dst)), &[]) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        };
+    }
+    let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+    crate::uncarried::report(dst, proto.map_or(255, |p| p as u8));
+    fail(libc::ENETUNREACH)
 }
 
 /// `connect()` on a datagram socket we carry: a new default peer (which

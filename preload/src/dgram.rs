@@ -92,6 +92,9 @@ pub fn get(fd: c_int) -> Option<Udp> {
 
 /// What kind of datagram socket `fd` is (`None`: not one we carry).
 pub fn kind_of(fd: c_int) -> Option<DatagramKind> {
+    if let Some((kind, _)) = crate::echo_standin::get(fd) {
+        return Some(kind); // a UDP socket underneath
+    }
     let ty = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
     let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).ok()?;
     let icmp = proto == libc::IPPROTO_ICMP || proto == libc::IPPROTO_ICMPV6;
@@ -558,6 +561,36 @@ pub fn error_pending(fd: c_int) -> bool {
         )
     };
     n as usize == HEADER_LEN && matches!(Header::decode(&head), Ok(Header::Error(_)))
+}
+
+/// `recvmsg(…, MSG_ERRQUEUE)` on a carried connected socket that asked
+/// for `IP_RECVERR`/`IPV6_RECVERR`: a pending error message (an ICMP error
+/// from the far side) is taken and written into `m` as the kernel's error
+/// queue shows it; `None` when none waits.
+///
+/// # Safety
+/// `m` must be the application's valid msghdr whose control buffer held
+/// `room` bytes.
+pub unsafe fn take_remote_error(
+    fd: c_int,
+    st: &Udp,
+    m: &mut libc::msghdr,
+    room: usize,
+) -> Option<isize> {
+    let (peer, peer_eff) = (st.peer?, st.peer_eff?);
+    let asked = if st.family == libc::AF_INET6 {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        sys::getsockopt_int(st.shadow, libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    if asked.unwrap_or(0) == 0 {
+        return None;
+    }
+    let e = pending_error(fd)?;
+    let ee = crate::errqueue::remote(e, peer_eff.is_ipv4());
+    // SAFETY: per the caller. The peer answered itself: one hop.
+    unsafe { crate::errqueue::write(st.family, m, room, peer, ee, Some(peer_eff)) };
+    Some(0)
 }
 
 /// `SO_ERROR` on a carried socket: a pending error message, taken.

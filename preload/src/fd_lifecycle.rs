@@ -17,8 +17,13 @@ use crate::table::{self, Kind};
 use libc::c_int;
 
 fn do_socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    let before = errno();
     // SAFETY: integer arguments.
     let fd = unsafe { real::socket(domain, ty, proto) };
+    if fd < 0 {
+        // An ICMP socket the host refused may get a stand-in.
+        return crate::echo_standin::after_refusal(domain, ty, proto, errno(), before);
+    }
     if fd >= 0 {
         if let Some(stale) = table::take(fd) {
             table::release(&stale);
@@ -45,7 +50,11 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
     }
     // Only sockets that may be datagram ones: carried TCP streams and
     // listeners (most `EPOLL_CTL_MOD`s) need no SO_TYPE look.
-    if matches!(table::get(fd), Some(Kind::Fresh { .. })) || table::maybe_udp(fd) {
+    if matches!(
+        table::get(fd),
+        Some(Kind::Fresh { .. } | Kind::EchoStandIn { .. })
+    ) || table::maybe_udp(fd)
+    {
         let data = if ev.is_null() {
             0
         } else {
@@ -54,7 +63,7 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
         };
         crate::epoll_regs::note(epfd, op, fd, data);
     }
-    if let Some(Kind::Fresh { .. }) = table::get(fd) {
+    if let Some(Kind::Fresh { .. } | Kind::EchoStandIn { .. }) = table::get(fd) {
         let new = if op == libc::EPOLL_CTL_DEL || ev.is_null() {
             None
         } else {
@@ -67,7 +76,7 @@ unsafe fn do_epoll_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_e
             })
         };
         table::update(fd, |k| {
-            if let Kind::Fresh { regs } = k {
+            if let Kind::Fresh { regs } | Kind::EchoStandIn { regs, .. } = k {
                 let slot = regs.iter().position(|r| r.is_some_and(|r| r.epfd == epfd));
                 match (slot, new) {
                     (Some(i), n) => regs[i] = n,
@@ -174,7 +183,9 @@ fn follow_dup(src: c_int, dst: c_int) {
     }
 }
 
-/// Interposed `socket(2)`: new TCP sockets are noted (see [`Kind::Fresh`]).
+/// Interposed `socket(2)`: new TCP and UDP sockets are noted (see
+/// [`Kind::Fresh`]); a refused ICMP socket may get a stand-in
+/// ([`crate::echo_standin`]).
 ///
 /// # Safety
 /// As for `socket(2)`.

@@ -102,6 +102,7 @@ pub mod addr;
 pub mod cmsg;
 pub mod connect;
 pub mod dgram;
+pub mod echo_standin;
 pub mod engine;
 pub mod env;
 pub mod epoll_regs;

@@ -200,6 +200,26 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         return pass();
     }
     match table::quick(fd) {
+        Quick::Other if flags & libc::MSG_ERRQUEUE != 0 => {
+            // An echo stand-in's refused send queues a local error.
+            return hook(
+                pass,
+                || {
+                    if crate::echo_standin::get(fd).is_none() {
+                        return pass();
+                    }
+                    let family = crate::sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
+                        .unwrap_or(libc::AF_INET);
+                    // SAFETY: non-null msghdr from the application.
+                    let m = unsafe { &mut *msg };
+                    let room = dgram::controllen(m);
+                    m.msg_flags = 0;
+                    // SAFETY: the application's msghdr and control buffer.
+                    unsafe { crate::errqueue::take(fd, family, m, room) }.unwrap_or_else(pass)
+                },
+                libc::EIO,
+            );
+        }
         Quick::Other => return pass(),
         Quick::Stream => {
             // SAFETY: non-null msghdr from the application.
@@ -219,6 +239,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
                     m.msg_flags = 0;
                     // SAFETY: the application's msghdr and control buffer.
                     if let Some(r) = unsafe { crate::errqueue::take(fd, st.family, m, room) } {
+                        return r;
+                    }
+                    // SAFETY: as above.
+                    if let Some(r) = unsafe { dgram::take_remote_error(fd, &st, m, room) } {
                         return r;
                     }
                 }

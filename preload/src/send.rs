@@ -58,8 +58,8 @@ unsafe fn do_sendto(
             // SAFETY: forwarded application arguments.
             unsafe { real::send(fd, buf, len, flags & !libc::MSG_FASTOPEN) }
         }
-        SendPlan::Refuse => {
-            set_errno(libc::ENETUNREACH);
+        SendPlan::Refuse(e) => {
+            set_errno(e);
             -1
         }
         // SAFETY: one iovec over the application's buffer.
@@ -121,8 +121,8 @@ unsafe fn do_sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize
             copy.msg_namelen = 0;
             pass(&copy, flags & !libc::MSG_FASTOPEN)
         }
-        SendPlan::Refuse => {
-            set_errno(libc::ENETUNREACH);
+        SendPlan::Refuse(e) => {
+            set_errno(e);
             -1
         }
         SendPlan::Carried(st) => carried(st),
@@ -166,7 +166,7 @@ unsafe fn do_sendmmsg(
             Ok(st) => st,
             Err(e) => return fail(e),
         },
-        SendPlan::Refuse => return fail(libc::ENETUNREACH),
+        SendPlan::Refuse(e) => return fail(e),
         _ => {
             // Not carried: the kernel's, unless a later datagram is routed.
             let mut n = vlen;
@@ -177,7 +177,7 @@ unsafe fn do_sendmmsg(
                 let p = unsafe {
                     send_plan::plan(fd, h.msg_name as *const sockaddr, h.msg_namelen, flags)
                 };
-                if matches!(p, SendPlan::Refuse | SendPlan::Open(_)) {
+                if matches!(p, SendPlan::Refuse(_) | SendPlan::Open(_)) {
                     // Send the part before it, as the kernel reports a
                     // partial batch; the next call carries the rest.
                     n = i;

@@ -1,8 +1,10 @@
 //! The send-side decision for sockets the shim may carry: a datagram (UDP,
 //! ping socket, raw ICMP socket) to a destination the engine routes into
 //! the tunnel opens a datagram flow ([`dgram`]); other routed datagrams
-//! (other raw sockets) fail with `ENETUNREACH`, so nothing routed leaks. The routing decision comes
-//! from [`crate::route_cache`].
+//! (other raw sockets) fail with `ENETUNREACH`, so nothing routed leaks.
+//! An echo stand-in ([`crate::echo_standin`]) opens its flow at a send to a
+//! tunnel destination and refuses any other with the kernel's `socket()`
+//! errno. The routing decision comes from [`crate::route_cache`].
 //!
 //! Also here: `sendto`/`sendmsg` with an address on a tunnel TCP socket (the
 //! kernel ignores the address on a connected TCP socket; our AF_UNIX data
@@ -25,9 +27,10 @@ pub enum SendPlan {
     DropAddress,
     /// `MSG_FASTOPEN` on a new TCP socket: connect through the shim first.
     ConnectFirst,
-    /// Refuse with `ENETUNREACH` (routed, but not a datagram socket we can
-    /// carry, e.g. raw).
-    Refuse,
+    /// Refuse with this errno: `ENETUNREACH` for a routed destination that
+    /// is not a datagram socket we can carry (e.g. raw); the kernel's
+    /// `socket()` errno for an echo stand-in sent outside the tunnel.
+    Refuse(libc::c_int),
     /// The socket is carried through the tunnel already (see [`dgram`]).
     Carried(dgram::Udp),
     /// A datagram socket's first send into the tunnel: open a flow (moving
@@ -55,6 +58,26 @@ pub unsafe fn plan(
             return SendPlan::ConnectFirst
         }
         Some(Kind::Fresh { regs: r }) => regs = r,
+        Some(Kind::EchoStandIn { refused, regs, .. }) => {
+            // SAFETY: per the caller.
+            return match unsafe { addr::read(a, len) } {
+                // Unconnected without an address: the kernel's EDESTADDRREQ.
+                None => SendPlan::Pass,
+                Some(dst) => {
+                    let eff = control::normalize(dst);
+                    if !addr::is_local(&eff) && routed(eff) {
+                        SendPlan::Open(regs)
+                    } else {
+                        // Also a local error in its queue (with IP_RECVERR),
+                        // so ping says why: "local error: Permission denied".
+                        let family = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)
+                            .unwrap_or(libc::AF_INET);
+                        crate::errqueue::push_local(fd, fd, family, refused, 0, dst);
+                        SendPlan::Refuse(refused)
+                    }
+                }
+            };
+        }
         Some(_) => return SendPlan::Pass,
         None => {}
     }
@@ -81,7 +104,7 @@ pub unsafe fn plan(
             } else {
                 let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
                 crate::uncarried::report(eff, proto.map_or(255, |p| p as u8));
-                SendPlan::Refuse
+                SendPlan::Refuse(libc::ENETUNREACH)
             }
         }
     }

@@ -70,14 +70,25 @@ unsafe fn do_getsockopt(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::getsockopt(target, level, name, val, len) };
-    if let Some(Kind::Udp { shadow, family, .. }) = table::get(fd) {
+    if let Some(Kind::EchoStandIn { dkind, .. }) = table::get(fd) {
+        // SAFETY: forwarded application arguments.
+        return unsafe { crate::echo_standin::getsockopt(fd, dkind, level, name, val, len, pass) };
+    }
+    if let Some(Kind::Udp {
+        shadow,
+        family,
+        dkind,
+        ..
+    }) = table::get(fd)
+    {
         if level != libc::SOL_SOCKET {
             return pass(shadow);
         }
         let v = match name {
             libc::SO_ERROR => dgram::take_error(fd),
-            // The shadow is the socket the program made (UDP, ping or raw).
-            libc::SO_TYPE | libc::SO_PROTOCOL => return pass(shadow),
+            // What the program asked for (the shadow of a stand-in is UDP).
+            libc::SO_TYPE => control::echo::reported(dkind, family).0,
+            libc::SO_PROTOCOL => control::echo::reported(dkind, family).1,
             libc::SO_DOMAIN => family,
             libc::SO_ACCEPTCONN => 0,
             n if on_data_socket(n) || n == libc::SO_RCVBUF || n == libc::SO_SNDBUF => {
@@ -165,7 +176,16 @@ unsafe fn do_setsockopt(
 ) -> c_int {
     // SAFETY: forwarded application arguments.
     let pass = |target: c_int| unsafe { real::setsockopt(target, level, name, val, len) };
-    if let Some(Kind::Udp { shadow, .. }) = table::get(fd) {
+    if let Some(Kind::EchoStandIn { dkind, .. }) = table::get(fd) {
+        if crate::echo_standin::raw_only_option(dkind, fd, level, name) {
+            return 0;
+        }
+        return pass(fd);
+    }
+    if let Some(Kind::Udp { shadow, dkind, .. }) = table::get(fd) {
+        if crate::echo_standin::raw_only_option(dkind, shadow, level, name) {
+            return 0;
+        }
         if level != libc::SOL_SOCKET {
             return pass(shadow);
         }

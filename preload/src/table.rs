@@ -79,6 +79,19 @@ pub enum Kind {
         /// Registrations made so far.
         regs: [Option<EpollReg>; MAX_EPOLL_REGS],
     },
+    /// An ICMP socket the kernel refused (`EACCES`/`EPERM`: no ping
+    /// sockets for this group, no `CAP_NET_RAW`), stood in for by a kernel
+    /// UDP socket of the same family (see [`crate::echo_standin`]): it
+    /// becomes a carried echo socket ([`Kind::Udp`]) at its first send or
+    /// `connect()` into the tunnel; anywhere else fails with `refused`.
+    EchoStandIn {
+        /// A ping socket or a raw ICMP socket.
+        dkind: control::DatagramKind,
+        /// The errno the kernel gave at `socket()`.
+        refused: c_int,
+        /// Registrations made so far (moved to the data socket).
+        regs: [Option<EpollReg>; MAX_EPOLL_REGS],
+    },
     /// An application TCP socket swapped for a data socket to the engine.
     Outbound {
         /// Engine flow id.
@@ -438,6 +451,11 @@ pub fn duplicate(kind: Kind) -> Option<Kind> {
         }
         // Registrations belong to the (file, fd) pair: the new fd has none.
         Kind::Fresh { .. } => Some(Kind::Fresh {
+            regs: [None; MAX_EPOLL_REGS],
+        }),
+        Kind::EchoStandIn { dkind, refused, .. } => Some(Kind::EchoStandIn {
+            dkind,
+            refused,
             regs: [None; MAX_EPOLL_REGS],
         }),
         other => Some(other),

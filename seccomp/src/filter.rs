@@ -11,12 +11,14 @@
 //! getsockname getpeername           → USER_NOTIF
 //! getsockopt SOL_SOCKET {SO_ERROR, SO_DOMAIN, SO_TYPE, SO_PROTOCOL},
 //! getsockopt level IPPROTO_TCP      → USER_NOTIF, other options ALLOW
-//! setsockopt level IPPROTO_TCP / IPPROTO_IPV6, SOL_SOCKET SO_KEEPALIVE
+//! setsockopt level IPPROTO_TCP / IPPROTO_IPV6 / IPPROTO_IP / SOL_RAW /
+//! IPPROTO_ICMPV6, SOL_SOCKET SO_KEEPALIVE
 //!                                   → USER_NOTIF, other options ALLOW
 //! sendto with a destination (arg4 != 0), sendmsg, sendmmsg
 //!                                   → USER_NOTIF
 //! recvfrom with an address buffer (arg4 != 0), recvmsg, recvmmsg
 //!                                   → USER_NOTIF (unconnected UDP, `udp`)
+//! socket with protocol ICMP or ICMPv6 → USER_NOTIF (stand-ins, `echo`)
 //! io_uring_setup                    → ERRNO(ENOSYS) (its rings would bypass us)
 //! anything else                     → ALLOW
 //! ```
@@ -85,6 +87,8 @@ pub mod nr {
     pub const RECVMSG: u32 = 47;
     /// `recvmmsg`.
     pub const RECVMMSG: u32 = 299;
+    /// `socket`.
+    pub const SOCKET: u32 = 41;
     /// `connect`.
     pub const CONNECT: u32 = 42;
     /// `accept`.
@@ -112,6 +116,10 @@ pub mod nr {
 /// Socket option constants the filter matches on.
 mod so {
     pub const SOL_SOCKET: u32 = 1;
+    pub const IPPROTO_ICMP: u32 = 1;
+    pub const IPPROTO_IP: u32 = 0;
+    pub const SOL_RAW: u32 = 255;
+    pub const IPPROTO_ICMPV6: u32 = 58;
     pub const IPPROTO_TCP: u32 = 6;
     pub const IPPROTO_IPV6: u32 = 41;
     pub const SO_TYPE: u32 = 3;
@@ -140,6 +148,7 @@ enum Label {
     SetSockOpt,
     SendTo,
     RecvFrom,
+    Socket,
 }
 
 enum Item {
@@ -255,6 +264,7 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(nr::GETSOCKOPT, L(GetSockOpt), Next));
     p.push(jeq(nr::SETSOCKOPT, L(SetSockOpt), Next));
     p.push(jeq(nr::SENDTO, L(SendTo), Next));
+    p.push(jeq(nr::SOCKET, L(Socket), Next));
     p.push(jeq(nr::RECVFROM, L(RecvFrom), Next));
     p.push(jeq(nr::IO_URING_SETUP, L(NoSys), L(Allow)));
     // getsockopt(fd, level, optname, …)
@@ -273,6 +283,12 @@ pub fn program() -> Vec<Insn> {
     p.push(ld(data::arg_lo(1)));
     p.push(jeq(so::IPPROTO_TCP, L(Notify), Next));
     p.push(jeq(so::IPPROTO_IPV6, L(Notify), Next));
+    // IP-level options (traceroute's IP_RECVERR after connect, IP_TTL):
+    // a carried datagram socket is a unix socket underneath; SOL_RAW and
+    // IPPROTO_ICMPV6 filters: a stand-in is a UDP socket underneath.
+    p.push(jeq(so::IPPROTO_IP, L(Notify), Next));
+    p.push(jeq(so::SOL_RAW, L(Notify), Next));
+    p.push(jeq(so::IPPROTO_ICMPV6, L(Notify), Next));
     p.push(jeq(so::SOL_SOCKET, Next, L(Allow)));
     p.push(ld(data::arg_lo(2)));
     p.push(jeq(so::SO_KEEPALIVE, L(Notify), L(Allow)));
@@ -288,6 +304,11 @@ pub fn program() -> Vec<Insn> {
     p.push(jeq(0, Next, L(Notify)));
     p.push(ld(data::arg_hi(4)));
     p.push(jeq(0, L(Allow), L(Notify)));
+    // socket(domain, type, protocol): ICMP or ICMPv6 (`echo`)?
+    p.push(Item::Mark(Socket));
+    p.push(ld(data::arg_lo(2)));
+    p.push(jeq(so::IPPROTO_ICMP, L(Notify), Next));
+    p.push(jeq(so::IPPROTO_ICMPV6, L(Notify), L(Allow)));
     p.push(Item::Mark(Allow));
     p.push(ret(RET_ALLOW));
     p.push(Item::Mark(Notify));
@@ -387,6 +408,17 @@ mod tests {
     }
 
     #[test]
+    fn icmp_sockets_are_trapped_other_sockets_not() {
+        // socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), (AF_INET6, SOCK_RAW, ICMPV6)
+        assert_eq!(verdict(nr::SOCKET, [2, 2, 1, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(verdict(nr::SOCKET, [10, 3, 58, 0, 0, 0]), RET_USER_NOTIF);
+        // TCP, UDP, protocol 0, raw 255.
+        for p in [6, 17, 0, 255] {
+            assert_eq!(verdict(nr::SOCKET, [2, 2, p, 0, 0, 0]), RET_ALLOW, "{p}");
+        }
+    }
+
+    #[test]
     fn getsockopt_only_for_the_emulated_options() {
         for o in [so::SO_ERROR, so::SO_DOMAIN, so::SO_TYPE, so::SO_PROTOCOL] {
             assert_eq!(
@@ -406,17 +438,25 @@ mod tests {
     }
 
     #[test]
-    fn setsockopt_for_tcp_ipv6_and_keepalive() {
+    fn setsockopt_for_tcp_ip_ipv6_icmp_and_keepalive() {
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 6, 1, 0, 4, 0]), RET_USER_NOTIF);
         assert_eq!(
             verdict(nr::SETSOCKOPT, [3, 41, 26, 0, 4, 0]),
             RET_USER_NOTIF
         );
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 9, 0, 4, 0]), RET_USER_NOTIF);
-        // SO_REUSEADDR, SO_RCVBUF, IP_TOS stay with the kernel.
+        // SO_REUSEADDR, SO_RCVBUF stay with the kernel.
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 2, 0, 4, 0]), RET_ALLOW);
         assert_eq!(verdict(nr::SETSOCKOPT, [3, 1, 8, 0, 4, 0]), RET_ALLOW);
-        assert_eq!(verdict(nr::SETSOCKOPT, [3, 0, 1, 0, 4, 0]), RET_ALLOW);
+        // IP-level options (IP_RECVERR after traceroute's connect), and the
+        // ICMP filters of a raw stand-in: trapped.
+        for level in [0, 255, 58] {
+            assert_eq!(
+                verdict(nr::SETSOCKOPT, [3, level, 11, 0, 4, 0]),
+                RET_USER_NOTIF,
+                "{level}"
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub mod call;
 pub mod caller;
 pub mod child;
 pub mod client;
+pub mod echo;
 pub mod fdops;
 pub mod filter;
 pub mod listen;

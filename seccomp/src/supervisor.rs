@@ -190,6 +190,7 @@ impl Supervisor {
             return Outcome::cont();
         }
         match n as u32 {
+            nr::SOCKET => crate::echo::socket(&mut self.st, c),
             nr::CONNECT => tcp::connect(&mut self.st, c),
             nr::GETSOCKOPT => tcp::getsockopt(&mut self.st, c),
             nr::SETSOCKOPT => tcp::setsockopt(&mut self.st, c),

@@ -86,6 +86,18 @@ pub enum Ours {
     },
     /// A UDP socket carried by a datagram flow (see `udp`).
     Udp(Datagram),
+    /// A UDP socket we made for an ICMP socket the kernel would have
+    /// refused (see `echo` and `control::echo`): carried as an echo flow
+    /// once it sends or connects to a tunnel destination; other
+    /// destinations fail with `refused`.
+    EchoStandIn {
+        /// A ping socket or a raw ICMP socket.
+        kind: control::DatagramKind,
+        /// `AF_INET` or `AF_INET6`.
+        family: i32,
+        /// The errno the kernel would have given at `socket()`.
+        refused: i32,
+    },
     /// A connection we accepted for the program from a tunnel peer.
     Accepted {
         /// The peer's tunnel address.

@@ -132,6 +132,17 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
             listening: false,
         }) => bound_here = Some((requested, family)),
         Some(Ours::Listener { .. }) => return Outcome::cont(),
+        Some(Ours::EchoStandIn { refused, .. }) => {
+            // An ICMP socket the host refused: the tunnel, or its errno.
+            let dst = control::normalize(dst_raw);
+            if sockaddr::is_local(&dst) {
+                return Outcome::errno(refused);
+            }
+            return match udp::connect(sv, c, dst_raw, dst) {
+                Outcome::Answer(Answer::Continue) => Outcome::errno(refused),
+                other => other,
+            };
+        }
         None => {}
     }
     let (domain, ty) = match redo_family {
@@ -182,6 +193,9 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     }
     if ty == libc::SOCK_DGRAM {
         return udp::connect(sv, c, dst_raw, dst);
+    }
+    if ty == libc::SOCK_RAW {
+        return udp::connect_raw(sv, c, &sock, dst_raw);
     }
     if ty != libc::SOCK_STREAM {
         return Outcome::cont();
@@ -413,6 +427,14 @@ fn ours(sv: &State, c: &Call) -> Option<(u64, OwnedFd, Ours)> {
 /// (the filter traps nothing else).
 pub fn getsockopt(sv: &mut State, c: &Call) -> Outcome {
     let [_, level, name, val, len, _] = c.n.args;
+    if let Some((_, _, Ours::EchoStandIn { kind, family, .. })) = ours(sv, c) {
+        let (ty, proto) = control::echo::reported(kind, family);
+        return match (level as i32, name as i32) {
+            (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(c, val, len, ty),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(c, val, len, proto),
+            _ => Outcome::cont(),
+        };
+    }
     if let Some((_, _, Ours::Udp(d))) = ours(sv, c) {
         return match udp::sockopt(d, name as i32) {
             Some(v) if level as i32 == libc::SOL_SOCKET => put_int(c, val, len, v),
@@ -540,6 +562,14 @@ pub fn setsockopt(sv: &mut State, c: &Call) -> Outcome {
                 .unwrap_or(Outcome::value(0))
         }
         Some((_, _, Ours::Udp(_))) => Outcome::value(0),
+        // A raw stand-in's ICMP filters (`ICMP_FILTER`, `ICMP6_FILTER`):
+        // the engine delivers only the socket's echo replies anyway.
+        Some((_, _, Ours::EchoStandIn { kind, .. }))
+            if kind == control::DatagramKind::RawIcmp
+                && matches!(c.n.args[1] as i32, 255 | libc::IPPROTO_ICMPV6) =>
+        {
+            Outcome::value(0)
+        }
         _ => Outcome::cont(),
     }
 }
@@ -627,6 +657,7 @@ pub fn name(sv: &mut State, c: &Call, peer: bool) -> Outcome {
             shown
         }
         (Ours::Listener { .. }, true) => return Outcome::cont(),
+        (Ours::EchoStandIn { .. }, _) => return Outcome::cont(),
     };
     put_addr(c, addr, len, shown)
 }

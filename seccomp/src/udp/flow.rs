@@ -47,7 +47,16 @@ pub fn carry(
 ) -> Result<(u64, Datagram), i32> {
     let fd = c.n.args[0];
     let family = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_DOMAIN).ok_or(libc::ENETUNREACH)?;
-    let kind = datagram_kind(sock).ok_or(libc::ENETUNREACH)?;
+    let standin = caller::file_id(sock)
+        .ok()
+        .and_then(|id| match sv.table.get(id.ino) {
+            Some(Ours::EchoStandIn { kind, .. }) => Some(kind),
+            _ => None,
+        });
+    let kind = match standin {
+        Some(k) => k,
+        None => datagram_kind(sock).ok_or(libc::ENETUNREACH)?,
+    };
     let v6_socket = family == libc::AF_INET6;
     let v6_only = v6_socket
         && (kind != DatagramKind::Udp

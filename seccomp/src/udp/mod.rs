@@ -64,6 +64,7 @@ use control::{Reply, Request, RouteDecision, UdpReply};
 use flow::{carry, kernel_socket};
 use route::route;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use tracing::debug;
 
 pub use crate::table::Datagram;
@@ -95,6 +96,32 @@ pub fn connect(sv: &mut State, c: &Call, raw: SocketAddr, dst: SocketAddr) -> Ou
             debug!(pid = c.n.pid, fd, dst = %dst, errno = e, "seccomp: udp connect refused");
             Outcome::errno(e)
         }
+    }
+}
+
+/// `connect` of a raw socket (`sock`) that is not carried, to `raw`:
+/// `traceroute -I` connects its ICMP one. To a tunnel destination a raw
+/// ICMP socket becomes a connected echo flow; any other protocol fails
+/// with `ENETUNREACH` (one warning). Nothing routed reaches the kernel,
+/// whose next `send()` would leave by the host's routes.
+pub fn connect_raw(sv: &mut State, c: &Call, sock: &OwnedFd, raw: SocketAddr) -> Outcome {
+    let dst = control::normalize(raw);
+    if sockaddr::is_local(&dst) {
+        return Outcome::cont();
+    }
+    match route(sv, dst) {
+        RouteDecision::Direct => Outcome::cont(),
+        RouteDecision::Unreachable(e) => Outcome::errno(e),
+        RouteDecision::Tunnel if flow::datagram_kind(sock) == Some(DatagramKind::RawIcmp) => {
+            match carry(sv, c, sock, Some((raw, dst)), None, 0) {
+                Ok((_, d)) => {
+                    debug!(pid = c.n.pid, fd = c.n.args[0], dst = %raw, flow = d.flow, "seccomp: connected raw ICMP socket through the tunnel");
+                    Outcome::value(0)
+                }
+                Err(e) => Outcome::errno(e),
+            }
+        }
+        RouteDecision::Tunnel => Outcome::errno(send::refuse_raw(c, sock, dst)),
     }
 }
 

@@ -50,6 +50,28 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
                 SendPlan::Fail(libc::EISCONN)
             };
         }
+    } else if let Some(Ours::EchoStandIn { refused, .. }) = entry {
+        // An ICMP socket the host refused: the tunnel or the kernel's errno.
+        let dst = match effective(sv, dst) {
+            Ok(d) => d,
+            Err(e) => return SendPlan::Fail(e),
+        };
+        if sockaddr::is_local(&dst) {
+            return SendPlan::Fail(refused);
+        }
+        return match route(sv, dst) {
+            RouteDecision::Tunnel => match carry(sv, c, &sock, None, None, {
+                // A port it bound is its echo identifier.
+                sock_name(&sock, false).map_or(0, |a| a.port())
+            }) {
+                Ok((_, d)) => match c.fd(0) {
+                    Ok(data) => SendPlan::Carry(data, d, dst),
+                    Err(_) => SendPlan::Fail(libc::EBADF),
+                },
+                Err(e) => SendPlan::Fail(e),
+            },
+            _ => SendPlan::Fail(refused),
+        };
     } else if entry.is_some() {
         return SendPlan::Pass;
     }
@@ -84,13 +106,7 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
             // Raw and others: nothing routed may leave (as the shim).
             return match decision {
                 RouteDecision::Direct => SendPlan::Pass,
-                _ => {
-                    let proto = sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_PROTOCOL);
-                    if !RAW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                        warn!(pid = c.n.pid, dst = %eff.ip(), protocol = proto.unwrap_or(-1), "seccomp mode: IP protocol {} (a raw socket) to {} is not carried through the tunnel (TCP, UDP and ICMP echo are); the send fails with ENETUNREACH", proto.unwrap_or(-1), eff.ip());
-                    }
-                    SendPlan::Fail(libc::ENETUNREACH)
-                }
+                _ => SendPlan::Fail(refuse_raw(c, &sock, eff)),
             };
         }
     }
@@ -120,6 +136,17 @@ fn plan(sv: &mut State, c: &Call, raw: SocketAddr) -> SendPlan {
 
 /// Whether the raw-socket warning was logged (once per run).
 static RAW_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A raw socket of a protocol we do not carry named a tunnel destination
+/// (a send or a `connect`): one warning per run, and the errno the call
+/// fails with, `ENETUNREACH`. Nothing reaches the kernel.
+pub(super) fn refuse_raw(c: &Call, sock: &OwnedFd, eff: SocketAddr) -> i32 {
+    let proto = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+    if !RAW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        warn!(pid = c.n.pid, dst = %eff.ip(), protocol = proto.unwrap_or(-1), "seccomp mode: IP protocol {} (a raw socket) to {} is not carried through the tunnel (TCP, UDP and ICMP echo are); the call fails with ENETUNREACH", proto.unwrap_or(-1), eff.ip());
+    }
+    libc::ENETUNREACH
+}
 
 /// Writes one datagram for `dst` on our copy of a headered data socket.
 fn send_headered(data: &OwnedFd, d: &Datagram, dst: SocketAddr, payload: &[u8]) -> Result<(), i32> {
