@@ -66,14 +66,28 @@ fn mbit(out: &std::process::Output) -> Result<f64, String> {
         .ok_or_else(|| "no end.sum_received".into())
 }
 
-fn iperf_argv(secs: &str, reverse: bool) -> Vec<&str> {
+fn iperf_argv<'a>(secs: &'a str, port: &'a str, reverse: bool) -> Vec<&'a str> {
     let mut v = vec![
-        "timeout", "120", "iperf3", "-c", "10.77.0.1", "-t", secs, "-J",
+        "timeout", "60", "iperf3", "-c", "10.77.0.1", "-p", port, "-t", secs, "-J",
     ];
     if reverse {
         v.push("-R");
     }
     v
+}
+
+/// A one-test iperf3 server in the peer's namespace on a port of its own
+/// (a client that died mid-test leaves a shared server busy for the next).
+fn one_off_server(topo: &Topology, port: u16) -> wrapguard_testnet::Bg {
+    let p = port.to_string();
+    let log = topo.one.tmp.join(&format!("iperf3-wan-{port}.log"));
+    let bg = topo
+        .one
+        .peer
+        .ns
+        .spawn(&["timeout", "90", "iperf3", "-s", "-1", "-p", &p], &log);
+    topo.one.peer.ns.wait_tcp_listen(port);
+    bg
 }
 
 /// Runs every profile.
@@ -85,6 +99,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         secs,
         notes: Vec::new(),
     };
+    let next_port = std::cell::Cell::new(5300u16);
     let upstream_b = topo.one.peer.endpoint().parse().expect("peer endpoint");
     let upstream_c = topo.tun_endpoint.parse().expect("C's endpoint");
     let host_cc = topo
@@ -116,10 +131,13 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         for cc in CCS {
             let flag = format!("--tcp-congestion={cc}");
             let run = |reverse| {
+                next_port.set(next_port.get() + 1);
+                let port = next_port.get().to_string();
+                let _srv = one_off_server(topo, next_port.get());
                 let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
                 v.extend(no_share_flag(&topo.wrapguard));
                 v.push("--");
-                v.extend(iperf_argv(&secs_s, reverse));
+                v.extend(iperf_argv(&secs_s, &port, reverse));
                 let out = topo
                     .one
                     .client
@@ -153,9 +171,12 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
                 &format!("net.ipv4.tcp_congestion_control={cc}"),
             ]);
             let run = |reverse| {
+                next_port.set(next_port.get() + 1);
+                let port = next_port.get().to_string();
+                let _srv = one_off_server(topo, next_port.get());
                 let out = topo
                     .c
-                    .cmd(&iperf_argv(&secs_s, reverse))
+                    .cmd(&iperf_argv(&secs_s, &port, reverse))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .output();

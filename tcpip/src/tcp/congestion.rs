@@ -255,11 +255,20 @@ impl Controller {
         }
     }
 
-    /// Bytes per second to pace at, if the algorithm paces.
-    pub fn pacing_rate(&self, srtt: Duration) -> Option<f64> {
+    /// Bytes per second to pace at: BBR's model rate; for CUBIC, as
+    /// Linux paces it under `fq` (`tcp_update_pacing_rate`), twice the
+    /// window per RTT in slow start and 1.2 times it after, so a window's
+    /// worth leaves spread over the round trip instead of in one burst
+    /// that a shallow bottleneck queue (or a relay's socket buffer) drops.
+    /// `None` before the first RTT sample (`srtt`).
+    pub fn pacing_rate(&self, srtt: Option<Duration>) -> Option<f64> {
         match self {
-            Controller::Cubic(_) => None,
-            Controller::Bbr(b) => Some(b.pacing_rate(srtt)),
+            Controller::Cubic(c) => {
+                let srtt = srtt.filter(|s| !s.is_zero())?;
+                let gain = if c.window() < c.ssthresh() { 2.0 } else { 1.2 };
+                Some(gain * c.window() as f64 / srtt.as_secs_f64())
+            }
+            Controller::Bbr(b) => Some(b.pacing_rate(srtt.unwrap_or_default())),
         }
     }
 

@@ -156,7 +156,8 @@ impl Tcb {
     /// of it (two segments at least), so a driver whose timers fire with
     /// millisecond granularity (epoll) still reaches the rate.
     fn pace_ready(&mut self, now: Instant) -> bool {
-        let Some(rate) = self.cc.pacing_rate(self.rtt.srtt()) else {
+        let srtt = self.rtt.has_sample().then(|| self.rtt.srtt());
+        let Some(rate) = self.cc.pacing_rate(srtt) else {
             return true;
         };
         let mss = self.payload_mss() as f64;
