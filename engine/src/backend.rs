@@ -176,6 +176,12 @@ pub trait FlowBackend: Send + Sync + 'static {
         let _ = id;
         Err(libc::ENOTSUP)
     }
+    /// Every TCP flow of the backend's own TCP, with the backend's flow
+    /// ids ([`OutboundTcp::id`]); empty for a backend whose TCP is the
+    /// host's.
+    fn tcp_flows(&self) -> Vec<crate::flow_report::TcpFlowStatus> {
+        Vec::new()
+    }
     /// Whether this backend carries established flows on its engine thread
     /// ([`FlowBackend::tcp_direct`]); if not, the bridge splices them.
     fn carries_direct(&self) -> bool {

@@ -91,6 +91,11 @@ pub enum Command {
         /// The numbers, or the errno (`ENOTCONN`: no such flow).
         reply: SyncSender<Result<control::TcpFlowInfo, Errno>>,
     },
+    /// Every TCP flow's numbers (`status --flows`).
+    TcpFlows {
+        /// The answer.
+        reply: SyncSender<Vec<crate::flow_report::TcpFlowStatus>>,
+    },
     /// Answered at the engine's next loop turn, so after the output of
     /// the turn in progress has been sent (the launcher, before exiting).
     Settle {

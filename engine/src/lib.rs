@@ -42,6 +42,7 @@ mod dns_udp;
 mod echo_flow;
 mod endpoint;
 pub mod flow;
+pub mod flow_report;
 mod lend;
 pub mod loopback;
 mod packet;

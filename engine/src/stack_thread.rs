@@ -916,6 +916,9 @@ impl Engine {
                     let r = self.tcp.keepalive(&mut lend!(self), flow, keepalive, now);
                     let _ = reply.send(r);
                 }
+                Command::TcpFlows { reply } => {
+                    let _ = reply.send(self.tcp.report(&lend!(self), now));
+                }
                 Command::TcpInfo { flow, reply } => {
                     let _ = reply.send(self.tcp.info(&lend!(self), flow));
                 }

@@ -519,6 +519,46 @@ impl TcpFlows {
         }
     }
 
+    /// Every TCP flow, as `status --flows` shows it.
+    pub fn report(&self, cx: &Lent<'_>, now: Instant) -> Vec<crate::flow_report::TcpFlowStatus> {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let mut out: Vec<_> = self
+            .flows
+            .iter()
+            .filter_map(|(&id, f)| {
+                let i = cx.stack.tcp_info(f.handle).ok()?;
+                let state = cx.stack.tcp_state(f.handle).ok()?;
+                let local = cx.stack.local_addr(f.handle).ok()?;
+                Some(crate::flow_report::TcpFlowStatus {
+                    flow: id,
+                    pid: None,
+                    program: None,
+                    local: local.to_string(),
+                    remote: f.remote.to_string(),
+                    state: crate::flow_report::state_name(state).to_string(),
+                    congestion: i.congestion.name().to_string(),
+                    cwnd: i.cwnd as u64,
+                    ssthresh: (i.ssthresh < usize::MAX / 2).then_some(i.ssthresh as u64),
+                    srtt_us: us(i.srtt),
+                    rttvar_us: us(i.rttvar),
+                    rto_us: us(i.rto),
+                    in_flight: i.in_flight as u64,
+                    mss: i.mss as u64,
+                    retransmits: i.retransmits,
+                    rto_count: i.rto_count,
+                    recoveries: i.recoveries,
+                    delivery_rate: i.delivery_rate as u64,
+                    limited_by: i.limit.name().to_string(),
+                    bytes_up: f.bytes_up,
+                    bytes_down: f.bytes_down,
+                    age_secs: now.saturating_duration_since(f.started).as_secs(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|f| f.flow);
+        out
+    }
+
     /// What the TCP knows of `flow`, in the units of Linux's `tcp_info`.
     pub fn info(&self, cx: &Lent<'_>, flow: u64) -> Result<control::TcpFlowInfo, Errno> {
         let f = self.flows.get(&flow).ok_or(libc::ENOTCONN)?;

@@ -489,6 +489,12 @@ impl FlowBackend for TunnelBackend {
             .map_err(|_| libc::ETIMEDOUT)?
     }
 
+    fn tcp_flows(&self) -> Vec<crate::flow_report::TcpFlowStatus> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Command::TcpFlows { reply });
+        answer.recv_timeout(COMMAND_WAIT).unwrap_or_default()
+    }
+
     fn tcp_info(&self, id: u64) -> Result<control::TcpFlowInfo, Errno> {
         let (reply, answer) = sync_channel(1);
         self.send(Command::TcpInfo { flow: id, reply });

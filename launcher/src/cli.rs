@@ -44,7 +44,7 @@ Docs: README.md and the annotated example-wg0.conf.";
                       wrapguard --config <PATH> --socks5 ADDR:PORT | --http-proxy ADDR:PORT | --forward SPEC | --reverse SPEC [-- <COMMAND> [ARGS]...]\n       \
                       wrapguard up --config <PATH> [--name <NAME>]\n       \
                       wrapguard exec <NAME> -- <COMMAND> [ARGS]...\n       \
-                      wrapguard status [NAME] [--json] | ls [--json] | down <NAME>\n       \
+                      wrapguard status [NAME] [--json] [--flows] | ls [--json] | down <NAME>\n       \
                       wrapguard genkey | pubkey | completions <SHELL>",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -305,6 +305,11 @@ pub enum Helper {
         /// As JSON (one object for a named tunnel, else an array).
         #[arg(long)]
         json: bool,
+        /// Every tunnel TCP connection instead, like `ss -ti`: program,
+        /// addresses, state, congestion window, RTT, in flight,
+        /// retransmissions, delivery rate and what limits the sender.
+        #[arg(long)]
+        flows: bool,
     },
     /// End a tunnel: its programs' tunnel connections are cut.
     Down {

@@ -93,7 +93,14 @@ fn main() {
             };
             std::process::exit(tunnels::up(&up).unwrap_or_else(|e| tunnels::fail(&e)));
         }
-        Some(Helper::Status { name, json }) => std::process::exit(
+        Some(Helper::Status {
+            name,
+            json,
+            flows: true,
+        }) => std::process::exit(
+            tunnels::flows(name.as_deref(), *json).unwrap_or_else(|e| tunnels::fail(&e)),
+        ),
+        Some(Helper::Status { name, json, .. }) => std::process::exit(
             tunnels::status(name.as_deref(), *json).unwrap_or_else(|e| tunnels::fail(&e)),
         ),
         Some(Helper::Down { name, config }) => std::process::exit(

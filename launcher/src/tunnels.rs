@@ -241,6 +241,79 @@ pub fn status(name: Option<&str>, json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// `wrapguard status --flows [NAME] [--json]`: every TCP connection of
+/// each running tunnel (or of `NAME`), like `ss -ti`.
+pub fn flows(name: Option<&str>, json: bool) -> Result<i32> {
+    let tunnels = match name {
+        Some(n) => vec![share::find(n)?],
+        None => share::running()?,
+    };
+    let mut all = Vec::new();
+    for d in &tunnels {
+        match ask(Path::new(&d.socket), &SessionRequest::Flows) {
+            Ok(SessionReply::Flows { flows }) => all.push((d.name.clone(), flows)),
+            Ok(other) => bail!("unexpected answer from tunnel {}: {other:?}", d.name),
+            Err(_) if name.is_none() => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot reach tunnel {}", d.name)),
+        }
+    }
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(n, f)| serde_json::json!({ "tunnel": n, "flows": f }))
+            .collect();
+        let text = if name.is_some() {
+            serde_json::to_string_pretty(&v[0])
+        } else {
+            serde_json::to_string_pretty(&v)
+        }?;
+        println!("{text}");
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("no tunnels run (start one with wrapguard up --config wg0.conf)");
+        return Ok(0);
+    }
+    let mut o = String::new();
+    for (n, flows) in &all {
+        let _ = writeln!(o, "tunnel: {n}: {} TCP connections", flows.len());
+        for f in flows {
+            let who = match (&f.pid, &f.program) {
+                (Some(p), Some(c)) => format!("pid {p}: {c}"),
+                (Some(p), None) => format!("pid {p}"),
+                _ => "(inbound, or the program is gone)".into(),
+            };
+            let _ = writeln!(o, "{} {} -> {}  {who}", f.state, f.local, f.remote);
+            let _ = writeln!(
+                o,
+                "  {} cwnd {} ssthresh {} srtt {:.1}/{:.1} ms rto {} ms mss {} in flight {}",
+                f.congestion,
+                human_bytes(f.cwnd),
+                f.ssthresh.map_or_else(|| "-".into(), human_bytes),
+                f.srtt_us as f64 / 1000.0,
+                f.rttvar_us as f64 / 1000.0,
+                f.rto_us / 1000,
+                f.mss,
+                human_bytes(f.in_flight),
+            );
+            let _ = writeln!(
+                o,
+                "  retrans {} rto {} recoveries {} delivery rate {} limited by {}; {} sent, {} received, {} s",
+                f.retransmits,
+                f.rto_count,
+                f.recoveries,
+                engine::flow_report::human_rate(f.delivery_rate),
+                f.limited_by,
+                human_bytes(f.bytes_up),
+                human_bytes(f.bytes_down),
+                f.age_secs,
+            );
+        }
+    }
+    print!("{o}");
+    Ok(0)
+}
+
 /// One tunnel's report, laid out like `wg show`.
 pub fn status_text(r: &StatusReport) -> String {
     let d = &r.tunnel;

@@ -760,3 +760,85 @@ fn up_reports_the_first_handshake_and_reports_survive_a_closed_pipe() {
     }
     down(&t, "first");
 }
+
+/// `status --flows` shows each tunnel TCP connection as the engine's TCP
+/// sees it, with the program that opened it: a wrapped python holds a
+/// connection to an echo server on the peer after moving 2 MB through it.
+#[test]
+fn status_flows_shows_each_connection_with_its_program_and_tcp_numbers() {
+    skip_unless_ready!();
+    let t = world_up("shfl");
+    let _echo = wrapguard_testnet::tcp_echo_server(&t.peer, &t.tmp, 7000);
+    let ready = t.tmp.join("flows.ready");
+    let script = format!(
+        r#"
+import os, socket, time
+s = socket.create_connection(("10.77.0.1", 7000))
+data = b"x" * 65536
+sent = got = 0
+while sent < 2_000_000:
+    s.sendall(data); sent += len(data)
+    while got < sent - 262144:
+        got += len(s.recv(1 << 20))
+while got < sent:
+    got += len(s.recv(1 << 20))
+open({ready:?}, "w").write(str(os.getpid()))
+time.sleep(30)
+"#,
+        ready = ready.display().to_string()
+    );
+    let file = t.tmp.write("flows.py", &script);
+    let log = t.tmp.join("flows.log");
+    let py = python();
+    let _held = wg_bg(
+        &t,
+        &["exec", "wg0", "--", &py, &file.display().to_string()],
+        &log,
+    );
+    wait_until(30, "the held connection", || ready.exists());
+    let pid: u32 = std::fs::read_to_string(&ready)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("pid");
+    let out = wg(&t, &["status", "--flows", "--json", "wg0"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let flows = v["flows"].as_array().expect("flows");
+    let f = flows
+        .iter()
+        .find(|f| f["remote"] == "10.77.0.1:7000")
+        .unwrap_or_else(|| panic!("no flow to the echo server: {v}"));
+    assert_eq!(f["state"], "ESTABLISHED", "{f}");
+    assert_eq!(f["pid"].as_u64(), Some(u64::from(pid)), "{f}");
+    assert!(
+        f["program"]
+            .as_str()
+            .is_some_and(|p| p.contains("flows.py")),
+        "{f}"
+    );
+    assert!(
+        f["local"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("10.77.0.2:")),
+        "{f}"
+    );
+    assert!(
+        f["bytes_up"].as_u64().is_some_and(|b| b >= 2_000_000),
+        "{f}"
+    );
+    assert!(f["srtt_us"].as_u64().is_some_and(|r| r > 0), "{f}");
+    assert!(f["cwnd"].as_u64().is_some_and(|c| c >= 2 * 1368), "{f}");
+    assert_eq!(f["mss"].as_u64(), Some(1368), "{f}");
+    assert!(
+        ["cubic", "bbr"].contains(&f["congestion"].as_str().unwrap_or("")),
+        "{f}"
+    );
+    assert_eq!(f["limited_by"], "application", "idle: {f}");
+    let text = stdout(&wg(&t, &["status", "--flows"]));
+    assert!(
+        text.contains("ESTABLISHED 10.77.0.2:") && text.contains(&format!("pid {pid}")),
+        "{text}"
+    );
+    assert!(text.contains("limited by application"), "{text}");
+    down(&t, "wg0");
+}

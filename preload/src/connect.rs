@@ -220,7 +220,7 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
     if nonblocking {
         return fail(libc::EINPROGRESS);
     }
-    wait_connected(fd, shadow)
+    wait_connected(fd, shadow, libc::EINPROGRESS)
 }
 
 /// `connect()` again on a tunnel socket whose first `connect()` has not
@@ -239,7 +239,7 @@ fn connect_again(fd: c_int, shadow: c_int) -> c_int {
             if nonblocking {
                 fail(libc::EALREADY)
             } else {
-                wait_connected(fd, shadow)
+                wait_connected(fd, shadow, libc::EALREADY)
             }
         }
         Some(state) => outcome_returned(fd, state),
@@ -248,17 +248,18 @@ fn connect_again(fd: c_int, shadow: c_int) -> c_int {
 }
 
 /// A blocking `connect()`: waits for the engine's verdict, at most the
-/// socket's `SO_SNDTIMEO` (then `EINPROGRESS`, the connect going on, as in
-/// the kernel).
-fn wait_connected(fd: c_int, shadow: c_int) -> c_int {
+/// socket's `SO_SNDTIMEO`, then fails with `timed_out` (`EINPROGRESS` for
+/// the first connect, `EALREADY` for a later one; the connect goes on, as
+/// in the kernel).
+fn wait_connected(fd: c_int, shadow: c_int, timed_out: c_int) -> c_int {
     let timeout = send_timeout_ms(shadow);
     loop {
         match sys::poll1(fd, libc::POLLOUT, timeout) {
             Err(libc::EINTR) => return fail(libc::EINTR), // connect continues, as in the kernel
             Err(e) => return fail(e),
-            Ok(0) if timeout >= 0 => return fail(libc::EINPROGRESS),
+            Ok(0) if timeout >= 0 => return fail(timed_out),
             Ok(_) => match settle(fd) {
-                Some(OutState::Connecting) if timeout >= 0 => return fail(libc::EINPROGRESS),
+                Some(OutState::Connecting) if timeout >= 0 => return fail(timed_out),
                 Some(OutState::Connecting) => continue,
                 Some(state) => return outcome_returned(fd, state),
                 None => return fail(libc::EBADF),
@@ -272,6 +273,21 @@ fn wait_connected(fd: c_int, shadow: c_int) -> c_int {
 /// as the kernel's `sock_error() ?: -ECONNABORTED`). Either way the socket
 /// has left the kernel's `SS_CONNECTING`.
 fn outcome_returned(fd: c_int, state: OutState) -> c_int {
+    if let (OutState::Failed { .. }, Some(Kind::Outbound { shadow, .. })) = (state, table::get(fd))
+    {
+        // The kernel's socket is unconnected again (`SS_UNCONNECTED`,
+        // `TCP_CLOSE`): the program's own socket comes back, so poll,
+        // getpeername and a new connect see what they would on it.
+        let r = match state {
+            OutState::Failed {
+                reported: false,
+                errno,
+            } => errno,
+            _ => libc::ECONNABORTED,
+        };
+        restore_shadow(fd, shadow);
+        return fail(r);
+    }
     table::update(fd, |k| {
         if let Kind::Outbound {
             state: st,

@@ -108,8 +108,8 @@ pub fn kind_of(fd: c_int) -> Option<DatagramKind> {
 
 /// Copies `SO_RCVTIMEO`/`SO_SNDTIMEO` from the program's socket (now the
 /// shadow) to the data socket, so a receive set to time out still does
-/// (ping waits for replies this way).
-fn copy_timeouts(shadow: c_int, fd: c_int) {
+/// (ping waits for replies this way), and reads back as set.
+pub(crate) fn copy_timeouts(shadow: c_int, fd: c_int) {
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         let mut tv = libc::timeval {
             tv_sec: 0,

@@ -60,8 +60,8 @@
 //! * A program that never calls `SO_ERROR`/`getpeername` after a
 //!   non-blocking connect keeps the minimum send buffer (~4.5 KiB) on the
 //!   data socket: correct, but more wakeups on bulk sends.
-//! * `TCP_INFO` and other read-only TCP state come from the unconnected
-//!   shadow socket; a blocking connect ignores `SO_SNDTIMEO`.
+//! * `TCP_INFO` and `TCP_MAXSEG` come from the engine's TCP; other
+//!   read-only TCP state from the unconnected shadow socket.
 //! * A dual-stack `[::]` listener is redirected to `[::1]`: tunnel peers
 //!   of both families reach it, local IPv4 clients (127.0.0.1) do not.
 //! * Listener state is not adopted after `exec` (accepted peers then show

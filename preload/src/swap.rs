@@ -56,6 +56,9 @@ pub(crate) fn swap(
     if fl & libc::O_NONBLOCK != 0 {
         let _ = sys::fcntl(fd, libc::F_SETFL, libc::c_long::from(libc::O_NONBLOCK));
     }
+    // Timeouts set before the connect act on, and read back from, the
+    // socket the program now holds.
+    crate::dgram::copy_timeouts(shadow, fd);
     Ok(shadow)
 }
 

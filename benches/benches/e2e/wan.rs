@@ -28,10 +28,13 @@ const PROFILES: [(&str, u64, f64, u64, f64); 8] = [
 
 const CCS: [&str; 2] = ["cubic", "bbr"];
 
-/// One profile's results: (system, cc) → (upload, download) Mbit/s.
+/// A measurement, or why it failed.
+type Mbit = Result<f64, String>;
+
+/// One profile's results: (system and control, upload, download).
 struct Row {
     name: &'static str,
-    cells: Vec<(String, Result<f64, String>, Result<f64, String>)>,
+    cells: Vec<(String, Mbit, Mbit)>,
 }
 
 /// What the section measured.
@@ -68,7 +71,16 @@ fn mbit(out: &std::process::Output) -> Result<f64, String> {
 
 fn iperf_argv<'a>(secs: &'a str, port: &'a str, reverse: bool) -> Vec<&'a str> {
     let mut v = vec![
-        "timeout", "60", "iperf3", "-c", "10.77.0.1", "-p", port, "-t", secs, "-J",
+        "timeout",
+        "60",
+        "iperf3",
+        "-c",
+        "10.77.0.1",
+        "-p",
+        port,
+        "-t",
+        secs,
+        "-J",
     ];
     if reverse {
         v.push("-R");
@@ -152,8 +164,10 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             eprintln!("  wrapguard {cc:<5} up {up:?} down {down:?}");
             row.cells.push((format!("wrapguard {cc}"), up, down));
         }
-        rep.notes
-            .push(format!("{name}: relay for wrapguard: {}", relay.stats.line()));
+        rep.notes.push(format!(
+            "{name}: relay for wrapguard: {}",
+            relay.stats.line()
+        ));
         drop(relay);
         // The kernel in C, through a relay in C.
         let relay = Relay::start(&topo.c.name, upstream_c, f, 0xb11 + i as u64);
@@ -187,8 +201,10 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             eprintln!("  kernel    {cc:<5} up {up:?} down {down:?}");
             row.cells.push((format!("kernel {cc}"), up, down));
         }
-        rep.notes
-            .push(format!("{name}: relay for the kernel: {}", relay.stats.line()));
+        rep.notes.push(format!(
+            "{name}: relay for the kernel: {}",
+            relay.stats.line()
+        ));
         set(&topo.tun_endpoint);
         drop(relay);
         rep.rows.push(row);

@@ -39,6 +39,9 @@ pub(super) async fn serve(s: Arc<Shared>, stream: UnixStream) {
     let answer = match req {
         SessionRequest::Describe => SessionReply::Described(host.description()),
         SessionRequest::Status => SessionReply::Status(Box::new(report(&s, &host).await)),
+        SessionRequest::Flows => SessionReply::Flows {
+            flows: flows_report(&s).await,
+        },
         SessionRequest::Persist { name } => {
             info!(name = %name, "tunnel {name} now runs on without attached programs (wrapguard up)");
             host.persist(name);
@@ -172,6 +175,29 @@ async fn handshakes(s: &Shared, timeout_ms: u64) -> SessionReply {
         out.push((label, ep, took.map(|d| d.as_millis() as u64)));
     }
     SessionReply::Handshakes { peers: out }
+}
+
+/// Every TCP flow with the program that opened it (outgoing flows: the
+/// bridge knows the backend's id of each and who asked for it).
+async fn flows_report(s: &Shared) -> Vec<crate::flow_report::TcpFlowStatus> {
+    let backend = s.backend.clone();
+    let mut flows = tokio::task::spawn_blocking(move || backend.tcp_flows())
+        .await
+        .unwrap_or_default();
+    let by_backend: HashMap<u64, u64> = s
+        .backend_ids
+        .lock()
+        .map(|m| m.iter().map(|(&bridge, &id)| (id, bridge)).collect())
+        .unwrap_or_default();
+    let pids = s.flow_pids.lock().map(|m| m.clone()).unwrap_or_default();
+    for f in &mut flows {
+        f.pid = by_backend
+            .get(&f.flow)
+            .and_then(|bridge| pids.get(bridge))
+            .copied();
+        f.program = f.pid.and_then(command_of);
+    }
+    flows
 }
 
 /// The live report.

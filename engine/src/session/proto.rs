@@ -34,6 +34,9 @@ pub enum SessionRequest {
     Release,
     /// The live report; answered by [`SessionReply::Status`].
     Status,
+    /// Every tunnel TCP connection's numbers (`status --flows`); answered
+    /// by [`SessionReply::Flows`].
+    Flows,
     /// Keep running without leases (`wrapguard up` on a running engine);
     /// answered by [`SessionReply::Ok`].
     Persist {
@@ -69,6 +72,11 @@ pub enum SessionReply {
     },
     /// Answer to [`SessionRequest::Status`].
     Status(Box<StatusReport>),
+    /// Answer to [`SessionRequest::Flows`].
+    Flows {
+        /// One entry per TCP connection, by flow id.
+        flows: Vec<crate::flow_report::TcpFlowStatus>,
+    },
     /// Answer to [`SessionRequest::Handshake`]: per peer with an endpoint,
     /// its label and the handshake time in milliseconds (`None`: no answer
     /// within the timeout).
