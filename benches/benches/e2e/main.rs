@@ -42,6 +42,9 @@
 //! At the end, one summary table (`summary`) puts the figures of every
 //! section that ran side by side, with wrapguard / wireguard-go ratios.
 //!
+//! `E2E_TCP_CONGESTION=cubic|bbr` passes `--tcp-congestion` to the wrapped
+//! clients (default: wrapguard's choice).
+//!
 //! `E2E_PERF_DIR=<dir>` also runs `perf record -g` on the wrapguard process
 //! of every bulk run (`perf report -i <dir>/upload-<pid>.data`).
 //!

@@ -239,11 +239,19 @@ impl Topology {
     /// engine is a process of its own; the data path is the same).
     pub fn client(&self, via: Via, argv: &[&str]) -> Command {
         let no_share = no_share_flag(&self.wrapguard);
+        // E2E_TCP_CONGESTION=cubic|bbr: the wrapped clients' congestion
+        // control (default: wrapguard's own choice).
+        let cc_flag = std::env::var("E2E_TCP_CONGESTION")
+            .ok()
+            .map(|c| format!("--tcp-congestion={c}"));
         let wrapped = |ns: &Netns, conf: &PathBuf, mode: &str| {
             let wg = self.wrapguard.display().to_string();
             let c = conf.display().to_string();
             let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", mode];
             v.extend(no_share);
+            if let Some(cc) = &cc_flag {
+                v.push(cc);
+            }
             v.push("--");
             v.extend_from_slice(argv);
             ns.cmd(&v)

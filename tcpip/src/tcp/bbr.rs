@@ -200,11 +200,15 @@ impl Bbr {
         Some((gain * bw * rtt.as_secs_f64()) as usize)
     }
 
-    /// The window BBR aims for: `gain` BDPs plus room for delayed and
-    /// stretched ACKs (Linux's three TSO quanta; here two segments each).
+    /// The window BBR aims for: `gain` BDPs plus room for delayed,
+    /// stretched and aggregated ACKs — Linux's three send quanta, each
+    /// about a millisecond at the pacing rate (two segments at least, 64
+    /// KiB at most): at sub-millisecond RTTs, where ACKs come in batches,
+    /// two BDPs alone would starve the pipe.
     fn target_cwnd(&self, gain: f64) -> usize {
+        let quantum = ((self.pacing_rate * 0.001) as usize).clamp(2 * self.mss, 65536);
         match self.bdp(gain) {
-            Some(b) => (b + 6 * self.mss).max(self.min_cwnd()),
+            Some(b) => (b + 3 * quantum).max(self.min_cwnd()),
             None => 10 * self.mss,
         }
     }
