@@ -3,8 +3,9 @@
 //! wireguard-go peer, for wrapguard in B and for the kernel reference
 //! (wireguard-go TUN + Linux TCP in C) alike, never both at once. For each
 //! profile, iperf3 upload and download of wrapguard with CUBIC and with
-//! BBR, and of the kernel with CUBIC and with BBR (C's
-//! `net.ipv4.tcp_congestion_control`), round-robin within the profile.
+//! BBR, and of the kernel with CUBIC and with BBR (`iperf3 -C`, which
+//! sets the sockets' `TCP_CONGESTION`; a download's sender is the peer's
+//! kernel with the same control), round-robin within the profile.
 //! `E2E_ONLY=wan` runs only this section; `E2E_WAN_SECS` (default 8) is
 //! the iperf3 time, `E2E_WAN_ONLY=substring` picks profiles.
 
@@ -69,7 +70,10 @@ fn mbit(out: &std::process::Output) -> Result<f64, String> {
         .ok_or_else(|| "no end.sum_received".into())
 }
 
-fn iperf_argv<'a>(secs: &'a str, port: &'a str, reverse: bool) -> Vec<&'a str> {
+/// iperf3 as the client, its TCP (and, with `-R`, the server's) using
+/// congestion control `cc` (`-C`: a namespace's
+/// `net.ipv4.tcp_congestion_control` cannot be set here).
+fn iperf_argv<'a>(secs: &'a str, port: &'a str, cc: &'a str, reverse: bool) -> Vec<&'a str> {
     let mut v = vec![
         "timeout",
         "60",
@@ -81,6 +85,8 @@ fn iperf_argv<'a>(secs: &'a str, port: &'a str, reverse: bool) -> Vec<&'a str> {
         "-t",
         secs,
         "-J",
+        "-C",
+        cc,
     ];
     if reverse {
         v.push("-R");
@@ -149,7 +155,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
                 let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
                 v.extend(no_share_flag(&topo.wrapguard));
                 v.push("--");
-                v.extend(iperf_argv(&secs_s, &port, reverse));
+                v.extend(iperf_argv(&secs_s, &port, cc, reverse));
                 let out = topo
                     .one
                     .client
@@ -179,18 +185,13 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         };
         set(&at);
         for cc in CCS {
-            let _ = topo.c.run(&[
-                "sysctl",
-                "-qw",
-                &format!("net.ipv4.tcp_congestion_control={cc}"),
-            ]);
             let run = |reverse| {
                 next_port.set(next_port.get() + 1);
                 let port = next_port.get().to_string();
                 let _srv = one_off_server(topo, next_port.get());
                 let out = topo
                     .c
-                    .cmd(&iperf_argv(&secs_s, &port, reverse))
+                    .cmd(&iperf_argv(&secs_s, &port, cc, reverse))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .output();
@@ -208,13 +209,6 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         set(&topo.tun_endpoint);
         drop(relay);
         rep.rows.push(row);
-    }
-    if !host_cc.is_empty() {
-        let _ = topo.c.run(&[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv4.tcp_congestion_control={host_cc}"),
-        ]);
     }
     rep.notes.push(format!(
         "the host's net.ipv4.tcp_congestion_control: {host_cc}; after the runs: {}",
