@@ -187,17 +187,7 @@ fn all_replies() -> Vec<Reply> {
         }),
         Reply::Udp(UdpReply::Refused(101)),
         Reply::TcpInfo(None),
-        Reply::TcpInfo(Some(crate::TcpFlowInfo {
-            state: 1,
-            mss: 1368,
-            rtt_us: 1500,
-            rttvar_us: 750,
-            rto_us: 201_000,
-            cwnd: 10,
-            ssthresh: u32::MAX,
-            unacked: 3,
-            total_retrans: 7,
-        })),
+        Reply::TcpInfo(Some(SAMPLE_TCP_INFO)),
     ]
 }
 
@@ -518,17 +508,7 @@ fn query_names_are_checked() {
 
 #[test]
 fn tcp_info_patch_writes_linux_offsets_and_stops_at_the_buffer() {
-    let i = crate::TcpFlowInfo {
-        state: 1,
-        mss: 1368,
-        rtt_us: 1500,
-        rttvar_us: 750,
-        rto_us: 201_000,
-        cwnd: 10,
-        ssthresh: u32::MAX,
-        unacked: 3,
-        total_retrans: 7,
-    };
+    let i = SAMPLE_TCP_INFO;
     let mut full = [0xeeu8; 232];
     i.patch_tcp_info(&mut full);
     let at = |b: &[u8], o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
@@ -548,3 +528,16 @@ fn tcp_info_patch_writes_linux_offsets_and_stops_at_the_buffer() {
     );
     i.patch_tcp_info(&mut []);
 }
+
+/// A `TcpInfo` answer with every field set.
+const SAMPLE_TCP_INFO: crate::TcpFlowInfo = crate::TcpFlowInfo {
+    state: 1,
+    mss: 1368,
+    rtt_us: 1500,
+    rttvar_us: 750,
+    rto_us: 201_000,
+    cwnd: 10,
+    ssthresh: u32::MAX,
+    unacked: 3,
+    total_retrans: 7,
+};

@@ -21,10 +21,11 @@ fn one_peer() -> Configured {
     OnePeer::new("ca").configured(Conf::V4)
 }
 
-/// Builds `fixtures/connect_again.c` into `dir`; `None` without gcc.
-fn fixture(dir: &Path) -> Option<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/connect_again.c");
-    let bin = dir.join("connect_again");
+/// Builds `fixtures/NAME.c` into `dir`; `None` (and a SKIPPED line)
+/// without gcc.
+fn fixture(dir: &Path, name: &str) -> Option<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
+    let bin = dir.join(name);
     let built = std::process::Command::new("gcc")
         .args(["-O1", "-o"])
         .arg(&bin)
@@ -50,7 +51,7 @@ fn steps(stdout: &[u8], tok: &str) -> Vec<String> {
 fn connect_again_answers_as_the_kernel_does_in_both_modes() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = fixture(&t.tmp.join("")) else {
+    let Some(bin) = fixture(&t.tmp.join(""), "connect_again") else {
         return;
     };
     // The reference: the same program against the kernel's TCP on the
@@ -85,6 +86,21 @@ fn connect_again_answers_as_the_kernel_does_in_both_modes() {
     assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
 }
 
+/// Runs `argv` under wrapguard in each mode; it must succeed and print
+/// exactly `tok`.
+fn prints_in_both_modes(t: &Configured, argv: &[&str], tok: &str) {
+    for mode in MODES {
+        let out = wrapguard(&t.client, &t.conf, mode, argv);
+        assert!(out.status.success(), "{mode:?}: {}", show(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            tok,
+            "{mode:?}: {}",
+            show(&out)
+        );
+    }
+}
+
 /// `python3 -m http.server` on the peer serving `tok`; returns its log.
 fn page(t: &Configured, tok: &str) -> (wrapguard_testnet::Bg, std::path::PathBuf) {
     t.serve_page(tok, "0.0.0.0")
@@ -107,16 +123,7 @@ print $s "GET / HTTP/1.0\r\n\r\n";
 my $r = join("", <$s>);
 $r =~ s/.*\r\n\r\n//s;
 print $r;"#;
-    for mode in MODES {
-        let out = wrapguard(&t.client, &t.conf, mode, &["perl", "-e", script]);
-        assert!(out.status.success(), "{mode:?}: {}", show(&out));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            tok,
-            "{mode:?}: {}",
-            show(&out)
-        );
-    }
+    prints_in_both_modes(&t, &["perl", "-e", script], &tok);
     assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
 }
 
@@ -134,16 +141,7 @@ fn ruby_net_http_with_open_timeout_fetches() {
 h = Net::HTTP.new("10.77.0.1", 8080)
 h.open_timeout = 5
 print h.get("/").body"#;
-    for mode in MODES {
-        let out = wrapguard(&t.client, &t.conf, mode, &["ruby", "-e", script]);
-        assert!(out.status.success(), "{mode:?}: {}", show(&out));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            tok,
-            "{mode:?}: {}",
-            show(&out)
-        );
-    }
+    prints_in_both_modes(&t, &["ruby", "-e", script], &tok);
     assert!(read(&log).contains("10.77.0.2"), "{}", read(&log));
 }
 
@@ -178,39 +176,10 @@ while True:
 "#
     );
     let (_srv, log) = peer_server(&t.peer, &t.tmp, "resp", &script, 6379);
-    for mode in MODES {
-        let out = wrapguard(
-            &t.client,
-            &t.conf,
-            mode,
-            &["redis-cli", "-h", "10.77.0.1", "-p", "6379", "PING"],
-        );
-        assert!(out.status.success(), "{mode:?}: {}", show(&out));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            tok,
-            "{mode:?}: {}",
-            show(&out)
-        );
-    }
+    let argv = ["redis-cli", "-h", "10.77.0.1", "-p", "6379", "PING"];
+    prints_in_both_modes(&t, &argv, &tok);
     let l = read(&log);
     assert_eq!(l.matches("client 10.77.0.2").count(), 2, "{l}");
-}
-
-/// Builds `fixtures/tcp_opts.c` into `dir`.
-fn tcp_opts_fixture(dir: &Path) -> Option<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tcp_opts.c");
-    let bin = dir.join("tcp_opts");
-    let built = std::process::Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output();
-    if !built.as_ref().is_ok_and(|o| o.status.success()) {
-        println!("SKIPPED: gcc failed: {built:?}");
-        return None;
-    }
-    Some(bin.display().to_string())
 }
 
 /// `TCP_MAXSEG` and `TCP_INFO` on a tunnel stream say what the path
@@ -221,7 +190,7 @@ fn tcp_opts_fixture(dir: &Path) -> Option<String> {
 fn tcp_maxseg_and_tcp_info_describe_the_tunnel_connection() {
     skip_unless_ready!();
     let t = OnePeer::new("mss").configured(Conf::DUAL);
-    let Some(bin) = tcp_opts_fixture(&t.tmp.join("")) else {
+    let Some(bin) = fixture(&t.tmp.join(""), "tcp_opts") else {
         return;
     };
     // An echo server on both families.

@@ -69,26 +69,27 @@ fn run(link: Link, alg: Algorithm, secs: f64) -> path::Run {
     Pair::new(link, engine_tcp(alg), 42).bulk(secs)
 }
 
-/// A packet of TCP data (an IPv4 packet longer than its headers).
-fn is_data(p: &[u8]) -> bool {
-    p.len() > 100
+/// `fate` for the `n`-th data packet A sends (from 1), the others pass.
+fn nth_data(n: u64, fate: Fate) -> impl FnMut(u64, &[u8]) -> Fate {
+    let mut data = 0u64;
+    move |_, p| {
+        // A packet of TCP data: an IPv4 packet longer than its headers.
+        if p.len() > 100 {
+            data += 1;
+            if data == n {
+                return fate;
+            }
+        }
+        Fate::Pass
+    }
 }
 
 #[test]
 fn one_loss_in_a_large_flight_is_repaired_by_fast_recovery_not_a_timeout() {
     // 20 ms each way, 100 Mbit/s, a deep queue: only the one drop.
     let link = Link::profile(20, 0.0, 100, 4.0);
-    let mut data = 0u64;
     let r = Pair::new(link, engine_tcp(Algorithm::Cubic), 7)
-        .with_fate(move |_, p| {
-            if is_data(p) {
-                data += 1;
-                if data == 400 {
-                    return Fate::Drop;
-                }
-            }
-            Fate::Pass
-        })
+        .with_fate(nth_data(400, Fate::Drop))
         .bulk(3.0);
     assert_eq!(r.info.rto_count, 0, "{r:?}");
     assert_eq!(r.info.recoveries, 1, "{r:?}");
@@ -99,19 +100,10 @@ fn one_loss_in_a_large_flight_is_repaired_by_fast_recovery_not_a_timeout() {
 #[test]
 fn cubic_leaves_recovery_with_beta_times_the_window_it_lost_at() {
     let link = Link::profile(20, 0.0, 100, 4.0);
-    let mut data = 0u64;
     let mut before = 0usize;
     let mut after = None;
     let r = Pair::new(link, engine_tcp(Algorithm::Cubic), 7)
-        .with_fate(move |_, p| {
-            if is_data(p) {
-                data += 1;
-                if data == 400 {
-                    return Fate::Drop;
-                }
-            }
-            Fate::Pass
-        })
+        .with_fate(nth_data(400, Fate::Drop))
         .bulk_observed(2.0, |_, i| {
             if i.recoveries == 0 {
                 before = before.max(i.cwnd);
@@ -140,17 +132,8 @@ fn a_reordered_segment_taken_for_lost_is_undone_by_its_dsack() {
         queue: 0,
         loss: 0.0,
     };
-    let mut data = 0u64;
     let r = Pair::new(link, engine_tcp(Algorithm::Cubic), 7)
-        .with_fate(move |_, p| {
-            if is_data(p) {
-                data += 1;
-                if data == 200 {
-                    return Fate::Delay(Duration::from_millis(30));
-                }
-            }
-            Fate::Pass
-        })
+        .with_fate(nth_data(200, Fate::Delay(Duration::from_millis(30))))
         .bulk(0.5);
     assert_eq!(r.info.retransmits, 1, "{r:?}");
     assert_eq!(r.info.recoveries, 1, "{r:?}");
