@@ -206,6 +206,9 @@ const CONNECTED: &str = "import socket, sys, time\n\
      s.sendall(b'ping'); assert s.recv(10) == b'ping'\n\
      print('READY', flush=True)\n";
 
+/// With `--no-share` the engine lives in the wrapguard process: a SIGKILL
+/// of it ends the program's tunnel connection at once (EOF or
+/// ECONNRESET), never a hang.
 #[test]
 fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     skip_unless_ready!();
@@ -219,7 +222,14 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
          except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n"
     );
     let log = t.tmp.join("run.log");
-    let _run = spawn_wrapguard(&t.client, &t.conf, &[], &[&py, "-c", code], &log, 300);
+    let _run = spawn_wrapguard(
+        &t.client,
+        &t.conf,
+        &["--no-share"],
+        &[&py, "-c", code],
+        &log,
+        300,
+    );
     let s = wait_line(&log, &["READY"], 60);
     assert_eq!(s, "READY", "{}", read(&log));
     t.client.signal("wrapguard", libc::SIGKILL);
@@ -233,6 +243,49 @@ fn sigkill_of_wrapguard_ends_the_programs_connection_without_a_hang() {
     // Well before the program's own 90 s timeout (not a timing claim: a
     // hang would run into it).
     assert!(killed.elapsed() < Duration::from_secs(60), "{s}");
+}
+
+/// On a shared engine the program holds the tunnel itself (issue 25 item
+/// 2): a SIGKILL of the wrapguard that started it leaves its connection
+/// working; `wrapguard down` then ends it at once.
+#[test]
+fn sigkill_of_wrapguard_leaves_a_shared_tunnel_to_its_program_until_down() {
+    skip_unless_ready!();
+    let t = setup("gs");
+    let py = python();
+    let _srv = tcp_echo_server(&t.peer, &t.tmp, 9100);
+    let flag = t.tmp.join("killed.flag");
+    let code = &format!(
+        "{CONNECTED}\
+         import os\n\
+         while not os.path.exists({flag:?}): time.sleep(0.1)\n\
+         s.sendall(b'again'); print('ALIVE', s.recv(10).decode(), flush=True)\n\
+         s.settimeout(90)\n\
+         try:\n    d = s.recv(10)\n    print('ENDED EOF' if not d else 'ENDED DATA', flush=True)\n\
+         except OSError as e:\n    print('ENDED ERR', e.errno, flush=True)\n",
+        flag = flag.display().to_string()
+    );
+    let log = t.tmp.join("run.log");
+    let _run = spawn_wrapguard(&t.client, &t.conf, &[], &[&py, "-c", code], &log, 300);
+    let s = wait_line(&log, &["READY"], 60);
+    assert_eq!(s, "READY", "{}", read(&log));
+    t.client.signal("wrapguard", libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&flag, "").expect("flag");
+    let s = wait_line(&log, &["ALIVE"], 60);
+    assert_eq!(s, "ALIVE again", "{}", read(&log));
+    let bin = wrapguard_testnet::Wrapguard::under_test()
+        .bin
+        .display()
+        .to_string();
+    let down = t.client.run(&[&bin, "down", "wg0"]);
+    assert!(down.status.success(), "{}", show(&down));
+    let s = wait_line(&log, &["ENDED"], 60);
+    assert!(
+        s == "ENDED EOF" || s == "ENDED ERR 104",
+        "down ends the connection: {s:?}\n{}",
+        read(&log)
+    );
 }
 
 /// Wrapped client for the vanished-peer test: five connections; one keeps
