@@ -106,26 +106,6 @@ pub fn kind_of(fd: c_int) -> Option<DatagramKind> {
     }
 }
 
-/// Copies `SO_RCVTIMEO`/`SO_SNDTIMEO` from the program's socket (now the
-/// shadow) to the data socket, so a receive set to time out still does
-/// (ping waits for replies this way), and reads back as set.
-pub(crate) fn copy_timeouts(shadow: c_int, fd: c_int) {
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
-        let p = &mut tv as *mut libc::timeval as *mut c_void;
-        // SAFETY: `tv` is a timeval and `len` its size.
-        let r = unsafe { real::getsockopt(shadow, libc::SOL_SOCKET, opt, p, &mut len) };
-        if r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0) {
-            // SAFETY: as above, read back into the data socket.
-            unsafe { real::setsockopt(fd, libc::SOL_SOCKET, opt, p, len) };
-        }
-    }
-}
-
 fn wildcard(v4: bool, port: u16) -> SocketAddr {
     if v4 {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
@@ -191,7 +171,7 @@ pub fn open(
             return Err(e);
         }
     };
-    copy_timeouts(shadow, fd);
+    crate::swap::copy_timeouts(shadow, fd);
     crate::errqueue::clear(fd);
     let old = table::set(
         fd,

@@ -58,8 +58,28 @@ pub(crate) fn swap(
     }
     // Timeouts set before the connect act on, and read back from, the
     // socket the program now holds.
-    crate::dgram::copy_timeouts(shadow, fd);
+    copy_timeouts(shadow, fd);
     Ok(shadow)
+}
+
+/// Copies `SO_RCVTIMEO`/`SO_SNDTIMEO` from the program's socket (now the
+/// shadow) to the data socket, so a receive set to time out still does
+/// (ping waits for replies this way), and reads back as set.
+pub(crate) fn copy_timeouts(shadow: c_int, fd: c_int) {
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        let p = &mut tv as *mut libc::timeval as *mut libc::c_void;
+        // SAFETY: `tv` is a timeval and `len` its size.
+        let r = unsafe { crate::real::getsockopt(shadow, libc::SOL_SOCKET, opt, p, &mut len) };
+        if r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0) {
+            // SAFETY: as above, read back into the data socket.
+            unsafe { crate::real::setsockopt(fd, libc::SOL_SOCKET, opt, p, len) };
+        }
+    }
 }
 
 /// Sets the state of an outbound entry (other kinds are left alone).
