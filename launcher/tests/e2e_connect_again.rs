@@ -8,7 +8,6 @@
 //! token, in both modes. Needs root, wireguard-go, wireguard-tools, gcc;
 //! the real programs are skipped one by one where not installed.
 
-use std::path::Path;
 use wrapguard_testnet::{
     on_path, peer_server, read, show, skip_unless_ready, token, wrapguard, Conf, Configured,
     OnePeer,
@@ -19,23 +18,6 @@ const MODES: [&[&str]; 2] = [&[], &["--mode=seccomp"]];
 
 fn one_peer() -> Configured {
     OnePeer::new("ca").configured(Conf::V4)
-}
-
-/// Builds `fixtures/NAME.c` into `dir`; `None` (and a SKIPPED line)
-/// without gcc.
-fn fixture(dir: &Path, name: &str) -> Option<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
-    let bin = dir.join(name);
-    let built = std::process::Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output();
-    if !built.as_ref().is_ok_and(|o| o.status.success()) {
-        println!("SKIPPED: gcc failed: {built:?}");
-        return None;
-    }
-    Some(bin.display().to_string())
 }
 
 /// The lines the fixture prints, the fetched body replaced by `BODY`.
@@ -51,7 +33,7 @@ fn steps(stdout: &[u8], tok: &str) -> Vec<String> {
 fn connect_again_answers_as_the_kernel_does_in_both_modes() {
     skip_unless_ready!();
     let t = one_peer();
-    let Some(bin) = fixture(&t.tmp.join(""), "connect_again") else {
+    let Some(bin) = wrapguard_testnet::c_fixture("connect_again", &t.tmp.join("")) else {
         return;
     };
     // The reference: the same program against the kernel's TCP on the
@@ -190,7 +172,7 @@ while True:
 fn tcp_maxseg_and_tcp_info_describe_the_tunnel_connection() {
     skip_unless_ready!();
     let t = OnePeer::new("mss").configured(Conf::DUAL);
-    let Some(bin) = fixture(&t.tmp.join(""), "tcp_opts") else {
+    let Some(bin) = wrapguard_testnet::c_fixture("tcp_opts", &t.tmp.join("")) else {
         return;
     };
     // An echo server on both families.

@@ -6,7 +6,7 @@
 //! echoed intact. Needs root, wireguard-go, wireguard-tools, gcc; prints
 //! `SKIPPED:` and passes otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wrapguard_testnet::{
     read, show, skip_unless_ready, token, wait_line, wrapguard, Bg, Conf, Configured, OnePeer,
 };
@@ -65,28 +65,12 @@ while True:
         print("FRAG 6 %d %d" % (fo & 0xfff8, fo & 1), flush=True)
 "#;
 
-/// Builds a fixture C program (dynamically linked: the shim carries it).
-fn fixture(name: &str, dir: &Path) -> Option<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
-    let bin = dir.join(name);
-    let built = std::process::Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output();
-    if !built.as_ref().is_ok_and(|o| o.status.success()) {
-        println!("SKIPPED: gcc failed: {built:?}");
-        return None;
-    }
-    Some(bin.display().to_string())
-}
-
 #[test]
 fn c_client_gets_pktinfo_ttl_and_a_recvmmsg_timeout() {
     skip_unless_ready!();
     let t = one_peer("ua");
     let (_srv, log) = echo_server(&t, 7100);
-    let Some(bin) = fixture("udp_ancillary", &t.tmp.join("")) else {
+    let Some(bin) = wrapguard_testnet::c_fixture("udp_ancillary", &t.tmp.join("")) else {
         return;
     };
     for (host, ours) in [("10.77.0.1", "10.77.0.2"), ("fd77::1", "fd77::2")] {

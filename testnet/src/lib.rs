@@ -151,3 +151,22 @@ pub fn token(tag: &str) -> String {
         .unwrap_or(0);
     format!("TOKEN-{tag}-{}-{n}-{t:x}", std::process::id())
 }
+
+/// Builds `launcher/tests/fixtures/NAME.c` with gcc into `dir` (dynamically
+/// linked, so the shim enters it); the binary's path, or `None` with a
+/// `SKIPPED:` line when gcc fails.
+pub fn c_fixture(name: &str, dir: &std::path::Path) -> Option<String> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../launcher/tests/fixtures/{name}.c"));
+    let bin = dir.join(name);
+    let built = std::process::Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    if !built.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("SKIPPED: gcc failed: {built:?}");
+        return None;
+    }
+    Some(bin.display().to_string())
+}

@@ -108,6 +108,22 @@ fn one_off_server(topo: &Topology, port: u16) -> wrapguard_testnet::Bg {
     bg
 }
 
+/// One iperf3 run against a one-test server on the next port: `client`
+/// builds the command for that port.
+fn measure(
+    topo: &Topology,
+    next_port: &std::cell::Cell<u16>,
+    client: impl FnOnce(&str) -> std::process::Command,
+) -> Mbit {
+    next_port.set(next_port.get() + 1);
+    let _srv = one_off_server(topo, next_port.get());
+    let out = client(&next_port.get().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
+}
+
 /// Runs every profile.
 pub fn run(topo: &Topology, secs: u64) -> Report {
     let only = std::env::var("E2E_WAN_ONLY").ok();
@@ -149,21 +165,13 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         for cc in CCS {
             let flag = format!("--tcp-congestion={cc}");
             let run = |reverse| {
-                next_port.set(next_port.get() + 1);
-                let port = next_port.get().to_string();
-                let _srv = one_off_server(topo, next_port.get());
-                let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
-                v.extend(no_share_flag(&topo.wrapguard));
-                v.push("--");
-                v.extend(iperf_argv(&secs_s, &port, cc, reverse));
-                let out = topo
-                    .one
-                    .client
-                    .cmd(&v)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .output();
-                out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
+                measure(topo, &next_port, |port| {
+                    let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
+                    v.extend(no_share_flag(&topo.wrapguard));
+                    v.push("--");
+                    v.extend(iperf_argv(&secs_s, port, cc, reverse));
+                    topo.one.client.cmd(&v)
+                })
             };
             let up = run(false);
             let down = run(true);
@@ -186,16 +194,9 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         set(&at);
         for cc in CCS {
             let run = |reverse| {
-                next_port.set(next_port.get() + 1);
-                let port = next_port.get().to_string();
-                let _srv = one_off_server(topo, next_port.get());
-                let out = topo
-                    .c
-                    .cmd(&iperf_argv(&secs_s, &port, cc, reverse))
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .output();
-                out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
+                measure(topo, &next_port, |port| {
+                    topo.c.cmd(&iperf_argv(&secs_s, port, cc, reverse))
+                })
             };
             let up = run(false);
             let down = run(true);
