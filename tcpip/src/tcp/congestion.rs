@@ -6,8 +6,10 @@
 //! Reno-friendly W_est, fast convergence, §4.6 multiplicative decrease,
 //! §4.8 timeout), RFC 5681 §3 (slow start, ssthresh), RFC 6928 (IW10),
 //! RFC 3465 (appropriate byte counting), RFC 7661 (don't grow when
-//! application-limited).
+//! application-limited); slow start ends early by [`super::hystart`].
 
+use super::hystart::{self, HyStart};
+use super::seq::Seq;
 use std::time::{Duration, Instant};
 
 const BETA: f64 = 0.7;
@@ -26,6 +28,7 @@ pub struct Cubic {
     epoch: Option<Instant>,
     w_est: f64,
     cwnd_at_epoch: f64,
+    hystart: HyStart,
 }
 
 impl Cubic {
@@ -41,6 +44,7 @@ impl Cubic {
             epoch: None,
             w_est: 0.0,
             cwnd_at_epoch: 0.0,
+            hystart: HyStart::default(),
         }
     }
 
@@ -101,6 +105,17 @@ impl Cubic {
         self.cwnd = ((next * mss) as usize).max(self.cwnd);
     }
 
+    /// An RTT sample from an ACK of `snd_una` at `now` with `snd_max`
+    /// sent: HyStart ends slow start (`ssthresh = cwnd`) when the window
+    /// fills the path.
+    pub fn on_rtt(&mut self, now: Instant, rtt: Duration, snd_una: Seq, snd_max: Seq) {
+        let look = self.cwnd < self.ssthresh && self.cwnd >= hystart::LOW_WINDOW * self.mss;
+        let cwnd = Some(self.cwnd).filter(|_| look);
+        if self.hystart.on_rtt(now, rtt, snd_una, snd_max, cwnd) {
+            self.ssthresh = self.cwnd;
+        }
+    }
+
     /// A loss detected by duplicate ACKs or SACK (RFC 9438 §4.6–§4.7).
     pub fn on_congestion(&mut self, flight: usize) {
         let mss = self.mss as f64;
@@ -128,6 +143,7 @@ impl Cubic {
         }
         self.cwnd = self.mss;
         self.epoch = None;
+        self.hystart.restart();
     }
 }
 
@@ -215,6 +231,13 @@ impl Controller {
     pub fn on_ack(&mut self, now: Instant, acked: usize, rtt: Duration, cwnd_limited: bool) {
         if let Controller::Cubic(c) = self {
             c.on_ack(now, acked, rtt, cwnd_limited);
+        }
+    }
+
+    /// An RTT sample from an ACK (CUBIC's HyStart).
+    pub fn on_rtt(&mut self, now: Instant, rtt: Duration, snd_una: Seq, snd_max: Seq) {
+        if let Controller::Cubic(c) = self {
+            c.on_rtt(now, rtt, snd_una, snd_max);
         }
     }
 

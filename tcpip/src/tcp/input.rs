@@ -450,7 +450,9 @@ impl Tcb {
                 self.snd_nxt = ack;
             }
             delivered += self.sent.ack(ack, &mut self.rack, now);
-            self.take_rtt_sample(now, seg, ack);
+            if let Some(rtt) = self.take_rtt_sample(now, seg, ack) {
+                self.cc.on_rtt(now, rtt, self.snd_una, self.snd_max);
+            }
             if let (Some((saved, retx_ts)), Some((_, ecr))) = (&self.undo, seg.options.timestamp) {
                 // Eifel detection (RFC 3522): the ACK echoes a timestamp from
                 // before the retransmission, so the original arrived: the
@@ -651,20 +653,26 @@ impl Tcb {
         }
     }
 
-    fn take_rtt_sample(&mut self, now: Instant, seg: &Repr<'_>, ack: Seq) {
+    /// Takes the ACK's RTT measurement, if it has one, and returns it.
+    fn take_rtt_sample(&mut self, now: Instant, seg: &Repr<'_>, ack: Seq) -> Option<Duration> {
         if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamp) {
             // RTTM (RFC 7323 §4.1); retransmissions are fine with timestamps.
             let d = self.ts_now(now).wrapping_sub(ecr);
             if d < 60_000 {
-                self.rtt.sample(Duration::from_millis(u64::from(d.max(1))));
+                let r = Duration::from_millis(u64::from(d.max(1)));
+                self.rtt.sample(r);
+                return Some(r);
             }
-            return;
+            return None;
         }
         if let Some((s, sent)) = self.rtt_seq {
             if ack >= s {
-                self.rtt.sample(now.saturating_duration_since(sent));
+                let r = now.saturating_duration_since(sent);
+                self.rtt.sample(r);
                 self.rtt_seq = None;
+                return Some(r);
             }
         }
+        None
     }
 }

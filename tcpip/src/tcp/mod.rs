@@ -27,6 +27,7 @@ mod app;
 pub mod bbr;
 mod config;
 pub mod congestion;
+pub mod hystart;
 mod input;
 mod output;
 mod prr;

@@ -357,6 +357,110 @@ impl Pair {
     }
 }
 
+/// What [`Pair::shared`] measured for each flow.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // read by some tests, printed by all
+pub struct Share {
+    /// Payload bytes each flow's receiver read in the measured span.
+    pub bytes: Vec<usize>,
+    /// The measured span.
+    pub span: Duration,
+    /// Each sender's numbers at the end.
+    pub info: Vec<tcpip::tcp::TcpInfo>,
+}
+
+#[allow(dead_code)] // used by the fairness tests
+impl Share {
+    /// Each flow's fraction of what all of them got.
+    pub fn fractions(&self) -> Vec<f64> {
+        let total: usize = self.bytes.iter().sum();
+        self.bytes
+            .iter()
+            .map(|&b| b as f64 / total.max(1) as f64)
+            .collect()
+    }
+
+    /// Each flow's goodput in Mbit/s.
+    pub fn mbit(&self) -> Vec<f64> {
+        let s = self.span.as_secs_f64().max(1e-9);
+        self.bytes
+            .iter()
+            .map(|&b| b as f64 * 8.0 / s / 1e6)
+            .collect()
+    }
+}
+
+#[allow(dead_code)] // used by the fairness tests
+impl Pair {
+    /// Bulk transfers A → B on one flow per entry of `starts` (seconds
+    /// after the first), through the one bottleneck, for `secs` virtual
+    /// seconds; counts what each receiver reads from `measure_from`
+    /// seconds on.
+    pub fn shared(&mut self, starts: &[f64], secs: f64, measure_from: f64) -> Share {
+        let l = self
+            .b
+            .tcp_listen(SocketAddr::new(B, 80), 16)
+            .expect("listen");
+        let t0 = self.now;
+        let end = t0 + Duration::from_secs_f64(secs);
+        let from = t0 + Duration::from_secs_f64(measure_from);
+        let mut flows: Vec<(Option<TcpHandle>, Option<TcpHandle>)> =
+            vec![(None, None); starts.len()];
+        let mut bytes = vec![0usize; starts.len()];
+        let chunk = vec![0x5au8; 256 * 1024];
+        let mut sink = vec![0u8; 256 * 1024];
+        while self.now < end {
+            for (i, &st) in starts.iter().enumerate() {
+                if flows[i].0.is_none() && self.now >= t0 + Duration::from_secs_f64(st) {
+                    let c = self
+                        .a
+                        .tcp_connect(self.now, None, SocketAddr::new(B, 80))
+                        .expect("connect");
+                    flows[i].0 = Some(c);
+                }
+            }
+            for f in flows.iter() {
+                let Some(c) = f.0 else { continue };
+                loop {
+                    match self.a.tcp_send(c, &chunk) {
+                        Ok(0) | Err(Error::WouldBlock) | Err(Error::NotConnected) => break,
+                        Ok(_) => {}
+                        Err(e) => panic!("send: {e}"),
+                    }
+                }
+            }
+            self.settle();
+            while let Some(s) = self.b.tcp_accept(l) {
+                // Accepted in the order they connected.
+                if let Some(f) = flows.iter_mut().find(|f| f.0.is_some() && f.1.is_none()) {
+                    f.1 = Some(s);
+                }
+            }
+            for (i, f) in flows.iter().enumerate() {
+                let Some(s) = f.1 else { continue };
+                while let Ok(n) = self.b.tcp_recv(s, &mut sink) {
+                    if n == 0 {
+                        break;
+                    }
+                    if self.now >= from {
+                        bytes[i] += n;
+                    }
+                }
+            }
+            self.settle();
+            self.advance(end);
+        }
+        Share {
+            bytes,
+            span: end.saturating_duration_since(from),
+            info: flows
+                .iter()
+                .filter_map(|f| f.0.and_then(|c| self.a.tcp_info(c).ok()))
+                .collect(),
+        }
+    }
+}
+
 /// A one-line summary of a run against the path's capacity.
 pub fn show(name: &str, link: &Link, r: &Run) -> String {
     let cap = link.rate as f64 / 1e6;
