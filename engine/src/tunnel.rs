@@ -119,6 +119,19 @@ pub struct TunnelOptions {
 /// The congestion controls the tunnel's TCP offers.
 pub use tcpip::tcp::congestion::Algorithm as TcpCongestion;
 
+/// The congestion control a tunnel uses when `asked` is what the command
+/// line or config asked for, and why: that, else the host's
+/// `net.ipv4.tcp_congestion_control` if it is one of ours, else CUBIC.
+pub fn congestion_for(asked: Option<TcpCongestion>) -> (TcpCongestion, &'static str) {
+    match asked {
+        Some(c) => (c, "asked for"),
+        None => match host_congestion() {
+            Some(c) => (c, "the host's net.ipv4.tcp_congestion_control"),
+            None => (TcpCongestion::Cubic, "the default"),
+        },
+    }
+}
+
 /// The host's `net.ipv4.tcp_congestion_control`, if it names one of ours:
 /// a tunnel connection then answers a lossy or long path as the host's
 /// own connections would.
@@ -241,13 +254,7 @@ pub fn start(opts: &TunnelOptions) -> Result<TunnelBackend> {
     if addresses.is_empty() {
         return Err(anyhow!("{source}: [Interface] has no Address"));
     }
-    let (congestion, why) = match opts.tcp_congestion {
-        Some(c) => (c, "asked for"),
-        None => match host_congestion() {
-            Some(c) => (c, "the host's net.ipv4.tcp_congestion_control"),
-            None => (TcpCongestion::Cubic, "the default"),
-        },
-    };
+    let (congestion, why) = congestion_for(opts.tcp_congestion);
     info!("TCP congestion control: {} ({why})", congestion.name());
     let stack = Stack::new(StackConfig {
         addresses: addresses.clone(),

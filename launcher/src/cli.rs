@@ -387,6 +387,7 @@ impl Cli {
             exit_node: t.exit_node,
             routes: t.routes,
             test_flags,
+            tcp_congestion: t.tcp_congestion,
         })
     }
 

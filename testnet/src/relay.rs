@@ -12,6 +12,10 @@
 //! The relay runs on a thread of the test process that has joined the
 //! client namespace with `setns(2)`, so it reaches only addresses inside
 //! that namespace (loopback and the underlay veth).
+//!
+//! Several clients may share one relay (and so its bottleneck): each
+//! client address gets an outer socket of its own, so the peer sees each
+//! at its own endpoint.
 
 use crate::netns::enter_netns;
 use std::cmp::Reverse;
@@ -156,7 +160,15 @@ struct Held {
     at: Instant,
     seq: u64,
     to_upstream: bool,
+    /// Which client's outer socket it belongs to.
+    client: usize,
     data: Vec<u8>,
+}
+
+/// One client of the relay and the outer socket the peer sees it at.
+struct Client {
+    addr: Option<SocketAddr>,
+    outer: UdpSocket,
 }
 
 impl PartialEq for Held {
@@ -267,10 +279,19 @@ fn run(
     stop: &AtomicBool,
 ) {
     let mut rng = Rng::new(seed);
-    let mut client = client;
+    let wildcard: SocketAddr = if upstream.is_ipv4() {
+        "0.0.0.0:0".parse().expect("addr")
+    } else {
+        "[::]:0".parse().expect("addr")
+    };
+    let mut clients = vec![Client {
+        addr: client,
+        outer,
+    }];
     let mut heap: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
     let mut seq = 0u64;
-    // When each direction's link is free again (bandwidth cap).
+    // When each direction's link is free again (bandwidth cap), shared by
+    // every client.
     let mut link_free = [Instant::now(), Instant::now()];
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
@@ -280,9 +301,8 @@ fn run(
             let Some(Reverse(h)) = heap.pop() else { break };
             forward(
                 &inner,
-                &outer,
+                &clients[h.client],
                 upstream,
-                client,
                 h.to_upstream,
                 &h.data,
                 stats,
@@ -293,31 +313,48 @@ fn run(
             .map(|h| h.0.at.saturating_duration_since(now).as_millis() as i32)
             .unwrap_or(50)
             .clamp(0, 50);
-        let mut fds = [
-            libc::pollfd {
-                fd: inner.as_raw_fd(),
+        let mut fds: Vec<libc::pollfd> = std::iter::once(&inner)
+            .chain(clients.iter().map(|c| &c.outer))
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: outer.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds that live across the call; the fds
-        // belong to sockets owned by this function.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
-        for (sock, to_upstream) in [(&inner, true), (&outer, false)] {
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds that lives
+        // across the call; the fds belong to sockets owned by this function.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+        for from in 0..=clients.len() {
             for _ in 0..256 {
+                let to_upstream = from == 0;
+                let sock = if to_upstream {
+                    &inner
+                } else {
+                    &clients[from - 1].outer
+                };
                 let Ok((n, src)) = sock.recv_from(&mut buf) else {
                     break;
                 };
-                if to_upstream {
-                    client = Some(src);
+                let idx = if to_upstream {
+                    match clients.iter().position(|c| c.addr == Some(src)) {
+                        Some(i) => i,
+                        None if clients[0].addr.is_none() => {
+                            clients[0].addr = Some(src);
+                            0
+                        }
+                        None => {
+                            clients.push(Client {
+                                addr: Some(src),
+                                outer: udp_socket(wildcard),
+                            });
+                            clients.len() - 1
+                        }
+                    }
                 } else if src != upstream {
                     continue;
-                }
+                } else {
+                    from - 1
+                };
                 stats.received.fetch_add(1, Ordering::Relaxed);
                 if rng.chance(f.drop) {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -356,13 +393,14 @@ fn run(
                 }
                 for _ in 0..copies {
                     if at <= now && heap.is_empty() {
-                        forward(&inner, &outer, upstream, client, to_upstream, &data, stats);
+                        forward(&inner, &clients[idx], upstream, to_upstream, &data, stats);
                     } else {
                         seq += 1;
                         heap.push(Reverse(Held {
                             at,
                             seq,
                             to_upstream,
+                            client: idx,
                             data: data.clone(),
                         }));
                     }
@@ -374,16 +412,15 @@ fn run(
 
 fn forward(
     inner: &UdpSocket,
-    outer: &UdpSocket,
+    client: &Client,
     upstream: SocketAddr,
-    client: Option<SocketAddr>,
     to_upstream: bool,
     data: &[u8],
     stats: &RelayStats,
 ) {
     let r = if to_upstream {
-        outer.send_to(data, upstream)
-    } else if let Some(c) = client {
+        client.outer.send_to(data, upstream)
+    } else if let Some(c) = client.addr {
         inner.send_to(data, c)
     } else {
         return;

@@ -35,6 +35,10 @@
 //!   with CUBIC and BBR against the kernel (wireguard-go TUN in C) with
 //!   CUBIC and BBR, upload and download (see `wan`);
 //!
+//! - fair (only when asked: `E2E_ONLY=fair`): two flows of one system
+//!   through one relay bottleneck and the share each gets, and the delay
+//!   an upload adds to ping, wrapguard and the kernel (see `fairness`);
+//!
 //! - proxy: the front-ends — curl through our SOCKS5 proxy, iperf3 and
 //!   curl through our `--forward` and onetun's, against the same client
 //!   wrapped (`E2E_ROUNDS`, `E2E_SECS`).
@@ -60,6 +64,7 @@
 
 mod bins;
 mod bulk;
+mod fairness;
 mod latency;
 mod measure;
 mod modes;
@@ -135,6 +140,9 @@ fn main() {
     }
     if want("wan") {
         wan::run(&topo, env_num("E2E_WAN_SECS", 8) as u64).print();
+    }
+    if want("fair") {
+        fairness::run(&topo, env_num("E2E_FAIR_SECS", 20) as u64).print();
     }
     if want("proxy") {
         let rounds = env_num("E2E_ROUNDS", 3);

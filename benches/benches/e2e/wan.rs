@@ -45,7 +45,7 @@ pub struct Report {
     notes: Vec<String>,
 }
 
-fn faults(delay_ms: u64, loss: f64, mbit: u64, bdps: f64) -> Faults {
+pub(crate) fn faults(delay_ms: u64, loss: f64, mbit: u64, bdps: f64) -> Faults {
     let rtt = Duration::from_millis(2 * delay_ms);
     Faults {
         drop: loss,
@@ -57,7 +57,7 @@ fn faults(delay_ms: u64, loss: f64, mbit: u64, bdps: f64) -> Faults {
 }
 
 /// iperf3 `-J` → receiver Mbit/s.
-fn mbit(out: &std::process::Output) -> Result<f64, String> {
+pub(crate) fn mbit(out: &std::process::Output) -> Result<f64, String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("iperf3 JSON: {e}"))?;
@@ -73,7 +73,12 @@ fn mbit(out: &std::process::Output) -> Result<f64, String> {
 /// iperf3 as the client, its TCP (and, with `-R`, the server's) using
 /// congestion control `cc` (`-C`: a namespace's
 /// `net.ipv4.tcp_congestion_control` cannot be set here).
-fn iperf_argv<'a>(secs: &'a str, port: &'a str, cc: &'a str, reverse: bool) -> Vec<&'a str> {
+pub(crate) fn iperf_argv<'a>(
+    secs: &'a str,
+    port: &'a str,
+    cc: &'a str,
+    reverse: bool,
+) -> Vec<&'a str> {
     let mut v = vec![
         "timeout",
         "60",
@@ -96,7 +101,7 @@ fn iperf_argv<'a>(secs: &'a str, port: &'a str, cc: &'a str, reverse: bool) -> V
 
 /// A one-test iperf3 server in the peer's namespace on a port of its own
 /// (a client that died mid-test leaves a shared server busy for the next).
-fn one_off_server(topo: &Topology, port: u16) -> wrapguard_testnet::Bg {
+pub(crate) fn one_off_server(topo: &Topology, port: u16) -> wrapguard_testnet::Bg {
     let p = port.to_string();
     let log = topo.one.tmp.join(&format!("iperf3-wan-{port}.log"));
     let bg = topo

@@ -19,6 +19,9 @@ pub struct Overrides {
     pub routes: Vec<RouteFlag>,
     /// The test-only flags, as `name=value`, if any are set.
     pub test_flags: Vec<String>,
+    /// `--tcp-congestion` or `TcpCongestion =`, if either is given (else
+    /// the host's default, see [`crate::tunnel::congestion_for`]).
+    pub tcp_congestion: Option<crate::tunnel::TcpCongestion>,
 }
 
 /// Our public key (base64), from the config's private key.
@@ -107,6 +110,13 @@ pub fn facts(config: &Config, overrides: &Overrides) -> BTreeMap<String, String>
                 .map(|r| format!("{}:{}", r.net, r.via))
                 .collect(),
         ),
+    );
+    f.insert(
+        "TcpCongestion".into(),
+        crate::tunnel::congestion_for(overrides.tcp_congestion)
+            .0
+            .name()
+            .into(),
     );
     if !overrides.test_flags.is_empty() {
         f.insert("test flags".into(), overrides.test_flags.join(" "));
@@ -228,6 +238,19 @@ mod tests {
             d.iter()
                 .any(|l| l == &format!("peer {PEER_2} only in the running tunnel")),
             "{d:?}"
+        );
+        let bbr = Overrides {
+            tcp_congestion: Some(crate::tunnel::TcpCongestion::Bbr),
+            ..Overrides::default()
+        };
+        let cubic = Overrides {
+            tcp_congestion: Some(crate::tunnel::TcpCongestion::Cubic),
+            ..Overrides::default()
+        };
+        let base = conf("10.0.0.3/32", &[(PEER_1, "10.0.0.1/32")]);
+        assert_eq!(
+            differences(&facts(&base, &bbr), &facts(&base, &cubic)),
+            vec!["TcpCongestion: bbr here, cubic in the running tunnel".to_string()]
         );
         let routed = Overrides {
             exit_node: Some("10.0.0.1".parse().expect("ip")),
