@@ -67,6 +67,7 @@
 // uses the families' field types (`flow`, `listen`, `udp`, `dns`), which use
 // the framing (`wire`) and `addr` at the bottom.
 mod addr;
+pub mod connect;
 pub mod datagram;
 pub mod dns;
 pub mod echo;
