@@ -170,6 +170,8 @@ pub enum Plan {
         raw: SocketAddr,
         /// Where it really goes (normalised, rewritten).
         dst: SocketAddr,
+        /// Which socket it is.
+        kind: Carried,
     },
     /// A raw socket of another protocol than ICMP to a tunnel destination:
     /// the tunnel cannot carry it and the host must not: `ENETUNREACH`,
@@ -181,6 +183,17 @@ pub enum Plan {
     /// Connect the stream through the engine (`Request::Connect` on a new
     /// data socket, swapped onto the program's fd when accepted).
     Tunnel(Tunnel),
+}
+
+/// The socket a [`Plan::CarryDatagram`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// A UDP socket.
+    Udp,
+    /// An echo stand-in ([`Socket::EchoStandIn`]).
+    StandIn,
+    /// A raw ICMP socket.
+    RawIcmp,
 }
 
 /// A stream connect through the engine: [`Plan::Tunnel`].
@@ -261,7 +274,11 @@ pub fn classify(socket: Socket, dst: Option<SocketAddr>, ask: &mut impl Lookup) 
     match info.ty {
         SockType::Dgram => match ask.route(dst, RouteFor::Udp) {
             RouteDecision::Direct => kernel,
-            RouteDecision::Tunnel => Plan::CarryDatagram { raw: dst_raw, dst },
+            RouteDecision::Tunnel => Plan::CarryDatagram {
+                raw: dst_raw,
+                dst,
+                kind: Carried::Udp,
+            },
             RouteDecision::Unreachable(e) => Plan::Refuse(e),
         },
         SockType::Raw => raw(dst_raw, ask),
@@ -287,7 +304,11 @@ fn echo_stand_in(refused: i32, dst_raw: SocketAddr, ask: &mut impl Lookup) -> Pl
     match ask.route(dst, RouteFor::Echo) {
         RouteDecision::Direct => Plan::Refuse(refused),
         RouteDecision::Unreachable(e) => Plan::Refuse(e),
-        RouteDecision::Tunnel => Plan::CarryDatagram { raw: dst_raw, dst },
+        RouteDecision::Tunnel => Plan::CarryDatagram {
+            raw: dst_raw,
+            dst,
+            kind: Carried::StandIn,
+        },
     }
 }
 
@@ -303,7 +324,11 @@ fn raw(dst_raw: SocketAddr, ask: &mut impl Lookup) -> Plan {
     match ask.route(dst, RouteFor::Echo) {
         RouteDecision::Direct => Plan::Kernel,
         RouteDecision::Unreachable(e) => Plan::Refuse(e),
-        RouteDecision::Tunnel if ask.raw_icmp() => Plan::CarryDatagram { raw: dst_raw, dst },
+        RouteDecision::Tunnel if ask.raw_icmp() => Plan::CarryDatagram {
+            raw: dst_raw,
+            dst,
+            kind: Carried::RawIcmp,
+        },
         RouteDecision::Tunnel => Plan::RefuseUncarried { dst },
     }
 }

@@ -199,7 +199,8 @@ fn effective_rewrites_and_fails() {
         p,
         Plan::CarryDatagram {
             raw: a("127.0.0.53:53"),
-            dst: a("10.0.0.53:53")
+            dst: a("10.0.0.53:53"),
+            kind: Carried::Udp,
         }
     );
     assert_eq!(f.routes_asked, vec![(a("10.0.0.53:53"), RouteFor::Udp)]);
@@ -225,7 +226,10 @@ fn datagram_by_route() {
     f.route = RouteDecision::Tunnel;
     assert!(matches!(
         classify(Socket::Plain, d, &mut f),
-        Plan::CarryDatagram { .. }
+        Plan::CarryDatagram {
+            kind: Carried::Udp,
+            ..
+        }
     ));
     // Loopback never asks.
     let mut f = fake(SockType::Dgram, AF_INET);
@@ -252,7 +256,10 @@ fn raw_sockets() {
     f.icmp = true;
     assert!(matches!(
         classify(Socket::Plain, d, &mut f),
-        Plan::CarryDatagram { .. }
+        Plan::CarryDatagram {
+            kind: Carried::RawIcmp,
+            ..
+        }
     ));
     assert!(f.routes_asked.iter().all(|(_, w)| *w == RouteFor::Echo));
     f.route = RouteDecision::Unreachable(ENETUNREACH);
@@ -296,7 +303,8 @@ fn echo_stand_in_refuses_all_but_the_tunnel() {
         classify(s, Some(a("10.0.0.2:0")), &mut f),
         Plan::CarryDatagram {
             raw: a("10.0.0.2:0"),
-            dst: a("10.0.0.2:0")
+            dst: a("10.0.0.2:0"),
+            kind: Carried::StandIn,
         }
     );
     assert!(!f.socket_asked, "a stand-in's type is known");
