@@ -31,6 +31,14 @@ struct Held {
     regs: [Option<table::EpollReg>; table::MAX_EPOLL_REGS],
 }
 
+impl Held {
+    /// Nothing held.
+    const NOTHING: Held = Held {
+        shadow: None,
+        regs: [None; table::MAX_EPOLL_REGS],
+    };
+}
+
 /// The shim's answers to the classifier's questions about `fd`; socket
 /// type and family come from `info_fd` (the shadow of a tunnel stream
 /// whose connect failed, else `fd`).
@@ -87,10 +95,7 @@ impl Lookup for Ask {
 /// (a tunnel stream, a carried datagram socket) or the kernel's, and its
 /// epoll registrations are no longer watched either way.
 fn socket_of(fd: c_int) -> (Socket, Held) {
-    let mut held = Held {
-        shadow: None,
-        regs: [None; table::MAX_EPOLL_REGS],
-    };
+    let mut held = Held::NOTHING;
     let socket = match table::get(fd) {
         Some(Kind::Listener {
             requested,
@@ -142,17 +147,11 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
         unsafe { addr::read(a, len) }
     };
     let (socket, held) = match (carried, dst) {
-        (true, _) => (Socket::CarriedDatagram, None),
-        (false, None) => (Socket::Plain, None),
-        (false, Some(_)) => {
-            let (s, h) = socket_of(fd);
-            (s, Some(h))
-        }
+        (true, _) => (Socket::CarriedDatagram, Held::NOTHING),
+        // Not an address of ours: the table is left as it is.
+        (false, None) => (Socket::Plain, Held::NOTHING),
+        (false, Some(_)) => socket_of(fd),
     };
-    let held = held.unwrap_or(Held {
-        shadow: None,
-        regs: [None; table::MAX_EPOLL_REGS],
-    });
     let info_fd = match socket {
         Socket::Failed => held.shadow.unwrap_or(fd),
         _ => fd,
