@@ -1,12 +1,12 @@
 //! `connect(2)` and `shutdown(2)`. What a `connect()` means is decided by
 //! [`control::connect::classify`], the decision seccomp mode shares, from
-//! what the table knows of the fd ([`Socket`]) and the answers of [`Ask`]
+//! what the table knows of the fd ([`Socket`]) and the answers of `Ask`
 //! (socket type, `DNS =`, routing); one function here carries out each
 //! [`Plan`]: a TCP connect to a routed destination swaps in a data socket
-//! to the engine ([`tunnel`], [`crate::swap`]); a datagram socket connected
-//! into the tunnel becomes a carried one ([`carry_datagram`], [`dgram`]);
+//! to the engine (`tunnel`, [`crate::swap`]); a datagram socket connected
+//! into the tunnel becomes a carried one (`carry_datagram`, [`dgram`]);
 //! `connect()` again on a tunnel stream answers as the kernel would
-//! ([`connect_again`]); anything else is the kernel's. `DNS =` moves TCP to
+//! (`connect_again`); anything else is the kernel's. `DNS =` moves TCP to
 //! port 53 of a host nameserver to the tunnel's.
 
 use crate::addr;
