@@ -65,8 +65,11 @@
 
 // Modules from the top down: `message` (the two enums and their encoding)
 // uses the families' field types (`flow`, `listen`, `udp`, `dns`), which use
-// the framing (`wire`) and `addr` at the bottom.
+// the framing (`wire`) and `addr` at the bottom. Beside them, decisions the
+// shim and seccomp mode share: `connect` (what a `connect()` means, over
+// `flow`'s `RouteDecision` and `addr`) and `echo`; `program` stands apart.
 mod addr;
+pub mod connect;
 pub mod datagram;
 pub mod dns;
 pub mod echo;

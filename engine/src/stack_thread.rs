@@ -1,4 +1,4 @@
-// About 820 lines: the engine loop and the per-peer work it does between flows, kept in one reading order.
+// About 1,100 lines: the engine loop and the per-peer work it does between flows, kept in one reading order.
 //! The engine thread: the one owner of the tcpip [`Stack`], the noise
 //! [`Device`] and the UDP socket. Everything else talks to it through
 //! lock-free queues ([`Command`]s, flow kicks) and an eventfd waker.

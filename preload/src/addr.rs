@@ -46,16 +46,8 @@ pub fn from_storage(ss: &libc::sockaddr_storage, len: socklen_t) -> Option<Socke
 }
 
 /// Expresses `a` in the address family of a socket: IPv4 on an AF_INET6
-/// socket becomes IPv4-mapped; IPv6 on an AF_INET socket stays as it is
-/// (cannot happen for addresses the engine hands out per family).
-pub fn in_family(a: SocketAddr, family: c_int) -> SocketAddr {
-    match (a, family) {
-        (SocketAddr::V4(v4), libc::AF_INET6) => {
-            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
-        }
-        _ => a,
-    }
-}
+/// socket becomes IPv4-mapped (shared with seccomp mode).
+pub use control::connect::in_family;
 
 /// Encodes `a` into a C socket address; returns it and its length.
 pub fn to_storage(a: SocketAddr) -> (libc::sockaddr_storage, socklen_t) {
@@ -119,15 +111,9 @@ pub unsafe fn write_out(
 }
 
 /// True for destinations that always stay on the host: loopback,
-/// unspecified, multicast (v4-mapped forms included).
-pub fn is_local(a: &SocketAddr) -> bool {
-    match control::normalize(*a).ip() {
-        IpAddr::V4(ip) => {
-            ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()
-        }
-        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unspecified() || ip.is_multicast(),
-    }
-}
+/// unspecified, multicast, broadcast (v4-mapped forms included; shared with
+/// seccomp mode).
+pub use control::connect::is_local;
 
 /// The loopback address of the same family (and v4-mapped form) as `a`.
 pub fn loopback_like(a: &SocketAddr) -> SocketAddr {

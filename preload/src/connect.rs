@@ -1,8 +1,13 @@
-//! `connect(2)` and `shutdown(2)`. A TCP connect to a routed destination
-//! swaps in a data socket to the engine ([`crate::swap`]); a datagram
-//! socket connected into the tunnel becomes a carried one ([`dgram`]);
-//! anything else is the kernel's. `DNS =` moves TCP to port 53 of a host
-//! nameserver to the tunnel's.
+//! `connect(2)` and `shutdown(2)`. What a `connect()` means is decided by
+//! [`control::connect::classify`], the decision seccomp mode shares, from
+//! what the table knows of the fd ([`Socket`]) and the answers of `Ask`
+//! (socket type, `DNS =`, routing); one function here carries out each
+//! [`Plan`]: a TCP connect to a routed destination swaps in a data socket
+//! to the engine (`tunnel`, [`crate::swap`]); a datagram socket connected
+//! into the tunnel becomes a carried one (`carry_datagram`, [`dgram`]);
+//! `connect()` again on a tunnel stream answers as the kernel would
+//! (`connect_again`); anything else is the kernel's. `DNS =` moves TCP to
+//! port 53 of a host nameserver to the tunnel's.
 
 use crate::addr;
 use crate::dgram;
@@ -15,131 +20,197 @@ use crate::route_cache;
 use crate::swap::{self, settle};
 use crate::sys;
 use crate::table::{self, Kind, OutState};
+use control::connect::{
+    again, classify, returned, Again, Lookup, Plan, RouteFor, SockType, Socket, SocketInfo, Tunnel,
+};
 use control::{ConnectReply, ConnectRequest, Proto, Reply, Request, RouteDecision};
 use libc::{c_int, sockaddr, socklen_t};
 use std::net::SocketAddr;
 
+/// What the shim holds for the fd being connected, besides what
+/// [`control::connect::classify`] decides on.
+struct Held {
+    /// The kept kernel TCP socket of a tunnel stream.
+    shadow: Option<c_int>,
+    /// Epoll registrations to move to a data socket.
+    regs: [Option<table::EpollReg>; table::MAX_EPOLL_REGS],
+}
+
+impl Held {
+    /// Nothing held.
+    const NOTHING: Held = Held {
+        shadow: None,
+        regs: [None; table::MAX_EPOLL_REGS],
+    };
+}
+
+/// The shim's answers to the classifier's questions about `fd`; socket
+/// type and family come from `info_fd` (the shadow of a tunnel stream
+/// whose connect failed, else `fd`).
+struct Ask {
+    fd: c_int,
+    info_fd: c_int,
+}
+
+impl Lookup for Ask {
+    fn socket(&mut self) -> Option<SocketInfo> {
+        let ty = sys::getsockopt_int(self.info_fd, libc::SOL_SOCKET, libc::SO_TYPE).ok()?;
+        let domain = sys::getsockopt_int(self.info_fd, libc::SOL_SOCKET, libc::SO_DOMAIN).ok()?;
+        Some(SocketInfo {
+            ty: SockType::from_raw(ty),
+            domain,
+        })
+    }
+
+    fn dns_redirect(&mut self, dst: SocketAddr) -> Option<SocketAddr> {
+        crate::resolve::redirect(dst)
+    }
+
+    fn effective(&mut self, dst: SocketAddr, ty: SockType) -> Result<SocketAddr, c_int> {
+        let proto = match ty {
+            SockType::Dgram => Proto::Udp,
+            _ => Proto::Tcp,
+        };
+        Ok(redirect::outbound(dst, proto))
+    }
+
+    fn route(&mut self, dst: SocketAddr, why: RouteFor) -> RouteDecision {
+        match why {
+            // Asked afresh; anything but a clear answer: never let a
+            // routed datagram socket leak.
+            RouteFor::Udp => match engine::query(&Request::Route {
+                dst,
+                proto: Proto::Udp,
+            }) {
+                Ok(Reply::Route(d @ (RouteDecision::Direct | RouteDecision::Tunnel))) => d,
+                _ => RouteDecision::Unreachable(libc::ENETUNREACH),
+            },
+            RouteFor::Echo if route_cache::routed(dst) => RouteDecision::Tunnel,
+            RouteFor::Echo => RouteDecision::Direct,
+        }
+    }
+
+    fn raw_icmp(&mut self) -> bool {
+        dgram::kind_of(self.fd) == Some(control::DatagramKind::RawIcmp)
+    }
+}
+
+/// What the table says about `fd` for a `connect()`, and what it holds.
+/// A new socket leaves the table here: from now on it is either ours
+/// (a tunnel stream, a carried datagram socket) or the kernel's, and its
+/// epoll registrations are no longer watched either way.
+fn socket_of(fd: c_int) -> (Socket, Held) {
+    let mut held = Held::NOTHING;
+    let socket = match table::get(fd) {
+        Some(Kind::Listener {
+            requested,
+            family,
+            listening: false,
+        }) => Socket::BoundHere { requested, family },
+        Some(Kind::Outbound {
+            shadow,
+            state,
+            connect_done,
+            ..
+        }) => {
+            held.shadow = Some(shadow);
+            match (connect_done, state) {
+                (false, _) => Socket::Connecting,
+                (true, OutState::Failed { .. }) => Socket::Failed,
+                (true, _) => Socket::Connected,
+            }
+        }
+        Some(Kind::EchoStandIn { refused, regs, .. }) => {
+            held.regs = regs;
+            Socket::EchoStandIn { refused }
+        }
+        Some(Kind::Fresh { regs }) => {
+            held.regs = regs;
+            table::take(fd);
+            Socket::Plain
+        }
+        // Listening, accepted, untracked: by type and destination.
+        _ => Socket::Plain,
+    };
+    (socket, held)
+}
+
 /// The `connect()` logic (also the implicit connect of a `MSG_FASTOPEN`
-/// send).
+/// send): [`control::connect::classify`] decides, one function here per
+/// [`Plan`] carries it out.
 ///
 /// # Safety
 /// As for `connect(2)`.
 pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: the application passes a valid (addr, len) to connect.
     let pass = || unsafe { real::connect(fd, a, len) };
-    if table::maybe_udp(fd) && dgram::get(fd).is_some() {
-        // SAFETY: as above.
-        return unsafe { connect_carried_udp(fd, a, len) };
-    }
-    // SAFETY: as above.
-    let Some(dst_raw) = (unsafe { addr::read(a, len) }) else {
-        return pass();
-    };
-
-    // Where to read the socket's type/domain: the fd itself, or the shadow
-    // of an already swapped socket whose tunnel connect failed (retry).
-    let mut reuse_shadow = None;
-    let mut regs = [None; table::MAX_EPOLL_REGS];
-    let mut bound_here = None;
-    match table::get(fd) {
-        Some(Kind::Listener {
-            requested,
-            family,
-            listening: false,
-        }) => bound_here = Some((requested, family)),
-        Some(Kind::Outbound {
-            shadow,
-            connect_done: false,
-            ..
-        }) => return connect_again(fd, shadow),
-        Some(Kind::Outbound {
-            state,
-            shadow,
-            connect_done: true,
-            ..
-        }) => match state {
-            OutState::Failed { .. } => reuse_shadow = Some(shadow),
-            _ => return fail(libc::EISCONN),
-        },
-        Some(Kind::EchoStandIn { refused, regs, .. }) => {
-            // An ICMP socket the host refused: the tunnel, or its errno.
-            let dst = control::normalize(dst_raw);
-            if addr::is_local(&dst) || !route_cache::routed(dst) {
-                return fail(refused);
-            }
-            return match dgram::open(fd, None, Some((dst_raw, dst)), &regs) {
-                Ok(()) => 0,
-                Err(e) => fail(e),
-            };
-        }
-        Some(Kind::Fresh { regs: r }) => {
-            regs = r;
-            // From here on the socket is either ours (Outbound) or the
-            // kernel's: stop watching its epoll registrations either way.
-            table::take(fd);
-        }
-        _ => {}
-    }
-    let info_fd = reuse_shadow.unwrap_or(fd);
-    let (Ok(ty), Ok(domain)) = (
-        sys::getsockopt_int(info_fd, libc::SOL_SOCKET, libc::SO_TYPE),
-        sys::getsockopt_int(info_fd, libc::SOL_SOCKET, libc::SO_DOMAIN),
-    ) else {
-        return pass();
-    };
-    // `DNS =`: TCP to port 53 of a host nameserver goes to the tunnel's.
-    let dst_raw = match crate::resolve::redirect(dst_raw) {
-        Some(to) if ty == libc::SOCK_STREAM => match (domain, to) {
-            (libc::AF_INET6, _) => addr::in_family(to, domain),
-            (libc::AF_INET, SocketAddr::V4(_)) => to,
-            _ => return fail(libc::ENETUNREACH), // never to the host's resolver
-        },
-        _ => dst_raw,
-    };
-    // Leaving the tunnel path: a socket whose earlier tunnel connect failed
-    // gets its original TCP socket back first, so the kernel connects it.
-    let direct = || {
-        if let Some(shadow) = reuse_shadow {
-            restore_shadow(fd, shadow);
-        }
-        pass()
-    };
-    let family_ok = matches!(
-        (domain, dst_raw),
-        (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
-    );
-    let proto = if ty == libc::SOCK_DGRAM {
-        Proto::Udp
+    let carried = table::maybe_udp(fd) && dgram::get(fd).is_some();
+    let dst = if carried {
+        None
     } else {
-        Proto::Tcp
+        // SAFETY: as above.
+        unsafe { addr::read(a, len) }
     };
-    let dst = redirect::outbound(control::normalize(dst_raw), proto);
-    if !family_ok || addr::is_local(&dst) {
-        return direct();
-    }
-
-    if ty == libc::SOCK_DGRAM {
-        return match engine::query(&Request::Route {
-            dst,
-            proto: Proto::Udp,
-        }) {
-            Ok(Reply::Route(RouteDecision::Direct)) => direct(),
-            Ok(Reply::Route(RouteDecision::Tunnel)) => {
-                match dgram::open(fd, None, Some((dst_raw, dst)), &regs) {
-                    Ok(()) => 0,
-                    Err(e) => fail(e),
-                }
+    let (socket, held) = match (carried, dst) {
+        (true, _) => (Socket::CarriedDatagram, Held::NOTHING),
+        // Not an address of ours: the table is left as it is.
+        (false, None) => (Socket::Plain, Held::NOTHING),
+        (false, Some(_)) => socket_of(fd),
+    };
+    let info_fd = match socket {
+        Socket::Failed => held.shadow.unwrap_or(fd),
+        _ => fd,
+    };
+    match classify(socket, dst, &mut Ask { fd, info_fd }) {
+        Plan::Kernel => pass(),
+        Plan::KernelRestored => {
+            if let Some(shadow) = held.shadow {
+                restore_shadow(fd, shadow);
             }
-            // Never let a routed datagram socket leak.
-            _ => fail(libc::ENETUNREACH),
-        };
+            pass()
+        }
+        Plan::Refuse(e) => fail(e),
+        // SAFETY: as above.
+        Plan::Repeer => unsafe { connect_carried_udp(fd, a, len) },
+        Plan::Again => match held.shadow {
+            Some(shadow) => connect_again(fd, shadow),
+            None => fail(libc::EBADF),
+        },
+        Plan::CarryDatagram { raw, dst, .. } => carry_datagram(fd, raw, dst, &held.regs),
+        Plan::RefuseUncarried { dst } => refuse_uncarried(fd, dst),
+        Plan::Tunnel(t) => tunnel(fd, t, &held, pass),
     }
-    if ty == libc::SOCK_RAW {
-        return connect_raw(fd, dst_raw, pass);
+}
+
+/// [`Plan::CarryDatagram`]: the socket becomes a carried datagram socket
+/// (UDP, an echo stand-in, a raw ICMP socket) connected to `dst`.
+fn carry_datagram(
+    fd: c_int,
+    raw: SocketAddr,
+    dst: SocketAddr,
+    regs: &[Option<table::EpollReg>],
+) -> c_int {
+    match dgram::open(fd, None, Some((raw, dst)), regs) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
     }
-    if ty != libc::SOCK_STREAM {
-        return pass();
-    }
+}
+
+/// [`Plan::RefuseUncarried`]: a raw socket of another protocol than ICMP
+/// to a tunnel destination fails with `ENETUNREACH` (one warning);
+/// nothing routed reaches the kernel, whose next `send()` would go out by
+/// the host's routes.
+fn refuse_uncarried(fd: c_int, dst: SocketAddr) -> c_int {
+    let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
+    crate::uncarried::report(dst, proto.map_or(255, |p| p as u8));
+    fail(libc::ENETUNREACH)
+}
+
+/// [`Plan::Tunnel`]: connects the stream through the engine and swaps the
+/// data socket onto `fd` ([`crate::swap`]); a destination the engine does
+/// not route goes to the kernel (`pass`), on the program's own socket.
+fn tunnel(fd: c_int, t: Tunnel, held: &Held, pass: impl FnOnce() -> c_int) -> c_int {
+    let reuse_shadow = if t.retry { held.shadow } else { None };
     let Some(eng) = config().engine.as_ref() else {
         return fail(libc::ENETUNREACH);
     };
@@ -153,10 +224,10 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
     };
     let inode = sys::file_id(data).map(|(_, ino)| ino).unwrap_or(0);
     let req = Request::Connect(ConnectRequest {
-        dst,
+        dst: t.dst,
         nonblocking,
         fd,
-        v6_socket: domain == libc::AF_INET6,
+        v6_socket: t.family == libc::AF_INET6,
         inode,
         hand_over: false,
     });
@@ -165,14 +236,19 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
         Ok(Reply::Connect(ConnectReply::Accepted { flow, local })) => (flow, local),
         Ok(Reply::Connect(ConnectReply::NotRouted)) => {
             sys::close(data);
-            if let Some((requested, family)) = bound_here {
+            if let Some((requested, family)) = t.rebind {
                 // bind(wildcard) then connect() outside the tunnel: the
                 // loopback redirect would make the kernel's connect fail.
                 if let Err(e) = rebind_as_requested(fd, requested, family) {
                     return fail(e);
                 }
             }
-            return direct();
+            // Leaving the tunnel path: a socket whose earlier tunnel
+            // connect failed gets its original TCP socket back first.
+            if let Some(shadow) = reuse_shadow {
+                restore_shadow(fd, shadow);
+            }
+            return pass();
         }
         Ok(Reply::Connect(ConnectReply::Refused(e))) => {
             sys::close(data);
@@ -183,11 +259,11 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             return fail(libc::ENETUNREACH);
         }
     };
-    // Keeps POLLOUT off until the engine drains it (see the crate doc). A
+    // Keeps POLLOUT off until the engine drains it (see `crate::swap`). A
     // failure here means the engine already gave up; FlowStatus will say why.
     let _ = sys::send_all(data, &[control::FILLER_BYTE; control::FILLER_LEN]);
 
-    let shadow = match swap::swap(fd, data, reuse_shadow, &regs) {
+    let shadow = match swap::swap(fd, data, reuse_shadow, &held.regs) {
         Ok(s) => s,
         Err(e) => {
             sys::close(data);
@@ -200,8 +276,8 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
             flow,
             state: OutState::Connecting,
             shadow,
-            family: domain,
-            peer: dst_raw,
+            family: t.family,
+            peer: t.raw,
             local,
             sndbuf: 0,
             end: Default::default(),
@@ -223,27 +299,25 @@ pub(crate) unsafe fn do_connect(fd: c_int, a: *const sockaddr, len: socklen_t) -
     wait_connected(fd, shadow, libc::EINPROGRESS)
 }
 
-/// `connect()` again on a tunnel socket whose first `connect()` has not
-/// returned its outcome (non-blocking, or interrupted), as the kernel
-/// answers it: still handshaking, `EALREADY` (or wait, if blocking);
-/// established, 0 (once: later ones are `EISCONN`); failed, the error
-/// (`ECONNABORTED` if `SO_ERROR` already said it), after which a
-/// `connect()` starts anew. This is how Perl's `IO::Socket`, Ruby's
-/// `Net::HTTP` and hiredis learn that a non-blocking connect finished.
+/// [`Plan::Again`]: `connect()` again on a tunnel socket whose first
+/// `connect()` has not returned its outcome, answered as
+/// [`control::connect::again`] says (`EALREADY`, a wait if blocking, or
+/// the outcome: 0 once, later ones `EISCONN`; a failure's errno, after
+/// which a `connect()` starts anew).
 fn connect_again(fd: c_int, shadow: c_int) -> c_int {
-    match settle(fd) {
-        Some(OutState::Connecting) => {
-            let nonblocking = sys::fcntl(fd, libc::F_GETFL, 0)
-                .map(|f| f & libc::O_NONBLOCK != 0)
-                .unwrap_or(false);
-            if nonblocking {
-                fail(libc::EALREADY)
-            } else {
-                wait_connected(fd, shadow, libc::EALREADY)
-            }
-        }
-        Some(state) => outcome_returned(fd, state),
-        None => fail(libc::EBADF),
+    let Some(state) = settle(fd) else {
+        return fail(libc::EBADF);
+    };
+    let nonblocking = || {
+        sys::fcntl(fd, libc::F_GETFL, 0)
+            .map(|f| f & libc::O_NONBLOCK != 0)
+            .unwrap_or(false)
+    };
+    let nonblocking = state == OutState::Connecting && nonblocking();
+    match again(state, nonblocking) {
+        Again::Already => fail(libc::EALREADY),
+        Again::Wait => wait_connected(fd, shadow, libc::EALREADY),
+        Again::Settled(state) => outcome_returned(fd, state),
     }
 }
 
@@ -268,25 +342,17 @@ fn wait_connected(fd: c_int, shadow: c_int, timed_out: c_int) -> c_int {
     }
 }
 
-/// `connect()` returns a settled outcome: 0 for an established socket, the
-/// error for a failed one (`ECONNABORTED` when `SO_ERROR` took it first,
-/// as the kernel's `sock_error() ?: -ECONNABORTED`). Either way the socket
-/// has left the kernel's `SS_CONNECTING`.
+/// `connect()` returns a settled outcome ([`control::connect::returned`]).
+/// Either way the socket has left the kernel's `SS_CONNECTING`.
 fn outcome_returned(fd: c_int, state: OutState) -> c_int {
+    let answer = returned(state);
     if let (OutState::Failed { .. }, Some(Kind::Outbound { shadow, .. })) = (state, table::get(fd))
     {
         // The kernel's socket is unconnected again (`SS_UNCONNECTED`,
         // `TCP_CLOSE`): the program's own socket comes back, so poll,
         // getpeername and a new connect see what they would on it.
-        let r = match state {
-            OutState::Failed {
-                reported: false,
-                errno,
-            } => errno,
-            _ => libc::ECONNABORTED,
-        };
         restore_shadow(fd, shadow);
-        return fail(r);
+        return answer.map_or_else(fail, |()| 0);
     }
     table::update(fd, |k| {
         if let Kind::Outbound {
@@ -301,15 +367,7 @@ fn outcome_returned(fd: c_int, state: OutState) -> c_int {
             }
         }
     });
-    match state {
-        OutState::Established => 0,
-        OutState::Failed {
-            reported: false,
-            errno,
-        } => fail(errno),
-        OutState::Failed { reported: true, .. } => fail(libc::ECONNABORTED),
-        OutState::Connecting => fail(libc::EALREADY),
-    }
+    answer.map_or_else(fail, |()| 0)
 }
 
 /// The socket's `SO_SNDTIMEO` in milliseconds for `poll`, -1 for none.
@@ -333,27 +391,6 @@ fn send_timeout_ms(shadow: c_int) -> i64 {
         return -1;
     }
     (tv.tv_sec.saturating_mul(1000) + (tv.tv_usec + 999) / 1000).max(1)
-}
-
-/// `connect()` of a raw socket (`traceroute -I` connects its ICMP one):
-/// to a tunnel destination a raw ICMP socket becomes a carried echo
-/// socket, any other protocol fails with `ENETUNREACH` (one warning);
-/// nothing routed reaches the kernel, whose next `send()` would go out by
-/// the host's routes.
-fn connect_raw(fd: c_int, dst_raw: SocketAddr, pass: impl FnOnce() -> c_int) -> c_int {
-    let dst = control::normalize(dst_raw);
-    if !route_cache::routed(dst) {
-        return pass();
-    }
-    if dgram::kind_of(fd) == Some(control::DatagramKind::RawIcmp) {
-        return match dgram::open(fd, None, Some((dst_raw, dst)), &[]) {
-            Ok(()) => 0,
-            Err(e) => fail(e),
-        };
-    }
-    let proto = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL);
-    crate::uncarried::report(dst, proto.map_or(255, |p| p as u8));
-    fail(libc::ENETUNREACH)
 }
 
 /// `connect()` on a datagram socket we carry: a new default peer (which

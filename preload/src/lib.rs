@@ -1,49 +1,48 @@
 //! `libwrapguard.so`, the LD_PRELOAD shim that carries a wrapped program's
-//! TCP sockets into the wrapguard engine.
+//! sockets into the wrapguard engine.
 //!
-//! # The data path: fd swap onto a unix socket, gated by filler bytes
+//! # Hooks
 //!
-//! On `connect()` of an AF_INET/AF_INET6 stream socket to a destination the
-//! engine routes into the tunnel, the shim
+//! Every exported libc name, where it lives (`preload/src/`), and what it
+//! does beyond the kernel's call (checked against the library's symbols by
+//! `scripts/docs-check.py`):
 //!
-//! 1. opens a unix stream socket to the engine with the smallest
-//!    `SO_SNDBUF` (the kernel's minimum, ~4.5 KiB), sends a `Connect`
-//!    frame and reads the engine's reply (`Accepted{flow, local}`; the
-//!    engine answers at once and connects through the tunnel meanwhile);
-//! 2. writes [`control::FILLER_LEN`] (2048) filler bytes: one unread skb
-//!    whose truesize is above a quarter of the minimum send buffer keeps
-//!    `wmem_alloc * 4 > sndbuf`, so the socket is *not writable*, and the
-//!    frame plus filler still fit without blocking (test
-//!    `filler_gates_pollout` checks both on the running kernel);
-//! 3. keeps the original kernel TCP socket alive as a hidden CLOEXEC
-//!    "shadow" fd and `dup3`s the unix socket onto the application's fd
-//!    number, keeping its `FD_CLOEXEC` and `O_NONBLOCK` flags.
+//! | hooked libc function | file | behaviour |
+//! |---|---|---|
+//! | `connect` | `connect.rs` | decided once for the shim and seccomp mode (`control::connect::classify`): TCP to a routed destination swaps in a data socket to the engine ([`swap`]); a datagram socket connected into the tunnel becomes a carried one ([`dgram`]); raw ICMP to the tunnel is carried, other raw protocols fail with `ENETUNREACH`; `DNS =` moves TCP to port 53 of a host nameserver to the tunnel's; `connect()` again answers as the kernel would (`EALREADY`, the outcome, `EISCONN`); the rest is the kernel's |
+//! | `shutdown` | `connect.rs` | on a carried datagram socket only checks its arguments (the flow stays) |
+//! | `socket` | `fd_lifecycle.rs` | notes new AF_INET/AF_INET6 stream and datagram sockets; an ICMP socket the host refuses gets a stand-in ([`echo_standin`]) |
+//! | `epoll_ctl` | `fd_lifecycle.rs` | remembers registrations made before `connect()` (up to 4 epoll instances per socket), moved to the data socket |
+//! | `close`, `close_range`, `closefrom` | `fd_lifecycle.rs` | release the fd's state, before the real close |
+//! | `dup`, `dup2`, `dup3`, `fcntl`, `fcntl64` | `fd_lifecycle.rs` | copy the fd's state to the new number (`F_DUPFD`…) |
+//! | `bind` | `listen.rs` | a wildcard or tunnel address on a stream socket becomes loopback at the same port; on a datagram socket it may make a carried one |
+//! | `listen` | `listen.rs` | tells the engine (`Listen`), which carries tunnel connections to that loopback port from a source port it registered |
+//! | `accept`, `accept4` | `listen.rs` | show the peer's tunnel address (`AcceptLookup`) |
+//! | `getsockname`, `getpeername` | `sockname.rs` | the tunnel addresses of swapped sockets, the requested address of a redirected listener |
+//! | `getsockopt`, `setsockopt` | `sockopt.rs` | answered as the TCP or UDP socket the program made would answer ([`swap`] says which option goes where) |
+//! | `send`, `write`, `writev`, `sendto`, `sendmsg`, `sendmmsg` | `send.rs` | on a tunnel stream the error end is reported ([`stream_end`]); on a datagram socket [`send_plan`] decides: the kernel, a carried flow, or refusal |
+//! | `recv`, `read`, `readv`, `recvfrom`, `recvmsg`, `recvmmsg` | `recv.rs` | on a tunnel stream an error end is its errno; on a carried datagram socket the header is stripped and the peer's tunnel address shown |
+//! | `poll`, `ppoll` | `pollerr.rs` | `POLLERR` for an ICMP error waiting on a carried datagram socket |
+//! | `epoll_wait`, `epoll_pwait` | `epollerr.rs` | `EPOLLERR` for the same |
+//! | `syscall` | `syscall.rs` | the numbers the shim must see go to the same hooks as the libc calls |
+//! | `io_uring_setup` | `uring.rs` | fails with `ENOSYS`, so runtimes fall back to epoll |
+//! | `execve`, `execv`, `execvp`, `execvpe`, `posix_spawn`, `posix_spawnp` | `exec.rs` | put our `LD_PRELOAD` entry and `WRAPGUARD_*` variables back into an environment that lost them |
+//! | `getaddrinfo`, `getnameinfo` | `resolve/addrinfo.rs` | with `DNS =`, resolved by the engine through the tunnel ([`resolve`]) |
+//! | `gethostbyname`, `gethostbyname2`, `gethostbyname_r`, `gethostbyname2_r`, `gethostbyaddr`, `gethostbyaddr_r` | `resolve/hostent.rs` | the same |
+//! | `res_query`, `res_search`, `res_nquery`, `res_nsearch`, `__res_query`, `__res_search`, `__res_nquery`, `__res_nsearch` | `resolve/res_query.rs` | the same; the answer is the tunnel server's message |
 //!
-//! A non-blocking `connect` then returns `EINPROGRESS` at once. When the
-//! tunnel connection is established the engine reads the filler, `POLLOUT`
-//! turns on, and from then on the stream carries only the application's
-//! bytes (the shim restores a normal `SO_SNDBUF` at the first look at the
-//! socket: `SO_ERROR`, `getpeername`, or the end of a blocking connect). If
-//! it fails, the engine closes with the filler unread: the application sees
-//! `POLLERR|POLLHUP` (and `POLLOUT`), and `getsockopt(SO_ERROR)` returns the
-//! real errno (`ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`…) which the shim
-//! asks the engine for (`FlowStatus`). A blocking `connect` is the same plus
-//! a `poll()` for that outcome inside the call.
+//! The data path (a unix data socket swapped onto the program's fd, gated
+//! by filler bytes, the original socket kept as a shadow) is described in
+//! [`swap`].
 //!
-//! Because the fd is now AF_UNIX, the shim answers as a TCP socket would:
-//! `SO_DOMAIN`/`SO_PROTOCOL`/`SO_ERROR`/`SO_ACCEPTCONN` are emulated,
-//! TCP/IP-level options and most `SOL_SOCKET` options go to the shadow TCP
-//! socket (so values and validation are the kernel's own), timeouts and
-//! linger act on the data socket, and `getsockname`/`getpeername` report the
-//! tunnel addresses. Per-fd state lives in [`table`] (fds ≥ 1024 included).
-//! `shutdown`, `read`/`write`/`send*`/`recv*`, `poll`/`epoll`, `sendfile`,
-//! `splice` and `fork` need no hooks: the fd is a real kernel socket.
-//!
-//! Listening: `bind()` of a wildcard or tunnel address on a stream socket is
-//! rewritten to loopback at the same port; `listen()` tells the engine
-//! (`Listen`), which carries tunnel connections to that loopback port from
-//! a source port it has registered, so `accept()`/`getpeername()` can ask
-//! (`AcceptLookup`) and show the peer's tunnel address.
+//! # Rules followed by every hook
+//! No panic crosses FFI (`catch_unwind` in [`guard`]); errno is preserved on
+//! success and set exactly on failure; a thread-local guard sends calls made
+//! from inside the shim straight to libc; the shim's own syscalls go through
+//! [`sys`], never through its exported names; no logger, no panic hook, no
+//! background thread; without `WRAPGUARD_CONTROL` in the environment the shim
+//! is inert, and with it but no engine, routed connects fail with
+//! `ENETUNREACH` (fail closed).
 //!
 //! # Measured (2 shared cores, python3 client, test backend to loopback)
 //! * connect + close round trip through the tunnel path ≈ 0.25 ms, same
@@ -66,10 +65,8 @@
 //!   of both families reach it, local IPv4 clients (127.0.0.1) do not.
 //! * Listener state is not adopted after `exec` (accepted peers then show
 //!   loopback addresses).
-//! * epoll registrations made *before* `connect()` are moved to the data
-//!   socket (`socket` and `epoll_ctl` are hooked for that; up to 4 epoll
-//!   instances per socket). Registrations in an epoll set inherited from
-//!   another process, or made through `syscall()`, are not seen.
+//! * Registrations in an epoll set inherited from another process, or made
+//!   through `syscall()`, are not seen (so not moved to the data socket).
 //! * Socket state lives in the shim's memory; after `exec` an inherited
 //!   tunnel socket is recognised (its peer is the control socket) and its
 //!   state fetched from the engine by inode (`Adopt`) the first time it
@@ -78,23 +75,10 @@
 //! * Until established, the app's `SO_SNDBUF` request is remembered and
 //!   applied afterwards; TCP options reach the shadow socket; of them only
 //!   the keepalive options also reach the engine's TCP ([`keepalive`]).
-//! * UDP is carried through the tunnel by [`dgram`] (a SEQPACKET pair per
-//!   socket with a per-datagram header); see its limits. Raw sockets to
-//!   routed destinations fail with `ENETUNREACH` ([`send_plan`]); nothing routed
-//!   leaks.
-//! * `io_uring_setup` (libc wrapper or `syscall()`) fails with `ENOSYS`
-//!   ([`uring`]) so runtimes fall back to epoll.
+//! * UDP is carried by [`dgram`] (a SEQPACKET pair per socket with a
+//!   per-datagram header); see its limits. Nothing routed leaks.
 //! * `execl*` (variadic) are not hooked; statically linked programs and
 //!   setuid programs are out of reach of LD_PRELOAD.
-//!
-//! # Rules followed by every hook
-//! No panic crosses FFI (`catch_unwind` in [`guard`]); errno is preserved on
-//! success and set exactly on failure; a thread-local guard sends calls made
-//! from inside the shim straight to libc; the shim's own syscalls go through
-//! [`sys`], never through its exported names; no logger, no panic hook, no
-//! background thread; without `WRAPGUARD_CONTROL` in the environment the shim
-//! is inert, and with it but no engine, routed connects fail with
-//! `ENETUNREACH` (fail closed).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 

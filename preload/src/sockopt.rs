@@ -1,6 +1,7 @@
 //! `getsockopt(2)`/`setsockopt(2)` on swapped sockets: answered as the TCP
-//! or UDP socket the application made would answer (see the crate doc for
-//! which option goes to the data socket and which to the shadow).
+//! or UDP socket the application made would answer (see the [`crate::swap`]
+//! module doc for which option goes to the data socket and which to the
+//! shadow).
 
 use crate::dgram;
 use crate::guard::{fail, hook};

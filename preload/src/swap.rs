@@ -1,8 +1,47 @@
-//! The fd swap (see the crate doc): a data socket to the engine put at
-//! the application's fd number, the original socket kept as a hidden
-//! shadow; and the state of a swapped TCP socket — settled from the data
-//! socket's readiness and the engine's `FlowStatus`, or adopted from the
-//! engine after `exec`.
+//! The fd swap: a data socket to the engine put at the application's fd
+//! number, the original socket kept as a hidden shadow; and the state of a
+//! swapped TCP socket — settled from the data socket's readiness and the
+//! engine's `FlowStatus`, or adopted from the engine after `exec`.
+//!
+//! # The data path: fd swap onto a unix socket, gated by filler bytes
+//!
+//! On `connect()` of an AF_INET/AF_INET6 stream socket to a destination the
+//! engine routes into the tunnel ([`crate::connect`]), the shim
+//!
+//! 1. opens a unix stream socket to the engine with the smallest
+//!    `SO_SNDBUF` (the kernel's minimum, ~4.5 KiB), sends a `Connect`
+//!    frame and reads the engine's reply (`Accepted{flow, local}`; the
+//!    engine answers at once and connects through the tunnel meanwhile);
+//! 2. writes [`control::FILLER_LEN`] (2048) filler bytes: one unread skb
+//!    whose truesize is above a quarter of the minimum send buffer keeps
+//!    `wmem_alloc * 4 > sndbuf`, so the socket is *not writable*, and the
+//!    frame plus filler still fit without blocking (test
+//!    `filler_gates_pollout` checks both on the running kernel);
+//! 3. keeps the original kernel TCP socket alive as a hidden CLOEXEC
+//!    "shadow" fd and `dup3`s the unix socket onto the application's fd
+//!    number, keeping its `FD_CLOEXEC` and `O_NONBLOCK` flags (`swap`).
+//!
+//! A non-blocking `connect` then returns `EINPROGRESS` at once. When the
+//! tunnel connection is established the engine reads the filler, `POLLOUT`
+//! turns on, and from then on the stream carries only the application's
+//! bytes (the shim restores a normal `SO_SNDBUF` at the first look at the
+//! socket: `SO_ERROR`, `getpeername`, or the end of a blocking connect). If
+//! it fails, the engine closes with the filler unread: the application sees
+//! `POLLERR|POLLHUP` (and `POLLOUT`), and `getsockopt(SO_ERROR)` returns the
+//! real errno (`ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`…) which the shim
+//! asks the engine for (`FlowStatus`, `settle`). A blocking `connect` is
+//! the same plus a `poll()` for that outcome inside the call.
+//!
+//! Because the fd is now AF_UNIX, the shim answers as a TCP socket would:
+//! `SO_DOMAIN`/`SO_PROTOCOL`/`SO_ERROR`/`SO_ACCEPTCONN` are emulated,
+//! TCP/IP-level options and most `SOL_SOCKET` options go to the shadow TCP
+//! socket (so values and validation are the kernel's own), timeouts and
+//! linger act on the data socket ([`crate::sockopt`]), and
+//! `getsockname`/`getpeername` report the tunnel addresses
+//! ([`crate::sockname`]). Per-fd state lives in [`crate::table`] (fds ≥
+//! 1024 included). `poll`/`epoll`, `sendfile`, `splice` and `fork` need
+//! nothing for the data path: the fd is a real kernel socket (the send and
+//! receive hooks only report how a stream ended, [`crate::stream_end`]).
 
 use crate::addr;
 use crate::engine::{self, config};

@@ -19,21 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 const CHUNK: usize = 1024;
 const CHUNKS: usize = 1024;
 
-/// Progress of an outgoing tunnel connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutState {
-    /// The engine has not yet reported success or failure.
-    Connecting,
-    /// Established; the unix socket's send buffer has been restored.
-    Established,
-    /// Failed with this errno; `reported` once SO_ERROR/connect returned it.
-    Failed {
-        /// The errno.
-        errno: c_int,
-        /// Whether the application has been told already.
-        reported: bool,
-    },
-}
+/// Progress of an outgoing tunnel connection (the connect decision's own
+/// type, shared with seccomp mode).
+pub use control::connect::OutState;
 
 /// How an established tunnel stream ended, as far as the shim has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

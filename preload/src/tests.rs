@@ -1,4 +1,4 @@
-//! Measurements behind the data-path design (see the crate doc).
+//! Measurements behind the data-path design (see `swap`).
 
 use crate::sys;
 

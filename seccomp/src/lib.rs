@@ -23,8 +23,9 @@
 //!   handler `fn(&mut State, &Call) -> Outcome` — `tcp::{connect,
 //!   getsockopt, setsockopt, name}`, `listen::{bind, listen, accept}`,
 //!   `udp::{sendto, sendmsg, sendmmsg, recvfrom, recvmsg, recvmmsg}` (plus
-//!   `udp::connect`/`udp::bind`, reached from `connect`/`bind` for
-//!   `SOCK_DGRAM`). Imports run one way: supervisor → handlers → the
+//!   `udp::carry_connected`/`udp::reconnect`/`udp::bind`, reached from
+//!   `connect`/`bind` for `SOCK_DGRAM`; `connect` decides with
+//!   `control::connect::classify`, shared with the shim). Imports run one way: supervisor → handlers → the
 //!   shared pieces below.
 //! * [`state`] — what the handlers act on: the supervisor's [`state::State`]
 //!   (listener, engine, table, waits), lent to each handler, and the

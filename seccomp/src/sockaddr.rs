@@ -79,26 +79,12 @@ pub fn truncated(a: SocketAddr, room: u32) -> (Vec<u8>, u32) {
 }
 
 /// `a` as shown on a socket of `family`: IPv4 on an AF_INET6 socket
-/// becomes IPv4-mapped.
-pub fn in_family(a: SocketAddr, family: i32) -> SocketAddr {
-    match (a, family) {
-        (SocketAddr::V4(v4), libc::AF_INET6) => {
-            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
-        }
-        _ => a,
-    }
-}
+/// becomes IPv4-mapped (shared with the shim).
+pub use control::connect::in_family;
 
 /// Destinations that always stay on the host: loopback, unspecified,
-/// multicast, broadcast (v4-mapped forms included).
-pub fn is_local(a: &SocketAddr) -> bool {
-    match control::normalize(*a).ip() {
-        IpAddr::V4(ip) => {
-            ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()
-        }
-        IpAddr::V6(ip) => ip.is_loopback() || ip.is_unspecified() || ip.is_multicast(),
-    }
-}
+/// multicast, broadcast (v4-mapped forms included; shared with the shim).
+pub use control::connect::is_local;
 
 /// The loopback address of the same family (and v4-mapped form) as `a`,
 /// same port.

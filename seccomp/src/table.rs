@@ -9,21 +9,9 @@ use std::net::SocketAddr;
 /// closed in any ordinary program).
 pub const CAPACITY: usize = 65_536;
 
-/// State of an outgoing tunnel connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutState {
-    /// The engine is still connecting.
-    Connecting,
-    /// Established through the tunnel.
-    Established,
-    /// Failed with `errno`; `reported` once `SO_ERROR` or `connect` said so.
-    Failed {
-        /// The errno.
-        errno: i32,
-        /// Whether the program has been told.
-        reported: bool,
-    },
-}
+/// State of an outgoing tunnel connection (the connect decision's own
+/// type, shared with the shim).
+pub use control::connect::OutState;
 
 /// An outgoing TCP connection carried by the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

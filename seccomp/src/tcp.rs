@@ -1,5 +1,7 @@
 //! TCP in seccomp mode, mirroring the shim's `connect`, socket options and
-//! names (`preload/src/hooks.rs`): a connect to a tunnel destination gets
+//! names (`preload/src/connect.rs`, `preload/src/sockopt.rs`,
+//! `preload/src/sockname.rs`; both front-ends decide a `connect()` with
+//! `control::connect::classify`): a connect to a tunnel destination gets
 //! the engine's data socket installed on the program's fd number
 //! (`SECCOMP_IOCTL_NOTIF_ADDFD` + `SETFD`), with the filler protocol of the
 //! `control` crate; the calls on that fd that must look like TCP are
@@ -13,6 +15,9 @@ use super::sockaddr;
 use super::state::{State, Wait};
 use super::table::{Ours, OutState, Outbound};
 use super::udp;
+use control::connect::{
+    self, classify, Again, Lookup, Plan, RouteFor, SockType, Socket, SocketInfo, Tunnel,
+};
 use control::{ConnectReply, ConnectRequest, FlowState, Reply, Request, TcpKeepalive};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -87,9 +92,57 @@ fn restore_kernel_socket(c: &Call, fd: u64, family: i32, bind: Option<SocketAddr
         .is_ok()
 }
 
-/// `connect(fd, addr, len)`.
+/// The supervisor's answers to the classifier's questions about the
+/// caller's socket (`sock`, our copy).
+struct Ask<'a> {
+    sv: &'a mut State,
+    sock: &'a OwnedFd,
+    /// The family of a tunnel stream whose connect failed (its data
+    /// socket is a unix one: the type and family are the program's).
+    redo_family: Option<i32>,
+}
+
+impl Lookup for Ask<'_> {
+    fn socket(&mut self) -> Option<SocketInfo> {
+        let (domain, ty) = match self.redo_family {
+            Some(f) => (f, libc::SOCK_STREAM),
+            None => (
+                sockopt_int(self.sock, libc::SOL_SOCKET, libc::SO_DOMAIN)?,
+                sockopt_int(self.sock, libc::SOL_SOCKET, libc::SO_TYPE)?,
+            ),
+        };
+        Some(SocketInfo {
+            ty: SockType::from_raw(ty),
+            domain,
+        })
+    }
+
+    fn dns_redirect(&mut self, dst: SocketAddr) -> Option<SocketAddr> {
+        if dst.port() != 53 {
+            return None;
+        }
+        self.sv.dns_info().and_then(|i| i.redirect(dst))
+    }
+
+    fn effective(&mut self, dst: SocketAddr, _ty: SockType) -> Result<SocketAddr, i32> {
+        // Port 53 of a host nameserver means the tunnel's DNS server (`DNS =`).
+        udp::effective(self.sv, dst)
+    }
+
+    fn route(&mut self, dst: SocketAddr, _why: RouteFor) -> control::RouteDecision {
+        udp::route(self.sv, dst)
+    }
+
+    fn raw_icmp(&mut self) -> bool {
+        udp::raw_icmp(self.sock)
+    }
+}
+
+/// `connect(fd, addr, len)`: [`control::connect::classify`] decides, one
+/// function here (or in [`udp`]) per [`Plan`] carries it out. An address
+/// that cannot be read goes to the kernel before the table is looked at.
 pub fn connect(sv: &mut State, c: &Call) -> Outcome {
-    let [fd, addr_p, len, ..] = c.n.args;
+    let [_, addr_p, len, ..] = c.n.args;
     let Some(dst_raw) = read_addr(c, addr_p, len) else {
         return Outcome::cont();
     };
@@ -99,109 +152,96 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     let Ok(FileId { ino, socket: true }) = caller::file_id(&sock) else {
         return Outcome::cont();
     };
-    let mut redo_family = None;
-    let mut bound_here = None;
-    match sv.table.get(ino) {
-        Some(Ours::Udp(d)) => return udp::reconnect(sv, c, ino, d),
-        Some(Ours::Outbound(o)) if !o.connect_done => {
-            // connect() again before one returned the outcome: the
-            // kernel's SS_CONNECTING (see `outcome_returned`).
-            return match settle(sv, ino, &sock, None) {
-                Some(OutState::Connecting) if nonblocking(&sock) => Outcome::errno(libc::EALREADY),
-                Some(OutState::Connecting) => {
-                    // A blocking connect restarted after a signal: wait again.
-                    sv.waits.push(Wait::Connect {
-                        data: sock,
-                        ino,
-                        waiter: Some(c.n.id),
-                    });
-                    Outcome::Pending
-                }
-                Some(st) => Outcome::Answer(outcome_returned(sv, ino, st)),
-                None => Outcome::cont(),
-            };
-        }
+    let entry = sv.table.get(ino);
+    let socket = match entry {
+        None => Socket::Plain,
+        Some(Ours::Udp(_)) => Socket::CarriedDatagram,
+        Some(Ours::Outbound(o)) if !o.connect_done => Socket::Connecting,
         Some(Ours::Outbound(o)) => match o.state {
-            OutState::Failed { .. } => redo_family = Some(o.family),
-            _ => return Outcome::errno(libc::EISCONN),
+            OutState::Failed { .. } => Socket::Failed,
+            _ => Socket::Connected,
         },
-        Some(Ours::Accepted { .. }) => return Outcome::cont(),
         Some(Ours::Listener {
             requested,
             family,
             listening: false,
-        }) => bound_here = Some((requested, family)),
-        Some(Ours::Listener { .. }) => return Outcome::cont(),
-        Some(Ours::EchoStandIn { refused, .. }) => {
-            // An ICMP socket the host refused: the tunnel, or its errno.
-            let dst = control::normalize(dst_raw);
-            if sockaddr::is_local(&dst) {
-                return Outcome::errno(refused);
-            }
-            return match udp::connect(sv, c, dst_raw, dst) {
-                Outcome::Answer(Answer::Continue) => Outcome::errno(refused),
-                other => other,
-            };
-        }
-        None => {}
-    }
-    let (domain, ty) = match redo_family {
-        Some(f) => (f, libc::SOCK_STREAM),
-        None => match (
-            sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_DOMAIN),
-            sockopt_int(&sock, libc::SOL_SOCKET, libc::SO_TYPE),
-        ) {
-            (Some(d), Some(t)) => (d, t),
-            _ => return Outcome::cont(),
+        }) => Socket::BoundHere { requested, family },
+        Some(Ours::Accepted { .. } | Ours::Listener { .. }) => Socket::Left,
+        Some(Ours::EchoStandIn { refused, .. }) => Socket::EchoStandIn { refused },
+    };
+    let redo_family = match (socket, entry) {
+        (Socket::Failed, Some(Ours::Outbound(o))) => Some(o.family),
+        _ => None,
+    };
+    let plan = classify(
+        socket,
+        Some(dst_raw),
+        &mut Ask {
+            sv,
+            sock: &sock,
+            redo_family,
         },
-    };
-    // `DNS =`: TCP to port 53 of a host nameserver goes to the tunnel's.
-    let redirected = if ty == libc::SOCK_STREAM && dst_raw.port() == 53 {
-        sv.dns_info().and_then(|i| i.redirect(dst_raw))
-    } else {
-        None
-    };
-    let dst_raw = match redirected {
-        Some(to) => match (domain, to) {
-            (libc::AF_INET6, _) => sockaddr::in_family(to, domain),
-            (libc::AF_INET, SocketAddr::V4(_)) => to,
-            _ => return Outcome::errno(libc::ENETUNREACH), // never to the host's resolver
-        },
-        None => dst_raw,
-    };
-    let family_ok = matches!(
-        (domain, dst_raw),
-        (libc::AF_INET, SocketAddr::V4(_)) | (libc::AF_INET6, SocketAddr::V6(_))
     );
-    // Port 53 of a host nameserver means the tunnel's DNS server (`DNS =`).
-    let dst = match udp::effective(sv, control::normalize(dst_raw)) {
-        Ok(d) => d,
-        Err(e) => return Outcome::errno(e),
-    };
-    // Leaving the tunnel path: a socket that is ours gets a kernel socket back.
-    let direct = |sv: &mut State| {
-        if let Some(f) = redo_family {
-            sv.table.remove(ino);
-            if !restore_kernel_socket(c, fd, f, None) {
-                return Outcome::errno(libc::ENETUNREACH);
-            }
+    match plan {
+        Plan::Kernel => Outcome::cont(),
+        Plan::KernelRestored => match redo_family {
+            Some(f) => kernel_restored(sv, c, ino, f),
+            None => Outcome::cont(),
+        },
+        Plan::Refuse(e) => Outcome::errno(e),
+        Plan::Repeer => match entry {
+            Some(Ours::Udp(d)) => udp::reconnect(sv, c, ino, d),
+            _ => Outcome::cont(),
+        },
+        Plan::Again => again(sv, c, ino, sock),
+        Plan::CarryDatagram { raw, dst, kind } => {
+            udp::carry_connected(sv, c, &sock, raw, dst, kind)
         }
-        Outcome::cont()
-    };
-    if !family_ok || sockaddr::is_local(&dst) {
-        return direct(sv);
+        Plan::RefuseUncarried { dst } => Outcome::errno(udp::refuse_raw(c, &sock, dst)),
+        Plan::Tunnel(t) => tunnel(sv, c, ino, &sock, t),
     }
-    if ty == libc::SOCK_DGRAM {
-        return udp::connect(sv, c, dst_raw, dst);
+}
+
+/// [`Plan::KernelRestored`]: a tunnel stream whose connect failed gets a
+/// kernel socket of its `family` back, which the kernel then connects.
+fn kernel_restored(sv: &mut State, c: &Call, ino: u64, family: i32) -> Outcome {
+    sv.table.remove(ino);
+    if !restore_kernel_socket(c, c.n.args[0], family, None) {
+        return Outcome::errno(libc::ENETUNREACH);
     }
-    if ty == libc::SOCK_RAW {
-        return udp::connect_raw(sv, c, &sock, dst_raw);
-    }
-    if ty != libc::SOCK_STREAM {
+    Outcome::cont()
+}
+
+/// [`Plan::Again`]: `connect()` again before one returned the outcome
+/// (the kernel's `SS_CONNECTING`), answered as
+/// [`control::connect::again`] says.
+fn again(sv: &mut State, c: &Call, ino: u64, sock: OwnedFd) -> Outcome {
+    let Some(st) = settle(sv, ino, &sock, None) else {
         return Outcome::cont();
+    };
+    let nb = st == OutState::Connecting && nonblocking(&sock);
+    match connect::again(st, nb) {
+        Again::Already => Outcome::errno(libc::EALREADY),
+        Again::Wait => {
+            // A blocking connect restarted after a signal: wait again.
+            sv.waits.push(Wait::Connect {
+                data: sock,
+                ino,
+                waiter: Some(c.n.id),
+            });
+            Outcome::Pending
+        }
+        Again::Settled(st) => Outcome::Answer(outcome_returned(sv, ino, st)),
     }
-    let nb = nonblocking(&sock);
-    let keepalive = keepalive_of(&sock);
+}
+
+/// [`Plan::Tunnel`]: connects the stream through the engine and installs
+/// the data socket on the caller's fd; a destination the engine does not
+/// route goes to the kernel, on a kernel socket again if ours was not.
+fn tunnel(sv: &mut State, c: &Call, ino: u64, sock: &OwnedFd, t: Tunnel) -> Outcome {
+    let fd = c.n.args[0];
+    let nb = nonblocking(sock);
+    let keepalive = keepalive_of(sock);
     let Ok(mut data) = sv.engine.open(true) else {
         return Outcome::errno(libc::ENETUNREACH); // fail closed
     };
@@ -211,10 +251,10 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     });
     let data_ino = caller::file_id(&data_fd).map(|f| f.ino).unwrap_or(0);
     let req = Request::Connect(ConnectRequest {
-        dst,
+        dst: t.dst,
         nonblocking: nb,
         fd: fd as i32,
-        v6_socket: domain == libc::AF_INET6,
+        v6_socket: t.family == libc::AF_INET6,
         inode: data_ino,
         hand_over: false,
     });
@@ -222,17 +262,22 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     let (flow, local) = match reply {
         Ok(Reply::Connect(ConnectReply::Accepted { flow, local })) => (flow, local),
         Ok(Reply::Connect(ConnectReply::NotRouted)) => {
-            if let Some((requested, family)) = bound_here {
+            if let Some((requested, family)) = t.rebind {
                 // bind(wildcard) then connect() outside the tunnel: undo
                 // the loopback redirect, keeping the port when possible.
                 let mut want = requested;
-                want.set_port(sock_name(&sock, false).map(|a| a.port()).unwrap_or(0));
+                want.set_port(sock_name(sock, false).map(|a| a.port()).unwrap_or(0));
                 sv.table.remove(ino);
                 if !restore_kernel_socket(c, fd, family, Some(want)) {
                     return Outcome::errno(libc::EADDRNOTAVAIL);
                 }
             }
-            return direct(sv);
+            // Leaving the tunnel path: a socket that is ours gets a kernel
+            // socket back.
+            if t.retry {
+                return kernel_restored(sv, c, ino, t.family);
+            }
+            return Outcome::cont();
         }
         Ok(Reply::Connect(ConnectReply::Refused(e))) => return Outcome::errno(e),
         _ => return Outcome::errno(libc::ENETUNREACH),
@@ -255,16 +300,16 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
         debug!(error = %e, "seccomp: cannot install the data socket");
         return Outcome::errno(e.raw_os_error().unwrap_or(libc::EBADF));
     }
-    if redo_family.is_some() || bound_here.is_some() {
+    if t.retry || t.rebind.is_some() {
         sv.table.remove(ino);
     }
     sv.table.insert(
         data_ino,
         Ours::Outbound(Outbound {
             flow,
-            peer: dst_raw,
+            peer: t.raw,
             local,
-            family: domain,
+            family: t.family,
             state: OutState::Connecting,
             keepalive,
             connect_done: false,
@@ -273,7 +318,7 @@ pub fn connect(sv: &mut State, c: &Call) -> Outcome {
     if keepalive.enabled {
         let _ = sv.engine.query(&Request::TcpKeepalive { flow, keepalive });
     }
-    debug!(pid = c.n.pid, fd, dst = %dst, flow, nonblocking = nb, "seccomp: connect through the tunnel");
+    debug!(pid = c.n.pid, fd, dst = %t.dst, flow, nonblocking = nb, "seccomp: connect through the tunnel");
     drop(data);
     sv.waits.push(Wait::Connect {
         data: data_fd,
@@ -369,13 +414,9 @@ pub fn connect_progress(sv: &mut State, i: usize, revents: i16) -> bool {
     }
 }
 
-/// `connect()` returns a settled outcome: 0 for an established socket, the
-/// error for a failed one (`ECONNABORTED` when `SO_ERROR` took it first,
-/// as the kernel's `sock_error() ?: -ECONNABORTED`). Either way the socket
-/// leaves the kernel's `SS_CONNECTING`: a later `connect()` is `EISCONN`
-/// or, after a failure, a new attempt. Perl's `IO::Socket`, Ruby's
-/// `Net::HTTP` and hiredis learn this way that a non-blocking connect
-/// finished.
+/// `connect()` returns a settled outcome ([`control::connect::returned`]).
+/// Either way the socket leaves the kernel's `SS_CONNECTING`: a later
+/// `connect()` is `EISCONN` or, after a failure, a new attempt.
 fn outcome_returned(sv: &mut State, ino: u64, st: OutState) -> Answer {
     sv.table.update(ino, |e| {
         if let Ours::Outbound(o) = e {
@@ -385,14 +426,9 @@ fn outcome_returned(sv: &mut State, ino: u64, st: OutState) -> Answer {
             }
         }
     });
-    match st {
-        OutState::Established => Answer::Value(0),
-        OutState::Failed {
-            errno,
-            reported: false,
-        } => Answer::Errno(errno),
-        OutState::Failed { reported: true, .. } => Answer::Errno(libc::ECONNABORTED),
-        OutState::Connecting => Answer::Errno(libc::EALREADY),
+    match connect::returned(st) {
+        Ok(()) => Answer::Value(0),
+        Err(e) => Answer::Errno(e),
     }
 }
 

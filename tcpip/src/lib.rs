@@ -28,7 +28,7 @@
 //! a private network namespace (root; skipped loudly otherwise),
 //! `tests/sim.rs` runs two stacks over a simulated lossy link and prints a
 //! throughput table (`cargo test -p wrapguard-tcpip --test sim -- --nocapture`),
-//! `src/tcp/tests.rs` holds one state-machine test per RFC rule.
+//! `src/tcp/tests/` holds one state-machine test per RFC rule.
 #![forbid(unsafe_code)]
 
 pub mod error;

@@ -59,35 +59,41 @@ use crate::fdops::sock_name;
 use crate::sockaddr;
 use crate::state::State;
 use crate::table::Ours;
+use control::connect::Carried;
 use control::DatagramKind;
 use control::{Reply, Request, RouteDecision, UdpReply};
 use flow::{carry, kernel_socket};
-use route::route;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use tracing::debug;
 
 pub use crate::table::Datagram;
 pub use recv::{recvfrom, recvmmsg, recvmsg};
-pub use route::effective;
-pub use send::{sendmmsg, sendmsg, sendto};
+pub use route::{effective, route};
+pub use send::{refuse_raw, sendmmsg, sendmsg, sendto};
 
-/// `connect` of a datagram socket that is not carried, to `dst`
-/// (`raw` as the program named it, `dst` normalised and already
-/// redirected by [`effective`]).
-pub fn connect(sv: &mut State, c: &Call, raw: SocketAddr, dst: SocketAddr) -> Outcome {
+/// [`control::connect::Plan::CarryDatagram`]: the datagram socket `sock`
+/// (not carried yet: UDP, an echo stand-in, a raw ICMP socket) becomes a
+/// connected flow to `dst` (`raw` as the program named it). A port the
+/// program bound stays its port (a raw socket has none).
+pub fn carry_connected(
+    sv: &mut State,
+    c: &Call,
+    sock: &OwnedFd,
+    raw: SocketAddr,
+    dst: SocketAddr,
+    kind: Carried,
+) -> Outcome {
     let fd = c.n.args[0];
-    match route(sv, dst) {
-        RouteDecision::Direct => return Outcome::cont(),
-        RouteDecision::Unreachable(e) => return Outcome::errno(e),
-        RouteDecision::Tunnel => {}
-    }
-    let Ok(sock) = c.fd(0) else {
-        return Outcome::errno(libc::EBADF);
+    let port = match kind {
+        Carried::RawIcmp => 0,
+        Carried::Udp | Carried::StandIn => sock_name(sock, false).map_or(0, |a| a.port()),
     };
-    // A port the program bound stays its port.
-    let port = sock_name(&sock, false).map_or(0, |a| a.port());
-    match carry(sv, c, &sock, Some((raw, dst)), None, port) {
+    match carry(sv, c, sock, Some((raw, dst)), None, port) {
+        Ok((_, d)) if kind == Carried::RawIcmp => {
+            debug!(pid = c.n.pid, fd, dst = %raw, flow = d.flow, "seccomp: connected raw ICMP socket through the tunnel");
+            Outcome::value(0)
+        }
         Ok((_, d)) => {
             debug!(pid = c.n.pid, fd, dst = %raw, via = %dst, flow = d.flow, local = %d.local, "seccomp: connected udp socket through the tunnel");
             Outcome::value(0)
@@ -99,30 +105,9 @@ pub fn connect(sv: &mut State, c: &Call, raw: SocketAddr, dst: SocketAddr) -> Ou
     }
 }
 
-/// `connect` of a raw socket (`sock`) that is not carried, to `raw`:
-/// `traceroute -I` connects its ICMP one. To a tunnel destination a raw
-/// ICMP socket becomes a connected echo flow; any other protocol fails
-/// with `ENETUNREACH` (one warning). Nothing routed reaches the kernel,
-/// whose next `send()` would leave by the host's routes.
-pub fn connect_raw(sv: &mut State, c: &Call, sock: &OwnedFd, raw: SocketAddr) -> Outcome {
-    let dst = control::normalize(raw);
-    if sockaddr::is_local(&dst) {
-        return Outcome::cont();
-    }
-    match route(sv, dst) {
-        RouteDecision::Direct => Outcome::cont(),
-        RouteDecision::Unreachable(e) => Outcome::errno(e),
-        RouteDecision::Tunnel if flow::datagram_kind(sock) == Some(DatagramKind::RawIcmp) => {
-            match carry(sv, c, sock, Some((raw, dst)), None, 0) {
-                Ok((_, d)) => {
-                    debug!(pid = c.n.pid, fd = c.n.args[0], dst = %raw, flow = d.flow, "seccomp: connected raw ICMP socket through the tunnel");
-                    Outcome::value(0)
-                }
-                Err(e) => Outcome::errno(e),
-            }
-        }
-        RouteDecision::Tunnel => Outcome::errno(send::refuse_raw(c, sock, dst)),
-    }
+/// Whether `sock` is a raw ICMP socket of its family.
+pub fn raw_icmp(sock: &OwnedFd) -> bool {
+    flow::datagram_kind(sock) == Some(DatagramKind::RawIcmp)
 }
 
 /// `connect` on a socket we carry (`d`, inode `ino`).

@@ -140,7 +140,7 @@ static RAW_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// A raw socket of a protocol we do not carry named a tunnel destination
 /// (a send or a `connect`): one warning per run, and the errno the call
 /// fails with, `ENETUNREACH`. Nothing reaches the kernel.
-pub(super) fn refuse_raw(c: &Call, sock: &OwnedFd, eff: SocketAddr) -> i32 {
+pub fn refuse_raw(c: &Call, sock: &OwnedFd, eff: SocketAddr) -> i32 {
     let proto = sockopt_int(sock, libc::SOL_SOCKET, libc::SO_PROTOCOL);
     if !RAW_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         warn!(pid = c.n.pid, dst = %eff.ip(), protocol = proto.unwrap_or(-1), "seccomp mode: IP protocol {} (a raw socket) to {} is not carried through the tunnel (TCP, UDP and ICMP echo are); the call fails with ENETUNREACH", proto.unwrap_or(-1), eff.ip());
