@@ -62,8 +62,10 @@ NOT_OURS = {
     "start.lock",  # a file wrapguard makes at run time
     "timers.go",  # wireguard-go's
     "send.go",  # wireguard-go's
-    "net/ipv4/tcp_bbr.c",  # Linux's
 }
+
+# Prefixes of other projects' trees (Linux's `net/ipv4/tcp_*.c`).
+NOT_OURS_PREFIXES = ("net/ipv4/", "net/ipv6/", "net/core/")
 
 SKIP_DIRS = {"target", "third_party", ".git", "corpus", "artifacts", "coverage", "node_modules"}
 
@@ -141,7 +143,7 @@ TOP = top_dirs()
 
 
 def looks_like_path(s):
-    if s in NOT_OURS:
+    if s in NOT_OURS or s.startswith(NOT_OURS_PREFIXES):
         return False
     if s.startswith(("/", "~", "http:", "https:", "$", "-")) or "://" in s:
         return False
