@@ -34,7 +34,6 @@
 pub mod error;
 pub mod frag;
 pub mod frag_out;
-pub mod queue;
 pub mod rand;
 pub mod ring;
 pub mod slab;
