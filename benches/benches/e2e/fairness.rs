@@ -7,7 +7,9 @@
 //! B's key and 10.77.0.2, beside the kernel's 10.77.0.3), same control on
 //! both. `E2E_ONLY=fair` runs only
 //! this section; `E2E_FAIR_SECS` (default 20) is the iperf3 time,
-//! `E2E_FAIR_ONLY=substring` picks profiles.
+//! `E2E_FAIR_ONLY=substring` picks profiles, `E2E_FAIR_VERSUS=only`
+//! runs only the wrapguard-against-kernel part, `E2E_FAIR_CC=cubic` one
+//! control.
 
 use crate::measure::uptime;
 use crate::topology::{no_share_flag, Topology};
@@ -22,6 +24,14 @@ const PROFILES: [(&str, u64, f64, u64, f64); 2] = [
 ];
 
 const CCS: [&str; 2] = ["cubic", "bbr"];
+
+/// The controls `E2E_FAIR_CC` picks (all by default).
+fn ccs() -> Vec<&'static str> {
+    let pick = std::env::var("E2E_FAIR_CC").unwrap_or_default();
+    CCS.into_iter()
+        .filter(|c| pick.is_empty() || pick.split(',').any(|p| p.trim() == *c))
+        .collect()
+}
 
 /// Ping's interval and count under load.
 const PINGS: &str = "25";
@@ -46,6 +56,8 @@ struct Row {
 /// Wrapguard's flow and the kernel's sharing one relay, one control.
 struct Versus {
     cc: &'static str,
+    /// Whether wrapguard's flow started first.
+    ours_first: bool,
     ours: Result<f64, String>,
     kernel: Result<f64, String>,
 }
@@ -160,15 +172,22 @@ fn measure(
     }
 }
 
-/// One upload of wrapguard (in C, `conf`) and one of the kernel (in C) at
-/// the same time through the relay both use, control `cc` on both:
-/// (wrapguard's Mbit/s, the kernel's).
+/// How long the first flow of [`versus`] runs alone. It covers
+/// wrapguard's start (engine, handshake, iperf3's control connection), so
+/// the flow started first is first on the link either way.
+const HEAD_START: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// One upload of wrapguard (in C, `conf`) and one of the kernel (in C)
+/// through the relay both use, control `cc` on both, the one `ours_first`
+/// says started [`HEAD_START`] before the other: (wrapguard's Mbit/s, the
+/// kernel's).
 fn versus(
     topo: &Topology,
     next_port: &std::cell::Cell<u16>,
     secs: &str,
     cc: &str,
     conf: &std::path::Path,
+    ours_first: bool,
 ) -> (Result<f64, String>, Result<f64, String>) {
     let p1 = next_port.get() + 1;
     let p2 = next_port.get() + 2;
@@ -189,8 +208,17 @@ fn versus(
             .spawn()
             .map_err(|e| e.to_string())
     };
-    let ours = spawn(topo.c.cmd(&v));
-    let kernel = spawn(topo.c.cmd(&iperf_argv(secs, &s2, cc, false)));
+    let ours = topo.c.cmd(&v);
+    let kernel = topo.c.cmd(&iperf_argv(secs, &s2, cc, false));
+    let (ours, kernel) = if ours_first {
+        let o = spawn(ours);
+        std::thread::sleep(HEAD_START);
+        (o, spawn(kernel))
+    } else {
+        let k = spawn(kernel);
+        std::thread::sleep(HEAD_START);
+        (spawn(ours), k)
+    };
     let done = |c: Result<std::process::Child, String>| {
         c.and_then(|c| c.wait_with_output().map_err(|e| e.to_string()))
             .and_then(|o| mbit(&o))
@@ -210,6 +238,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
     let upstream_b = topo.one.peer.endpoint().parse().expect("peer endpoint");
     let upstream_c = topo.tun_endpoint.parse().expect("C's endpoint");
     let only = std::env::var("E2E_FAIR_ONLY").ok();
+    let versus_only = std::env::var("E2E_FAIR_VERSUS").is_ok_and(|v| v == "only");
     for (i, &(name, d, loss, rate, q)) in PROFILES.iter().enumerate() {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
@@ -232,7 +261,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         );
         let wg = topo.wrapguard.display().to_string();
         let c = conf.display().to_string();
-        for cc in CCS {
+        for cc in ccs().into_iter().filter(|_| !versus_only) {
             let flag = format!("--tcp-congestion={cc}");
             let wrap = |argv: &[&str]| {
                 let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
@@ -264,7 +293,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
                 .run(&["wg", "set", &topo.tun_ifname, "peer", peer, "endpoint", ep])
         };
         set(&at);
-        for cc in CCS {
+        for cc in ccs().into_iter().filter(|_| !versus_only) {
             let wrap = |argv: &[&str]| topo.c.cmd(argv);
             let cell = measure(topo, &next_port, &secs_s, cc, format!("kernel {cc}"), &wrap);
             row.cells.push(cell);
@@ -288,10 +317,20 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
                 }],
             ),
         );
-        for cc in CCS {
-            let (ours, kernel) = versus(topo, &next_port, &secs_s, cc, &conf);
-            eprintln!("  versus {cc:<5} wrapguard {ours:.1?} kernel {kernel:.1?}");
-            row.versus.push(Versus { cc, ours, kernel });
+        for cc in ccs() {
+            for ours_first in [true, false] {
+                let (ours, kernel) = versus(topo, &next_port, &secs_s, cc, &conf, ours_first);
+                eprintln!(
+                    "  versus {cc:<5} first {} wrapguard {ours:.1?} kernel {kernel:.1?}",
+                    if ours_first { "wrapguard" } else { "kernel" }
+                );
+                row.versus.push(Versus {
+                    cc,
+                    ours_first,
+                    ours,
+                    kernel,
+                });
+            }
         }
         rep.notes.push(format!(
             "{name}: relay shared by wrapguard and the kernel: {}",
@@ -377,10 +416,12 @@ impl Report {
         for r in &self.rows {
             for Versus {
                 cc,
+                ours_first,
                 ours: o,
                 kernel: k,
             } in &r.versus
             {
+                let first = if *ours_first { "wrapguard" } else { "kernel" };
                 let share = match (o, k) {
                     (Ok(o), Ok(k)) if o + k > 0.0 => format!("{:.0}%", 100.0 * o / (o + k)),
                     _ => "–".into(),
@@ -388,6 +429,7 @@ impl Report {
                 rows.push(vec![
                     r.name.to_string(),
                     cc.to_string(),
+                    first.to_string(),
                     ms(o),
                     ms(k),
                     share,

@@ -110,8 +110,7 @@ impl Cubic {
     /// fills the path.
     pub fn on_rtt(&mut self, now: Instant, rtt: Duration, snd_una: Seq, snd_max: Seq) {
         let look = self.cwnd < self.ssthresh && self.cwnd >= hystart::LOW_WINDOW * self.mss;
-        let cwnd = Some(self.cwnd).filter(|_| look);
-        if self.hystart.on_rtt(now, rtt, snd_una, snd_max, cwnd) {
+        if self.hystart.on_rtt(now, rtt, snd_una, snd_max, look) {
             self.ssthresh = self.cwnd;
         }
     }
@@ -288,7 +287,14 @@ impl Controller {
         match self {
             Controller::Cubic(c) => {
                 let srtt = srtt.filter(|s| !s.is_zero())?;
-                let gain = if c.window() < c.ssthresh() { 2.0 } else { 1.2 };
+                let ca: f64 = std::env::var("WG_CUBIC_CA_GAIN")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1.2);
+                if ca == 0.0 {
+                    return None;
+                }
+                let gain = if c.window() < c.ssthresh() { 2.0 } else { ca };
                 Some(gain * c.window() as f64 / srtt.as_secs_f64())
             }
             Controller::Bbr(b) => Some(b.pacing_rate(srtt.unwrap_or_default())),
