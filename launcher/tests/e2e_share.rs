@@ -582,6 +582,25 @@ fn a_different_config_on_the_same_key_is_refused_with_the_difference() {
         err.contains("wrapguard down wg0") && err.contains("--no-share"),
         "{err}"
     );
+    // The same config asking for the other congestion control than the
+    // running engine's (the host's default when none is asked for).
+    let host =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap_or_default();
+    let (ask, running) = if host.trim() == "bbr" {
+        ("cubic", "bbr")
+    } else {
+        ("bbr", "cubic")
+    };
+    let flag = format!("--tcp-congestion={ask}");
+    let out = wrapguard_testnet::wrapguard(&t.client, &t.conf, &[&flag], &["true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "TcpCongestion: {ask} here, {running} in the running tunnel"
+        )),
+        "{err}"
+    );
     // --no-share runs anyway, with the warning.
     let out = wrapguard_testnet::wrapguard(&t.client, &other, &["--no-share"], &["true"]);
     assert!(out.status.success(), "{}", show(&out));
