@@ -404,10 +404,14 @@ impl Report {
             }
         }
         crate::table::print(&header, &rows);
-        println!("\nOne wrapguard flow against one kernel flow through one relay, Mbit/s:");
+        println!(
+            "\nOne wrapguard flow against one kernel flow through one relay, the first {} s ahead, Mbit/s:",
+            HEAD_START.as_secs_f64()
+        );
         let header = [
             "profile",
             "control",
+            "first",
             "wrapguard",
             "kernel",
             "wrapguard's share",
