@@ -12,10 +12,12 @@
 //! control.
 
 use crate::measure::uptime;
-use crate::topology::{no_share_flag, Topology};
-use crate::wan::{faults, iperf_argv, mbit, one_off_server};
+use crate::topology::Topology;
+use crate::wan::{
+    faults, iperf_argv, mbit, one_off_server, relay_for_wrapguard, wrapguard_cmd, KernelRelay,
+};
 use std::process::{Command, Stdio};
-use wrapguard_testnet::{conf_text, Conf, Endpoint, PeerSection, Relay};
+use wrapguard_testnet::{conf_text, PeerSection};
 
 /// (name, one-way delay ms, loss, Mbit/s, queue in BDPs).
 const PROFILES: [(&str, u64, f64, u64, f64); 2] = [
@@ -195,20 +197,13 @@ fn versus(
     let (s1, s2) = (p1.to_string(), p2.to_string());
     let _srv1 = one_off_server(topo, p1);
     let _srv2 = one_off_server(topo, p2);
-    let wg = topo.wrapguard.display().to_string();
-    let c = conf.display().to_string();
-    let flag = format!("--tcp-congestion={cc}");
-    let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
-    v.extend(no_share_flag(&topo.wrapguard));
-    v.push("--");
-    v.extend(iperf_argv(secs, &s1, cc, false));
     let spawn = |mut c: Command| {
         c.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| e.to_string())
     };
-    let ours = topo.c.cmd(&v);
+    let ours = wrapguard_cmd(topo, &topo.c, conf, cc, &iperf_argv(secs, &s1, cc, false));
     let kernel = topo.c.cmd(&iperf_argv(secs, &s2, cc, false));
     let (ours, kernel) = if ours_first {
         let o = spawn(ours);
@@ -235,8 +230,6 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         notes: Vec::new(),
     };
     let next_port = std::cell::Cell::new(5600u16);
-    let upstream_b = topo.one.peer.endpoint().parse().expect("peer endpoint");
-    let upstream_c = topo.tun_endpoint.parse().expect("C's endpoint");
     let only = std::env::var("E2E_FAIR_ONLY").ok();
     let versus_only = std::env::var("E2E_FAIR_VERSUS").is_ok_and(|v| v == "only");
     for (i, &(name, d, loss, rate, q)) in PROFILES.iter().enumerate() {
@@ -250,26 +243,10 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             cells: Vec::new(),
             versus: Vec::new(),
         };
-        let relay = Relay::start(&topo.one.client.name, upstream_b, f, 0xfa1 + i as u64);
-        let at = relay.addr.to_string();
-        let conf = topo.one.conf(
-            &format!("fair-{i}.conf"),
-            Conf {
-                endpoint: Endpoint::At(&at),
-                ..Conf::V4
-            },
-        );
-        let wg = topo.wrapguard.display().to_string();
-        let c = conf.display().to_string();
+        let (relay, conf) =
+            relay_for_wrapguard(topo, f, 0xfa1 + i as u64, &format!("fair-{i}.conf"));
         for cc in ccs().into_iter().filter(|_| !versus_only) {
-            let flag = format!("--tcp-congestion={cc}");
-            let wrap = |argv: &[&str]| {
-                let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
-                v.extend(no_share_flag(&topo.wrapguard));
-                v.push("--");
-                v.extend(argv);
-                topo.one.client.cmd(&v)
-            };
+            let wrap = |argv: &[&str]| wrapguard_cmd(topo, &topo.one.client, &conf, cc, argv);
             let cell = measure(
                 topo,
                 &next_port,
@@ -285,14 +262,9 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             relay.stats.line()
         ));
         drop(relay);
-        let relay = Relay::start(&topo.c.name, upstream_c, f, 0xfb1 + i as u64);
-        let at = relay.addr.to_string();
+        let kernel = KernelRelay::start(topo, f, 0xfb1 + i as u64);
+        let at = kernel.relay.addr.to_string();
         let peer = &topo.one.peer.keys.public;
-        let set = |ep: &str| {
-            topo.c
-                .run(&["wg", "set", &topo.tun_ifname, "peer", peer, "endpoint", ep])
-        };
-        set(&at);
         for cc in ccs().into_iter().filter(|_| !versus_only) {
             let wrap = |argv: &[&str]| topo.c.cmd(argv);
             let cell = measure(topo, &next_port, &secs_s, cc, format!("kernel {cc}"), &wrap);
@@ -300,7 +272,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         }
         rep.notes.push(format!(
             "{name}: relay for the kernel: {}",
-            relay.stats.line()
+            kernel.relay.stats.line()
         ));
         // Ours against the kernel's, both in C through this one relay.
         let conf = topo.one.tmp.write(
@@ -333,11 +305,10 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             }
         }
         rep.notes.push(format!(
-            "{name}: relay shared by wrapguard and the kernel: {}",
-            relay.stats.line()
+            "{name}: relay shared by wrapguard and the kernel (from its start): {}",
+            kernel.relay.stats.line()
         ));
-        set(&topo.tun_endpoint);
-        drop(relay);
+        drop(kernel);
         rep.rows.push(row);
     }
     rep.notes.push(format!("after the runs: {}", uptime()));

@@ -129,6 +129,76 @@ fn measure(
     out.map_err(|e| e.to_string()).and_then(|o| mbit(&o))
 }
 
+/// A relay in B with `f` for wrapguard, and a config `name` whose
+/// endpoint is that relay.
+pub(crate) fn relay_for_wrapguard(
+    topo: &Topology,
+    f: Faults,
+    seed: u64,
+    name: &str,
+) -> (Relay, std::path::PathBuf) {
+    let upstream = topo.one.peer.endpoint().parse().expect("peer endpoint");
+    let relay = Relay::start(&topo.one.client.name, upstream, f, seed);
+    let at = relay.addr.to_string();
+    let conf = topo.one.conf(
+        name,
+        Conf {
+            endpoint: Endpoint::At(&at),
+            ..Conf::V4
+        },
+    );
+    (relay, conf)
+}
+
+/// A relay in C with `f` for the kernel reference: C's wireguard-go sends
+/// to it until this is dropped.
+pub(crate) struct KernelRelay<'a> {
+    /// The relay.
+    pub relay: Relay,
+    topo: &'a Topology,
+}
+
+impl<'a> KernelRelay<'a> {
+    /// Starts the relay and points C's peer endpoint at it.
+    pub fn start(topo: &'a Topology, f: Faults, seed: u64) -> KernelRelay<'a> {
+        let upstream = topo.tun_endpoint.parse().expect("C's endpoint");
+        let relay = Relay::start(&topo.c.name, upstream, f, seed);
+        set_kernel_endpoint(topo, &relay.addr.to_string());
+        KernelRelay { relay, topo }
+    }
+}
+
+impl Drop for KernelRelay<'_> {
+    fn drop(&mut self) {
+        set_kernel_endpoint(self.topo, &self.topo.tun_endpoint);
+    }
+}
+
+fn set_kernel_endpoint(topo: &Topology, ep: &str) {
+    let peer = &topo.one.peer.keys.public;
+    topo.c
+        .run(&["wg", "set", &topo.tun_ifname, "peer", peer, "endpoint", ep]);
+}
+
+/// `argv` run by wrapguard with `conf` and congestion control `cc`, in
+/// namespace `ns`.
+pub(crate) fn wrapguard_cmd(
+    topo: &Topology,
+    ns: &wrapguard_testnet::Netns,
+    conf: &std::path::Path,
+    cc: &str,
+    argv: &[&str],
+) -> std::process::Command {
+    let wg = topo.wrapguard.display().to_string();
+    let c = conf.display().to_string();
+    let flag = format!("--tcp-congestion={cc}");
+    let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
+    v.extend(no_share_flag(&topo.wrapguard));
+    v.push("--");
+    v.extend(argv);
+    ns.cmd(&v)
+}
+
 /// Runs every profile.
 pub fn run(topo: &Topology, secs: u64) -> Report {
     let only = std::env::var("E2E_WAN_ONLY").ok();
@@ -139,8 +209,6 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         notes: Vec::new(),
     };
     let next_port = std::cell::Cell::new(5300u16);
-    let upstream_b = topo.one.peer.endpoint().parse().expect("peer endpoint");
-    let upstream_c = topo.tun_endpoint.parse().expect("C's endpoint");
     let host_cc = topo
         .c
         .run(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"]);
@@ -156,26 +224,13 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
             cells: Vec::new(),
         };
         // wrapguard in B, through a relay in B.
-        let relay = Relay::start(&topo.one.client.name, upstream_b, f, 0xa11 + i as u64);
-        let at = relay.addr.to_string();
-        let conf = topo.one.conf(
-            &format!("wan-{i}.conf"),
-            Conf {
-                endpoint: Endpoint::At(&at),
-                ..Conf::V4
-            },
-        );
-        let wg = topo.wrapguard.display().to_string();
-        let c = conf.display().to_string();
+        let (relay, conf) =
+            relay_for_wrapguard(topo, f, 0xa11 + i as u64, &format!("wan-{i}.conf"));
         for cc in CCS {
-            let flag = format!("--tcp-congestion={cc}");
             let run = |reverse| {
                 measure(topo, &next_port, |port| {
-                    let mut v = vec![wg.as_str(), "--config", &c, "--log-level=warn", &flag];
-                    v.extend(no_share_flag(&topo.wrapguard));
-                    v.push("--");
-                    v.extend(iperf_argv(&secs_s, port, cc, reverse));
-                    topo.one.client.cmd(&v)
+                    let argv = iperf_argv(&secs_s, port, cc, reverse);
+                    wrapguard_cmd(topo, &topo.one.client, &conf, cc, &argv)
                 })
             };
             let up = run(false);
@@ -189,14 +244,7 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         ));
         drop(relay);
         // The kernel in C, through a relay in C.
-        let relay = Relay::start(&topo.c.name, upstream_c, f, 0xb11 + i as u64);
-        let at = relay.addr.to_string();
-        let peer = &topo.one.peer.keys.public;
-        let set = |ep: &str| {
-            topo.c
-                .run(&["wg", "set", &topo.tun_ifname, "peer", peer, "endpoint", ep])
-        };
-        set(&at);
+        let kernel = KernelRelay::start(topo, f, 0xb11 + i as u64);
         for cc in CCS {
             let run = |reverse| {
                 measure(topo, &next_port, |port| {
@@ -210,10 +258,9 @@ pub fn run(topo: &Topology, secs: u64) -> Report {
         }
         rep.notes.push(format!(
             "{name}: relay for the kernel: {}",
-            relay.stats.line()
+            kernel.relay.stats.line()
         ));
-        set(&topo.tun_endpoint);
-        drop(relay);
+        drop(kernel);
         rep.rows.push(row);
     }
     rep.notes.push(format!(
