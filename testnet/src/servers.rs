@@ -96,12 +96,17 @@ pub fn curl_retrying(ns: &Netns, url: &str, secs: u32) -> Output {
 /// that line, or "" on timeout. When the program's output and wrapguard's
 /// log share the file, a log line (`{"timestamp":…}` and its newline, one
 /// write) may land inside a line of the program's (`python3 -u` writes
-/// `print`'s pieces separately): such log lines are taken out first.
+/// `print`'s pieces separately): such log lines are taken out first, and
+/// only whole lines count (a line caught half-written does not).
 pub fn wait_line(path: &Path, what: &[&str], secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = without_log_lines(&read(path));
-        if let Some(l) = s.lines().find(|l| what.iter().any(|w| l.starts_with(w))) {
+        let whole = s.split_inclusive('\n').filter_map(|l| l.strip_suffix('\n'));
+        if let Some(l) = whole
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .find(|l| what.iter().any(|w| l.starts_with(w)))
+        {
             return l.to_string();
         }
         if Instant::now() > deadline {
