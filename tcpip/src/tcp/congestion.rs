@@ -282,11 +282,21 @@ impl Controller {
     /// window per RTT in slow start and 1.2 times it after, so a window's
     /// worth leaves spread over the round trip instead of in one burst
     /// that a shallow bottleneck queue (or a relay's socket buffer) drops.
-    /// `None` before the first RTT sample (`srtt`).
+    /// `None` before the first RTT sample (`srtt`), and for a CUBIC window
+    /// of ten segments or less after a loss.
     pub fn pacing_rate(&self, srtt: Option<Duration>) -> Option<f64> {
         match self {
             Controller::Cubic(c) => {
                 let srtt = srtt.filter(|s| !s.is_zero())?;
+                // After a loss, a window of ten segments or less leaves
+                // unpaced: every queue takes such a burst, and spreading it
+                // over the RTT only delays the segments whose ACKs detect
+                // the next loss (the simulator's 1 ms rows at 5% and 10%
+                // loss took twice the timeouts, at half the rate, with it
+                // paced). Slow start from the initial window stays paced.
+                if c.window() <= 10 * c.mss && c.ssthresh() != usize::MAX {
+                    return None;
+                }
                 let ca: f64 = std::env::var("WG_CUBIC_CA_GAIN")
                     .ok()
                     .and_then(|v| v.parse().ok())
